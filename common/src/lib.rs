@@ -1,0 +1,10 @@
+//! loadgrade's shared model: plans and their validation, histogram codec and merge, shard arithmetic,
+//! thresholds, grading and the report. No network I/O lives here.
+
+pub mod grade;
+pub mod histogram;
+pub mod plan;
+pub mod report;
+pub mod shares;
+pub mod threshold;
+pub mod units;

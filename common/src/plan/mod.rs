@@ -1,0 +1,100 @@
+//! Plans: the typed, validated form of a plan file (format v1, DESIGN.md). Parse with [`Plan::parse`].
+
+mod errors;
+mod raw;
+mod validate;
+
+pub use errors::{PlanError, PlanIssue};
+
+use crate::grade::Grade;
+use crate::threshold::Threshold;
+use std::time::Duration;
+
+/// A validated plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    /// Agents the run waits for before any load. Default: 1.
+    pub min_agents: u32,
+    /// How long to wait for `min_agents`. Default: 30 s.
+    pub ready_timeout: Duration,
+    /// `[budget] memory`, bytes.
+    pub memory_budget: Option<u64>,
+    /// Grades below this make the verdict FAIL. Default: A.
+    pub fail_below: Grade,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub thresholds: Vec<Threshold>,
+    pub spec: ScenarioSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScenarioSpec {
+    Http(HttpSpec),
+}
+
+impl Scenario {
+    /// The plan's `kind` value.
+    pub fn kind(&self) -> &'static str {
+        match self.spec {
+            ScenarioSpec::Http(_) => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadModel {
+    /// Fixed connections, each sending its next request when the last answers.
+    Closed,
+    /// Constant arrival rate; latency from the intended send time.
+    Open,
+}
+
+impl LoadModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadModel::Closed => "closed",
+            LoadModel::Open => "open",
+        }
+    }
+}
+
+/// An `http` scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub url: String,
+    /// Default: GET.
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Default: open when `rate` is set, else closed.
+    pub model: LoadModel,
+    /// Open model: total arrivals per second across agents.
+    pub rate: u64,
+    /// Closed: total connections (default 10). Open: cap on connections (default 100).
+    pub connections: u64,
+    /// Measured phase. At least one of `duration` and `requests` is set; whichever ends first stops the load.
+    pub duration: Option<Duration>,
+    /// Total request budget across agents.
+    pub requests: Option<u64>,
+    /// Run before the measured phase, excluded from results. Default: 0.
+    pub warmup: Duration,
+    /// Open model: arrivals that may wait for a free connection, across agents. Default: 5 s of arrivals.
+    pub max_backlog: u64,
+    /// Per request. Default: 10 s.
+    pub timeout: Duration,
+}
+
+impl Plan {
+    /// Parses and validates plan text; `file` names it in error locations.
+    pub fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
+        validate::parse(file, text)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! Plan parsing: defaults, and errors that name file, line and column.
+
+use super::*;
+
+const GOOD: &str = r#"
+name = "release-check"
+min_agents = 2
+ready_timeout = "10s"
+
+[budget]
+memory = "4GiB"
+
+[[scenario]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:8080/api/items"
+model = "open"
+rate = 200
+connections = 64
+duration = "30s"
+warmup = "5s"
+thresholds = ["latency_ms.p50 < 100", "success_rate >= 0.99"]
+
+[[scenario]]
+name = "closed"
+kind = "http"
+url = "http://127.0.0.1:8080/health"
+requests = 1000
+"#;
+
+#[test]
+fn parses_a_good_plan_with_defaults() {
+    let plan = Plan::parse("good.toml", GOOD).expect("valid plan");
+    assert_eq!(plan.min_agents, 2);
+    assert_eq!(plan.memory_budget, Some(4 << 30));
+    assert_eq!(plan.fail_below, Grade::A);
+    let ScenarioSpec::Http(api) = &plan.scenarios[0].spec;
+    assert_eq!(api.model, LoadModel::Open);
+    assert_eq!(api.max_backlog, 1000, "5 s of arrivals at 200/s");
+    assert_eq!(api.warmup, Duration::from_secs(5));
+    let ScenarioSpec::Http(closed) = &plan.scenarios[1].spec;
+    assert_eq!(closed.model, LoadModel::Closed);
+    assert_eq!(closed.connections, 10);
+    assert_eq!(closed.requests, Some(1000));
+    assert_eq!(closed.method, "GET");
+}
+
+fn errors_of(text: &str) -> String {
+    Plan::parse("plan.toml", text).expect_err("plan must be rejected").to_string()
+}
+
+#[test]
+fn unknown_key_is_located() {
+    let text = GOOD.replace("warmup = \"5s\"", "warmpu = \"5s\"");
+    let e = errors_of(&text);
+    assert!(e.starts_with("plan.toml:17:1: unknown field `warmpu`"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let e = errors_of(&GOOD.replace("\"30s\"", "\"30 parsecs\""));
+    assert!(e.starts_with("plan.toml:16:12: invalid duration \"30 parsecs\""), "{e}");
+}
+
+#[test]
+fn unknown_metric_is_located() {
+    let e = errors_of(&GOOD.replace("latency_ms.p50", "latency_ms.p42"));
+    assert!(e.contains("plan.toml:18:15: threshold \"latency_ms.p42 < 100\" names unknown metric"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let text = GOOD
+        .replace("\"30s\"", "\"soon\"")
+        .replace("rate = 200", "rate = -3")
+        .replace("kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"", "kind = \"ramp\"");
+    let e = errors_of(&text);
+    assert_eq!(e.lines().count(), 3, "{e}");
+    assert!(e.contains("rate must be a whole number of at least 1, got -3"), "{e}");
+    assert!(e.contains("kind \"ramp\" is not supported by this build yet"), "{e}");
+}
+
+#[test]
+fn load_must_end_by_itself() {
+    let e = errors_of("name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n");
+    assert!(e.contains("set `duration` or `requests`"), "{e}");
+}
+
+#[test]
+fn open_model_needs_a_rate() {
+    let e = errors_of("name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nmodel = \"open\"\nurl = \"http://127.0.0.1:1/\"\nduration = \"1s\"\n");
+    assert!(e.contains("plan.toml:5:9: scenario \"a\": the open model needs `rate`"), "{e}");
+}
+
+#[test]
+fn toml_syntax_errors_are_located() {
+    let e = errors_of("name = \"x\"\n[[scenario]\n");
+    assert!(e.starts_with("plan.toml:2:"), "{e}");
+}

@@ -1,0 +1,294 @@
+//! Raw plan to typed plan: every bad value is reported with its location before failing.
+
+use super::errors::{Issues, PlanError};
+use super::raw::{RawPlan, RawScenario};
+use super::{HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
+use crate::grade::Grade;
+use crate::report::metric_paths;
+use crate::threshold::Threshold;
+use crate::units::{parse_duration, parse_size};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Kinds this build runs. Others in DESIGN.md are recognised and refused with a clear message.
+const SUPPORTED_KINDS: &[&str] = &["http"];
+const PLANNED_KINDS: &[&str] = &["ramp", "cache", "pagination", "scrape"];
+
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CLOSED_CONNECTIONS: u64 = 10;
+const DEFAULT_OPEN_CONNECTIONS: u64 = 100;
+/// Seconds of arrivals the open-model backlog holds by default.
+const DEFAULT_BACKLOG_SECONDS: u64 = 5;
+
+pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
+    let fail = |issues| PlanError { file: file.to_owned(), issues };
+    let raw: RawPlan = toml::from_str(text).map_err(|e| {
+        let mut issues = Issues::new(text);
+        issues.at(e.span().unwrap_or(0..0), e.message().trim().to_owned());
+        fail(issues.found)
+    })?;
+    let mut issues = Issues::new(text);
+    let plan = validate(raw, &mut issues);
+    if issues.found.is_empty() {
+        Ok(plan)
+    } else {
+        issues.found.sort_by_key(|i| (i.line, i.column));
+        Err(fail(issues.found))
+    }
+}
+
+fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
+    let name = match raw.name {
+        Some(n) if !n.get_ref().trim().is_empty() => n.into_inner(),
+        Some(n) => {
+            issues.at(n.span(), "plan name is empty");
+            String::new()
+        }
+        None => {
+            issues.at(0..0, "missing `name`: every plan needs a name");
+            String::new()
+        }
+    };
+    let min_agents = match raw.min_agents {
+        None => 1,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => v,
+            _ => {
+                issues.at(n.span(), format!("min_agents must be at least 1, got {}", n.get_ref()));
+                1
+            }
+        },
+    };
+    let ready_timeout = duration_field(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
+    let memory_budget = raw
+        .budget
+        .and_then(|b| b.memory)
+        .and_then(|m| parse_size(m.get_ref()).map_err(|e| issues.at(m.span(), e)).ok());
+    let fail_below = raw
+        .grading
+        .and_then(|g| g.fail_below)
+        .and_then(|g| g.get_ref().parse::<Grade>().map_err(|e| issues.at(g.span(), e)).ok())
+        .unwrap_or(Grade::A);
+
+    if raw.scenarios.is_empty() {
+        issues.at(0..0, "no scenarios: add at least one [[scenario]] table");
+    }
+    let mut names = BTreeSet::new();
+    let mut scenarios = Vec::new();
+    for spanned in raw.scenarios {
+        let span = spanned.span();
+        if let Some(scenario) = scenario(spanned.into_inner(), span.clone(), issues) {
+            if !names.insert(scenario.name.clone()) {
+                issues.at(span, format!("scenario name {:?} is used twice", scenario.name));
+            }
+            scenarios.push(scenario);
+        }
+    }
+    Plan { name, min_agents, ready_timeout, memory_budget, fail_below, scenarios }
+}
+
+fn scenario(raw: RawScenario, span: std::ops::Range<usize>, issues: &mut Issues<'_>) -> Option<Scenario> {
+    let name = match &raw.name {
+        Some(n) if !n.get_ref().trim().is_empty() => n.get_ref().clone(),
+        Some(n) => {
+            issues.at(n.span(), "scenario name is empty");
+            return None;
+        }
+        None => {
+            issues.at(span, "scenario without `name`");
+            return None;
+        }
+    };
+    let Some(kind) = &raw.kind else {
+        issues.at(span, format!("scenario {name:?} has no `kind` (supported: {})", SUPPORTED_KINDS.join(", ")));
+        return None;
+    };
+    let kind_name = kind.get_ref().as_str();
+    if !SUPPORTED_KINDS.contains(&kind_name) {
+        let message = if PLANNED_KINDS.contains(&kind_name) {
+            format!("kind {kind_name:?} is not supported by this build yet (supported: {})", SUPPORTED_KINDS.join(", "))
+        } else {
+            format!("unknown kind {kind_name:?}: expected one of {}", SUPPORTED_KINDS.join(", "))
+        };
+        issues.at(kind.span(), message);
+        return None;
+    }
+
+    let known = metric_paths(kind_name);
+    let mut thresholds = Vec::new();
+    for t in &raw.thresholds {
+        match Threshold::parse(t.get_ref()) {
+            Ok(parsed) if known.contains(&parsed.metric) => thresholds.push(parsed),
+            Ok(parsed) => issues.at(
+                t.span(),
+                format!(
+                    "threshold {:?} names unknown metric {:?} for kind {kind_name:?} (known: {})",
+                    parsed.expr,
+                    parsed.metric,
+                    known.join(", ")
+                ),
+            ),
+            Err(e) => issues.at(t.span(), e),
+        }
+    }
+
+    let spec = http(&name, raw, issues)?;
+    Some(Scenario { name, thresholds, spec: ScenarioSpec::Http(spec) })
+}
+
+fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpec> {
+    reject_foreign_fields(&raw, "http", issues);
+    let url = match &raw.url {
+        None => {
+            issues.at(raw.kind.as_ref().map_or(0..0, Spanned::span), format!("scenario {name:?}: `url` is required"));
+            None
+        }
+        Some(u) => match check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().clone()),
+            Err(e) => {
+                issues.at(u.span(), e);
+                None
+            }
+        },
+    };
+    let method = match &raw.method {
+        None => "GET".to_owned(),
+        Some(m) if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) => m.get_ref().clone(),
+        Some(m) => {
+            issues.at(m.span(), format!("invalid method {:?}: expected an upper-case token such as GET or POST", m.get_ref()));
+            "GET".to_owned()
+        }
+    };
+    let model = match &raw.model {
+        None if raw.rate.is_some() => LoadModel::Open,
+        None => LoadModel::Closed,
+        Some(m) => match m.get_ref().as_str() {
+            "open" => LoadModel::Open,
+            "closed" => LoadModel::Closed,
+            other => {
+                issues.at(m.span(), format!("invalid model {other:?}: expected \"open\" or \"closed\""));
+                LoadModel::Closed
+            }
+        },
+    };
+    let rate = positive(issues, raw.rate.as_ref(), "rate");
+    if model == LoadModel::Open && raw.rate.is_none() {
+        issues.at(
+            raw.model.as_ref().map_or(0..0, Spanned::span),
+            format!("scenario {name:?}: the open model needs `rate` (requests per second across agents)"),
+        );
+    }
+    if model == LoadModel::Closed {
+        if let Some(r) = &raw.rate {
+            issues.at(r.span(), "`rate` applies to the open model only; the closed model is set by `connections`");
+        }
+        if let Some(b) = &raw.max_backlog {
+            issues.at(b.span(), "`max_backlog` applies to the open model only");
+        }
+    }
+    let connections = positive(issues, raw.connections.as_ref(), "connections").unwrap_or(match model {
+        LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
+        LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
+    });
+    let duration = duration_field(issues, raw.duration.as_ref());
+    let requests = positive(issues, raw.requests.as_ref(), "requests");
+    if raw.duration.is_none() && raw.requests.is_none() {
+        issues.at(
+            raw.kind.as_ref().map_or(0..0, Spanned::span),
+            format!("scenario {name:?}: set `duration` or `requests` so the load ends by itself"),
+        );
+    }
+    if let (Some(d), Some(span)) = (duration, raw.duration.as_ref().map(Spanned::span))
+        && d.is_zero()
+    {
+        issues.at(span, "duration must be longer than 0");
+    }
+    let warmup = duration_field(issues, raw.warmup.as_ref()).unwrap_or(Duration::ZERO);
+    let timeout = duration_field(issues, raw.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        issues.at(raw.timeout.as_ref().map_or(0..0, Spanned::span), "timeout must be longer than 0");
+    }
+    let rate_value = rate.unwrap_or(0);
+    let max_backlog = positive(issues, raw.max_backlog.as_ref(), "max_backlog")
+        .unwrap_or_else(|| rate_value.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
+    let headers = raw
+        .headers
+        .map(|h| h.into_inner().into_iter().collect())
+        .unwrap_or_default();
+    let body = raw.body.map(|b| b.into_inner().into_bytes()).unwrap_or_default();
+    Some(HttpSpec {
+        url: url?,
+        method,
+        headers,
+        body,
+        model,
+        rate: rate_value,
+        connections,
+        duration,
+        requests,
+        warmup,
+        max_backlog,
+        timeout,
+    })
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("invalid url {url:?}: expected http://HOST[:PORT]/PATH (https arrives with TLS support)"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(format!("invalid url {url:?}: no host"));
+    }
+    Ok(())
+}
+
+fn duration_field(issues: &mut Issues<'_>, field: Option<&Spanned<String>>) -> Option<Duration> {
+    let field = field?;
+    parse_duration(field.get_ref()).map_err(|e| issues.at(field.span(), e)).ok()
+}
+
+fn positive(issues: &mut Issues<'_>, field: Option<&Spanned<i64>>, what: &str) -> Option<u64> {
+    let field = field?;
+    match u64::try_from(*field.get_ref()) {
+        Ok(v) if v >= 1 => Some(v),
+        _ => {
+            issues.at(field.span(), format!("{what} must be a whole number of at least 1, got {}", field.get_ref()));
+            None
+        }
+    }
+}
+
+fn reject_foreign_fields(raw: &RawScenario, kind: &str, issues: &mut Issues<'_>) {
+    let foreign = [
+        ("start", &raw.start),
+        ("stop", &raw.stop),
+        ("step", &raw.step),
+        ("hold", &raw.hold),
+        ("cliff", &raw.cliff),
+        ("probe", &raw.probe),
+        ("mode", &raw.mode),
+        ("redis", &raw.redis),
+        ("origin", &raw.origin),
+        ("key_space", &raw.key_space),
+        ("zipf", &raw.zipf),
+        ("ttl", &raw.ttl),
+        ("database", &raw.database),
+        ("table", &raw.table),
+        ("key", &raw.key),
+        ("page_size", &raw.page_size),
+        ("pages", &raw.pages),
+        ("seed_rows", &raw.seed_rows),
+        ("iterations", &raw.iterations),
+        ("target", &raw.target),
+        ("intervals", &raw.intervals),
+        ("prometheus", &raw.prometheus),
+    ];
+    for (field, value) in foreign {
+        if let Some(v) = value {
+            issues.at(v.span(), format!("field `{field}` does not apply to kind {kind:?}"));
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! loadgrade's reference HTTP target: a small hyper server with fault knobs
+//! (delays, arbitrary statuses, periodic stalls) and its own request counters.
+//!
+//! Routes (anything else: 404, still counted):
+//!
+//! | route | behaviour |
+//! |---|---|
+//! | `GET /api/items?limit=N` | JSON array of N items (default 20, max 1000) |
+//! | `GET /health` | `ok` |
+//! | `GET /delay?ms=N` | sleep N ms (max 60000), then 200 |
+//! | `GET /status/CODE` | respond with CODE (200..=599; else 400) |
+//! | `GET /stall?period_ms=P&pause_ms=S` | every P ms, hold all responses for S ms |
+//! | `GET /_testbed/stats` | `{"requests": N}` |
+//! | `POST /_testbed/reset` | zero counters, 204 |
+//! | `GET /_testbed/pid` | process id |
+//! | `GET /metrics` | Prometheus text exposition |
+//!
+//! Requests under `/_testbed/` and to `/metrics` are not counted.
+
+mod routes;
+mod server;
+mod stats;
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+pub use server::Testbed;
+
+/// Where the testbed listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestbedConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+impl Default for TestbedConfig {
+    fn default() -> Self {
+        TestbedConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        }
+    }
+}
+
+/// Runs a testbed until ctrl-c (or SIGTERM on Unix), then shuts it down.
+pub async fn run(config: TestbedConfig) -> anyhow::Result<()> {
+    let testbed = Testbed::start(config).await?;
+    println!("loadgrade-testbed listening on http://{}", testbed.addr());
+    let signal = wait_for_signal().await;
+    tracing::info!("shutting down");
+    testbed.shutdown().await;
+    signal
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res.context("waiting for ctrl-c"),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
+}

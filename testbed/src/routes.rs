@@ -1,0 +1,292 @@
+//! Request routing and the handlers behind every testbed endpoint.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+
+use crate::stats::Stats;
+
+/// Default and maximum `limit` for `/api/items`.
+const ITEMS_DEFAULT: u64 = 20;
+const ITEMS_MAX: u64 = 1000;
+/// Upper bound for `/delay?ms=` (larger values are clamped) and for
+/// `/stall?pause_ms=` (larger values are rejected).
+const MAX_HOLD_MS: u64 = 60_000;
+/// Defaults for `/stall`.
+const STALL_PERIOD_DEFAULT_MS: u64 = 2000;
+const STALL_PAUSE_DEFAULT_MS: u64 = 500;
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// State shared by all connections of one testbed.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) stats: Stats,
+    /// Origin of the `/stall` schedule.
+    pub(crate) started: Instant,
+}
+
+impl AppState {
+    pub(crate) fn new() -> Self {
+        AppState {
+            stats: Stats::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A client mistake, answered with 400 and the message as body.
+#[derive(Debug)]
+struct BadRequest(String);
+
+impl fmt::Display for BadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type Reply = Result<Response<Full<Bytes>>, BadRequest>;
+
+/// Control and observation endpoints, which are not counted.
+fn is_control(path: &str) -> bool {
+    path == "/metrics" || path == "/_testbed" || path.starts_with("/_testbed/")
+}
+
+/// The method a known path answers to, or `None` for an unknown path.
+fn allowed_method(path: &str) -> Option<Method> {
+    match path {
+        "/api/items" | "/health" | "/delay" | "/stall" | "/_testbed/stats" | "/_testbed/pid"
+        | "/metrics" => Some(Method::GET),
+        "/_testbed/reset" => Some(Method::POST),
+        p if p.starts_with("/status/") => Some(Method::GET),
+        _ => None,
+    }
+}
+
+fn allow_header(method: &Method) -> &'static str {
+    if method == Method::POST {
+        "POST"
+    } else {
+        "GET"
+    }
+}
+
+/// Handles one request. The request body is never read.
+pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    // Counted at reception, before any delay, so in-flight requests show up.
+    let _in_flight = (!is_control(path)).then(|| state.stats.begin());
+
+    let Some(allowed) = allowed_method(path) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    if req.method() != allowed {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow_header(&allowed)));
+        return resp;
+    }
+
+    let query = req.uri().query();
+    let reply = match path {
+        "/api/items" => items(query),
+        "/health" => Ok(text(StatusCode::OK, "ok")),
+        "/delay" => delay(query).await,
+        "/stall" => stall(query, state.started).await,
+        "/_testbed/stats" => Ok(body(
+            StatusCode::OK,
+            JSON,
+            format!("{{\"requests\":{}}}", state.stats.requests()),
+        )),
+        "/_testbed/reset" => {
+            state.stats.reset();
+            Ok(body(StatusCode::NO_CONTENT, TEXT, Bytes::new()))
+        }
+        "/_testbed/pid" => Ok(text(StatusCode::OK, std::process::id().to_string())),
+        "/metrics" => Ok(metrics(&state.stats)),
+        _ => match path.strip_prefix("/status/") {
+            Some(code) => status(code),
+            None => Ok(text(StatusCode::NOT_FOUND, "not found")),
+        },
+    };
+    reply.unwrap_or_else(|e| text(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// `GET /api/items?limit=N`: a deterministic JSON array of N items.
+fn items(query: Option<&str>) -> Reply {
+    let limit = num_param(query, "limit", ITEMS_DEFAULT)?.min(ITEMS_MAX);
+    let mut json = String::with_capacity(64 * limit as usize + 2);
+    json.push('[');
+    for id in 1..=limit {
+        if id > 1 {
+            json.push(',');
+        }
+        let price_cents = 99 + (id * 7919) % 99_900;
+        json.push_str(&format!(
+            "{{\"id\":{id},\"name\":\"item-{id}\",\"price_cents\":{price_cents}}}"
+        ));
+    }
+    json.push(']');
+    Ok(body(StatusCode::OK, JSON, json))
+}
+
+/// `GET /delay?ms=N`: sleeps N ms (default 0, clamped to 60 s), then 200.
+async fn delay(query: Option<&str>) -> Reply {
+    let ms = num_param(query, "ms", 0)?.min(MAX_HOLD_MS);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(text(StatusCode::OK, "ok"))
+}
+
+/// `GET /stall?period_ms=P&pause_ms=S`: every P ms since start, all responses
+/// freeze for the first S ms; a request arriving in that window is held until
+/// the window ends.
+async fn stall(query: Option<&str>, started: Instant) -> Reply {
+    let period = num_param(query, "period_ms", STALL_PERIOD_DEFAULT_MS)?;
+    let pause = num_param(query, "pause_ms", STALL_PAUSE_DEFAULT_MS)?;
+    if period == 0 {
+        return Err(BadRequest("period_ms must be > 0".into()));
+    }
+    if pause >= period {
+        return Err(BadRequest(format!(
+            "pause_ms ({pause}) must be less than period_ms ({period})"
+        )));
+    }
+    if pause > MAX_HOLD_MS {
+        return Err(BadRequest(format!("pause_ms must be <= {MAX_HOLD_MS}")));
+    }
+    if let Some(hold) = stall_hold(started.elapsed(), period, pause) {
+        tokio::time::sleep(hold).await;
+    }
+    Ok(text(StatusCode::OK, "ok"))
+}
+
+/// How long a request arriving `elapsed` after start must wait for the pause
+/// window to end, or `None` when it arrives while responses flow.
+fn stall_hold(elapsed: Duration, period_ms: u64, pause_ms: u64) -> Option<Duration> {
+    const NANOS_PER_MS: u128 = 1_000_000;
+    let phase = elapsed.as_nanos() % (u128::from(period_ms) * NANOS_PER_MS);
+    let pause = u128::from(pause_ms) * NANOS_PER_MS;
+    // `pause - phase` < pause_ms (at most 60 s), so it fits in u64 nanos.
+    (phase < pause).then(|| Duration::from_nanos(u64::try_from(pause - phase).unwrap_or(u64::MAX)))
+}
+
+/// `GET /status/CODE`: answers with that status.
+fn status(code: &str) -> Reply {
+    let invalid = || BadRequest(format!("invalid status code {code:?}: expected 100..=599"));
+    let n: u16 = code.parse().map_err(|_| invalid())?;
+    if !(100..=599).contains(&n) {
+        return Err(invalid());
+    }
+    if n < 200 {
+        // A 1xx cannot be the final response of a request (hyper answers 500).
+        return Err(BadRequest(format!(
+            "status {n} is informational and cannot be sent as a final response"
+        )));
+    }
+    let status = StatusCode::from_u16(n).map_err(|_| invalid())?;
+    // These statuses must not carry content.
+    let content = match n {
+        204 | 205 | 304 => String::new(),
+        _ => format!("{} {}", n, status.canonical_reason().unwrap_or(""))
+            .trim_end()
+            .to_owned(),
+    };
+    Ok(text(status, content))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+fn metrics(stats: &Stats) -> Response<Full<Bytes>> {
+    let out = format!(
+        "# HELP loadgrade_testbed_requests_total Requests received, excluding /_testbed/ and /metrics.\n\
+         # TYPE loadgrade_testbed_requests_total counter\n\
+         loadgrade_testbed_requests_total {}\n\
+         # HELP loadgrade_testbed_in_flight Counted requests currently being handled.\n\
+         # TYPE loadgrade_testbed_in_flight gauge\n\
+         loadgrade_testbed_in_flight {}\n",
+        stats.requests(),
+        stats.in_flight(),
+    );
+    body(StatusCode::OK, PROMETHEUS, out)
+}
+
+/// Value of `key` in a raw query string (first occurrence; no percent-decoding).
+fn param<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find_map(|(k, v)| (k == key).then_some(v))
+}
+
+/// A non-negative integer query parameter, `default` when absent.
+fn num_param(query: Option<&str>, key: &str, default: u64) -> Result<u64, BadRequest> {
+    match param(query, key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            BadRequest(format!(
+                "invalid value for {key}: expected a non-negative integer, got {v:?}"
+            ))
+        }),
+    }
+}
+
+fn text(status: StatusCode, content: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    body(status, TEXT, content)
+}
+
+/// A response with a fixed body; hyper derives `content-length` from it.
+fn body(
+    status: StatusCode,
+    content_type: &'static str,
+    content: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(content.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_parse_by_hand() {
+        let q = Some("a=1&limit=5&flag&limit=9");
+        assert_eq!(param(q, "limit"), Some("5"));
+        assert_eq!(param(q, "flag"), Some(""));
+        assert_eq!(param(q, "missing"), None);
+        assert_eq!(param(None, "limit"), None);
+        assert!(num_param(Some("limit=x"), "limit", 1).is_err());
+        assert!(num_param(Some("limit=-1"), "limit", 1).is_err());
+        assert!(num_param(Some("limit="), "limit", 1).is_err());
+        assert_eq!(num_param(Some("other=3"), "limit", 7).ok(), Some(7));
+    }
+
+    #[test]
+    fn stall_schedule() {
+        let ms = Duration::from_millis;
+        assert_eq!(stall_hold(ms(0), 400, 200), Some(ms(200)));
+        assert_eq!(stall_hold(ms(450), 400, 200), Some(ms(150)));
+        assert_eq!(stall_hold(ms(199), 400, 200), Some(ms(1)));
+        assert_eq!(stall_hold(ms(200), 400, 200), None);
+        assert_eq!(stall_hold(ms(399), 400, 200), None);
+        assert_eq!(stall_hold(ms(123), 400, 0), None);
+    }
+
+    #[test]
+    fn status_validation() {
+        assert!(status("503").is_ok());
+        assert!(status("600").is_err());
+        assert!(status("99").is_err());
+        assert!(status("abc").is_err());
+        assert!(status("101").is_err());
+    }
+}
