@@ -1,1 +1,68 @@
-//! placeholder
+//! loadgrade's agent: runs on a load box, dials out to the coordinator (it listens on no port), and runs the
+//! shards it is assigned against targets inside its own allowlist.
+
+pub mod allowlist;
+pub mod cpu;
+pub mod http;
+pub mod recorder;
+pub mod session;
+
+pub use allowlist::Allowlist;
+
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Coordinator URL, e.g. `http://10.0.0.5:7700`.
+    pub coordinator: String,
+    /// Name shown in reports; unique per coordinator.
+    pub name: String,
+    /// Sharding weight. Default: logical cores.
+    pub cores: u32,
+    /// Networks this agent may send load to. Default: loopback only.
+    pub allowlist: Allowlist,
+    /// Dial again after a lost session. Default: true.
+    pub reconnect: bool,
+}
+
+impl AgentConfig {
+    pub fn new(coordinator: impl Into<String>, name: impl Into<String>) -> Self {
+        AgentConfig {
+            coordinator: coordinator.into(),
+            name: name.into(),
+            cores: std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
+            allowlist: Allowlist::default(),
+            reconnect: true,
+        }
+    }
+}
+
+/// Longest pause between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let epoch: u64 = rand::random();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let result = session::run_once(&config, epoch, &shutdown).await;
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        match result {
+            Ok(()) => tracing::info!("coordinator closed the session"),
+            Err(e) if !config.reconnect => return Err(e),
+            Err(e) => tracing::warn!("{e:#}; dialing again in {backoff:?}"),
+        }
+        if !config.reconnect {
+            return Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -17,6 +17,8 @@ pub enum CodecError {
     Serialize(hdrhistogram::serialization::V2DeflateSerializeError),
     #[error("histogram bytes do not decode: {0:?}")]
     Deserialize(hdrhistogram::serialization::DeserializeError),
+    #[error("histogram text is not base64: {0}")]
+    Base64(String),
     #[error("histograms do not merge: {0:?}")]
     Merge(hdrhistogram::errors::AdditionError),
 }
@@ -64,6 +66,22 @@ pub fn merge_encoded(total: &mut LatencyHistogram, bytes: &[u8]) -> Result<(), C
 /// Microseconds to milliseconds, for reports.
 pub fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+
+/// Base64 (standard alphabet) of the HDR V2 + deflate bytes, as report.json carries histograms.
+pub fn encode_base64(histogram: &LatencyHistogram) -> Result<String, CodecError> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.encode(encode(histogram)?))
+}
+
+/// Decodes what [`encode_base64`] produced.
+pub fn decode_base64(text: &str) -> Result<LatencyHistogram, CodecError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| CodecError::Base64(e.to_string()))?;
+    decode(&bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,202 @@
+//! Per-interval recording: latency histograms and counters that executors write into, and the ticker that cuts
+//! them into one `IntervalReport` per second.
+
+use crate::cpu::CpuClock;
+use loadgrade_common::histogram::{encode, new_histogram, LatencyHistogram};
+use loadgrade_proto::v1::{Counters, Health, IntervalReport};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response arrived; its status code.
+    Status(u16),
+    Connect,
+    Timeout,
+    Other,
+}
+
+/// What one interval accumulates.
+struct Interval {
+    corrected: LatencyHistogram,
+    raw: LatencyHistogram,
+    lag: LatencyHistogram,
+    connection_wait: LatencyHistogram,
+    counters: Counters,
+    backlog_max: u64,
+}
+
+impl Interval {
+    fn new() -> Self {
+        Interval {
+            corrected: new_histogram(),
+            raw: new_histogram(),
+            lag: new_histogram(),
+            connection_wait: new_histogram(),
+            counters: Counters::default(),
+            backlog_max: 0,
+        }
+    }
+}
+
+/// Shared by the executors of one shard; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    current: Arc<Mutex<Interval>>,
+    open_model: bool,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Recorder {
+    pub fn new(open_model: bool) -> Self {
+        Recorder { current: Arc::new(Mutex::new(Interval::new())), open_model }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Interval) -> R) -> R {
+        // A panic while holding the lock leaves plain counters behind, still meaningful.
+        let mut guard = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Records one request. `corrected` is measured from the intended send time (open model) or the send time
+    /// (closed model); `raw` from the actual send time, recorded for the open model only. Latency is recorded for
+    /// requests that got a response, whatever its status.
+    pub fn request(&self, outcome: Outcome, corrected: Duration, raw: Duration, bytes: u64) {
+        let open = self.open_model;
+        self.with(|i| {
+            let c = &mut i.counters;
+            c.requests += 1;
+            c.bytes_received += bytes;
+            match outcome {
+                Outcome::Status(s) => {
+                    match s {
+                        400..=499 => c.errors_status_4xx += 1,
+                        500..=599 => c.errors_status_5xx += 1,
+                        _ => c.ok += 1,
+                    }
+                    // Auto-resizing histograms accept any value; an error here is impossible.
+                    let _ = i.corrected.record(micros(corrected));
+                    if open {
+                        let _ = i.raw.record(micros(raw));
+                    }
+                }
+                Outcome::Connect => c.errors_connect += 1,
+                Outcome::Timeout => c.errors_timeout += 1,
+                Outcome::Other => c.errors_other += 1,
+            }
+        });
+    }
+
+    /// An open-model arrival found the backlog full.
+    pub fn dropped(&self) {
+        self.with(|i| i.counters.dropped += 1);
+    }
+
+    /// An open-model arrival waited this long for a free connection.
+    pub fn connection_wait(&self, wait: Duration) {
+        self.with(|i| {
+            let _ = i.connection_wait.record(micros(wait));
+        });
+    }
+
+    pub fn backlog_depth(&self, depth: u64) {
+        self.with(|i| i.backlog_max = i.backlog_max.max(depth));
+    }
+
+    /// How late the event loop's periodic timer fired.
+    pub fn lag(&self, late: Duration) {
+        self.with(|i| {
+            let _ = i.lag.record(micros(late));
+        });
+    }
+
+    fn take(&self) -> Interval {
+        self.with(|i| std::mem::replace(i, Interval::new()))
+    }
+}
+
+/// Identity of the shard that intervals belong to.
+#[derive(Debug, Clone)]
+pub struct ShardId {
+    pub run_id: String,
+    pub agent: String,
+    pub epoch: u64,
+    pub scenario: String,
+    pub stage: u32,
+}
+
+/// Cuts the recorder into interval reports. Sequence numbers come from `seq`, shared by every shard of one run on
+/// this agent, so they are gap-free per (run, agent, epoch).
+pub struct IntervalCutter {
+    recorder: Recorder,
+    shard: ShardId,
+    seq: Arc<AtomicU64>,
+    cut_count: u64,
+    cpu: CpuClock,
+    /// Coordinator wall clock (Unix ms) at `started`.
+    started_unix_ms: i64,
+    started: Instant,
+    last_cut: Instant,
+}
+
+impl IntervalCutter {
+    pub fn new(recorder: Recorder, shard: ShardId, seq: Arc<AtomicU64>, started: Instant, started_unix_ms: i64) -> Self {
+        IntervalCutter {
+            recorder,
+            shard,
+            seq,
+            cut_count: 0,
+            cpu: CpuClock::start(),
+            started_unix_ms,
+            started,
+            last_cut: started,
+        }
+    }
+
+    /// Reports cut so far.
+    pub fn cut_count(&self) -> u64 {
+        self.cut_count
+    }
+
+    /// Everything recorded since the last cut, as a report ending now.
+    pub fn cut(&mut self, now: Instant, warmup: bool) -> IntervalReport {
+        let interval = self.recorder.take();
+        let begin = self.last_cut;
+        self.last_cut = now;
+        let offset_ms = i64::try_from(begin.duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
+        let duration_ms = u32::try_from(now.duration_since(begin).as_millis()).unwrap_or(u32::MAX);
+        let encode_or_empty = |h: &LatencyHistogram| encode(h).unwrap_or_default();
+        let report = IntervalReport {
+            run_id: self.shard.run_id.clone(),
+            agent: self.shard.agent.clone(),
+            epoch: self.shard.epoch,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            scenario: self.shard.scenario.clone(),
+            stage: self.shard.stage,
+            start_unix_ms: self.started_unix_ms.saturating_add(offset_ms),
+            duration_ms,
+            warmup,
+            hdr_corrected: encode_or_empty(&interval.corrected),
+            hdr_raw: if self.recorder.open_model { encode_or_empty(&interval.raw) } else { Vec::new() },
+            counters: Some(interval.counters),
+            health: Some(Health {
+                cpu_percent: self.cpu.percent_since_last().unwrap_or(-1.0),
+                backlog_max: interval.backlog_max,
+                hdr_lag: encode_or_empty(&interval.lag),
+                hdr_connection_wait: if self.recorder.open_model {
+                    encode_or_empty(&interval.connection_wait)
+                } else {
+                    Vec::new()
+                },
+            }),
+        };
+        self.cut_count += 1;
+        report
+    }
+}

@@ -1,0 +1,197 @@
+//! One session with the coordinator: dial out, hello/welcome, heartbeats, and shard assignments run until the
+//! stream ends. Shards still running when the session ends are stopped: load never outlives its coordinator.
+
+use crate::http::{self, HttpShardSpec};
+use crate::recorder::{IntervalCutter, Recorder, ShardId};
+use crate::AgentConfig;
+use anyhow::{bail, Context};
+use loadgrade_proto::v1::agent_message::Kind as Out;
+use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
+use loadgrade_proto::v1::assign_shard::Work;
+use loadgrade_proto::v1::coordinator_message::Kind as In;
+use loadgrade_proto::v1::{AgentMessage, AssignShard, Heartbeat, Hello, ShardDone, ShardRefused};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+/// Wall clock, Unix epoch milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn message(kind: Out) -> AgentMessage {
+    AgentMessage { kind: Some(kind) }
+}
+
+/// Per-run state on this agent.
+#[derive(Default)]
+struct RunState {
+    seq: Arc<AtomicU64>,
+    stops: Vec<CancellationToken>,
+}
+
+/// Runs one session to its end. `Ok` when the coordinator closed the stream or `shutdown` fired.
+pub async fn run_once(config: &AgentConfig, epoch: u64, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(config.coordinator.clone())
+        .with_context(|| format!("invalid coordinator URL {:?}", config.coordinator))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach coordinator {}", config.coordinator))?;
+    let mut client = AgentServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel::<AgentMessage>(1024);
+    tx.send(message(Out::Hello(Hello {
+        name: config.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        cores: config.cores,
+        epoch,
+        protocol: loadgrade_proto::PROTOCOL_VERSION,
+    })))
+    .await
+    .context("session closed before hello")?;
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .context("coordinator refused the session")?
+        .into_inner();
+
+    let welcome = match inbound.message().await.context("no welcome from coordinator")? {
+        Some(m) => match m.kind {
+            Some(In::Welcome(w)) => w,
+            other => bail!("expected welcome, got {other:?}"),
+        },
+        None => bail!("coordinator closed the session before welcome"),
+    };
+    let clock_offset_ms = unix_ms() - welcome.server_time_unix_ms;
+    tracing::info!(coordinator = %config.coordinator, name = %config.name, clock_offset_ms, "session open");
+
+    let heartbeat = {
+        let tx = tx.clone();
+        let every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(100)));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if tx.send(message(Out::Heartbeat(Heartbeat { sent_at_unix_ms: unix_ms() }))).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut runs: HashMap<String, RunState> = HashMap::new();
+    let result = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            next = inbound.message() => match next {
+                Err(status) => break Err(anyhow::anyhow!("session broken: {status}")),
+                Ok(None) => break Ok(()),
+                Ok(Some(m)) => match m.kind {
+                    Some(In::Assign(assign)) => {
+                        let run = runs.entry(assign.run_id.clone()).or_default();
+                        let stop = CancellationToken::new();
+                        run.stops.push(stop.clone());
+                        let ctx = ShardContext {
+                            config: config.clone(),
+                            epoch,
+                            clock_offset_ms,
+                            seq: run.seq.clone(),
+                            tx: tx.clone(),
+                            stop,
+                        };
+                        tokio::spawn(run_shard(ctx, assign));
+                    }
+                    Some(In::Stop(stop)) => {
+                        tracing::info!(run = %stop.run_id, reason = %stop.reason, "stop");
+                        if let Some(run) = runs.remove(&stop.run_id) {
+                            run.stops.iter().for_each(CancellationToken::cancel);
+                        }
+                    }
+                    Some(In::Ack(_)) | Some(In::Welcome(_)) | None => {}
+                },
+            },
+        }
+    };
+    for run in runs.values() {
+        run.stops.iter().for_each(CancellationToken::cancel);
+    }
+    heartbeat.abort();
+    result
+}
+
+struct ShardContext {
+    config: AgentConfig,
+    epoch: u64,
+    clock_offset_ms: i64,
+    seq: Arc<AtomicU64>,
+    tx: mpsc::Sender<AgentMessage>,
+    stop: CancellationToken,
+}
+
+async fn run_shard(ctx: ShardContext, assign: AssignShard) {
+    let refuse = |reason: String| {
+        message(Out::ShardRefused(ShardRefused {
+            run_id: assign.run_id.clone(),
+            scenario: assign.scenario.clone(),
+            stage: assign.stage,
+            reason,
+        }))
+    };
+    let spec = match &assign.work {
+        Some(Work::Http(shard)) => HttpShardSpec::from_proto(shard, &ctx.config.allowlist).await,
+        None => Err("assignment carries no work this agent knows".to_owned()),
+    };
+    let spec = match spec {
+        Ok(spec) => Arc::new(spec),
+        Err(reason) => {
+            tracing::warn!(run = %assign.run_id, scenario = %assign.scenario, %reason, "shard refused");
+            let _ = ctx.tx.send(refuse(reason)).await;
+            return;
+        }
+    };
+    let local_start_ms = assign.start_at_unix_ms + ctx.clock_offset_ms;
+    let delay_ms = u64::try_from(local_start_ms - unix_ms()).unwrap_or(0);
+    let start = tokio::time::Instant::now() + Duration::from_millis(delay_ms);
+    tracing::info!(run = %assign.run_id, scenario = %assign.scenario, url = %spec.target.url, delay_ms, "shard accepted");
+
+    let recorder = Recorder::new(spec.open_model);
+    let shard_id = ShardId {
+        run_id: assign.run_id.clone(),
+        agent: ctx.config.name.clone(),
+        epoch: ctx.epoch,
+        scenario: assign.scenario.clone(),
+        stage: assign.stage,
+    };
+    let cutter = IntervalCutter::new(recorder.clone(), shard_id, ctx.seq.clone(), start, assign.start_at_unix_ms);
+    let (reports, mut report_rx) = mpsc::channel(64);
+    let forward = {
+        let tx = ctx.tx.clone();
+        tokio::spawn(async move {
+            while let Some(report) = report_rx.recv().await {
+                if tx.send(message(Out::Interval(report))).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let intervals = http::run(spec, start, cutter, recorder, reports, ctx.stop.clone()).await;
+    let _ = forward.await;
+    let error = if ctx.stop.is_cancelled() { "stopped".to_owned() } else { String::new() };
+    let _ = ctx
+        .tx
+        .send(message(Out::ShardDone(ShardDone {
+            run_id: assign.run_id.clone(),
+            scenario: assign.scenario.clone(),
+            stage: assign.stage,
+            intervals,
+            error,
+        })))
+        .await;
+}

@@ -1,0 +1,54 @@
+//! A coordinator and N agents in one process, connected over real gRPC on loopback: what `loadgrade run` and
+//! `loadgrade demo` use.
+
+use crate::store::Store;
+use crate::{spawn_server, Coordinator};
+use loadgrade_agent::AgentConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Embedded {
+    pub coordinator: Arc<Coordinator>,
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Starts the coordinator on 127.0.0.1 (free port) and `agents` in-process agents named `agent-1`..,
+    /// and waits until they are connected.
+    pub async fn start(store: Store, agents: u32) -> anyhow::Result<Embedded> {
+        let coordinator = Coordinator::new(store);
+        let shutdown = CancellationToken::new();
+        let (addr, server) = spawn_server(coordinator.clone(), ([127, 0, 0, 1], 0).into(), shutdown.clone()).await?;
+        let mut tasks = vec![server];
+        for i in 1..=agents {
+            let config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = loadgrade_agent::run(config, shutdown).await {
+                    tracing::error!("embedded agent stopped: {e:#}");
+                }
+            }));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while coordinator.registry.agents().len() < agents as usize {
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("embedded agents did not connect within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Embedded { coordinator, addr, shutdown, tasks })
+    }
+
+    /// Stops agents and server and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Connected agents: who is here, who is busy with which run, and where their messages go.
+
+use loadgrade_proto::v1::{CoordinatorMessage, Hello, IntervalReport, ShardDone, ShardRefused};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use tokio::sync::{mpsc, Notify};
+use tonic::Status;
+
+/// Messages for a running run from its agents' sessions.
+#[derive(Debug)]
+pub enum RunInput {
+    Interval(IntervalReport),
+    Done { agent: String, done: ShardDone },
+    Refused { agent: String, refused: ShardRefused },
+    /// The agent's session ended.
+    Gone { agent: String },
+}
+
+pub type AgentSender = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+
+/// A connected agent as others see it.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub name: String,
+    pub version: String,
+    pub cores: u32,
+    pub epoch: u64,
+    /// Agent clock minus coordinator clock from the last heartbeat, milliseconds (one-way delay included).
+    pub clock_offset_ms: f64,
+    /// Run this agent is reserved for.
+    pub run: Option<String>,
+}
+
+struct Entry {
+    info: AgentInfo,
+    tx: AgentSender,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: BTreeMap<String, Entry>,
+    routes: HashMap<String, mpsc::UnboundedSender<RunInput>>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    /// Fires whenever an agent arrives or leaves.
+    pub changed: Notify,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an agent. A new session under a name already present replaces the old one (the agent restarted).
+    pub fn register(&self, hello: &Hello, tx: AgentSender) {
+        let replaced = {
+            let mut inner = self.lock();
+            let info = AgentInfo {
+                name: hello.name.clone(),
+                version: hello.version.clone(),
+                cores: hello.cores.max(1),
+                epoch: hello.epoch,
+                clock_offset_ms: 0.0,
+                run: None,
+            };
+            let old = inner.agents.insert(hello.name.clone(), Entry { info, tx });
+            old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
+        };
+        if let Some(route) = replaced {
+            let _ = route.send(RunInput::Gone { agent: hello.name.clone() });
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Removes the agent if this session (epoch) is still the current one, telling its run.
+    pub fn unregister(&self, name: &str, epoch: u64) {
+        let route = {
+            let mut inner = self.lock();
+            match inner.agents.get(name) {
+                Some(e) if e.info.epoch == epoch => {
+                    let run = inner.agents.remove(name).and_then(|e| e.info.run);
+                    run.and_then(|r| inner.routes.get(&r).cloned())
+                }
+                _ => None,
+            }
+        };
+        if let Some(route) = route {
+            let _ = route.send(RunInput::Gone { agent: name.to_owned() });
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub fn heartbeat(&self, name: &str, epoch: u64, clock_offset_ms: f64) {
+        if let Some(e) = self.lock().agents.get_mut(name).filter(|e| e.info.epoch == epoch) {
+            e.info.clock_offset_ms = clock_offset_ms;
+        }
+    }
+
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        self.lock().agents.values().map(|e| e.info.clone()).collect()
+    }
+
+    /// Reserves every idle agent for `run` and routes their messages to `route`. Returns them.
+    pub fn reserve_idle(&self, run: &str, route: mpsc::UnboundedSender<RunInput>) -> Vec<AgentInfo> {
+        let mut inner = self.lock();
+        inner.routes.insert(run.to_owned(), route);
+        inner
+            .agents
+            .values_mut()
+            .filter(|e| e.info.run.is_none())
+            .map(|e| {
+                e.info.run = Some(run.to_owned());
+                e.info.clone()
+            })
+            .collect()
+    }
+
+    /// Frees the run's agents and drops its route.
+    pub fn release(&self, run: &str) {
+        let mut inner = self.lock();
+        inner.routes.remove(run);
+        for e in inner.agents.values_mut() {
+            if e.info.run.as_deref() == Some(run) {
+                e.info.run = None;
+            }
+        }
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.lock().agents.values().filter(|e| e.info.run.is_none()).count()
+    }
+
+    /// Route for a run's messages, if it is running.
+    pub fn route(&self, run: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
+        self.lock().routes.get(run).cloned()
+    }
+
+    /// Sends to an agent's session; false when it is gone.
+    pub fn send(&self, name: &str, message: CoordinatorMessage) -> bool {
+        let tx = self.lock().agents.get(name).map(|e| e.tx.clone());
+        tx.is_some_and(|tx| tx.try_send(Ok(message)).is_ok())
+    }
+}

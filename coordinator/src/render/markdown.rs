@@ -1,0 +1,104 @@
+//! report.md: the verdict first, then per-scenario figures and thresholds, then the agents and their health.
+
+use loadgrade_common::report::{HttpMetrics, LatencyStats, Report};
+use std::fmt::Write as _;
+
+fn figure(value: Option<f64>) -> String {
+    value.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn latency_row(label: &str, stats: Option<&LatencyStats>) -> String {
+    match stats {
+        None => format!("| {label} | not measured | | | | | | | |\n"),
+        Some(s) => format!(
+            "| {label} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            s.min, s.mean, s.p50, s.p90, s.p95, s.p99, s.p999, s.max
+        ),
+    }
+}
+
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# loadgrade report: {}\n", report.plan_name);
+    let _ = writeln!(out, "**Verdict: {}** · grade **{}** · {}\n", report.verdict, report.grade, report.grade_reason);
+    for reason in &report.verdict_reasons {
+        let _ = writeln!(out, "- {reason}");
+    }
+    if !report.verdict_reasons.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Run `{}`, {} to {}.\n", report.run_id, report.started_at, report.finished_at);
+
+    for scenario in &report.scenarios {
+        let _ = writeln!(out, "## Scenario `{}` ({})\n", scenario.name, scenario.kind);
+        match serde_json::from_value::<HttpMetrics>(scenario.metrics.clone()) {
+            Err(_) => {
+                let _ = writeln!(out, "Not run: no figures were measured.\n");
+            }
+            Ok(m) => {
+                let _ = writeln!(
+                    out,
+                    "{} model · {} requests · {} errors · {} dropped · success rate {} · {} req/s over {:.1} s\n",
+                    m.model,
+                    m.requests,
+                    m.errors,
+                    m.dropped,
+                    figure(m.success_rate),
+                    figure(m.throughput_rps),
+                    m.duration_s
+                );
+                let e = &m.errors_by_class;
+                let _ = writeln!(
+                    out,
+                    "Errors by class: connect {}, timeout {}, 4xx {}, 5xx {}, other {}\n",
+                    e.connect, e.timeout, e.status_4xx, e.status_5xx, e.other
+                );
+                out.push_str("| latency (ms) | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |\n");
+                out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+                let corrected_label = if m.model == "open" { "corrected (from intended send)" } else { "measured" };
+                out.push_str(&latency_row(corrected_label, m.latency_ms.as_ref()));
+                if m.model == "open" {
+                    out.push_str(&latency_row("raw (from actual send)", m.latency_raw_ms.as_ref()));
+                }
+                out.push('\n');
+            }
+        }
+        if !scenario.thresholds.is_empty() {
+            out.push_str("| threshold | actual | result |\n|---|---|---|\n");
+            for t in &scenario.thresholds {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} |",
+                    t.expr,
+                    figure(t.actual),
+                    if t.passed { "pass" } else { "**FAIL**" }
+                );
+            }
+            out.push('\n');
+        }
+    }
+
+    out.push_str("## Agents\n\n");
+    out.push_str(
+        "| agent | requests | errors | intervals | lost | clock offset (ms) | CPU % | lag p99 (ms) | connection wait p99 (ms) | dropped |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for a in &report.agents {
+        let g = &a.generator;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+            a.name,
+            a.requests,
+            a.errors,
+            a.intervals,
+            if a.lost { "**yes**" } else { "no" },
+            a.clock_offset_ms,
+            figure(g.cpu_percent),
+            figure(g.lag_ms_p99),
+            figure(g.connection_wait_ms_p99),
+            g.dropped
+        );
+    }
+    out
+}

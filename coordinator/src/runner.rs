@@ -1,0 +1,420 @@
+//! Executes one run: waits for agents (barrier), runs each scenario by sharding it over the agents with one start
+//! instant, persists and merges their interval reports, watches for lost agents, then grades and stores the report.
+
+use crate::aggregate::{AgentAggregate, ScenarioAggregate};
+use crate::clock::{now_rfc3339, unix_ms};
+use crate::grading::{grade_run, judge_scenario, Trouble};
+use crate::registry::{AgentInfo, RunInput};
+use crate::render;
+use crate::{Coordinator, RunEvent, RunState};
+use loadgrade_common::plan::{HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
+use loadgrade_common::report::{AgentReport, Report, ScenarioReport, SCHEMA_VERSION};
+use loadgrade_common::shares::split_by_weight;
+use loadgrade_proto::v1::coordinator_message::Kind as Out;
+use loadgrade_proto::v1::{assign_shard, Ack, AssignShard, CoordinatorMessage, Header, HttpShard, Stop};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Time between sending assignments and the common start instant.
+const START_DELAY: Duration = Duration::from_millis(1000);
+/// Extra time after a scenario's planned end before agents are told to stop.
+const FINISH_GRACE: Duration = Duration::from_secs(10);
+/// Time agents get to wind down after a stop before they count as lost.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A finished run: the report and its renderings.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    pub report: Report,
+    pub json: String,
+    pub markdown: String,
+}
+
+struct RunContext {
+    coordinator: Arc<Coordinator>,
+    id: String,
+    events: watch::Sender<RunEvent>,
+    cancel: CancellationToken,
+    trouble: Trouble,
+    agents: BTreeMap<String, AgentAggregate>,
+    lost: BTreeSet<String>,
+    open_model_agents: BTreeSet<String>,
+}
+
+impl RunContext {
+    fn event(&self, state: RunState, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(run = %self.id, "{message}");
+        let _ = self.events.send(RunEvent { state, message, verdict: None });
+    }
+}
+
+pub async fn execute(
+    coordinator: Arc<Coordinator>,
+    id: String,
+    plan: Plan,
+    events: watch::Sender<RunEvent>,
+    cancel: CancellationToken,
+) -> anyhow::Result<FinishedRun> {
+    let started_at = now_rfc3339();
+    let mut ctx = RunContext {
+        coordinator: coordinator.clone(),
+        id: id.clone(),
+        events,
+        cancel,
+        trouble: Trouble::default(),
+        agents: BTreeMap::new(),
+        lost: BTreeSet::new(),
+        open_model_agents: BTreeSet::new(),
+    };
+
+    let mut results: Vec<(Scenario, Option<serde_json::Value>)> = Vec::new();
+    let mut agents: Vec<AgentInfo> = Vec::new();
+    if wait_for_agents(&ctx, &plan).await {
+        let (route_tx, mut route_rx) = mpsc::unbounded_channel();
+        agents = coordinator.registry.reserve_idle(&id, route_tx);
+        for a in &agents {
+            ctx.agents.insert(a.name.clone(), AgentAggregate::default());
+        }
+        coordinator.store.set_state(&id, "running").await?;
+        for scenario in &plan.scenarios {
+            if ctx.cancel.is_cancelled() {
+                results.push((scenario.clone(), None));
+                continue;
+            }
+            let ScenarioSpec::Http(spec) = &scenario.spec;
+            let aggregate = run_scenario(&mut ctx, &agents, scenario, spec, &mut route_rx).await;
+            results.push((scenario.clone(), aggregate.map(|a| serde_json::to_value(a.metrics()).unwrap_or_default())));
+        }
+        coordinator.registry.release(&id);
+    } else {
+        let have = coordinator.registry.idle_count();
+        ctx.trouble.invalid.push(format!(
+            "only {have} of the {} agents the plan needs were ready within {:?}; no load was sent",
+            plan.min_agents, plan.ready_timeout
+        ));
+    }
+    if ctx.cancel.is_cancelled() {
+        ctx.trouble.invalid.push("the run was cancelled before it finished".to_owned());
+    }
+
+    let scenarios: Vec<ScenarioReport> = results
+        .into_iter()
+        .map(|(scenario, metrics)| judge_scenario(&scenario, metrics, &mut ctx.trouble))
+        .collect();
+    let (grade, grade_reason, verdict, verdict_reasons) = grade_run(&plan, &scenarios, &ctx.trouble);
+    let agent_reports = agents
+        .iter()
+        .map(|info| {
+            let agg = ctx.agents.remove(&info.name).unwrap_or_default();
+            AgentReport {
+                name: info.name.clone(),
+                requests: agg.requests,
+                errors: agg.errors,
+                lost: ctx.lost.contains(&info.name),
+                clock_offset_ms: current_offset(&coordinator, &info.name).unwrap_or(info.clock_offset_ms),
+                intervals: agg.intervals,
+                generator: agg.generator(ctx.open_model_agents.contains(&info.name)),
+            }
+        })
+        .collect();
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        run_id: id.clone(),
+        plan_name: plan.name.clone(),
+        started_at,
+        finished_at: now_rfc3339(),
+        verdict,
+        grade,
+        grade_reason,
+        verdict_reasons,
+        agents: agent_reports,
+        scenarios,
+    };
+    let json = render::json(&report)?;
+    let markdown = render::markdown(&report);
+    let state = if ctx.cancel.is_cancelled() { "cancelled" } else { "finished" };
+    coordinator
+        .store
+        .finish_run(&id, state, &verdict.to_string(), &report.finished_at, &json, &markdown)
+        .await?;
+    let _ = ctx.events.send(RunEvent {
+        state: RunState::Finished,
+        message: format!("verdict {verdict}, grade {grade}"),
+        verdict: Some(verdict),
+    });
+    Ok(FinishedRun { report, json, markdown })
+}
+
+fn current_offset(coordinator: &Coordinator, name: &str) -> Option<f64> {
+    coordinator.registry.agents().into_iter().find(|a| a.name == name).map(|a| a.clock_offset_ms)
+}
+
+/// The barrier: true once `min_agents` idle agents are connected, false on timeout or cancel.
+async fn wait_for_agents(ctx: &RunContext, plan: &Plan) -> bool {
+    let registry = &ctx.coordinator.registry;
+    let deadline = Instant::now() + plan.ready_timeout;
+    loop {
+        let changed = registry.changed.notified();
+        let have = registry.idle_count();
+        if have >= plan.min_agents as usize {
+            return true;
+        }
+        ctx.event(RunState::Waiting, format!("waiting for agents: {have} of {} ready", plan.min_agents));
+        tokio::select! {
+            () = changed => {}
+            () = sleep_until(deadline) => return registry.idle_count() >= plan.min_agents as usize,
+            () = ctx.cancel.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One agent's part of a scenario.
+struct Share {
+    agent: String,
+    shard: HttpShard,
+}
+
+fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
+    let weights: Vec<u64> = agents.iter().map(|a| u64::from(a.cores)).collect();
+    let connections = split_by_weight(spec.connections, &weights);
+    // Agents without a connection get no work; the rest share rate, budget and backlog by the same weights.
+    let active: Vec<(usize, u64)> = connections.iter().copied().enumerate().filter(|&(_, c)| c > 0).collect();
+    let active_weights: Vec<u64> = active.iter().map(|&(i, _)| weights[i]).collect();
+    let rates = split_by_weight(spec.rate, &active_weights);
+    let budgets = spec.requests.map(|r| split_by_weight(r, &active_weights));
+    let backlogs = split_by_weight(spec.max_backlog, &active_weights);
+    active
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &(i, conns))| {
+            let max_requests = budgets.as_ref().map_or(0, |b| b[k]);
+            if budgets.is_some() && max_requests == 0 {
+                return None;
+            }
+            if spec.model == LoadModel::Open && rates[k] == 0 {
+                return None;
+            }
+            Some(Share {
+                agent: agents[i].name.clone(),
+                shard: HttpShard {
+                    url: spec.url.clone(),
+                    method: spec.method.clone(),
+                    headers: spec.headers.iter().map(|(n, v)| Header { name: n.clone(), value: v.clone() }).collect(),
+                    body: spec.body.clone(),
+                    model: match spec.model {
+                        LoadModel::Open => loadgrade_proto::v1::LoadModel::Open,
+                        LoadModel::Closed => loadgrade_proto::v1::LoadModel::Closed,
+                    } as i32,
+                    rate: rates[k],
+                    connections: conns,
+                    duration_ms: spec.duration.map_or(0, |d| d.as_millis() as u64),
+                    warmup_ms: spec.warmup.as_millis() as u64,
+                    max_backlog: backlogs[k].max(1),
+                    request_timeout_ms: spec.timeout.as_millis() as u64,
+                    max_requests,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The longest a scenario can legitimately take from its start instant.
+fn scenario_bound(spec: &HttpSpec) -> Duration {
+    let load = match (spec.duration, spec.requests) {
+        (Some(d), _) => d,
+        // A request budget alone: worst case every request on every connection takes the full timeout.
+        (None, Some(r)) => spec.timeout * u32::try_from(r.div_ceil(spec.connections)).unwrap_or(u32::MAX),
+        (None, None) => Duration::ZERO,
+    };
+    spec.warmup + load + spec.timeout + FINISH_GRACE
+}
+
+async fn run_scenario(
+    ctx: &mut RunContext,
+    agents: &[AgentInfo],
+    scenario: &Scenario,
+    spec: &HttpSpec,
+    route: &mut mpsc::UnboundedReceiver<RunInput>,
+) -> Option<ScenarioAggregate> {
+    let registry = ctx.coordinator.registry.clone();
+    let live: Vec<&AgentInfo> = agents.iter().filter(|a| !ctx.lost.contains(&a.name)).collect();
+    if live.is_empty() {
+        ctx.trouble.invalid.push(format!("scenario {:?} did not run: no agent left", scenario.name));
+        return None;
+    }
+    let shares = shard_scenario(spec, &live);
+    let start_at = unix_ms() + START_DELAY.as_millis() as i64;
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    for share in shares {
+        let assign = CoordinatorMessage {
+            kind: Some(Out::Assign(AssignShard {
+                run_id: ctx.id.clone(),
+                scenario: scenario.name.clone(),
+                stage: 0,
+                start_at_unix_ms: start_at,
+                work: Some(assign_shard::Work::Http(share.shard)),
+            })),
+        };
+        if registry.send(&share.agent, assign) {
+            if spec.model == LoadModel::Open {
+                ctx.open_model_agents.insert(share.agent.clone());
+            }
+            pending.insert(share.agent);
+        } else {
+            ctx.lost.insert(share.agent.clone());
+            ctx.trouble.invalid.push(format!("agent {:?} was gone before scenario {:?} started", share.agent, scenario.name));
+        }
+    }
+    ctx.event(
+        RunState::Running,
+        format!("scenario {:?}: {} on {} agents", scenario.name, describe(spec), pending.len()),
+    );
+    let assigned = pending.clone();
+    let mut reported: BTreeMap<String, u64> = BTreeMap::new();
+    let mut aggregate = ScenarioAggregate::new(spec.clone());
+    let mut deadline = Instant::now() + START_DELAY + scenario_bound(spec);
+    let mut stopping = false;
+    let mut last_progress = Instant::now();
+
+    while !pending.is_empty() {
+        tokio::select! {
+            input = route.recv() => {
+                let Some(input) = input else { break };
+                match input {
+                    RunInput::Interval(report) => {
+                        match ctx.coordinator.store.insert_interval(&report).await {
+                            Ok(false) => continue, // already stored and merged
+                            Ok(true) => {}
+                            Err(e) => {
+                                ctx.trouble.invalid.push(format!("an interval of agent {:?} could not be stored: {e}", report.agent));
+                                continue;
+                            }
+                        }
+                        registry.send(&report.agent, CoordinatorMessage {
+                            kind: Some(Out::Ack(Ack { run_id: report.run_id.clone(), seq: report.seq })),
+                        });
+                        if report.scenario != scenario.name {
+                            continue;
+                        }
+                        *reported.entry(report.agent.clone()).or_default() += 1;
+                        let merged = ctx.agents.entry(report.agent.clone()).or_default().add(&report)
+                            .and_then(|()| if report.warmup { Ok(()) } else { aggregate.add(&report) });
+                        if let Err(e) = merged {
+                            ctx.trouble.invalid.push(format!("an interval of agent {:?} did not decode: {e}", report.agent));
+                        }
+                        if last_progress.elapsed() >= Duration::from_secs(1) {
+                            last_progress = Instant::now();
+                            ctx.event(RunState::Running, format!(
+                                "scenario {:?}: {} requests, {} errors so far", scenario.name, aggregate.requests(), aggregate.errors()));
+                        }
+                    }
+                    RunInput::Done { agent, done } if done.scenario == scenario.name => {
+                        if !done.error.is_empty() && done.error != "stopped" {
+                            ctx.trouble.invalid.push(format!("agent {agent:?} failed scenario {:?}: {}", scenario.name, done.error));
+                        }
+                        pending.remove(&agent);
+                    }
+                    RunInput::Done { .. } => {}
+                    RunInput::Refused { agent, refused } => {
+                        ctx.trouble.invalid.push(format!("agent {agent:?} refused scenario {:?}: {}", refused.scenario, refused.reason));
+                        pending.remove(&agent);
+                    }
+                    RunInput::Gone { agent } => {
+                        if assigned.contains(&agent) || agents.iter().any(|a| a.name == agent) {
+                            ctx.lost.insert(agent.clone());
+                        }
+                        pending.remove(&agent);
+                    }
+                }
+            }
+            () = sleep_until(deadline) => {
+                if stopping {
+                    for agent in std::mem::take(&mut pending) {
+                        ctx.lost.insert(agent.clone());
+                        ctx.trouble.invalid.push(format!("agent {agent:?} did not finish scenario {:?} after being stopped", scenario.name));
+                    }
+                } else {
+                    ctx.trouble.degraded.push(format!("scenario {:?} overran its time bound and was stopped", scenario.name));
+                    stop_agents(ctx, &pending, "scenario overran its time bound");
+                    stopping = true;
+                    deadline = Instant::now() + STOP_GRACE;
+                }
+            }
+            () = ctx.cancel.cancelled(), if !stopping => {
+                stop_agents(ctx, &pending, "run cancelled");
+                stopping = true;
+                deadline = Instant::now() + STOP_GRACE;
+            }
+        }
+    }
+
+    for agent in &assigned {
+        let count = reported.get(agent).copied().unwrap_or(0);
+        if count == 0 && !ctx.trouble.invalid.iter().any(|r| r.contains(&format!("agent {agent:?} refused"))) {
+            ctx.trouble.invalid.push(format!("agent {agent:?} never reported for scenario {:?}", scenario.name));
+        } else if ctx.lost.contains(agent) {
+            ctx.trouble.degraded.push(format!(
+                "agent {agent:?} was lost during scenario {:?}; its {count} intervals up to then are included",
+                scenario.name
+            ));
+        }
+    }
+    Some(aggregate)
+}
+
+fn stop_agents(ctx: &RunContext, agents: &BTreeSet<String>, reason: &str) {
+    for agent in agents {
+        ctx.coordinator.registry.send(
+            agent,
+            CoordinatorMessage { kind: Some(Out::Stop(Stop { run_id: ctx.id.clone(), reason: reason.to_owned() })) },
+        );
+    }
+}
+
+fn describe(spec: &HttpSpec) -> String {
+    let load = match spec.model {
+        LoadModel::Open => format!("open model, {} req/s over at most {} connections", spec.rate, spec.connections),
+        LoadModel::Closed => format!("closed model, {} connections", spec.connections),
+    };
+    let end = match (spec.duration, spec.requests) {
+        (Some(d), Some(r)) => format!("for {d:?} or {r} requests"),
+        (Some(d), None) => format!("for {d:?}"),
+        (None, Some(r)) => format!("for {r} requests"),
+        (None, None) => String::new(),
+    };
+    format!("{load} {end}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, cores: u32) -> AgentInfo {
+        AgentInfo { name: name.into(), version: "0".into(), cores, epoch: 1, clock_offset_ms: 0.0, run: None }
+    }
+
+    fn spec(text: &str) -> HttpSpec {
+        let plan = Plan::parse("t.toml", &format!("name = \"t\"\n[[scenario]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n{text}")).expect("plan");
+        let ScenarioSpec::Http(spec) = plan.scenarios[0].spec.clone();
+        spec
+    }
+
+    #[test]
+    fn shards_sum_to_the_plan_totals() {
+        let agents = [agent("a", 2), agent("b", 1), agent("c", 1)];
+        let refs: Vec<&AgentInfo> = agents.iter().collect();
+        let shares = shard_scenario(&spec("rate = 1001\nconnections = 7\nduration = \"1s\""), &refs);
+        assert_eq!(shares.iter().map(|s| s.shard.rate).sum::<u64>(), 1001);
+        assert_eq!(shares.iter().map(|s| s.shard.connections).sum::<u64>(), 7);
+        assert_eq!(shares.iter().map(|s| s.shard.max_backlog).sum::<u64>(), 5005);
+        let closed = shard_scenario(&spec("connections = 2\nrequests = 11"), &refs);
+        assert_eq!(closed.len(), 2, "an agent without a connection gets no work");
+        assert_eq!(closed.iter().map(|s| s.shard.max_requests).sum::<u64>(), 11);
+    }
+}
