@@ -33,7 +33,11 @@ impl Allowlist {
             let net = text
                 .parse::<IpNet>()
                 .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("invalid network {text:?}: expected CIDR such as 10.0.0.0/24 or an address"))?;
+                .map_err(|_| {
+                    format!(
+                        "invalid network {text:?}: expected CIDR such as 10.0.0.0/24 or an address"
+                    )
+                })?;
             list.nets.push(net);
         }
         Ok(list)
@@ -54,7 +58,11 @@ impl Allowlist {
             Some(a) => Err(format!(
                 "target address {} is outside this agent's allowlist ({}); start the agent with --allow to permit it",
                 a.ip(),
-                self.nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                self.nets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -77,7 +85,8 @@ mod tests {
 
     #[test]
     fn extra_networks_extend_it() {
-        let list = Allowlist::with_extra(&["10.200.0.0/24".into(), "fd00::5".into()]).expect("valid");
+        let list =
+            Allowlist::with_extra(&["10.200.0.0/24".into(), "fd00::5".into()]).expect("valid");
         assert!(list.allows("10.200.0.9".parse().expect("ip")));
         assert!(!list.allows("10.200.1.9".parse().expect("ip")));
         assert!(list.allows("fd00::5".parse().expect("ip")));

@@ -26,7 +26,9 @@ pub struct CpuClock {
 
 impl CpuClock {
     pub fn start() -> Self {
-        CpuClock { last: process_cpu_seconds().map(|cpu| (Instant::now(), cpu)) }
+        CpuClock {
+            last: process_cpu_seconds().map(|cpu| (Instant::now(), cpu)),
+        }
     }
 
     /// CPU used since the last call, percent of one core; `None` where it cannot be read.

@@ -32,7 +32,8 @@ impl AgentConfig {
         AgentConfig {
             coordinator: coordinator.into(),
             name: name.into(),
-            cores: std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
+            cores: std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
             allowlist: Allowlist::default(),
             reconnect: true,
         }

@@ -43,17 +43,21 @@ fn main() {
     if let Some(cores) = args.cores {
         config.cores = cores.max(1);
     }
-    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
-        rt.block_on(async {
-            let shutdown = CancellationToken::new();
-            let on_signal = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                on_signal.cancel();
-            });
-            loadgrade_agent::run(config, shutdown).await
-        })
-    });
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                let on_signal = shutdown.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    on_signal.cancel();
+                });
+                loadgrade_agent::run(config, shutdown).await
+            })
+        });
     if let Err(e) = result {
         eprintln!("loadgrade-agent: error: {e:#}");
         std::process::exit(1);

@@ -2,7 +2,7 @@
 //! them into one `IntervalReport` per second.
 
 use crate::cpu::CpuClock;
-use loadgrade_common::histogram::{encode, new_histogram, LatencyHistogram};
+use loadgrade_common::histogram::{LatencyHistogram, encode, new_histogram};
 use loadgrade_proto::v1::{Counters, Health, IntervalReport};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,7 +55,10 @@ fn micros(d: Duration) -> u64 {
 
 impl Recorder {
     pub fn new(open_model: bool) -> Self {
-        Recorder { current: Arc::new(Mutex::new(Interval::new())), open_model }
+        Recorder {
+            current: Arc::new(Mutex::new(Interval::new())),
+            open_model,
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Interval) -> R) -> R {
@@ -146,7 +149,13 @@ pub struct IntervalCutter {
 }
 
 impl IntervalCutter {
-    pub fn new(recorder: Recorder, shard: ShardId, seq: Arc<AtomicU64>, started: Instant, started_unix_ms: i64) -> Self {
+    pub fn new(
+        recorder: Recorder,
+        shard: ShardId,
+        seq: Arc<AtomicU64>,
+        started: Instant,
+        started_unix_ms: i64,
+    ) -> Self {
         IntervalCutter {
             recorder,
             shard,
@@ -169,7 +178,8 @@ impl IntervalCutter {
         let interval = self.recorder.take();
         let begin = self.last_cut;
         self.last_cut = now;
-        let offset_ms = i64::try_from(begin.duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
+        let offset_ms =
+            i64::try_from(begin.duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
         let duration_ms = u32::try_from(now.duration_since(begin).as_millis()).unwrap_or(u32::MAX);
         let encode_or_empty = |h: &LatencyHistogram| encode(h).unwrap_or_default();
         let report = IntervalReport {
@@ -183,7 +193,11 @@ impl IntervalCutter {
             duration_ms,
             warmup,
             hdr_corrected: encode_or_empty(&interval.corrected),
-            hdr_raw: if self.recorder.open_model { encode_or_empty(&interval.raw) } else { Vec::new() },
+            hdr_raw: if self.recorder.open_model {
+                encode_or_empty(&interval.raw)
+            } else {
+                Vec::new()
+            },
             counters: Some(interval.counters),
             health: Some(Health {
                 cpu_percent: self.cpu.percent_since_last().unwrap_or(-1.0),

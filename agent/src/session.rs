@@ -1,18 +1,18 @@
 //! One session with the coordinator: dial out, hello/welcome, heartbeats, and shard assignments run until the
 //! stream ends. Shards still running when the session ends are stopped: load never outlives its coordinator.
 
+use crate::AgentConfig;
 use crate::http::{self, HttpShardSpec};
 use crate::recorder::{IntervalCutter, Recorder, ShardId};
-use crate::AgentConfig;
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use loadgrade_proto::v1::agent_message::Kind as Out;
 use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
 use loadgrade_proto::v1::assign_shard::Work;
 use loadgrade_proto::v1::coordinator_message::Kind as In;
 use loadgrade_proto::v1::{AgentMessage, AssignShard, Heartbeat, Hello, ShardDone, ShardRefused};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,7 +38,11 @@ struct RunState {
 }
 
 /// Runs one session to its end. `Ok` when the coordinator closed the stream or `shutdown` fired.
-pub async fn run_once(config: &AgentConfig, epoch: u64, shutdown: &CancellationToken) -> anyhow::Result<()> {
+pub async fn run_once(
+    config: &AgentConfig,
+    epoch: u64,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let channel = Endpoint::from_shared(config.coordinator.clone())
         .with_context(|| format!("invalid coordinator URL {:?}", config.coordinator))?
         .connect_timeout(Duration::from_secs(5))
@@ -48,6 +52,7 @@ pub async fn run_once(config: &AgentConfig, epoch: u64, shutdown: &CancellationT
         .with_context(|| format!("cannot reach coordinator {}", config.coordinator))?;
     let mut client = AgentServiceClient::new(channel);
     let (tx, rx) = mpsc::channel::<AgentMessage>(1024);
+    let hello_sent_ms = unix_ms();
     tx.send(message(Out::Hello(Hello {
         name: config.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -63,14 +68,19 @@ pub async fn run_once(config: &AgentConfig, epoch: u64, shutdown: &CancellationT
         .context("coordinator refused the session")?
         .into_inner();
 
-    let welcome = match inbound.message().await.context("no welcome from coordinator")? {
+    let welcome = match inbound
+        .message()
+        .await
+        .context("no welcome from coordinator")?
+    {
         Some(m) => match m.kind {
             Some(In::Welcome(w)) => w,
             other => bail!("expected welcome, got {other:?}"),
         },
         None => bail!("coordinator closed the session before welcome"),
     };
-    let clock_offset_ms = unix_ms() - welcome.server_time_unix_ms;
+    // Welcome was stamped somewhere between our hello and its arrival: take the midpoint (error <= RTT / 2).
+    let clock_offset_ms = (hello_sent_ms + unix_ms()) / 2 - welcome.server_time_unix_ms;
     tracing::info!(coordinator = %config.coordinator, name = %config.name, clock_offset_ms, "session open");
 
     let heartbeat = {
@@ -79,7 +89,13 @@ pub async fn run_once(config: &AgentConfig, epoch: u64, shutdown: &CancellationT
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if tx.send(message(Out::Heartbeat(Heartbeat { sent_at_unix_ms: unix_ms() }))).await.is_err() {
+                if tx
+                    .send(message(Out::Heartbeat(Heartbeat {
+                        sent_at_unix_ms: unix_ms(),
+                    })))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -169,7 +185,13 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
         scenario: assign.scenario.clone(),
         stage: assign.stage,
     };
-    let cutter = IntervalCutter::new(recorder.clone(), shard_id, ctx.seq.clone(), start, assign.start_at_unix_ms);
+    let cutter = IntervalCutter::new(
+        recorder.clone(),
+        shard_id,
+        ctx.seq.clone(),
+        start,
+        assign.start_at_unix_ms,
+    );
     let (reports, mut report_rx) = mpsc::channel(64);
     let forward = {
         let tx = ctx.tx.clone();
@@ -183,7 +205,11 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
     };
     let intervals = http::run(spec, start, cutter, recorder, reports, ctx.stop.clone()).await;
     let _ = forward.await;
-    let error = if ctx.stop.is_cancelled() { "stopped".to_owned() } else { String::new() };
+    let error = if ctx.stop.is_cancelled() {
+        "stopped".to_owned()
+    } else {
+        String::new()
+    };
     let _ = ctx
         .tx
         .send(message(Out::ShardDone(ShardDone {

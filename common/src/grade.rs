@@ -51,7 +51,9 @@ impl FromStr for Grade {
             "C" => Ok(Grade::C),
             "D" => Ok(Grade::D),
             "F" => Ok(Grade::F),
-            _ => Err(format!("invalid grade {s:?}: expected one of A, B, C, D, F")),
+            _ => Err(format!(
+                "invalid grade {s:?}: expected one of A, B, C, D, F"
+            )),
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Percentiles only ever come from merged histograms; [`merge`] is exact (bucket counts add).
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 /// Significant figures kept by every latency histogram.
 pub const SIGNIFICANT_FIGURES: u8 = 3;
@@ -67,7 +67,6 @@ pub fn merge_encoded(total: &mut LatencyHistogram, bytes: &[u8]) -> Result<(), C
 pub fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
-
 
 /// Base64 (standard alphabet) of the HDR V2 + deflate bytes, as report.json carries histograms.
 pub fn encode_base64(histogram: &LatencyHistogram) -> Result<String, CodecError> {

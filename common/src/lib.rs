@@ -5,6 +5,8 @@ pub mod grade;
 pub mod histogram;
 pub mod plan;
 pub mod report;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod shares;
 pub mod threshold;
 pub mod units;

@@ -1,7 +1,7 @@
 //! The report model: what `report.json` holds (see DESIGN.md; field names are a contract: add, never rename).
 
 use crate::grade::{Grade, Verdict};
-use crate::histogram::{us_to_ms, LatencyHistogram};
+use crate::histogram::{LatencyHistogram, us_to_ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

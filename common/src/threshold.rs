@@ -112,12 +112,22 @@ mod tests {
         assert!(t.holds(Some(299.9)));
         assert!(!t.holds(Some(300.0)));
         assert!(!t.holds(None), "not measured never passes");
-        assert!(Threshold::parse("success_rate >= 0.99").expect("valid").holds(Some(1.0)));
+        assert!(
+            Threshold::parse("success_rate >= 0.99")
+                .expect("valid")
+                .holds(Some(1.0))
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["latency_ms.p95 <300", "p95 ~ 3", "p95 < x", "a b < 3", "p95 < NaN"] {
+        for bad in [
+            "latency_ms.p95 <300",
+            "p95 ~ 3",
+            "p95 < x",
+            "a b < 3",
+            "p95 < NaN",
+        ] {
             assert!(Threshold::parse(bad).is_err(), "{bad}");
         }
     }

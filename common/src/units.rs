@@ -17,7 +17,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
     let expected = || {
-        format!("invalid size {text:?}: expected a number with a unit, such as \"512MiB\", \"4GiB\", \"100MB\"")
+        format!(
+            "invalid size {text:?}: expected a number with a unit, such as \"512MiB\", \"4GiB\", \"100MB\""
+        )
     };
     let value: f64 = number.parse().map_err(|_| expected())?;
     let factor: f64 = match unit.trim() {

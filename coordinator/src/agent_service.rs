@@ -29,11 +29,20 @@ impl AgentSessions {
 impl AgentService for AgentSessions {
     type SessionStream = ReceiverStream<Result<CoordinatorMessage, Status>>;
 
-    async fn session(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
-            Some(AgentMessage { kind: Some(In::Hello(hello)) }) => hello,
-            _ => return Err(Status::invalid_argument("the first message of a session must be hello")),
+            Some(AgentMessage {
+                kind: Some(In::Hello(hello)),
+            }) => hello,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be hello",
+                ));
+            }
         };
         if hello.protocol != loadgrade_proto::PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
@@ -53,7 +62,9 @@ impl AgentService for AgentSessions {
                 protocol: loadgrade_proto::PROTOCOL_VERSION,
             })),
         };
-        tx.send(Ok(welcome)).await.map_err(|_| Status::unavailable("session closed"))?;
+        tx.send(Ok(welcome))
+            .await
+            .map_err(|_| Status::unavailable("session closed"))?;
         self.registry.register(&hello, tx);
         tracing::info!(agent = %hello.name, cores = hello.cores, version = %hello.version, "agent connected");
 
@@ -71,7 +82,9 @@ impl AgentService for AgentSessions {
                     }
                 };
                 match kind {
-                    In::Heartbeat(hb) => registry.heartbeat(&name, epoch, (hb.sent_at_unix_ms - unix_ms()) as f64),
+                    In::Heartbeat(hb) => {
+                        registry.heartbeat(&name, epoch, (hb.sent_at_unix_ms - unix_ms()) as f64)
+                    }
                     In::Interval(report) => {
                         if let Some(route) = registry.route(&report.run_id) {
                             let _ = route.send(RunInput::Interval(report));
@@ -79,12 +92,18 @@ impl AgentService for AgentSessions {
                     }
                     In::ShardDone(done) => {
                         if let Some(route) = registry.route(&done.run_id) {
-                            let _ = route.send(RunInput::Done { agent: name.clone(), done });
+                            let _ = route.send(RunInput::Done {
+                                agent: name.clone(),
+                                done,
+                            });
                         }
                     }
                     In::ShardRefused(refused) => {
                         if let Some(route) = registry.route(&refused.run_id) {
-                            let _ = route.send(RunInput::Refused { agent: name.clone(), refused });
+                            let _ = route.send(RunInput::Refused {
+                                agent: name.clone(),
+                                refused,
+                            });
                         }
                     }
                     In::Hello(_) => tracing::warn!(agent = %name, "ignoring a second hello"),

@@ -1,7 +1,9 @@
 //! Merging interval reports: per scenario (exact HDR merge of every agent's intervals) and per agent (totals and
 //! generator health). Warm-up intervals are stored but never merged here.
 
-use loadgrade_common::histogram::{encode_base64, merge_encoded, new_histogram, us_to_ms, CodecError, LatencyHistogram};
+use loadgrade_common::histogram::{
+    CodecError, LatencyHistogram, encode_base64, merge_encoded, new_histogram, us_to_ms,
+};
 use loadgrade_common::plan::{HttpSpec, LoadModel};
 use loadgrade_common::report::{ErrorCounts, GeneratorReport, HttpMetrics, LatencyStats};
 use loadgrade_proto::v1::{Counters, IntervalReport};
@@ -81,12 +83,17 @@ impl ScenarioAggregate {
             errors: errors.total(),
             errors_by_class: errors,
             dropped: c.dropped,
-            success_rate: (attempted > 0).then(|| (c.requests - errors.total().min(c.requests)) as f64 / attempted as f64),
+            success_rate: (attempted > 0)
+                .then(|| (c.requests - errors.total().min(c.requests)) as f64 / attempted as f64),
             throughput_rps: (duration_s > 0.0).then(|| c.requests as f64 / duration_s),
             duration_s,
             bytes_received: c.bytes_received,
             latency_ms: LatencyStats::from_histogram(&self.corrected),
-            latency_raw_ms: if open { LatencyStats::from_histogram(&self.raw) } else { None },
+            latency_raw_ms: if open {
+                LatencyStats::from_histogram(&self.raw)
+            } else {
+                None
+            },
             hdr: b64(&self.corrected),
             hdr_raw: open.then(|| b64(&self.raw)),
         }
@@ -153,11 +160,17 @@ impl AgentAggregate {
         let cpu_percent = if self.cpu_samples > 0 {
             Some(self.cpu_sum / self.cpu_samples as f64)
         } else {
-            not_measured.insert("cpu_percent".to_owned(), "the agent could not read /proc/self/stat".to_owned());
+            not_measured.insert(
+                "cpu_percent".to_owned(),
+                "the agent could not read /proc/self/stat".to_owned(),
+            );
             None
         };
         let lag_ms_p99 = if self.lag.is_empty() {
-            not_measured.insert("lag_ms_p99".to_owned(), "no lag samples arrived from this agent".to_owned());
+            not_measured.insert(
+                "lag_ms_p99".to_owned(),
+                "no lag samples arrived from this agent".to_owned(),
+            );
             None
         } else {
             Some(us_to_ms(self.lag.value_at_quantile(0.99)))
@@ -169,7 +182,10 @@ impl AgentAggregate {
             );
             None
         } else if self.connection_wait.is_empty() {
-            not_measured.insert("connection_wait_ms_p99".to_owned(), "no open-model arrivals were sent".to_owned());
+            not_measured.insert(
+                "connection_wait_ms_p99".to_owned(),
+                "no open-model arrivals were sent".to_owned(),
+            );
             None
         } else {
             Some(us_to_ms(self.connection_wait.value_at_quantile(0.99)))

@@ -4,8 +4,8 @@
 use crate::embedded::Embedded;
 use crate::render::write_reports;
 use crate::runner::FinishedRun;
-use crate::store::{Store, DEFAULT_DATABASE_URL};
-use crate::{spawn_server, Coordinator, StartError};
+use crate::store::{DEFAULT_DATABASE_URL, Store};
+use crate::{Coordinator, StartError, spawn_server};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use loadgrade_common::grade::Verdict;
@@ -87,10 +87,19 @@ pub enum Command {
 /// Runs a command; returns the process exit code.
 pub async fn execute(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Run { plan, agents, out, database } => run(&plan, agents, out, &database).await,
+        Command::Run {
+            plan,
+            agents,
+            out,
+            database,
+        } => run(&plan, agents, out, &database).await,
         Command::Demo { out, database } => demo(out, &database).await,
         Command::Serve { listen, database } => serve(listen, &database).await,
-        Command::Submit { plan, coordinator, out } => submit(&plan, &coordinator, out).await,
+        Command::Submit {
+            plan,
+            coordinator,
+            out,
+        } => submit(&plan, &coordinator, out).await,
         Command::Validate { plan } => validate(&plan),
     };
     match result {
@@ -118,19 +127,32 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn read_plan(path: &Path) -> Result<(String, String), Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Usage(format!("loadgrade: cannot read plan {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Usage(format!(
+            "loadgrade: cannot read plan {}: {e}",
+            path.display()
+        ))
+    })?;
     Ok((path.display().to_string(), text))
 }
 
 fn validate(path: &Path) -> Result<i32, Failure> {
     let (file, text) = read_plan(path)?;
     let plan = Plan::parse(&file, &text).map_err(|e| Failure::Usage(e.to_string()))?;
-    println!("{file}: valid plan {:?} with {} scenario(s)", plan.name, plan.scenarios.len());
+    println!(
+        "{file}: valid plan {:?} with {} scenario(s)",
+        plan.name,
+        plan.scenarios.len()
+    );
     Ok(0)
 }
 
-async fn run(path: &Path, agents: Option<u32>, out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
+async fn run(
+    path: &Path,
+    agents: Option<u32>,
+    out: Option<PathBuf>,
+    database: &str,
+) -> Result<i32, Failure> {
     let (file, text) = read_plan(path)?;
     let plan = Plan::parse(&file, &text).map_err(|e| Failure::Usage(e.to_string()))?;
     let agents = agents.unwrap_or(plan.min_agents).max(1);
@@ -151,15 +173,26 @@ async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
     code
 }
 
-async fn run_embedded(file: &str, text: &str, agents: u32, out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
-    let store = Store::open(database).await.context("opening the results store")?;
+async fn run_embedded(
+    file: &str,
+    text: &str,
+    agents: u32,
+    out: Option<PathBuf>,
+    database: &str,
+) -> Result<i32, Failure> {
+    let store = Store::open(database)
+        .await
+        .context("opening the results store")?;
     let embedded = Embedded::start(store, agents).await?;
     let started = match embedded.coordinator.start_run(file, text).await {
         Ok(s) => s,
         Err(StartError::Plan(e)) => return Err(Failure::Usage(e.to_string())),
         Err(e) => return Err(Failure::Runtime(e.into())),
     };
-    eprintln!("run {} started with {agents} agent(s) on {}", started.id, embedded.addr);
+    eprintln!(
+        "run {} started with {agents} agent(s) on {}",
+        started.id, embedded.addr
+    );
     if let Some(control) = embedded.coordinator.run_control(&started.id) {
         let mut events = control.events;
         tokio::spawn(async move {
@@ -172,7 +205,12 @@ async fn run_embedded(file: &str, text: &str, agents: u32, out: Option<PathBuf>,
     embedded.stop().await;
     let dir = report_dir(out, &finished.report.run_id)?;
     write_reports(&dir, &finished.json, &finished.markdown).context("writing reports")?;
-    Ok(announce(finished.report.verdict, &finished.report.grade_reason, &finished.report.verdict_reasons, &dir))
+    Ok(announce(
+        finished.report.verdict,
+        &finished.report.grade_reason,
+        &finished.report.verdict_reasons,
+        &dir,
+    ))
 }
 
 fn announce(verdict: Verdict, grade_reason: &str, reasons: &[String], dir: &Path) -> i32 {
@@ -196,19 +234,24 @@ fn report_dir(out: Option<PathBuf>, run_id: &str) -> anyhow::Result<PathBuf> {
     let latest = base.join("latest");
     let _ = std::fs::remove_file(&latest);
     #[cfg(unix)]
-    std::os::unix::fs::symlink(run_id, &latest).with_context(|| format!("linking {}", latest.display()))?;
+    std::os::unix::fs::symlink(run_id, &latest)
+        .with_context(|| format!("linking {}", latest.display()))?;
     Ok(dir)
 }
 
 async fn serve(listen: SocketAddr, database: &str) -> Result<i32, Failure> {
-    let store = Store::open(database).await.context("opening the results store")?;
+    let store = Store::open(database)
+        .await
+        .context("opening the results store")?;
     let coordinator = Coordinator::new(store);
     let shutdown = CancellationToken::new();
     let (addr, server) = spawn_server(coordinator, listen, shutdown.clone())
         .await
         .with_context(|| format!("listening on {listen}"))?;
     println!("loadgrade coordinator listening on http://{addr} (store {database})");
-    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
     shutdown.cancel();
     let _ = server.await;
     Ok(0)
@@ -219,14 +262,29 @@ async fn submit(path: &Path, coordinator: &str, out: Option<PathBuf>) -> Result<
     let mut client = RunServiceClient::connect(coordinator.to_owned())
         .await
         .with_context(|| format!("cannot reach coordinator {coordinator}"))?;
-    let run_id = match client.start_run(StartRunRequest { plan_toml: text, plan_file: file }).await {
+    let run_id = match client
+        .start_run(StartRunRequest {
+            plan_toml: text,
+            plan_file: file,
+        })
+        .await
+    {
         Ok(r) => r.into_inner().run_id,
-        Err(s) if s.code() == tonic::Code::InvalidArgument => return Err(Failure::Usage(s.message().to_owned())),
-        Err(s) => return Err(Failure::Runtime(anyhow::anyhow!("coordinator refused the run: {}", s.message()))),
+        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+            return Err(Failure::Usage(s.message().to_owned()));
+        }
+        Err(s) => {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "coordinator refused the run: {}",
+                s.message()
+            )));
+        }
     };
     eprintln!("run {run_id} started on {coordinator}");
     let mut events = client
-        .watch_run(WatchRunRequest { run_id: run_id.clone() })
+        .watch_run(WatchRunRequest {
+            run_id: run_id.clone(),
+        })
         .await
         .context("watching the run")?
         .into_inner();
@@ -239,13 +297,20 @@ async fn submit(path: &Path, coordinator: &str, out: Option<PathBuf>) -> Result<
         }
     }
     let report = client
-        .get_report(GetReportRequest { run_id: run_id.clone() })
+        .get_report(GetReportRequest {
+            run_id: run_id.clone(),
+        })
         .await
         .context("fetching the report")?
         .into_inner();
     let dir = report_dir(out, &run_id)?;
     write_reports(&dir, &report.report_json, &report.report_md).context("writing reports")?;
-    let parsed: loadgrade_common::report::Report =
-        serde_json::from_str(&report.report_json).context("the coordinator sent a report that does not parse")?;
-    Ok(announce(parsed.verdict, &parsed.grade_reason, &parsed.verdict_reasons, &dir))
+    let parsed: loadgrade_common::report::Report = serde_json::from_str(&report.report_json)
+        .context("the coordinator sent a report that does not parse")?;
+    Ok(announce(
+        parsed.verdict,
+        &parsed.grade_reason,
+        &parsed.verdict_reasons,
+        &dir,
+    ))
 }

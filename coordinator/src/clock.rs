@@ -1,8 +1,8 @@
 //! Wall-clock helpers: Unix milliseconds and RFC 3339 timestamps.
 
 use std::time::{SystemTime, UNIX_EPOCH};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Coordinator wall clock, Unix epoch milliseconds.
 pub fn unix_ms() -> i64 {
@@ -13,7 +13,9 @@ pub fn unix_ms() -> i64 {
 
 /// Now, RFC 3339 in UTC.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
 /// A run id: UTC time to the second plus 4 random hex digits, e.g. `20261127T001530Z-3f9a`.

@@ -2,7 +2,7 @@
 //! `loadgrade demo` use.
 
 use crate::store::Store;
-use crate::{spawn_server, Coordinator};
+use crate::{Coordinator, spawn_server};
 use loadgrade_agent::AgentConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,12 @@ impl Embedded {
     pub async fn start(store: Store, agents: u32) -> anyhow::Result<Embedded> {
         let coordinator = Coordinator::new(store);
         let shutdown = CancellationToken::new();
-        let (addr, server) = spawn_server(coordinator.clone(), ([127, 0, 0, 1], 0).into(), shutdown.clone()).await?;
+        let (addr, server) = spawn_server(
+            coordinator.clone(),
+            ([127, 0, 0, 1], 0).into(),
+            shutdown.clone(),
+        )
+        .await?;
         let mut tasks = vec![server];
         for i in 1..=agents {
             let config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
@@ -41,7 +46,12 @@ impl Embedded {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Embedded { coordinator, addr, shutdown, tasks })
+        Ok(Embedded {
+            coordinator,
+            addr,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Stops agents and server and waits for them.

@@ -16,7 +16,11 @@ pub struct Trouble {
 }
 
 /// Evaluates a scenario's thresholds on its metrics (`None`: the scenario did not run).
-pub fn judge_scenario(scenario: &Scenario, metrics: Option<serde_json::Value>, trouble: &mut Trouble) -> ScenarioReport {
+pub fn judge_scenario(
+    scenario: &Scenario,
+    metrics: Option<serde_json::Value>,
+    trouble: &mut Trouble,
+) -> ScenarioReport {
     let thresholds: Vec<ThresholdResult> = scenario
         .thresholds
         .iter()
@@ -41,9 +45,17 @@ pub fn judge_scenario(scenario: &Scenario, metrics: Option<serde_json::Value>, t
 }
 
 /// Grade, its reason and the verdict with its reasons.
-pub fn grade_run(plan: &Plan, scenarios: &[ScenarioReport], trouble: &Trouble) -> (Grade, String, Verdict, Vec<String>) {
+pub fn grade_run(
+    plan: &Plan,
+    scenarios: &[ScenarioReport],
+    trouble: &Trouble,
+) -> (Grade, String, Verdict, Vec<String>) {
     let total: usize = scenarios.iter().map(|s| s.thresholds.len()).sum();
-    let failed: usize = scenarios.iter().flat_map(|s| &s.thresholds).filter(|t| !t.passed).count();
+    let failed: usize = scenarios
+        .iter()
+        .flat_map(|s| &s.thresholds)
+        .filter(|t| !t.passed)
+        .count();
     let grade = Grade::from_failures(failed, total);
     let grade_reason = match (total, failed) {
         (0, _) => "no thresholds set: grade A by default".to_owned(),
@@ -52,17 +64,35 @@ pub fn grade_run(plan: &Plan, scenarios: &[ScenarioReport], trouble: &Trouble) -
             "{f} of {t} thresholds failed: {}",
             scenarios
                 .iter()
-                .flat_map(|s| s.thresholds.iter().filter(|t| !t.passed).map(move |t| format!("{}: {}", s.name, t.expr)))
+                .flat_map(|s| s
+                    .thresholds
+                    .iter()
+                    .filter(|t| !t.passed)
+                    .map(move |t| format!("{}: {}", s.name, t.expr)))
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
     };
     let (verdict, reasons) = if !trouble.invalid.is_empty() {
-        (Verdict::Invalid, trouble.invalid.iter().chain(&trouble.degraded).cloned().collect())
+        (
+            Verdict::Invalid,
+            trouble
+                .invalid
+                .iter()
+                .chain(&trouble.degraded)
+                .cloned()
+                .collect(),
+        )
     } else if !trouble.degraded.is_empty() {
         (Verdict::Degraded, trouble.degraded.clone())
     } else if grade.is_below(plan.fail_below) {
-        (Verdict::Fail, vec![format!("grade {grade} is below the plan's fail_below {}", plan.fail_below)])
+        (
+            Verdict::Fail,
+            vec![format!(
+                "grade {grade} is below the plan's fail_below {}",
+                plan.fail_below
+            )],
+        )
     } else {
         (Verdict::Pass, Vec::new())
     };

@@ -86,25 +86,42 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn new(store: Store) -> Arc<Coordinator> {
-        Arc::new(Coordinator { registry: Arc::new(Registry::default()), store, runs: Mutex::new(HashMap::new()) })
+        Arc::new(Coordinator {
+            registry: Arc::new(Registry::default()),
+            store,
+            runs: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Validates the plan, stores the run and starts it in the background.
-    pub async fn start_run(self: &Arc<Self>, file: &str, text: &str) -> Result<StartedRun, StartError> {
+    pub async fn start_run(
+        self: &Arc<Self>,
+        file: &str,
+        text: &str,
+    ) -> Result<StartedRun, StartError> {
         let plan = Plan::parse(file, text)?;
         let id = clock::new_run_id();
-        self.store.insert_run(&id, &plan.name, file, text, &clock::now_rfc3339()).await?;
+        self.store
+            .insert_run(&id, &plan.name, file, text, &clock::now_rfc3339())
+            .await?;
         let (events, receiver) = watch::channel(RunEvent {
             state: RunState::Waiting,
             message: format!("run {id} of plan {:?} accepted", plan.name),
             verdict: None,
         });
         let cancel = CancellationToken::new();
-        self.lock_runs().insert(id.clone(), RunControl { events: receiver, cancel: cancel.clone() });
+        self.lock_runs().insert(
+            id.clone(),
+            RunControl {
+                events: receiver,
+                cancel: cancel.clone(),
+            },
+        );
         let coordinator = self.clone();
         let run_id = id.clone();
         let finished = tokio::spawn(async move {
-            let result = runner::execute(coordinator.clone(), run_id.clone(), plan, events, cancel).await;
+            let result =
+                runner::execute(coordinator.clone(), run_id.clone(), plan, events, cancel).await;
             coordinator.lock_runs().remove(&run_id);
             if let Err(e) = &result {
                 tracing::error!(run = %run_id, "run failed: {e:#}");
@@ -131,11 +148,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let registry = coordinator.registry.clone();
+    // Graceful shutdown waits for open streams: end the agents' sessions so it can finish.
+    let closing = async move {
+        shutdown.cancelled().await;
+        registry.close_all();
+    };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(AgentServiceServer::new(agent_service::AgentSessions::new(coordinator.registry.clone())))
+        .add_service(AgentServiceServer::new(agent_service::AgentSessions::new(
+            coordinator.registry.clone(),
+        )))
         .add_service(RunServiceServer::new(run_service::Runs::new(coordinator)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), closing)
         .await
 }
 

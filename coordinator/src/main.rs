@@ -10,7 +10,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = loadgrade_coordinator::cli::Cli::parse();
-    let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let code = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(loadgrade_coordinator::cli::execute(cli)),
         Err(e) => {
             eprintln!("loadgrade: error: cannot start the runtime: {e}");

@@ -3,17 +3,25 @@
 use loadgrade_proto::v1::{CoordinatorMessage, Hello, IntervalReport, ShardDone, ShardRefused};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 use tonic::Status;
 
 /// Messages for a running run from its agents' sessions.
 #[derive(Debug)]
 pub enum RunInput {
     Interval(IntervalReport),
-    Done { agent: String, done: ShardDone },
-    Refused { agent: String, refused: ShardRefused },
+    Done {
+        agent: String,
+        done: ShardDone,
+    },
+    Refused {
+        agent: String,
+        refused: ShardRefused,
+    },
     /// The agent's session ended.
-    Gone { agent: String },
+    Gone {
+        agent: String,
+    },
 }
 
 pub type AgentSender = mpsc::Sender<Result<CoordinatorMessage, Status>>;
@@ -70,7 +78,9 @@ impl Registry {
             old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
         };
         if let Some(route) = replaced {
-            let _ = route.send(RunInput::Gone { agent: hello.name.clone() });
+            let _ = route.send(RunInput::Gone {
+                agent: hello.name.clone(),
+            });
         }
         self.changed.notify_waiters();
     }
@@ -88,23 +98,44 @@ impl Registry {
             }
         };
         if let Some(route) = route {
-            let _ = route.send(RunInput::Gone { agent: name.to_owned() });
+            let _ = route.send(RunInput::Gone {
+                agent: name.to_owned(),
+            });
         }
         self.changed.notify_waiters();
     }
 
+    /// Ends every agent session (the coordinator is shutting down). Agents see their stream end and dial again.
+    pub fn close_all(&self) {
+        self.lock().agents.clear();
+        self.changed.notify_waiters();
+    }
+
     pub fn heartbeat(&self, name: &str, epoch: u64, clock_offset_ms: f64) {
-        if let Some(e) = self.lock().agents.get_mut(name).filter(|e| e.info.epoch == epoch) {
+        if let Some(e) = self
+            .lock()
+            .agents
+            .get_mut(name)
+            .filter(|e| e.info.epoch == epoch)
+        {
             e.info.clock_offset_ms = clock_offset_ms;
         }
     }
 
     pub fn agents(&self) -> Vec<AgentInfo> {
-        self.lock().agents.values().map(|e| e.info.clone()).collect()
+        self.lock()
+            .agents
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
     }
 
     /// Reserves every idle agent for `run` and routes their messages to `route`. Returns them.
-    pub fn reserve_idle(&self, run: &str, route: mpsc::UnboundedSender<RunInput>) -> Vec<AgentInfo> {
+    pub fn reserve_idle(
+        &self,
+        run: &str,
+        route: mpsc::UnboundedSender<RunInput>,
+    ) -> Vec<AgentInfo> {
         let mut inner = self.lock();
         inner.routes.insert(run.to_owned(), route);
         inner
@@ -132,7 +163,11 @@ impl Registry {
     }
 
     pub fn idle_count(&self) -> usize {
-        self.lock().agents.values().filter(|e| e.info.run.is_none()).count()
+        self.lock()
+            .agents
+            .values()
+            .filter(|e| e.info.run.is_none())
+            .count()
     }
 
     /// Route for a run's messages, if it is running.

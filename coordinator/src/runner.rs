@@ -3,20 +3,22 @@
 
 use crate::aggregate::{AgentAggregate, ScenarioAggregate};
 use crate::clock::{now_rfc3339, unix_ms};
-use crate::grading::{grade_run, judge_scenario, Trouble};
+use crate::grading::{Trouble, grade_run, judge_scenario};
 use crate::registry::{AgentInfo, RunInput};
 use crate::render;
 use crate::{Coordinator, RunEvent, RunState};
 use loadgrade_common::plan::{HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
-use loadgrade_common::report::{AgentReport, Report, ScenarioReport, SCHEMA_VERSION};
+use loadgrade_common::report::{AgentReport, Report, SCHEMA_VERSION, ScenarioReport};
 use loadgrade_common::shares::split_by_weight;
 use loadgrade_proto::v1::coordinator_message::Kind as Out;
-use loadgrade_proto::v1::{assign_shard, Ack, AssignShard, CoordinatorMessage, Header, HttpShard, Stop};
+use loadgrade_proto::v1::{
+    Ack, AssignShard, CoordinatorMessage, Header, HttpShard, Stop, assign_shard,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 /// Time between sending assignments and the common start instant.
@@ -49,7 +51,11 @@ impl RunContext {
     fn event(&self, state: RunState, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(run = %self.id, "{message}");
-        let _ = self.events.send(RunEvent { state, message, verdict: None });
+        let _ = self.events.send(RunEvent {
+            state,
+            message,
+            verdict: None,
+        });
     }
 }
 
@@ -88,10 +94,14 @@ pub async fn execute(
             }
             let ScenarioSpec::Http(spec) = &scenario.spec;
             let aggregate = run_scenario(&mut ctx, &agents, scenario, spec, &mut route_rx).await;
-            results.push((scenario.clone(), aggregate.map(|a| serde_json::to_value(a.metrics()).unwrap_or_default())));
+            results.push((
+                scenario.clone(),
+                aggregate.map(|a| serde_json::to_value(a.metrics()).unwrap_or_default()),
+            ));
         }
         coordinator.registry.release(&id);
     } else {
+        results.extend(plan.scenarios.iter().map(|s| (s.clone(), None)));
         let have = coordinator.registry.idle_count();
         ctx.trouble.invalid.push(format!(
             "only {have} of the {} agents the plan needs were ready within {:?}; no load was sent",
@@ -99,14 +109,17 @@ pub async fn execute(
         ));
     }
     if ctx.cancel.is_cancelled() {
-        ctx.trouble.invalid.push("the run was cancelled before it finished".to_owned());
+        ctx.trouble
+            .invalid
+            .push("the run was cancelled before it finished".to_owned());
     }
 
     let scenarios: Vec<ScenarioReport> = results
         .into_iter()
         .map(|(scenario, metrics)| judge_scenario(&scenario, metrics, &mut ctx.trouble))
         .collect();
-    let (grade, grade_reason, verdict, verdict_reasons) = grade_run(&plan, &scenarios, &ctx.trouble);
+    let (grade, grade_reason, verdict, verdict_reasons) =
+        grade_run(&plan, &scenarios, &ctx.trouble);
     let agent_reports = agents
         .iter()
         .map(|info| {
@@ -116,7 +129,8 @@ pub async fn execute(
                 requests: agg.requests,
                 errors: agg.errors,
                 lost: ctx.lost.contains(&info.name),
-                clock_offset_ms: current_offset(&coordinator, &info.name).unwrap_or(info.clock_offset_ms),
+                clock_offset_ms: current_offset(&coordinator, &info.name)
+                    .unwrap_or(info.clock_offset_ms),
                 intervals: agg.intervals,
                 generator: agg.generator(ctx.open_model_agents.contains(&info.name)),
             }
@@ -137,21 +151,41 @@ pub async fn execute(
     };
     let json = render::json(&report)?;
     let markdown = render::markdown(&report);
-    let state = if ctx.cancel.is_cancelled() { "cancelled" } else { "finished" };
+    let state = if ctx.cancel.is_cancelled() {
+        "cancelled"
+    } else {
+        "finished"
+    };
     coordinator
         .store
-        .finish_run(&id, state, &verdict.to_string(), &report.finished_at, &json, &markdown)
+        .finish_run(
+            &id,
+            state,
+            &verdict.to_string(),
+            &report.finished_at,
+            &json,
+            &markdown,
+        )
         .await?;
     let _ = ctx.events.send(RunEvent {
         state: RunState::Finished,
         message: format!("verdict {verdict}, grade {grade}"),
         verdict: Some(verdict),
     });
-    Ok(FinishedRun { report, json, markdown })
+    Ok(FinishedRun {
+        report,
+        json,
+        markdown,
+    })
 }
 
 fn current_offset(coordinator: &Coordinator, name: &str) -> Option<f64> {
-    coordinator.registry.agents().into_iter().find(|a| a.name == name).map(|a| a.clock_offset_ms)
+    coordinator
+        .registry
+        .agents()
+        .into_iter()
+        .find(|a| a.name == name)
+        .map(|a| a.clock_offset_ms)
 }
 
 /// The barrier: true once `min_agents` idle agents are connected, false on timeout or cancel.
@@ -164,7 +198,10 @@ async fn wait_for_agents(ctx: &RunContext, plan: &Plan) -> bool {
         if have >= plan.min_agents as usize {
             return true;
         }
-        ctx.event(RunState::Waiting, format!("waiting for agents: {have} of {} ready", plan.min_agents));
+        ctx.event(
+            RunState::Waiting,
+            format!("waiting for agents: {have} of {} ready", plan.min_agents),
+        );
         tokio::select! {
             () = changed => {}
             () = sleep_until(deadline) => return registry.idle_count() >= plan.min_agents as usize,
@@ -184,7 +221,12 @@ fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
     let weights: Vec<u64> = agents.iter().map(|a| u64::from(a.cores)).collect();
     let connections = split_by_weight(spec.connections, &weights);
     // Agents without a connection get no work; the rest share rate, budget and backlog by the same weights.
-    let active: Vec<(usize, u64)> = connections.iter().copied().enumerate().filter(|&(_, c)| c > 0).collect();
+    let active: Vec<(usize, u64)> = connections
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, c)| c > 0)
+        .collect();
     let active_weights: Vec<u64> = active.iter().map(|&(i, _)| weights[i]).collect();
     let rates = split_by_weight(spec.rate, &active_weights);
     let budgets = spec.requests.map(|r| split_by_weight(r, &active_weights));
@@ -205,7 +247,14 @@ fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
                 shard: HttpShard {
                     url: spec.url.clone(),
                     method: spec.method.clone(),
-                    headers: spec.headers.iter().map(|(n, v)| Header { name: n.clone(), value: v.clone() }).collect(),
+                    headers: spec
+                        .headers
+                        .iter()
+                        .map(|(n, v)| Header {
+                            name: n.clone(),
+                            value: v.clone(),
+                        })
+                        .collect(),
                     body: spec.body.clone(),
                     model: match spec.model {
                         LoadModel::Open => loadgrade_proto::v1::LoadModel::Open,
@@ -229,7 +278,9 @@ fn scenario_bound(spec: &HttpSpec) -> Duration {
     let load = match (spec.duration, spec.requests) {
         (Some(d), _) => d,
         // A request budget alone: worst case every request on every connection takes the full timeout.
-        (None, Some(r)) => spec.timeout * u32::try_from(r.div_ceil(spec.connections)).unwrap_or(u32::MAX),
+        (None, Some(r)) => {
+            spec.timeout * u32::try_from(r.div_ceil(spec.connections)).unwrap_or(u32::MAX)
+        }
         (None, None) => Duration::ZERO,
     };
     spec.warmup + load + spec.timeout + FINISH_GRACE
@@ -243,9 +294,15 @@ async fn run_scenario(
     route: &mut mpsc::UnboundedReceiver<RunInput>,
 ) -> Option<ScenarioAggregate> {
     let registry = ctx.coordinator.registry.clone();
-    let live: Vec<&AgentInfo> = agents.iter().filter(|a| !ctx.lost.contains(&a.name)).collect();
+    let live: Vec<&AgentInfo> = agents
+        .iter()
+        .filter(|a| !ctx.lost.contains(&a.name))
+        .collect();
     if live.is_empty() {
-        ctx.trouble.invalid.push(format!("scenario {:?} did not run: no agent left", scenario.name));
+        ctx.trouble.invalid.push(format!(
+            "scenario {:?} did not run: no agent left",
+            scenario.name
+        ));
         return None;
     }
     let shares = shard_scenario(spec, &live);
@@ -268,12 +325,20 @@ async fn run_scenario(
             pending.insert(share.agent);
         } else {
             ctx.lost.insert(share.agent.clone());
-            ctx.trouble.invalid.push(format!("agent {:?} was gone before scenario {:?} started", share.agent, scenario.name));
+            ctx.trouble.invalid.push(format!(
+                "agent {:?} was gone before scenario {:?} started",
+                share.agent, scenario.name
+            ));
         }
     }
     ctx.event(
         RunState::Running,
-        format!("scenario {:?}: {} on {} agents", scenario.name, describe(spec), pending.len()),
+        format!(
+            "scenario {:?}: {} on {} agents",
+            scenario.name,
+            describe(spec),
+            pending.len()
+        ),
     );
     let assigned = pending.clone();
     let mut reported: BTreeMap<String, u64> = BTreeMap::new();
@@ -356,14 +421,31 @@ async fn run_scenario(
 
     for agent in &assigned {
         let count = reported.get(agent).copied().unwrap_or(0);
-        if count == 0 && !ctx.trouble.invalid.iter().any(|r| r.contains(&format!("agent {agent:?} refused"))) {
-            ctx.trouble.invalid.push(format!("agent {agent:?} never reported for scenario {:?}", scenario.name));
+        if count == 0
+            && !ctx
+                .trouble
+                .invalid
+                .iter()
+                .any(|r| r.contains(&format!("agent {agent:?} refused")))
+        {
+            ctx.trouble.invalid.push(format!(
+                "agent {agent:?} never reported for scenario {:?}",
+                scenario.name
+            ));
         } else if ctx.lost.contains(agent) {
             ctx.trouble.degraded.push(format!(
                 "agent {agent:?} was lost during scenario {:?}; its {count} intervals up to then are included",
                 scenario.name
             ));
         }
+    }
+    if aggregate.histogram().is_empty() {
+        let m = aggregate.metrics();
+        let e = m.errors_by_class;
+        ctx.trouble.invalid.push(format!(
+            "scenario {:?}: no response arrived from the target ({} requests: {} connect errors, {} timeouts, {} other; {} dropped), so nothing about it was measured",
+            scenario.name, m.requests, e.connect, e.timeout, e.other, m.dropped
+        ));
     }
     Some(aggregate)
 }
@@ -372,14 +454,22 @@ fn stop_agents(ctx: &RunContext, agents: &BTreeSet<String>, reason: &str) {
     for agent in agents {
         ctx.coordinator.registry.send(
             agent,
-            CoordinatorMessage { kind: Some(Out::Stop(Stop { run_id: ctx.id.clone(), reason: reason.to_owned() })) },
+            CoordinatorMessage {
+                kind: Some(Out::Stop(Stop {
+                    run_id: ctx.id.clone(),
+                    reason: reason.to_owned(),
+                })),
+            },
         );
     }
 }
 
 fn describe(spec: &HttpSpec) -> String {
     let load = match spec.model {
-        LoadModel::Open => format!("open model, {} req/s over at most {} connections", spec.rate, spec.connections),
+        LoadModel::Open => format!(
+            "open model, {} req/s over at most {} connections",
+            spec.rate, spec.connections
+        ),
         LoadModel::Closed => format!("closed model, {} connections", spec.connections),
     };
     let end = match (spec.duration, spec.requests) {
@@ -396,7 +486,14 @@ mod tests {
     use super::*;
 
     fn agent(name: &str, cores: u32) -> AgentInfo {
-        AgentInfo { name: name.into(), version: "0".into(), cores, epoch: 1, clock_offset_ms: 0.0, run: None }
+        AgentInfo {
+            name: name.into(),
+            version: "0".into(),
+            cores,
+            epoch: 1,
+            clock_offset_ms: 0.0,
+            run: None,
+        }
     }
 
     fn spec(text: &str) -> HttpSpec {
@@ -409,12 +506,22 @@ mod tests {
     fn shards_sum_to_the_plan_totals() {
         let agents = [agent("a", 2), agent("b", 1), agent("c", 1)];
         let refs: Vec<&AgentInfo> = agents.iter().collect();
-        let shares = shard_scenario(&spec("rate = 1001\nconnections = 7\nduration = \"1s\""), &refs);
+        let shares = shard_scenario(
+            &spec("rate = 1001\nconnections = 7\nduration = \"1s\""),
+            &refs,
+        );
         assert_eq!(shares.iter().map(|s| s.shard.rate).sum::<u64>(), 1001);
         assert_eq!(shares.iter().map(|s| s.shard.connections).sum::<u64>(), 7);
-        assert_eq!(shares.iter().map(|s| s.shard.max_backlog).sum::<u64>(), 5005);
+        assert_eq!(
+            shares.iter().map(|s| s.shard.max_backlog).sum::<u64>(),
+            5005
+        );
         let closed = shard_scenario(&spec("connections = 2\nrequests = 11"), &refs);
-        assert_eq!(closed.len(), 2, "an agent without a connection gets no work");
+        assert_eq!(
+            closed.len(),
+            2,
+            "an agent without a connection gets no work"
+        );
         assert_eq!(closed.iter().map(|s| s.shard.max_requests).sum::<u64>(), 11);
     }
 }

@@ -2,8 +2,8 @@
 //! directory) through sqlx, schema by migrations. Queries are checked at run time, so building needs no database.
 
 use loadgrade_proto::v1::IntervalReport;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
 
 /// Default database URL: a file in the working directory.
@@ -11,7 +11,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://loadgrade.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH (PostgreSQL comes in a later release)")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH (PostgreSQL comes in a later release)"
+    )]
     UnsupportedUrl(String),
     #[error("database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
@@ -50,7 +52,10 @@ impl Store {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
-        let open_err = |source| StoreError::Open { url: url.to_owned(), source };
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -69,7 +74,10 @@ impl Store {
     pub async fn in_memory() -> Result<Store, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: every connection to :memory: is a different database.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
@@ -208,7 +216,11 @@ impl Store {
     }
 
     /// Requests per measured interval of one scenario, summed over agents, ordered by start (tests, analysis).
-    pub async fn interval_requests(&self, run_id: &str, scenario: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+    pub async fn interval_requests(
+        &self,
+        run_id: &str,
+        scenario: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT start_unix_ms, SUM(requests) AS requests FROM intervals \
              WHERE run_id = ? AND scenario = ? AND warmup = 0 GROUP BY start_unix_ms ORDER BY start_unix_ms",
@@ -239,12 +251,40 @@ mod tests {
     #[tokio::test]
     async fn interval_reports_are_stored_once() {
         let store = Store::in_memory().await.expect("store");
-        store.insert_run("r1", "plan", "plan.toml", "name = 'plan'", "2026-11-27T00:00:00Z").await.expect("run");
-        let report = IntervalReport { run_id: "r1".into(), agent: "a".into(), epoch: u64::MAX, seq: 0, ..Default::default() };
+        store
+            .insert_run(
+                "r1",
+                "plan",
+                "plan.toml",
+                "name = 'plan'",
+                "2026-11-27T00:00:00Z",
+            )
+            .await
+            .expect("run");
+        let report = IntervalReport {
+            run_id: "r1".into(),
+            agent: "a".into(),
+            epoch: u64::MAX,
+            seq: 0,
+            ..Default::default()
+        };
         assert!(store.insert_interval(&report).await.expect("first"));
-        assert!(!store.insert_interval(&report).await.expect("again"), "a re-sent report is ignored");
+        assert!(
+            !store.insert_interval(&report).await.expect("again"),
+            "a re-sent report is ignored"
+        );
         assert_eq!(store.interval_count("r1").await.expect("count"), 1);
-        store.finish_run("r1", "finished", "PASS", "2026-11-27T00:01:00Z", "{}", "# r").await.expect("finish");
+        store
+            .finish_run(
+                "r1",
+                "finished",
+                "PASS",
+                "2026-11-27T00:01:00Z",
+                "{}",
+                "# r",
+            )
+            .await
+            .expect("finish");
         let stored = store.report("r1").await.expect("query").expect("report");
         assert_eq!(stored.verdict, "PASS");
         assert_eq!(store.runs(10).await.expect("runs")[0].id, "r1");

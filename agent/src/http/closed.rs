@@ -1,9 +1,9 @@
 //! Closed model: a fixed number of keep-alive connections, each sending its next request when the last answers.
 //! Latency runs from the moment the request is handed to the connection (connection setup excluded).
 
+use super::HttpShardSpec;
 use super::conn::Conn;
 use super::limits::Limits;
-use super::HttpShardSpec;
 use crate::recorder::{Outcome, Recorder};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +31,9 @@ async fn worker(spec: Arc<HttpShardSpec>, recorder: Recorder, limits: Arc<Limits
                 Ok(c) => c,
                 Err(outcome) => {
                     recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
-                    let pause = limits
-                        .deadline()
-                        .map_or(RECONNECT_PAUSE, |d| RECONNECT_PAUSE.min(d.saturating_duration_since(Instant::now())));
+                    let pause = limits.deadline().map_or(RECONNECT_PAUSE, |d| {
+                        RECONNECT_PAUSE.min(d.saturating_duration_since(Instant::now()))
+                    });
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         () = limits.stop.cancelled() => {}

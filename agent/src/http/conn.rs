@@ -20,7 +20,9 @@ impl Conn {
             .map_err(|_| Outcome::Connect)?
             .map_err(|_| Outcome::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| Outcome::Connect)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Outcome::Connect)?;
         tokio::spawn(async move {
             // Ends when the sender is dropped or the peer closes; either is normal here.
             let _ = connection.await;
@@ -32,9 +34,17 @@ impl Conn {
     /// no longer usable.
     pub async fn send(&mut self, target: &HttpTarget) -> Result<(u16, u64), Outcome> {
         self.sender.ready().await.map_err(|_| Outcome::Other)?;
-        let response = self.sender.send_request(target.request()).await.map_err(|_| Outcome::Other)?;
+        let response = self
+            .sender
+            .send_request(target.request())
+            .await
+            .map_err(|_| Outcome::Other)?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|_| Outcome::Other)?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Outcome::Other)?;
         Ok((status, body.to_bytes().len() as u64))
     }
 

@@ -13,8 +13,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(warmup_end: Instant, deadline: Option<Instant>, budget: Option<u64>, stop: CancellationToken) -> Self {
-        Limits { warmup_end, deadline, budget: budget.map(AtomicU64::new), stop }
+    pub fn new(
+        warmup_end: Instant,
+        deadline: Option<Instant>,
+        budget: Option<u64>,
+        stop: CancellationToken,
+    ) -> Self {
+        Limits {
+            warmup_end,
+            deadline,
+            budget: budget.map(AtomicU64::new),
+            stop,
+        }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -31,7 +41,9 @@ impl Limits {
         }
         match &self.budget {
             None => true,
-            Some(left) => left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok(),
+            Some(left) => left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok(),
         }
     }
 }

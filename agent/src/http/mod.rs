@@ -15,7 +15,7 @@ use loadgrade_proto::v1::{HttpShard, IntervalReport, LoadModel};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 /// Length of one interval report.
@@ -39,8 +39,12 @@ pub struct HttpShardSpec {
 
 impl HttpShardSpec {
     /// Validates a wire shard and resolves its target. Errors are messages for `ShardRefused`.
-    pub async fn from_proto(shard: &HttpShard, allowlist: &crate::Allowlist) -> Result<Self, String> {
-        let target = HttpTarget::resolve(&shard.url, &shard.method, &shard.headers, &shard.body).await?;
+    pub async fn from_proto(
+        shard: &HttpShard,
+        allowlist: &crate::Allowlist,
+    ) -> Result<Self, String> {
+        let target =
+            HttpTarget::resolve(&shard.url, &shard.method, &shard.headers, &shard.body).await?;
         allowlist.check(&target.addrs)?;
         let open_model = match LoadModel::try_from(shard.model) {
             Ok(LoadModel::Open) => true,
@@ -84,11 +88,21 @@ pub async fn run(
         () = stop.cancelled() => return 0,
     }
     let warmup_end = start + spec.warmup;
-    let limits = Arc::new(Limits::new(warmup_end, spec.duration.map(|d| warmup_end + d), spec.max_requests, stop.clone()));
+    let limits = Arc::new(Limits::new(
+        warmup_end,
+        spec.duration.map(|d| warmup_end + d),
+        spec.max_requests,
+        stop.clone(),
+    ));
 
     let load_done = CancellationToken::new();
     let load = {
-        let (spec, recorder, limits, load_done) = (spec.clone(), recorder.clone(), limits.clone(), load_done.clone());
+        let (spec, recorder, limits, load_done) = (
+            spec.clone(),
+            recorder.clone(),
+            limits.clone(),
+            load_done.clone(),
+        );
         tokio::spawn(async move {
             if spec.open_model {
                 open::run(spec, recorder, limits, start).await;
@@ -139,7 +153,8 @@ pub async fn run(
 fn next_boundary(start: Instant, warmup_end: Instant, after: Instant) -> Instant {
     if after < warmup_end {
         let elapsed = after.duration_since(start);
-        let next = start + INTERVAL * (u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX - 1) + 1);
+        let next =
+            start + INTERVAL * (u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX - 1) + 1);
         next.min(warmup_end)
     } else {
         let elapsed = after.duration_since(warmup_end);

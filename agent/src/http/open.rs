@@ -4,17 +4,24 @@
 //! arrivals) and is sent as soon as one frees; beyond it, the arrival is dropped and counted. Latency is recorded
 //! twice: from the intended send time (corrected for coordinated omission) and from the actual send time (raw).
 
+use super::HttpShardSpec;
 use super::conn::Conn;
 use super::limits::Limits;
-use super::HttpShardSpec;
 use crate::recorder::{Outcome, Recorder};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
-use tokio::time::{sleep_until, Instant};
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::{Instant, sleep_until};
 
-pub async fn run(spec: Arc<HttpShardSpec>, recorder: Recorder, limits: Arc<Limits>, start: Instant) {
-    let capacity = usize::try_from(spec.max_backlog).unwrap_or(usize::MAX).clamp(1, 1 << 24);
+pub async fn run(
+    spec: Arc<HttpShardSpec>,
+    recorder: Recorder,
+    limits: Arc<Limits>,
+    start: Instant,
+) {
+    let capacity = usize::try_from(spec.max_backlog)
+        .unwrap_or(usize::MAX)
+        .clamp(1, 1 << 24);
     let (backlog, arrivals) = mpsc::channel::<Instant>(capacity);
     let arrivals = Arc::new(Mutex::new(arrivals));
     let workers: Vec<_> = (0..spec.connections)
@@ -46,7 +53,11 @@ pub async fn run(spec: Arc<HttpShardSpec>, recorder: Recorder, limits: Arc<Limit
     }
 }
 
-async fn worker(spec: Arc<HttpShardSpec>, recorder: Recorder, arrivals: Arc<Mutex<mpsc::Receiver<Instant>>>) {
+async fn worker(
+    spec: Arc<HttpShardSpec>,
+    recorder: Recorder,
+    arrivals: Arc<Mutex<mpsc::Receiver<Instant>>>,
+) {
     let mut conn: Option<Conn> = None;
     loop {
         let next = arrivals.lock().await.recv().await;

@@ -1,7 +1,7 @@
 //! The request a shard sends: parsed URL, resolved addresses, method, headers and body.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, HOST};
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 use loadgrade_proto::v1::Header;
@@ -20,14 +20,28 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     /// Parses and resolves. Errors are messages for `ShardRefused`.
-    pub async fn resolve(url: &str, method: &str, headers: &[Header], body: &[u8]) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("invalid url {url:?}: {e}"))?;
+    pub async fn resolve(
+        url: &str,
+        method: &str,
+        headers: &[Header],
+        body: &[u8],
+    ) -> Result<Self, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid url {url:?}: {e}"))?;
         if uri.scheme_str() != Some("http") {
-            return Err(format!("unsupported url {url:?}: only http:// is supported by this agent"));
+            return Err(format!(
+                "unsupported url {url:?}: only http:// is supported by this agent"
+            ));
         }
-        let host = uri.host().ok_or_else(|| format!("invalid url {url:?}: no host"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("invalid url {url:?}: no host"))?;
         let port = uri.port_u16().unwrap_or(80);
-        let host_port = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
+        let host_port = format!(
+            "{}:{port}",
+            host.trim_start_matches('[').trim_end_matches(']')
+        );
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&host_port)
             .await
             .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
@@ -36,12 +50,15 @@ impl HttpTarget {
             return Err(format!("{host_port} resolves to no address"));
         }
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-        let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("invalid method {method:?}"))?;
         let headers = headers
             .iter()
             .map(|h| {
-                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| format!("invalid header name {:?}", h.name))?;
-                let value = HeaderValue::from_str(&h.value).map_err(|_| format!("invalid value for header {:?}", h.name))?;
+                let name = HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|_| format!("invalid header name {:?}", h.name))?;
+                let value = HeaderValue::from_str(&h.value)
+                    .map_err(|_| format!("invalid value for header {:?}", h.name))?;
                 Ok((name, value))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -49,8 +66,11 @@ impl HttpTarget {
             url: url.to_owned(),
             addrs,
             method,
-            path: uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned()),
-            host: HeaderValue::from_str(authority).map_err(|_| format!("invalid host in {url:?}"))?,
+            path: uri
+                .path_and_query()
+                .map_or("/".to_owned(), |p| p.as_str().to_owned()),
+            host: HeaderValue::from_str(authority)
+                .map_err(|_| format!("invalid host in {url:?}"))?,
             headers,
             body: Bytes::copy_from_slice(body),
         })

@@ -24,7 +24,11 @@ impl fmt::Display for PlanError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.file, issue.line, issue.column, issue.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, issue.line, issue.column, issue.message
+            )?;
         }
         Ok(())
     }
@@ -47,12 +51,19 @@ pub(crate) struct Issues<'a> {
 
 impl<'a> Issues<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Issues { text, found: Vec::new() }
+        Issues {
+            text,
+            found: Vec::new(),
+        }
     }
 
     pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = line_column(self.text, span.start);
-        self.found.push(PlanIssue { line, column, message: message.into() });
+        self.found.push(PlanIssue {
+            line,
+            column,
+            message: message.into(),
+        });
     }
 }
 

@@ -46,26 +46,37 @@ fn parses_a_good_plan_with_defaults() {
 }
 
 fn errors_of(text: &str) -> String {
-    Plan::parse("plan.toml", text).expect_err("plan must be rejected").to_string()
+    Plan::parse("plan.toml", text)
+        .expect_err("plan must be rejected")
+        .to_string()
 }
 
 #[test]
 fn unknown_key_is_located() {
     let text = GOOD.replace("warmup = \"5s\"", "warmpu = \"5s\"");
     let e = errors_of(&text);
-    assert!(e.starts_with("plan.toml:17:1: unknown field `warmpu`"), "{e}");
+    assert!(
+        e.starts_with("plan.toml:17:1: unknown field `warmpu`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_duration_is_located() {
     let e = errors_of(&GOOD.replace("\"30s\"", "\"30 parsecs\""));
-    assert!(e.starts_with("plan.toml:16:12: invalid duration \"30 parsecs\""), "{e}");
+    assert!(
+        e.starts_with("plan.toml:16:12: invalid duration \"30 parsecs\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_metric_is_located() {
     let e = errors_of(&GOOD.replace("latency_ms.p50", "latency_ms.p42"));
-    assert!(e.contains("plan.toml:18:15: threshold \"latency_ms.p42 < 100\" names unknown metric"), "{e}");
+    assert!(
+        e.contains("plan.toml:18:15: threshold \"latency_ms.p42 < 100\" names unknown metric"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -73,23 +84,39 @@ fn every_problem_is_reported() {
     let text = GOOD
         .replace("\"30s\"", "\"soon\"")
         .replace("rate = 200", "rate = -3")
-        .replace("kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"", "kind = \"ramp\"");
+        .replace(
+            "kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"",
+            "kind = \"ramp\"",
+        );
     let e = errors_of(&text);
     assert_eq!(e.lines().count(), 3, "{e}");
-    assert!(e.contains("rate must be a whole number of at least 1, got -3"), "{e}");
-    assert!(e.contains("kind \"ramp\" is not supported by this build yet"), "{e}");
+    assert!(
+        e.contains("rate must be a whole number of at least 1, got -3"),
+        "{e}"
+    );
+    assert!(
+        e.contains("kind \"ramp\" is not supported by this build yet"),
+        "{e}"
+    );
 }
 
 #[test]
 fn load_must_end_by_itself() {
-    let e = errors_of("name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n");
+    let e = errors_of(
+        "name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
+    );
     assert!(e.contains("set `duration` or `requests`"), "{e}");
 }
 
 #[test]
 fn open_model_needs_a_rate() {
-    let e = errors_of("name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nmodel = \"open\"\nurl = \"http://127.0.0.1:1/\"\nduration = \"1s\"\n");
-    assert!(e.contains("plan.toml:5:9: scenario \"a\": the open model needs `rate`"), "{e}");
+    let e = errors_of(
+        "name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nmodel = \"open\"\nurl = \"http://127.0.0.1:1/\"\nduration = \"1s\"\n",
+    );
+    assert!(
+        e.contains("plan.toml:5:9: scenario \"a\": the open model needs `rate`"),
+        "{e}"
+    );
 }
 
 #[test]

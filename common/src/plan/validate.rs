@@ -23,7 +23,10 @@ const DEFAULT_OPEN_CONNECTIONS: u64 = 100;
 const DEFAULT_BACKLOG_SECONDS: u64 = 5;
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
-    let fail = |issues| PlanError { file: file.to_owned(), issues };
+    let fail = |issues| PlanError {
+        file: file.to_owned(),
+        issues,
+    };
     let raw: RawPlan = toml::from_str(text).map_err(|e| {
         let mut issues = Issues::new(text);
         issues.at(e.span().unwrap_or(0..0), e.message().trim().to_owned());
@@ -56,20 +59,30 @@ fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
         Some(n) => match u32::try_from(*n.get_ref()) {
             Ok(v) if v >= 1 => v,
             _ => {
-                issues.at(n.span(), format!("min_agents must be at least 1, got {}", n.get_ref()));
+                issues.at(
+                    n.span(),
+                    format!("min_agents must be at least 1, got {}", n.get_ref()),
+                );
                 1
             }
         },
     };
-    let ready_timeout = duration_field(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
-    let memory_budget = raw
-        .budget
-        .and_then(|b| b.memory)
-        .and_then(|m| parse_size(m.get_ref()).map_err(|e| issues.at(m.span(), e)).ok());
+    let ready_timeout =
+        duration_field(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
+    let memory_budget = raw.budget.and_then(|b| b.memory).and_then(|m| {
+        parse_size(m.get_ref())
+            .map_err(|e| issues.at(m.span(), e))
+            .ok()
+    });
     let fail_below = raw
         .grading
         .and_then(|g| g.fail_below)
-        .and_then(|g| g.get_ref().parse::<Grade>().map_err(|e| issues.at(g.span(), e)).ok())
+        .and_then(|g| {
+            g.get_ref()
+                .parse::<Grade>()
+                .map_err(|e| issues.at(g.span(), e))
+                .ok()
+        })
         .unwrap_or(Grade::A);
 
     if raw.scenarios.is_empty() {
@@ -81,15 +94,29 @@ fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
         let span = spanned.span();
         if let Some(scenario) = scenario(spanned.into_inner(), span.clone(), issues) {
             if !names.insert(scenario.name.clone()) {
-                issues.at(span, format!("scenario name {:?} is used twice", scenario.name));
+                issues.at(
+                    span,
+                    format!("scenario name {:?} is used twice", scenario.name),
+                );
             }
             scenarios.push(scenario);
         }
     }
-    Plan { name, min_agents, ready_timeout, memory_budget, fail_below, scenarios }
+    Plan {
+        name,
+        min_agents,
+        ready_timeout,
+        memory_budget,
+        fail_below,
+        scenarios,
+    }
 }
 
-fn scenario(raw: RawScenario, span: std::ops::Range<usize>, issues: &mut Issues<'_>) -> Option<Scenario> {
+fn scenario(
+    raw: RawScenario,
+    span: std::ops::Range<usize>,
+    issues: &mut Issues<'_>,
+) -> Option<Scenario> {
     let name = match &raw.name {
         Some(n) if !n.get_ref().trim().is_empty() => n.get_ref().clone(),
         Some(n) => {
@@ -102,15 +129,27 @@ fn scenario(raw: RawScenario, span: std::ops::Range<usize>, issues: &mut Issues<
         }
     };
     let Some(kind) = &raw.kind else {
-        issues.at(span, format!("scenario {name:?} has no `kind` (supported: {})", SUPPORTED_KINDS.join(", ")));
+        issues.at(
+            span,
+            format!(
+                "scenario {name:?} has no `kind` (supported: {})",
+                SUPPORTED_KINDS.join(", ")
+            ),
+        );
         return None;
     };
     let kind_name = kind.get_ref().as_str();
     if !SUPPORTED_KINDS.contains(&kind_name) {
         let message = if PLANNED_KINDS.contains(&kind_name) {
-            format!("kind {kind_name:?} is not supported by this build yet (supported: {})", SUPPORTED_KINDS.join(", "))
+            format!(
+                "kind {kind_name:?} is not supported by this build yet (supported: {})",
+                SUPPORTED_KINDS.join(", ")
+            )
         } else {
-            format!("unknown kind {kind_name:?}: expected one of {}", SUPPORTED_KINDS.join(", "))
+            format!(
+                "unknown kind {kind_name:?}: expected one of {}",
+                SUPPORTED_KINDS.join(", ")
+            )
         };
         issues.at(kind.span(), message);
         return None;
@@ -135,14 +174,21 @@ fn scenario(raw: RawScenario, span: std::ops::Range<usize>, issues: &mut Issues<
     }
 
     let spec = http(&name, raw, issues)?;
-    Some(Scenario { name, thresholds, spec: ScenarioSpec::Http(spec) })
+    Some(Scenario {
+        name,
+        thresholds,
+        spec: ScenarioSpec::Http(spec),
+    })
 }
 
 fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpec> {
     reject_foreign_fields(&raw, "http", issues);
     let url = match &raw.url {
         None => {
-            issues.at(raw.kind.as_ref().map_or(0..0, Spanned::span), format!("scenario {name:?}: `url` is required"));
+            issues.at(
+                raw.kind.as_ref().map_or(0..0, Spanned::span),
+                format!("scenario {name:?}: `url` is required"),
+            );
             None
         }
         Some(u) => match check_url(u.get_ref()) {
@@ -155,9 +201,19 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
     };
     let method = match &raw.method {
         None => "GET".to_owned(),
-        Some(m) if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) => m.get_ref().clone(),
+        Some(m)
+            if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            m.get_ref().clone()
+        }
         Some(m) => {
-            issues.at(m.span(), format!("invalid method {:?}: expected an upper-case token such as GET or POST", m.get_ref()));
+            issues.at(
+                m.span(),
+                format!(
+                    "invalid method {:?}: expected an upper-case token such as GET or POST",
+                    m.get_ref()
+                ),
+            );
             "GET".to_owned()
         }
     };
@@ -168,7 +224,10 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
             "open" => LoadModel::Open,
             "closed" => LoadModel::Closed,
             other => {
-                issues.at(m.span(), format!("invalid model {other:?}: expected \"open\" or \"closed\""));
+                issues.at(
+                    m.span(),
+                    format!("invalid model {other:?}: expected \"open\" or \"closed\""),
+                );
                 LoadModel::Closed
             }
         },
@@ -177,21 +236,27 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
     if model == LoadModel::Open && raw.rate.is_none() {
         issues.at(
             raw.model.as_ref().map_or(0..0, Spanned::span),
-            format!("scenario {name:?}: the open model needs `rate` (requests per second across agents)"),
+            format!(
+                "scenario {name:?}: the open model needs `rate` (requests per second across agents)"
+            ),
         );
     }
     if model == LoadModel::Closed {
         if let Some(r) = &raw.rate {
-            issues.at(r.span(), "`rate` applies to the open model only; the closed model is set by `connections`");
+            issues.at(
+                r.span(),
+                "`rate` applies to the open model only; the closed model is set by `connections`",
+            );
         }
         if let Some(b) = &raw.max_backlog {
             issues.at(b.span(), "`max_backlog` applies to the open model only");
         }
     }
-    let connections = positive(issues, raw.connections.as_ref(), "connections").unwrap_or(match model {
-        LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
-        LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
-    });
+    let connections =
+        positive(issues, raw.connections.as_ref(), "connections").unwrap_or(match model {
+            LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
+            LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
+        });
     let duration = duration_field(issues, raw.duration.as_ref());
     let requests = positive(issues, raw.requests.as_ref(), "requests");
     if raw.duration.is_none() && raw.requests.is_none() {
@@ -208,7 +273,10 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
     let warmup = duration_field(issues, raw.warmup.as_ref()).unwrap_or(Duration::ZERO);
     let timeout = duration_field(issues, raw.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() {
-        issues.at(raw.timeout.as_ref().map_or(0..0, Spanned::span), "timeout must be longer than 0");
+        issues.at(
+            raw.timeout.as_ref().map_or(0..0, Spanned::span),
+            "timeout must be longer than 0",
+        );
     }
     let rate_value = rate.unwrap_or(0);
     let max_backlog = positive(issues, raw.max_backlog.as_ref(), "max_backlog")
@@ -217,7 +285,10 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
         .headers
         .map(|h| h.into_inner().into_iter().collect())
         .unwrap_or_default();
-    let body = raw.body.map(|b| b.into_inner().into_bytes()).unwrap_or_default();
+    let body = raw
+        .body
+        .map(|b| b.into_inner().into_bytes())
+        .unwrap_or_default();
     Some(HttpSpec {
         url: url?,
         method,
@@ -235,9 +306,11 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("invalid url {url:?}: expected http://HOST[:PORT]/PATH (https arrives with TLS support)"))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!(
+            "invalid url {url:?}: expected http://HOST[:PORT]/PATH (https arrives with TLS support)"
+        )
+    })?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(format!("invalid url {url:?}: no host"));
@@ -247,7 +320,9 @@ fn check_url(url: &str) -> Result<(), String> {
 
 fn duration_field(issues: &mut Issues<'_>, field: Option<&Spanned<String>>) -> Option<Duration> {
     let field = field?;
-    parse_duration(field.get_ref()).map_err(|e| issues.at(field.span(), e)).ok()
+    parse_duration(field.get_ref())
+        .map_err(|e| issues.at(field.span(), e))
+        .ok()
 }
 
 fn positive(issues: &mut Issues<'_>, field: Option<&Spanned<i64>>, what: &str) -> Option<u64> {
@@ -255,7 +330,13 @@ fn positive(issues: &mut Issues<'_>, field: Option<&Spanned<i64>>, what: &str) -
     match u64::try_from(*field.get_ref()) {
         Ok(v) if v >= 1 => Some(v),
         _ => {
-            issues.at(field.span(), format!("{what} must be a whole number of at least 1, got {}", field.get_ref()));
+            issues.at(
+                field.span(),
+                format!(
+                    "{what} must be a whole number of at least 1, got {}",
+                    field.get_ref()
+                ),
+            );
             None
         }
     }
@@ -288,7 +369,10 @@ fn reject_foreign_fields(raw: &RawScenario, kind: &str, issues: &mut Issues<'_>)
     ];
     for (field, value) in foreign {
         if let Some(v) = value {
-            issues.at(v.span(), format!("field `{field}` does not apply to kind {kind:?}"));
+            issues.at(
+                v.span(),
+                format!("field `{field}` does not apply to kind {kind:?}"),
+            );
         }
     }
 }

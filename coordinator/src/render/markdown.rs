@@ -20,14 +20,22 @@ fn latency_row(label: &str, stats: Option<&LatencyStats>) -> String {
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# loadgrade report: {}\n", report.plan_name);
-    let _ = writeln!(out, "**Verdict: {}** · grade **{}** · {}\n", report.verdict, report.grade, report.grade_reason);
+    let _ = writeln!(
+        out,
+        "**Verdict: {}** · grade **{}** · {}\n",
+        report.verdict, report.grade, report.grade_reason
+    );
     for reason in &report.verdict_reasons {
         let _ = writeln!(out, "- {reason}");
     }
     if !report.verdict_reasons.is_empty() {
         out.push('\n');
     }
-    let _ = writeln!(out, "Run `{}`, {} to {}.\n", report.run_id, report.started_at, report.finished_at);
+    let _ = writeln!(
+        out,
+        "Run `{}`, {} to {}.\n",
+        report.run_id, report.started_at, report.finished_at
+    );
 
     for scenario in &report.scenarios {
         let _ = writeln!(out, "## Scenario `{}` ({})\n", scenario.name, scenario.kind);
@@ -53,12 +61,21 @@ pub fn markdown(report: &Report) -> String {
                     "Errors by class: connect {}, timeout {}, 4xx {}, 5xx {}, other {}\n",
                     e.connect, e.timeout, e.status_4xx, e.status_5xx, e.other
                 );
-                out.push_str("| latency (ms) | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |\n");
+                out.push_str(
+                    "| latency (ms) | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |\n",
+                );
                 out.push_str("|---|---|---|---|---|---|---|---|---|\n");
-                let corrected_label = if m.model == "open" { "corrected (from intended send)" } else { "measured" };
+                let corrected_label = if m.model == "open" {
+                    "corrected (from intended send)"
+                } else {
+                    "measured"
+                };
                 out.push_str(&latency_row(corrected_label, m.latency_ms.as_ref()));
                 if m.model == "open" {
-                    out.push_str(&latency_row("raw (from actual send)", m.latency_raw_ms.as_ref()));
+                    out.push_str(&latency_row(
+                        "raw (from actual send)",
+                        m.latency_raw_ms.as_ref(),
+                    ));
                 }
                 out.push('\n');
             }
