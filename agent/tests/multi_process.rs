@@ -25,21 +25,8 @@ fn agent_process(coordinator: &str, name: &str) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_agent_processes_account_for_every_request() {
-    let testbed = Testbed::start(TestbedConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-    })
-    .await
-    .expect("testbed");
-    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
-    let shutdown = CancellationToken::new();
-    let (addr, server) = spawn_server(
-        coordinator.clone(),
-        ([127, 0, 0, 1], 0).into(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("server");
-    let url = format!("http://{addr}");
+    let testbed = testbed().await;
+    let (coordinator, url, shutdown, server) = start_coordinator().await;
     let mut agents: Vec<Child> = (1..=3)
         .map(|i| agent_process(&url, &format!("proc-{i}")))
         .collect();
@@ -57,18 +44,23 @@ model = "closed"
 connections = 6
 requests = 3000
 thresholds = ["success_rate == 1"]
+
+[[scenario]]
+name = "timed"
+kind = "http"
+url = "{}"
+model = "closed"
+connections = 3
+duration = "2s"
 "#,
-        testbed.url("/api/items?limit=5")
+        testbed.url("/api/items?limit=5"),
+        testbed.url("/delay?ms=2")
     );
     let started = coordinator
         .start_run("three.toml", &plan)
         .await
         .expect("plan accepted");
-    let finished = tokio::time::timeout(Duration::from_secs(120), started.finished)
-        .await
-        .expect("run ends in time")
-        .expect("run task")
-        .expect("run");
+    let finished = finish(started).await;
     let report = &finished.report;
 
     let value: serde_json::Value = serde_json::from_str(&finished.json).expect("json");
@@ -92,11 +84,28 @@ thresholds = ["success_rate == 1"]
     let merged = decode_base64(&m.hdr).expect("merged histogram");
     assert_eq!(m.errors, 0);
     assert_eq!(m.requests, 3000, "the request budget is spent exactly");
-    assert_eq!(agent_sum, m.requests);
     assert_eq!(merged.len(), m.requests);
+    // Duration-bound: requests in flight at the end are waited for and counted, none lost.
+    let timed: HttpMetrics =
+        serde_json::from_value(report.scenarios[1].metrics.clone()).expect("metrics");
+    assert!(
+        timed.requests > 100,
+        "2 s over 3 connections of a 2 ms endpoint: {}",
+        timed.requests
+    );
+    assert_eq!(timed.errors, 0);
+    assert_eq!(
+        decode_base64(&timed.hdr).expect("histogram").len(),
+        timed.requests
+    );
+    assert_eq!(
+        agent_sum,
+        m.requests + timed.requests,
+        "agents' totals == scenarios' totals"
+    );
     assert_eq!(
         testbed.requests(),
-        m.requests,
+        agent_sum,
         "the testbed saw exactly what the agents counted"
     );
     let stored = coordinator
@@ -119,4 +128,135 @@ thresholds = ["success_rate == 1"]
         .expect("server stops")
         .expect("server task");
     testbed.shutdown().await;
+}
+
+async fn testbed() -> Testbed {
+    Testbed::start(TestbedConfig {
+        listen: ([127, 0, 0, 1], 0).into(),
+    })
+    .await
+    .expect("testbed")
+}
+
+/// Waits (at most a minute) for a run's report.
+async fn finish(
+    started: loadgrade_coordinator::StartedRun,
+) -> loadgrade_coordinator::runner::FinishedRun {
+    tokio::time::timeout(Duration::from_secs(60), started.finished)
+        .await
+        .expect("run ends in time")
+        .expect("run task")
+        .expect("run")
+}
+
+async fn start_coordinator() -> (
+    std::sync::Arc<Coordinator>,
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
+    let shutdown = CancellationToken::new();
+    let (addr, server) = spawn_server(
+        coordinator.clone(),
+        ([127, 0, 0, 1], 0).into(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("server");
+    (coordinator, format!("http://{addr}"), shutdown, server)
+}
+
+/// An agent killed mid-run: the run still ends, the agent is marked lost, the verdict is DEGRADED (not PASS), and
+/// the figures it sent before dying are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_lost_mid_run_degrades_the_verdict() {
+    let testbed = testbed().await;
+    let (coordinator, url, shutdown, server) = start_coordinator().await;
+    let mut survivor = agent_process(&url, "survivor");
+    let mut victim = agent_process(&url, "victim");
+    let plan = format!(
+        "name = \"loss\"\nmin_agents = 2\n[[scenario]]\nname = \"items\"\nkind = \"http\"\nurl = \"{}\"\nconnections = 2\nduration = \"4s\"\n",
+        testbed.url("/api/items?limit=5")
+    );
+    let started = coordinator
+        .start_run("loss.toml", &plan)
+        .await
+        .expect("plan accepted");
+    // Start instant is 1 s after assignment; kill the victim about 2 s into the load.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    victim.kill().await.expect("kill victim");
+    let finished = finish(started).await;
+    let report = &finished.report;
+    assert_eq!(
+        report.verdict,
+        Verdict::Degraded,
+        "{:?}",
+        report.verdict_reasons
+    );
+    let victim_report = report
+        .agents
+        .iter()
+        .find(|a| a.name == "victim")
+        .expect("victim listed");
+    assert!(victim_report.lost);
+    assert!(
+        victim_report.requests > 0,
+        "its figures up to the loss are kept"
+    );
+    assert!(
+        !report
+            .agents
+            .iter()
+            .find(|a| a.name == "survivor")
+            .expect("survivor")
+            .lost
+    );
+    assert!(
+        report
+            .verdict_reasons
+            .iter()
+            .any(|r| r.contains("\"victim\" was lost")),
+        "{:?}",
+        report.verdict_reasons
+    );
+
+    let _ = survivor.kill().await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
+    testbed.shutdown().await;
+}
+
+/// A target outside the agent's allowlist is refused before any request; the run is INVALID and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_outside_the_allowlist_is_refused() {
+    let (coordinator, url, shutdown, server) = start_coordinator().await;
+    let mut agent = agent_process(&url, "careful");
+    // A literal documentation address (TEST-NET-3): refused by the allowlist check, no packet is ever sent to it.
+    let plan = "name = \"refused\"\n[[scenario]]\nname = \"far\"\nkind = \"http\"\nurl = \"http://203.0.113.7/\"\nrequests = 10\n";
+    let started = coordinator
+        .start_run("refused.toml", plan)
+        .await
+        .expect("plan accepted");
+    let finished = finish(started).await;
+    let report = &finished.report;
+    assert_eq!(report.verdict, Verdict::Invalid);
+    assert!(
+        report
+            .verdict_reasons
+            .iter()
+            .any(|r| r.contains("refused") && r.contains("outside this agent's allowlist")),
+        "{:?}",
+        report.verdict_reasons
+    );
+    assert_eq!(report.agents[0].requests, 0);
+    let _ = agent.kill().await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
 }

@@ -15,6 +15,23 @@ fn loadgrade(args: &[&str], cwd: &Path) -> Output {
         .expect("loadgrade runs")
 }
 
+/// `loadgrade run plan.toml` with one agent, reports in `report/`, history in `runs.db`.
+fn run_with_one_agent(dir: &Path) -> Output {
+    loadgrade(
+        &[
+            "run",
+            "plan.toml",
+            "--agents",
+            "1",
+            "--out",
+            "report",
+            "--database",
+            "sqlite://runs.db",
+        ],
+        dir,
+    )
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgrade-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -98,19 +115,7 @@ fn unreachable_target_gives_a_report_with_connect_errors() {
     let dir = scratch("unreachable");
     // Port 9 (discard) on loopback: nothing listens, every connect is refused.
     std::fs::write(dir.join("plan.toml"), PLAN).expect("write plan");
-    let out = loadgrade(
-        &[
-            "run",
-            "plan.toml",
-            "--agents",
-            "1",
-            "--out",
-            "report",
-            "--database",
-            "sqlite://runs.db",
-        ],
-        &dir,
-    );
+    let out = run_with_one_agent(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -152,19 +157,7 @@ fn too_few_agents_end_the_run_without_load() {
         "name = \"cli\"\nmin_agents = 3\nready_timeout = \"1s\"",
     );
     std::fs::write(dir.join("plan.toml"), plan).expect("write plan");
-    let out = loadgrade(
-        &[
-            "run",
-            "plan.toml",
-            "--agents",
-            "1",
-            "--out",
-            "report",
-            "--database",
-            "sqlite://runs.db",
-        ],
-        &dir,
-    );
+    let out = run_with_one_agent(&dir);
     assert_eq!(out.status.code(), Some(4));
     let json =
         std::fs::read_to_string(dir.join("report/report.json")).expect("report.json written");
