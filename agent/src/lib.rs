@@ -45,6 +45,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Connections are file descriptors: take the whole hard limit (shards are still checked against it).
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
     let epoch: u64 = rand::random();
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -25,8 +25,12 @@ struct Interval {
     raw: LatencyHistogram,
     lag: LatencyHistogram,
     connection_wait: LatencyHistogram,
+    connect: LatencyHistogram,
     counters: Counters,
     backlog_max: u64,
+    emfile: u64,
+    eaddrnotavail: u64,
+    arrivals: u64,
 }
 
 impl Interval {
@@ -36,9 +40,41 @@ impl Interval {
             raw: new_histogram(),
             lag: new_histogram(),
             connection_wait: new_histogram(),
+            connect: new_histogram(),
             counters: Counters::default(),
             backlog_max: 0,
+            emfile: 0,
+            eaddrnotavail: 0,
+            arrivals: 0,
         }
+    }
+
+    /// Adds another thread's interval into this one (exact: histogram counts add).
+    fn absorb(&mut self, other: &Interval) {
+        for (mine, theirs) in [
+            (&mut self.corrected, &other.corrected),
+            (&mut self.raw, &other.raw),
+            (&mut self.lag, &other.lag),
+            (&mut self.connection_wait, &other.connection_wait),
+            (&mut self.connect, &other.connect),
+        ] {
+            // Auto-resizing histograms of the same precision always add.
+            let _ = mine.add(theirs);
+        }
+        let (c, o) = (&mut self.counters, &other.counters);
+        c.requests += o.requests;
+        c.ok += o.ok;
+        c.errors_connect += o.errors_connect;
+        c.errors_timeout += o.errors_timeout;
+        c.errors_status_4xx += o.errors_status_4xx;
+        c.errors_status_5xx += o.errors_status_5xx;
+        c.errors_other += o.errors_other;
+        c.dropped += o.dropped;
+        c.bytes_received += o.bytes_received;
+        self.backlog_max += other.backlog_max;
+        self.emfile += other.emfile;
+        self.eaddrnotavail += other.eaddrnotavail;
+        self.arrivals += other.arrivals;
     }
 }
 
@@ -108,6 +144,28 @@ impl Recorder {
         });
     }
 
+    /// A connection was set up in `took`.
+    pub fn connected(&self, took: Duration) {
+        self.with(|i| {
+            let _ = i.connect.record(micros(took));
+        });
+    }
+
+    /// A connect failed because the agent ran out of file descriptors (EMFILE/ENFILE).
+    pub fn out_of_files(&self) {
+        self.with(|i| i.emfile += 1);
+    }
+
+    /// A connect failed because the agent ran out of ephemeral ports (EADDRNOTAVAIL).
+    pub fn out_of_ports(&self) {
+        self.with(|i| i.eaddrnotavail += 1);
+    }
+
+    /// An open-model arrival fell due.
+    pub fn arrival(&self) {
+        self.with(|i| i.arrivals += 1);
+    }
+
     pub fn backlog_depth(&self, depth: u64) {
         self.with(|i| i.backlog_max = i.backlog_max.max(depth));
     }
@@ -134,10 +192,12 @@ pub struct ShardId {
     pub stage: u32,
 }
 
-/// Cuts the recorder into interval reports. Sequence numbers come from `seq`, shared by every shard of one run on
+/// Cuts the recorders (one per load thread) into interval reports. Sequence numbers come from `seq`, shared by every shard of one run on
 /// this agent, so they are gap-free per (run, agent, epoch).
 pub struct IntervalCutter {
-    recorder: Recorder,
+    recorders: Vec<Recorder>,
+    open_model: bool,
+    threads: u32,
     shard: ShardId,
     seq: Arc<AtomicU64>,
     cut_count: u64,
@@ -150,14 +210,16 @@ pub struct IntervalCutter {
 
 impl IntervalCutter {
     pub fn new(
-        recorder: Recorder,
+        recorders: Vec<Recorder>,
         shard: ShardId,
         seq: Arc<AtomicU64>,
         started: Instant,
         started_unix_ms: i64,
     ) -> Self {
         IntervalCutter {
-            recorder,
+            open_model: recorders.first().is_some_and(|r| r.open_model),
+            threads: u32::try_from(recorders.len()).unwrap_or(u32::MAX),
+            recorders,
             shard,
             seq,
             cut_count: 0,
@@ -175,7 +237,10 @@ impl IntervalCutter {
 
     /// Everything recorded since the last cut, as a report ending now.
     pub fn cut(&mut self, now: Instant, warmup: bool) -> IntervalReport {
-        let interval = self.recorder.take();
+        let mut interval = Interval::new();
+        for recorder in &self.recorders {
+            interval.absorb(&recorder.take());
+        }
         let begin = self.last_cut;
         self.last_cut = now;
         let offset_ms =
@@ -193,7 +258,7 @@ impl IntervalCutter {
             duration_ms,
             warmup,
             hdr_corrected: encode_or_empty(&interval.corrected),
-            hdr_raw: if self.recorder.open_model {
+            hdr_raw: if self.open_model {
                 encode_or_empty(&interval.raw)
             } else {
                 Vec::new()
@@ -203,11 +268,16 @@ impl IntervalCutter {
                 cpu_percent: self.cpu.percent_since_last().unwrap_or(-1.0),
                 backlog_max: interval.backlog_max,
                 hdr_lag: encode_or_empty(&interval.lag),
-                hdr_connection_wait: if self.recorder.open_model {
+                hdr_connection_wait: if self.open_model {
                     encode_or_empty(&interval.connection_wait)
                 } else {
                     Vec::new()
                 },
+                hdr_connect: encode_or_empty(&interval.connect),
+                emfile: interval.emfile,
+                eaddrnotavail: interval.eaddrnotavail,
+                arrivals: interval.arrivals,
+                threads: self.threads,
             }),
         };
         self.cut_count += 1;

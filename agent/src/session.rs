@@ -3,7 +3,7 @@
 
 use crate::AgentConfig;
 use crate::http::{self, HttpShardSpec};
-use crate::recorder::{IntervalCutter, Recorder, ShardId};
+use crate::recorder::ShardId;
 use anyhow::{Context, bail};
 use loadgrade_proto::v1::agent_message::Kind as Out;
 use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
@@ -161,7 +161,9 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
         }))
     };
     let spec = match &assign.work {
-        Some(Work::Http(shard)) => HttpShardSpec::from_proto(shard, &ctx.config.allowlist).await,
+        Some(Work::Http(shard)) => {
+            HttpShardSpec::from_proto(shard, &ctx.config.allowlist, ctx.config.cores).await
+        }
         None => Err("assignment carries no work this agent knows".to_owned()),
     };
     let spec = match spec {
@@ -177,7 +179,6 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
     let start = tokio::time::Instant::now() + Duration::from_millis(delay_ms);
     tracing::info!(run = %assign.run_id, scenario = %assign.scenario, url = %spec.target.url, delay_ms, "shard accepted");
 
-    let recorder = Recorder::new(spec.open_model);
     let shard_id = ShardId {
         run_id: assign.run_id.clone(),
         agent: ctx.config.name.clone(),
@@ -185,13 +186,6 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
         scenario: assign.scenario.clone(),
         stage: assign.stage,
     };
-    let cutter = IntervalCutter::new(
-        recorder.clone(),
-        shard_id,
-        ctx.seq.clone(),
-        start,
-        assign.start_at_unix_ms,
-    );
     let (reports, mut report_rx) = mpsc::channel(64);
     let forward = {
         let tx = ctx.tx.clone();
@@ -203,12 +197,18 @@ async fn run_shard(ctx: ShardContext, assign: AssignShard) {
             }
         })
     };
-    let intervals = http::run(spec, start, cutter, recorder, reports, ctx.stop.clone()).await;
+    let output = http::ShardOutput {
+        shard: shard_id,
+        seq: ctx.seq.clone(),
+        start_unix_ms: assign.start_at_unix_ms,
+        reports,
+    };
+    let result = http::run(spec, start, output, ctx.stop.clone()).await;
     let _ = forward.await;
-    let error = if ctx.stop.is_cancelled() {
-        "stopped".to_owned()
-    } else {
-        String::new()
+    let (intervals, error) = match result {
+        Ok(n) if ctx.stop.is_cancelled() => (n, "stopped".to_owned()),
+        Ok(n) => (n, String::new()),
+        Err(e) => (0, e),
     };
     let _ = ctx
         .tx

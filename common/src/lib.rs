@@ -4,6 +4,7 @@
 pub mod grade;
 pub mod histogram;
 pub mod plan;
+pub mod profile;
 pub mod report;
 #[cfg(feature = "schema")]
 pub mod schema;

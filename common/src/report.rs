@@ -50,10 +50,20 @@ pub struct GeneratorReport {
     pub lag_ms_p99: Option<f64>,
     /// Open model: p99 of time arrivals waited for a free connection, milliseconds.
     pub connection_wait_ms_p99: Option<f64>,
-    /// Open model: arrivals dropped because the backlog was full.
+    /// p99 of connection setup (TCP connect), milliseconds.
+    pub connect_ms_p99: Option<f64>,
+    /// Open model: arrivals dropped because the backlog was full (measured phase).
     pub dropped: u64,
+    /// Open model: arrivals that fell due (warm-up included).
+    pub arrivals: u64,
     /// Deepest open-model backlog seen.
     pub backlog_max: u64,
+    /// Connects that failed for want of file descriptors (EMFILE/ENFILE).
+    pub emfile: u64,
+    /// Connects that failed for want of local ports (EADDRNOTAVAIL).
+    pub eaddrnotavail: u64,
+    /// Load threads the agent ran on.
+    pub threads: u32,
     /// Figures above that are null, with the reason.
     pub not_measured: BTreeMap<String, String>,
 }

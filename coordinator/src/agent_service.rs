@@ -87,7 +87,7 @@ impl AgentService for AgentSessions {
                     }
                     In::Interval(report) => {
                         if let Some(route) = registry.route(&report.run_id) {
-                            let _ = route.send(RunInput::Interval(report));
+                            let _ = route.send(RunInput::Interval(Box::new(report)));
                         }
                     }
                     In::ShardDone(done) => {

@@ -105,6 +105,14 @@ impl ScenarioAggregate {
     }
 }
 
+/// Generator lag p99 above which an agent's figures are not trusted: its own timers fired this late, so latency
+/// and arrival times include the generator's delay, not only the target's.
+pub const LAG_BOUND_MS: f64 = 25.0;
+/// Share of arrivals an agent may drop (backlog full) before the run is not a test of the planned load any more.
+pub const DROP_BOUND: f64 = 0.01;
+/// Mean process CPU, as a share of the agent's cores, from which its CPU counts as pinned.
+pub const CPU_PINNED: f64 = 0.95;
+
 /// One agent's totals over the run.
 pub struct AgentAggregate {
     pub requests: u64,
@@ -112,10 +120,17 @@ pub struct AgentAggregate {
     pub dropped: u64,
     pub backlog_max: u64,
     pub intervals: u64,
+    /// Open-model arrivals and drops over all intervals (warm-up included).
+    arrivals_all: u64,
+    dropped_all: u64,
+    emfile: u64,
+    eaddrnotavail: u64,
+    threads: u32,
     cpu_sum: f64,
     cpu_samples: u64,
     lag: LatencyHistogram,
     connection_wait: LatencyHistogram,
+    connect: LatencyHistogram,
 }
 
 impl Default for AgentAggregate {
@@ -126,12 +141,22 @@ impl Default for AgentAggregate {
             dropped: 0,
             backlog_max: 0,
             intervals: 0,
+            arrivals_all: 0,
+            dropped_all: 0,
+            emfile: 0,
+            eaddrnotavail: 0,
+            threads: 0,
             cpu_sum: 0.0,
             cpu_samples: 0,
             lag: new_histogram(),
             connection_wait: new_histogram(),
+            connect: new_histogram(),
         }
     }
+}
+
+fn p99_ms(h: &LatencyHistogram) -> Option<f64> {
+    (!h.is_empty()).then(|| us_to_ms(h.value_at_quantile(0.99)))
 }
 
 impl AgentAggregate {
@@ -145,9 +170,15 @@ impl AgentAggregate {
         }
         merge_encoded(&mut self.lag, &health.hdr_lag)?;
         merge_encoded(&mut self.connection_wait, &health.hdr_connection_wait)?;
+        merge_encoded(&mut self.connect, &health.hdr_connect)?;
         self.backlog_max = self.backlog_max.max(health.backlog_max);
+        self.emfile += health.emfile;
+        self.eaddrnotavail += health.eaddrnotavail;
+        self.arrivals_all += health.arrivals;
+        self.threads = self.threads.max(health.threads);
+        let c = report.counters.unwrap_or_default();
+        self.dropped_all += c.dropped;
         if !report.warmup {
-            let c = report.counters.unwrap_or_default();
             self.requests += c.requests;
             self.errors += error_counts(&c).total();
             self.dropped += c.dropped;
@@ -166,15 +197,13 @@ impl AgentAggregate {
             );
             None
         };
-        let lag_ms_p99 = if self.lag.is_empty() {
+        let lag_ms_p99 = p99_ms(&self.lag);
+        if lag_ms_p99.is_none() {
             not_measured.insert(
                 "lag_ms_p99".to_owned(),
                 "no lag samples arrived from this agent".to_owned(),
             );
-            None
-        } else {
-            Some(us_to_ms(self.lag.value_at_quantile(0.99)))
-        };
+        }
         let connection_wait_ms_p99 = if !open_model_used {
             not_measured.insert(
                 "connection_wait_ms_p99".to_owned(),
@@ -188,15 +217,75 @@ impl AgentAggregate {
             );
             None
         } else {
-            Some(us_to_ms(self.connection_wait.value_at_quantile(0.99)))
+            p99_ms(&self.connection_wait)
         };
+        let connect_ms_p99 = p99_ms(&self.connect);
+        if connect_ms_p99.is_none() {
+            not_measured.insert(
+                "connect_ms_p99".to_owned(),
+                "no connection was set up".to_owned(),
+            );
+        }
         GeneratorReport {
             cpu_percent,
             lag_ms_p99,
             connection_wait_ms_p99,
+            connect_ms_p99,
             dropped: self.dropped,
+            arrivals: self.arrivals_all,
             backlog_max: self.backlog_max,
+            emfile: self.emfile,
+            eaddrnotavail: self.eaddrnotavail,
+            threads: self.threads,
             not_measured,
         }
+    }
+
+    /// Why this agent's figures cannot be trusted (empty when they can). `cores`: the agent's cores.
+    pub fn faults(&self, agent: &str, cores: u32) -> Vec<String> {
+        let mut faults = Vec::new();
+        if self.arrivals_all > 0 {
+            let share = self.dropped_all as f64 / self.arrivals_all as f64;
+            if share > DROP_BOUND {
+                faults.push(format!(
+                    "agent {agent:?} dropped {} of {} arrivals ({:.1} %, bound {:.0} %): every connection was busy \
+                     and the backlog was full, so the planned rate was not offered; allow more connections or a \
+                     larger max_backlog",
+                    self.dropped_all,
+                    self.arrivals_all,
+                    share * 100.0,
+                    DROP_BOUND * 100.0
+                ));
+            }
+        }
+        if let Some(lag) = p99_ms(&self.lag).filter(|&l| l > LAG_BOUND_MS) {
+            faults.push(format!(
+                "agent {agent:?} fell behind: its event-loop lag p99 was {lag:.1} ms (bound {LAG_BOUND_MS} ms), so \
+                 its timings include its own delays"
+            ));
+        }
+        if self.emfile > 0 {
+            faults.push(format!(
+                "agent {agent:?} ran out of file descriptors {} times (EMFILE): raise its open-file limit",
+                self.emfile
+            ));
+        }
+        if self.eaddrnotavail > 0 {
+            faults.push(format!(
+                "agent {agent:?} ran out of local ports {} times (EADDRNOTAVAIL): use fewer connections per agent \
+                 or more agents",
+                self.eaddrnotavail
+            ));
+        }
+        if self.cpu_samples > 0 {
+            let mean = self.cpu_sum / self.cpu_samples as f64;
+            if mean >= CPU_PINNED * 100.0 * f64::from(cores.max(1)) {
+                faults.push(format!(
+                    "agent {agent:?} had its CPU pinned ({mean:.0} % of {cores} cores): the generator itself was \
+                     the bottleneck"
+                ));
+            }
+        }
+        faults
     }
 }

@@ -9,7 +9,7 @@ use tonic::Status;
 /// Messages for a running run from its agents' sessions.
 #[derive(Debug)]
 pub enum RunInput {
-    Interval(IntervalReport),
+    Interval(Box<IntervalReport>),
     Done {
         agent: String,
         done: ShardDone,

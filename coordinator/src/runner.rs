@@ -7,12 +7,12 @@ use crate::grading::{Trouble, grade_run, judge_scenario};
 use crate::registry::{AgentInfo, RunInput};
 use crate::render;
 use crate::{Coordinator, RunEvent, RunState};
-use loadgrade_common::plan::{HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
+use loadgrade_common::plan::{Arrivals, HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
 use loadgrade_common::report::{AgentReport, Report, SCHEMA_VERSION, ScenarioReport};
 use loadgrade_common::shares::split_by_weight;
 use loadgrade_proto::v1::coordinator_message::Kind as Out;
 use loadgrade_proto::v1::{
-    Ack, AssignShard, CoordinatorMessage, Header, HttpShard, Stop, assign_shard,
+    Ack, AssignShard, CoordinatorMessage, Header, HttpShard, Profile, Stage, Stop, assign_shard,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -114,6 +114,13 @@ pub async fn execute(
             .push("the run was cancelled before it finished".to_owned());
     }
 
+    for info in &agents {
+        if let Some(agg) = ctx.agents.get(&info.name) {
+            ctx.trouble
+                .invalid
+                .extend(agg.faults(&info.name, info.cores));
+        }
+    }
     let scenarios: Vec<ScenarioReport> = results
         .into_iter()
         .map(|(scenario, metrics)| judge_scenario(&scenario, metrics, &mut ctx.trouble))
@@ -218,57 +225,78 @@ struct Share {
 }
 
 fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
-    let weights: Vec<u64> = agents.iter().map(|a| u64::from(a.cores)).collect();
+    let profile = spec.profile();
+    // Agents that would get no connection (or no part of the request budget) get no work; the others share
+    // the profile, the backlog and the budget by weight.
+    let mut active: Vec<usize> = (0..agents.len()).collect();
+    loop {
+        let weights: Vec<u64> = active.iter().map(|&i| u64::from(agents[i].cores)).collect();
+        let connections = match spec.model {
+            LoadModel::Open => split_by_weight(spec.connections, &weights),
+            LoadModel::Closed => split_by_weight(profile.max_total(), &weights),
+        };
+        let budgets = spec.requests.map(|r| split_by_weight(r, &weights));
+        let keep: Vec<usize> = active
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| connections[k] > 0 && budgets.as_ref().is_none_or(|b| b[k] > 0))
+            .map(|(_, &i)| i)
+            .collect();
+        if keep.len() == active.len() || keep.is_empty() {
+            break;
+        }
+        active = keep;
+    }
+    let weights: Vec<u64> = active.iter().map(|&i| u64::from(agents[i].cores)).collect();
     let connections = split_by_weight(spec.connections, &weights);
-    // Agents without a connection get no work; the rest share rate, budget and backlog by the same weights.
-    let active: Vec<(usize, u64)> = connections
+    let budgets = spec.requests.map(|r| split_by_weight(r, &weights));
+    let backlogs = split_by_weight(spec.max_backlog, &weights);
+    let stages: Vec<Stage> = profile
+        .stages
         .iter()
-        .copied()
-        .enumerate()
-        .filter(|&(_, c)| c > 0)
+        .map(|s| Stage {
+            target: s.target,
+            duration_ms: s.duration.as_millis() as u64,
+        })
         .collect();
-    let active_weights: Vec<u64> = active.iter().map(|&(i, _)| weights[i]).collect();
-    let rates = split_by_weight(spec.rate, &active_weights);
-    let budgets = spec.requests.map(|r| split_by_weight(r, &active_weights));
-    let backlogs = split_by_weight(spec.max_backlog, &active_weights);
     active
         .iter()
         .enumerate()
-        .filter_map(|(k, &(i, conns))| {
-            let max_requests = budgets.as_ref().map_or(0, |b| b[k]);
-            if budgets.is_some() && max_requests == 0 {
-                return None;
-            }
-            if spec.model == LoadModel::Open && rates[k] == 0 {
-                return None;
-            }
-            Some(Share {
-                agent: agents[i].name.clone(),
-                shard: HttpShard {
-                    url: spec.url.clone(),
-                    method: spec.method.clone(),
-                    headers: spec
-                        .headers
-                        .iter()
-                        .map(|(n, v)| Header {
-                            name: n.clone(),
-                            value: v.clone(),
-                        })
-                        .collect(),
-                    body: spec.body.clone(),
-                    model: match spec.model {
-                        LoadModel::Open => loadgrade_proto::v1::LoadModel::Open,
-                        LoadModel::Closed => loadgrade_proto::v1::LoadModel::Closed,
-                    } as i32,
-                    rate: rates[k],
-                    connections: conns,
-                    duration_ms: spec.duration.map_or(0, |d| d.as_millis() as u64),
-                    warmup_ms: spec.warmup.as_millis() as u64,
-                    max_backlog: backlogs[k].max(1),
-                    request_timeout_ms: spec.timeout.as_millis() as u64,
-                    max_requests,
-                },
-            })
+        .map(|(k, &i)| Share {
+            agent: agents[i].name.clone(),
+            shard: HttpShard {
+                url: spec.url.clone(),
+                method: spec.method.clone(),
+                headers: spec
+                    .headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                body: spec.body.clone(),
+                model: match spec.model {
+                    LoadModel::Open => loadgrade_proto::v1::LoadModel::Open,
+                    LoadModel::Closed => loadgrade_proto::v1::LoadModel::Closed,
+                } as i32,
+                profile: Some(Profile {
+                    start: profile.start,
+                    stages: stages.clone(),
+                    weights: weights.clone(),
+                    index: k as u32,
+                }),
+                connections: connections[k],
+                duration_ms: spec.duration.map_or(0, |d| d.as_millis() as u64),
+                warmup_ms: spec.warmup.as_millis() as u64,
+                max_backlog: backlogs[k].max(1),
+                request_timeout_ms: spec.timeout.as_millis() as u64,
+                max_requests: budgets.as_ref().map_or(0, |b| b[k]),
+                arrivals: match spec.arrivals {
+                    Arrivals::Even => loadgrade_proto::v1::Arrivals::Even,
+                    Arrivals::Poisson => loadgrade_proto::v1::Arrivals::Poisson,
+                } as i32,
+            },
         })
         .collect()
 }
@@ -510,7 +538,14 @@ mod tests {
             &spec("rate = 1001\nconnections = 7\nduration = \"1s\""),
             &refs,
         );
-        assert_eq!(shares.iter().map(|s| s.shard.rate).sum::<u64>(), 1001);
+        let rate_parts: u64 = shares
+            .iter()
+            .map(|s| {
+                let p = s.shard.profile.as_ref().expect("profile");
+                loadgrade_common::profile::part(p.start, &p.weights, p.index as usize)
+            })
+            .sum();
+        assert_eq!(rate_parts, 1001);
         assert_eq!(shares.iter().map(|s| s.shard.connections).sum::<u64>(), 7);
         assert_eq!(
             shares.iter().map(|s| s.shard.max_backlog).sum::<u64>(),

@@ -1,57 +1,81 @@
-//! Closed model: a fixed number of keep-alive connections, each sending its next request when the last answers.
-//! Latency runs from the moment the request is handed to the connection (connection setup excluded).
+//! Closed model on one load thread: up to this thread's share of connections, each sending its next request when
+//! the last answers. With stages, a controller raises or lowers the number of active connections each second.
+//! Latency runs from handing the request to the connection (connection setup is recorded separately).
 
-use super::HttpShardSpec;
-use super::conn::Conn;
-use super::limits::Limits;
-use crate::recorder::{Outcome, Recorder};
+use super::ThreadContext;
+use super::exchange::{open, send};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until};
 
 /// Pause after a failed connect before the same connection tries again, so an unreachable target is counted,
 /// not hammered.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
-pub async fn run(spec: Arc<HttpShardSpec>, recorder: Recorder, limits: Arc<Limits>) {
-    let workers: Vec<_> = (0..spec.connections)
-        .map(|_| tokio::spawn(worker(spec.clone(), recorder.clone(), limits.clone())))
+pub async fn run(ctx: Arc<ThreadContext>) {
+    let (active_tx, active_rx) = watch::channel(ctx.slot_now().value);
+    let controller = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                let slot = ctx.slot_now();
+                active_tx.send_if_modified(|v| std::mem::replace(v, slot.value) != slot.value);
+                if ctx.limits.deadline().is_some_and(|d| slot.end >= d) || slot.end <= slot.begin {
+                    break;
+                }
+                tokio::select! {
+                    () = sleep_until(slot.end) => {}
+                    () = ctx.limits.stop.cancelled() => break,
+                }
+            }
+            // Dropping the sender wakes idle connections so they can end.
+        })
+    };
+    let workers: Vec<_> = (0..ctx.share.max())
+        .map(|i| tokio::spawn(connection(ctx.clone(), i, active_rx.clone())))
         .collect();
+    drop(active_rx);
     for w in workers {
         let _ = w.await;
     }
+    controller.abort();
 }
 
-async fn worker(spec: Arc<HttpShardSpec>, recorder: Recorder, limits: Arc<Limits>) {
-    let mut conn: Option<Conn> = None;
-    while limits.take(Instant::now()) {
-        let usable = match conn.take() {
-            Some(c) if c.is_open() => c,
-            _ => match Conn::open(&spec.target, spec.timeout).await {
-                Ok(c) => c,
-                Err(outcome) => {
-                    recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
-                    let pause = limits.deadline().map_or(RECONNECT_PAUSE, |d| {
+async fn connection(ctx: Arc<ThreadContext>, index: u64, mut active: watch::Receiver<u64>) {
+    let timer = sleep(ctx.spec.timeout);
+    tokio::pin!(timer);
+    let mut conn = None;
+    loop {
+        if index >= *active.borrow_and_update() {
+            conn = None;
+            tokio::select! {
+                changed = active.changed() => if changed.is_err() { break },
+                () = ctx.limits.stop.cancelled() => break,
+            }
+            continue;
+        }
+        if !ctx.limits.take(Instant::now()) {
+            break;
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match open(&ctx.spec, &ctx.recorder, &mut timer).await {
+                Some(c) => c,
+                None => {
+                    let pause = ctx.limits.deadline().map_or(RECONNECT_PAUSE, |d| {
                         RECONNECT_PAUSE.min(d.saturating_duration_since(Instant::now()))
                     });
                     tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = limits.stop.cancelled() => {}
+                        () = sleep(pause) => {}
+                        () = ctx.limits.stop.cancelled() => {}
                     }
                     continue;
                 }
             },
         };
-        let mut c = usable;
-        let sent = Instant::now();
-        match tokio::time::timeout(spec.timeout, c.send(&spec.target)).await {
-            Ok(Ok((status, bytes))) => {
-                let latency = sent.elapsed();
-                recorder.request(Outcome::Status(status), latency, latency, bytes);
-                conn = Some(c);
-            }
-            Ok(Err(outcome)) => recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0),
-            Err(_) => recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0),
+        if send(&ctx.spec, &ctx.recorder, &mut c, &mut timer, None).await {
+            conn = Some(c);
         }
     }
 }

@@ -1,47 +1,64 @@
-//! The HTTP executor: runs one shard of an `http` scenario (closed or open model) and reports one interval a
-//! second until it ends by itself (duration or request budget) or is stopped.
+//! The HTTP executor: runs one shard of an `http` scenario (closed or open model, constant or staged) on one
+//! current-thread runtime per load thread, and reports one interval a second until the shard ends by itself
+//! (profile length or request budget) or is stopped.
 
 mod closed;
-mod conn;
+mod exchange;
+mod h1;
 mod limits;
 mod open;
+mod share;
 mod target;
 
+pub use share::ThreadShare;
 pub use target::HttpTarget;
 
-use crate::recorder::{IntervalCutter, Recorder};
+use crate::recorder::{IntervalCutter, Recorder, ShardId};
 use limits::Limits;
-use loadgrade_proto::v1::{HttpShard, IntervalReport, LoadModel};
+use loadgrade_common::profile::{Profile, Stage};
+use loadgrade_proto::v1::{Arrivals, HttpShard, IntervalReport, LoadModel};
+use share::Slot;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 /// Length of one interval report.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// Period of the event-loop lag probe.
+/// Period of the event-loop lag probe on every load thread.
 const LAG_PROBE_PERIOD: Duration = Duration::from_millis(5);
+/// File descriptors kept free beyond the shard's connections (logs, the coordinator session, DNS).
+const SPARE_FILES: u64 = 64;
 
 /// A shard checked and ready to run.
 #[derive(Debug)]
 pub struct HttpShardSpec {
     pub target: HttpTarget,
     pub open_model: bool,
-    pub rate: u64,
+    pub poisson: bool,
+    pub profile: Profile,
+    pub agent_weights: Vec<u64>,
+    pub agent_index: usize,
+    /// Open model: this agent's connection cap.
     pub connections: u64,
-    pub duration: Option<Duration>,
     pub warmup: Duration,
+    /// Open model: this agent's backlog.
     pub max_backlog: u64,
     pub timeout: Duration,
     pub max_requests: Option<u64>,
+    /// Load threads (each its own current-thread runtime).
+    pub threads: usize,
 }
 
 impl HttpShardSpec {
-    /// Validates a wire shard and resolves its target. Errors are messages for `ShardRefused`.
+    /// Validates a wire shard, resolves its target and checks this agent can hold its connections.
+    /// Errors are messages for `ShardRefused`.
     pub async fn from_proto(
         shard: &HttpShard,
         allowlist: &crate::Allowlist,
+        cores: u32,
     ) -> Result<Self, String> {
         let target =
             HttpTarget::resolve(&shard.url, &shard.method, &shard.headers, &shard.body).await?;
@@ -51,101 +68,231 @@ impl HttpShardSpec {
             Ok(LoadModel::Closed) => false,
             _ => return Err(format!("unknown load model {}", shard.model)),
         };
-        if shard.connections == 0 {
-            return Err("a shard needs at least one connection".into());
+        let wire = shard.profile.clone().unwrap_or_default();
+        let agent_index = wire.index as usize;
+        if wire.weights.is_empty() || agent_index >= wire.weights.len() {
+            return Err("the shard's profile has no weight for this agent".into());
         }
-        if open_model && (shard.rate == 0 || shard.max_backlog == 0) {
-            return Err("an open-model shard needs a rate and a backlog of at least 1".into());
-        }
-        if shard.duration_ms == 0 && shard.max_requests == 0 {
+        let stages: Vec<Stage> = wire
+            .stages
+            .iter()
+            .map(|s| Stage {
+                target: s.target,
+                duration: Duration::from_millis(s.duration_ms),
+            })
+            .collect();
+        let profile = if stages.is_empty() {
+            let length = (shard.duration_ms > 0).then(|| Duration::from_millis(shard.duration_ms));
+            Profile::constant(wire.start, length)
+        } else {
+            Profile::ramp(wire.start, stages)
+        };
+        if profile.length.is_none() && shard.max_requests == 0 {
             return Err("a shard needs a duration or a request budget to end by itself".into());
         }
+        let agent_share = ThreadShare {
+            profile: profile.clone(),
+            agent_weights: wire.weights.clone(),
+            agent_index,
+            threads: 1,
+            thread_index: 0,
+        };
+        let (connections, work) = if open_model {
+            if shard.connections == 0 || shard.max_backlog == 0 {
+                return Err(
+                    "an open-model shard needs a connection cap and a backlog of at least 1".into(),
+                );
+            }
+            (shard.connections, shard.connections)
+        } else {
+            let most = agent_share.max();
+            (most, most)
+        };
+        check_open_files(connections)?;
+        let threads = usize::try_from(u64::from(cores.max(1)).min(work.max(1))).unwrap_or(1);
         Ok(HttpShardSpec {
             target,
             open_model,
-            rate: shard.rate,
-            connections: shard.connections,
-            duration: (shard.duration_ms > 0).then(|| Duration::from_millis(shard.duration_ms)),
+            poisson: shard.arrivals == Arrivals::Poisson as i32,
+            profile,
+            agent_weights: wire.weights,
+            agent_index,
+            connections,
             warmup: Duration::from_millis(shard.warmup_ms),
             max_backlog: shard.max_backlog,
             timeout: Duration::from_millis(shard.request_timeout_ms.max(1)),
             max_requests: (shard.max_requests > 0).then_some(shard.max_requests),
+            threads,
         })
+    }
+
+    fn thread_share(&self, thread_index: usize) -> ThreadShare {
+        ThreadShare {
+            profile: self.profile.clone(),
+            agent_weights: self.agent_weights.clone(),
+            agent_index: self.agent_index,
+            threads: self.threads,
+            thread_index,
+        }
     }
 }
 
-/// Runs the shard from `start`, sending interval reports to `out`. Returns the number of reports sent.
+/// Refuses a shard whose connections would not fit under this process's open-file limit.
+fn check_open_files(connections: u64) -> Result<(), String> {
+    let (soft, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
+    let open_now = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let needed = connections + open_now + SPARE_FILES;
+    if needed > soft {
+        return Err(format!(
+            "this agent's open-file limit is {soft}, but the shard needs {connections} connections plus \
+             {open_now} files already open and {SPARE_FILES} spare ({needed}); raise it (ulimit -n, or \
+             LimitNOFILE= in the systemd unit) or spread the load over more agents"
+        ));
+    }
+    Ok(())
+}
+
+/// What one load thread needs.
+pub struct ThreadContext {
+    pub spec: Arc<HttpShardSpec>,
+    pub recorder: Recorder,
+    pub limits: Arc<Limits>,
+    pub share: ThreadShare,
+    pub start: Instant,
+    pub warmup_end: Instant,
+    /// Open model: this thread's connection cap.
+    pub connections: u64,
+    /// Open model: this thread's backlog.
+    pub backlog: u64,
+}
+
+impl ThreadContext {
+    fn slot_now(&self) -> Slot {
+        self.share
+            .slot_at(self.start, self.warmup_end, Instant::now().max(self.start))
+    }
+}
+
+/// Where a shard's reports go and who it is.
+pub struct ShardOutput {
+    pub shard: ShardId,
+    pub seq: Arc<AtomicU64>,
+    /// Coordinator wall clock (Unix ms) of the start instant.
+    pub start_unix_ms: i64,
+    pub reports: mpsc::Sender<IntervalReport>,
+}
+
+/// Runs the shard from `start`. Returns the number of reports sent, or why the load threads could not start.
 pub async fn run(
     spec: Arc<HttpShardSpec>,
     start: Instant,
-    mut cutter: IntervalCutter,
-    recorder: Recorder,
-    out: mpsc::Sender<IntervalReport>,
+    output: ShardOutput,
     stop: CancellationToken,
-) -> u64 {
+) -> Result<u64, String> {
+    let recorders: Vec<Recorder> = (0..spec.threads)
+        .map(|_| Recorder::new(spec.open_model))
+        .collect();
+    let mut cutter = IntervalCutter::new(
+        recorders.clone(),
+        output.shard,
+        output.seq,
+        start,
+        output.start_unix_ms,
+    );
     tokio::select! {
         () = sleep_until(start) => {}
-        () = stop.cancelled() => return 0,
+        () = stop.cancelled() => return Ok(0),
     }
     let warmup_end = start + spec.warmup;
     let limits = Arc::new(Limits::new(
         warmup_end,
-        spec.duration.map(|d| warmup_end + d),
+        spec.profile.length.map(|d| warmup_end + d),
         spec.max_requests,
         stop.clone(),
     ));
-
-    let load_done = CancellationToken::new();
-    let load = {
-        let (spec, recorder, limits, load_done) = (
-            spec.clone(),
-            recorder.clone(),
-            limits.clone(),
-            load_done.clone(),
-        );
-        tokio::spawn(async move {
-            if spec.open_model {
-                open::run(spec, recorder, limits, start).await;
-            } else {
-                closed::run(spec, recorder, limits).await;
-            }
-            load_done.cancel();
-        })
-    };
-    let lag_probe = {
-        let (recorder, load_done) = (recorder.clone(), load_done.clone());
-        tokio::spawn(async move {
-            loop {
-                let due = Instant::now() + LAG_PROBE_PERIOD;
-                tokio::select! {
-                    () = sleep_until(due) => recorder.lag(Instant::now().saturating_duration_since(due)),
-                    () = load_done.cancelled() => break,
+    let connections =
+        loadgrade_common::shares::split_by_weight(spec.connections, &vec![1; spec.threads]);
+    let backlogs =
+        loadgrade_common::shares::split_by_weight(spec.max_backlog, &vec![1; spec.threads]);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(spec.threads);
+    for (t, recorder) in recorders.into_iter().enumerate() {
+        let ctx = Arc::new(ThreadContext {
+            spec: spec.clone(),
+            recorder,
+            limits: limits.clone(),
+            share: spec.thread_share(t),
+            start,
+            warmup_end,
+            connections: connections[t],
+            backlog: backlogs[t].max(1),
+        });
+        let done = done_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("loadgrade-load-{t}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(load_thread(ctx)),
+                    Err(e) => tracing::error!("load thread runtime: {e}"),
                 }
-            }
-        })
-    };
-
+                let _ = done.try_send(());
+            })
+            .map_err(|e| {
+                stop.cancel();
+                format!("cannot start a load thread: {e}")
+            })?;
+    }
+    drop(done_tx);
+    let mut finished_threads = 0;
     let mut next_cut = next_boundary(start, warmup_end, start);
     loop {
         tokio::select! {
             () = sleep_until(next_cut) => {
                 let report = cutter.cut(next_cut, next_cut <= warmup_end && !spec.warmup.is_zero());
-                if out.send(report).await.is_err() {
+                if output.reports.send(report).await.is_err() {
                     stop.cancel();
                 }
                 next_cut = next_boundary(start, warmup_end, next_cut);
             }
-            () = load_done.cancelled() => break,
+            done = done_rx.recv() => {
+                finished_threads += 1;
+                if done.is_none() || finished_threads == spec.threads {
+                    break;
+                }
+            }
         }
     }
-    let _ = load.await;
-    let _ = lag_probe.await;
     let now = Instant::now();
     let report = cutter.cut(now, now <= warmup_end && !spec.warmup.is_zero());
-    let _ = out.send(report).await;
-    // Give reports already queued a moment to leave before the caller announces the shard done.
-    sleep(Duration::from_millis(1)).await;
-    cutter.cut_count()
+    let _ = output.reports.send(report).await;
+    Ok(cutter.cut_count())
+}
+
+/// One load thread: its model's loop, plus the event-loop lag probe.
+async fn load_thread(ctx: Arc<ThreadContext>) {
+    let probe_done = CancellationToken::new();
+    let probe = {
+        let (recorder, done) = (ctx.recorder.clone(), probe_done.clone());
+        tokio::spawn(async move {
+            loop {
+                let due = Instant::now() + LAG_PROBE_PERIOD;
+                tokio::select! {
+                    () = sleep_until(due) => recorder.lag(Instant::now().saturating_duration_since(due)),
+                    () = done.cancelled() => break,
+                }
+            }
+        })
+    };
+    if ctx.spec.open_model {
+        open::run(ctx).await;
+    } else {
+        closed::run(ctx).await;
+    }
+    probe_done.cancel();
+    let _ = probe.await;
 }
 
 /// The next interval boundary after `after`: whole seconds from `start` during warm-up, the end of warm-up itself,
@@ -176,5 +323,13 @@ mod tests {
         assert_eq!(b3, w);
         assert_eq!(next_boundary(s, w, w), w + Duration::from_secs(1));
         assert_eq!(next_boundary(s, s, s), s + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn too_many_connections_for_the_open_file_limit_are_refused() {
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("limit");
+        let e = check_open_files(soft).expect_err("cannot fit");
+        assert!(e.contains("open-file limit"), "{e}");
+        assert!(check_open_files(1).is_ok());
     }
 }

@@ -1,92 +1,107 @@
-//! Open model: arrivals at a constant rate over at most `connections` connections.
+//! Open model on one load thread: arrivals at this thread's share of the profile's rate, over at most its share of
+//! the connection cap.
 //!
-//! An arrival that finds every connection busy waits in a bounded backlog (`max_backlog`, by default 5 s of
-//! arrivals) and is sent as soon as one frees; beyond it, the arrival is dropped and counted. Latency is recorded
-//! twice: from the intended send time (corrected for coordinated omission) and from the actual send time (raw).
+//! An arrival that finds every connection busy waits in a bounded backlog and is sent as soon as one frees; beyond
+//! it, the arrival is dropped and counted. Latency is recorded twice: from the intended send time (corrected for
+//! coordinated omission) and from the actual send time (raw). Arrivals are evenly spaced within each second
+//! (threads offset from each other), or a Poisson process.
 
-use super::HttpShardSpec;
-use super::conn::Conn;
-use super::limits::Limits;
-use crate::recorder::{Outcome, Recorder};
+use super::ThreadContext;
+use super::exchange::{open, send};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 
-pub async fn run(
-    spec: Arc<HttpShardSpec>,
-    recorder: Recorder,
-    limits: Arc<Limits>,
-    start: Instant,
-) {
-    let capacity = usize::try_from(spec.max_backlog)
+pub async fn run(ctx: Arc<ThreadContext>) {
+    let capacity = usize::try_from(ctx.backlog)
         .unwrap_or(usize::MAX)
         .clamp(1, 1 << 24);
     let (backlog, arrivals) = mpsc::channel::<Instant>(capacity);
     let arrivals = Arc::new(Mutex::new(arrivals));
-    let workers: Vec<_> = (0..spec.connections)
-        .map(|_| tokio::spawn(worker(spec.clone(), recorder.clone(), arrivals.clone())))
+    let workers: Vec<_> = (0..ctx.connections.max(1))
+        .map(|_| tokio::spawn(connection(ctx.clone(), arrivals.clone())))
         .collect();
-
-    let period_ns = 1_000_000_000u128 / u128::from(spec.rate.max(1));
-    let remainder_ns = 1_000_000_000u128 % u128::from(spec.rate.max(1));
-    for k in 0u128.. {
-        // Exact spacing without drift: k / rate seconds after start.
-        let offset_ns = k * period_ns + k * remainder_ns / u128::from(spec.rate.max(1));
-        let intended = start + Duration::from_nanos(u64::try_from(offset_ns).unwrap_or(u64::MAX));
-        if !limits.take(intended) {
-            break;
-        }
-        tokio::select! {
-            () = sleep_until(intended) => {}
-            () = limits.stop.cancelled() => break,
-        }
-        match backlog.try_send(intended) {
-            Ok(()) => recorder.backlog_depth((capacity - backlog.capacity()) as u64),
-            Err(mpsc::error::TrySendError::Full(_)) => recorder.dropped(),
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
-        }
-    }
+    schedule(&ctx, &backlog, capacity).await;
     drop(backlog);
     for w in workers {
         let _ = w.await;
     }
 }
 
-async fn worker(
-    spec: Arc<HttpShardSpec>,
-    recorder: Recorder,
-    arrivals: Arc<Mutex<mpsc::Receiver<Instant>>>,
-) {
-    let mut conn: Option<Conn> = None;
+/// Emits arrivals slot by slot until the profile ends, the budget is spent or the shard is stopped.
+async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity: usize) {
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let threads = ctx.share.threads as u128;
+    let thread = ctx.share.thread_index as u128;
+    let mut at = ctx.start;
+    loop {
+        let slot = ctx.share.slot_at(ctx.start, ctx.warmup_end, at);
+        if slot.end <= slot.begin || ctx.limits.deadline().is_some_and(|d| slot.begin >= d) {
+            return;
+        }
+        let rate = u128::from(slot.value);
+        let span = slot.end.duration_since(slot.begin);
+        if rate > 0 {
+            let mut j: u128 = 0;
+            let mut poisson_at = slot.begin;
+            loop {
+                let intended = if ctx.spec.poisson {
+                    let gap = -(1.0 - rng.random::<f64>()).ln() / slot.value as f64;
+                    poisson_at += Duration::from_secs_f64(gap);
+                    poisson_at
+                } else {
+                    // Evenly spaced; thread t of n is offset by t/n of a gap from the others.
+                    let offset_ns = (j * threads + thread) * 1_000_000_000 / (threads * rate);
+                    j += 1;
+                    slot.begin + Duration::from_nanos(u64::try_from(offset_ns).unwrap_or(u64::MAX))
+                };
+                if intended.duration_since(slot.begin) >= span {
+                    break;
+                }
+                if !ctx.limits.take(intended) {
+                    return;
+                }
+                if intended > Instant::now() {
+                    tokio::select! {
+                        () = sleep_until(intended) => {}
+                        () = ctx.limits.stop.cancelled() => return,
+                    }
+                }
+                ctx.recorder.arrival();
+                match backlog.try_send(intended) {
+                    Ok(()) => ctx
+                        .recorder
+                        .backlog_depth((capacity - backlog.capacity()) as u64),
+                    Err(mpsc::error::TrySendError::Full(_)) => ctx.recorder.dropped(),
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+        }
+        at = slot.end;
+    }
+}
+
+async fn connection(ctx: Arc<ThreadContext>, arrivals: Arc<Mutex<mpsc::Receiver<Instant>>>) {
+    let timer = sleep(ctx.spec.timeout);
+    tokio::pin!(timer);
+    let mut conn = None;
     loop {
         let next = arrivals.lock().await.recv().await;
         let Some(intended) = next else { break };
-        let sent = Instant::now();
-        recorder.connection_wait(sent.saturating_duration_since(intended));
+        ctx.recorder
+            .connection_wait(Instant::now().saturating_duration_since(intended));
         let mut c = match conn.take() {
-            Some(c) if c.is_open() => c,
-            _ => match Conn::open(&spec.target, spec.timeout).await {
-                Ok(c) => c,
-                Err(outcome) => {
-                    recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
-                    continue;
-                }
+            Some(c) => c,
+            None => match open(&ctx.spec, &ctx.recorder, &mut timer).await {
+                Some(c) => c,
+                None => continue,
             },
         };
-        match tokio::time::timeout(spec.timeout, c.send(&spec.target)).await {
-            Ok(Ok((status, bytes))) => {
-                let done = Instant::now();
-                recorder.request(
-                    Outcome::Status(status),
-                    done.saturating_duration_since(intended),
-                    done.saturating_duration_since(sent),
-                    bytes,
-                );
-                conn = Some(c);
-            }
-            Ok(Err(outcome)) => recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0),
-            Err(_) => recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0),
+        if send(&ctx.spec, &ctx.recorder, &mut c, &mut timer, Some(intended)).await {
+            conn = Some(c);
         }
     }
 }

@@ -1,9 +1,7 @@
-//! The request a shard sends: parsed URL, resolved addresses, method, headers and body.
+//! The request a shard sends: parsed URL, resolved addresses, and the request bytes built once.
 
-use bytes::Bytes;
-use http::header::{HOST, HeaderName, HeaderValue};
-use http::{Method, Request, Uri};
-use http_body_util::Full;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Uri};
 use loadgrade_proto::v1::Header;
 use std::net::SocketAddr;
 
@@ -11,15 +9,14 @@ use std::net::SocketAddr;
 pub struct HttpTarget {
     pub url: String,
     pub addrs: Vec<SocketAddr>,
-    method: Method,
-    path: String,
-    host: HeaderValue,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
+    /// The whole request (head and body) as it goes on the wire.
+    pub request: Vec<u8>,
+    /// HEAD requests get responses without a body whatever their headers say.
+    pub head: bool,
 }
 
 impl HttpTarget {
-    /// Parses and resolves. Errors are messages for `ShardRefused`.
+    /// Parses, resolves and builds the request. Errors are messages for `ShardRefused`.
     pub async fn resolve(
         url: &str,
         method: &str,
@@ -49,30 +46,39 @@ impl HttpTarget {
         if addrs.is_empty() {
             return Err(format!("{host_port} resolves to no address"));
         }
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        let authority = uri.authority().map_or(host, |a| a.as_str());
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| format!("invalid method {method:?}"))?;
-        let headers = headers
-            .iter()
-            .map(|h| {
-                let name = HeaderName::from_bytes(h.name.as_bytes())
-                    .map_err(|_| format!("invalid header name {:?}", h.name))?;
-                let value = HeaderValue::from_str(&h.value)
-                    .map_err(|_| format!("invalid value for header {:?}", h.name))?;
-                Ok((name, value))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+        let mut has_length = false;
+        for h in headers {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| format!("invalid header name {:?}", h.name))?;
+            let value = HeaderValue::from_str(&h.value)
+                .map_err(|_| format!("invalid value for header {:?}", h.name))?;
+            if name == http::header::HOST {
+                return Err("the Host header comes from the url; remove it from headers".into());
+            }
+            has_length |= name == http::header::CONTENT_LENGTH;
+            request.extend_from_slice(name.as_str().as_bytes());
+            request.extend_from_slice(b": ");
+            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        if !has_length
+            && (!body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH))
+        {
+            request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
         Ok(HttpTarget {
             url: url.to_owned(),
             addrs,
-            method,
-            path: uri
-                .path_and_query()
-                .map_or("/".to_owned(), |p| p.as_str().to_owned()),
-            host: HeaderValue::from_str(authority)
-                .map_err(|_| format!("invalid host in {url:?}"))?,
-            headers,
-            body: Bytes::copy_from_slice(body),
+            request,
+            head: method == Method::HEAD,
         })
     }
 
@@ -80,17 +86,38 @@ impl HttpTarget {
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
     }
+}
 
-    pub fn request(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        // The path was validated when the URL parsed; a parse failure here is impossible.
-        *request.uri_mut() = self.path.parse().unwrap_or_default();
-        let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone());
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        request
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn builds_the_request_once() {
+        let headers = [Header {
+            name: "x-key".into(),
+            value: "v".into(),
+        }];
+        let t = HttpTarget::resolve("http://127.0.0.1:8080/a?b=1", "POST", &headers, b"{}")
+            .await
+            .expect("target");
+        assert_eq!(
+            String::from_utf8_lossy(&t.request),
+            "POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nx-key: v\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        assert!(!t.head);
+        let get = HttpTarget::resolve("http://127.0.0.1", "GET", &[], b"")
+            .await
+            .expect("target");
+        assert_eq!(
+            String::from_utf8_lossy(&get.request),
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        );
+        assert_eq!(get.addr().port(), 80);
+        assert!(
+            HttpTarget::resolve("https://127.0.0.1/", "GET", &[], b"")
+                .await
+                .is_err()
+        );
     }
 }

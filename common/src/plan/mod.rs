@@ -7,6 +7,7 @@ mod validate;
 pub use errors::{PlanError, PlanIssue};
 
 use crate::grade::Grade;
+use crate::profile::{Profile, Stage};
 use crate::threshold::Threshold;
 use std::time::Duration;
 
@@ -63,6 +64,15 @@ impl LoadModel {
     }
 }
 
+/// How open-model arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced (default).
+    Even,
+    /// A Poisson process (exponential gaps) with the profile's mean rate.
+    Poisson,
+}
+
 /// An `http` scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSpec {
@@ -73,12 +83,18 @@ pub struct HttpSpec {
     pub body: Vec<u8>,
     /// Default: open when `rate` is set, else closed.
     pub model: LoadModel,
-    /// Open model: total arrivals per second across agents.
+    /// Open model: total arrivals per second across agents (with stages: where the ramp starts, default 0).
     pub rate: u64,
-    /// Closed: total connections (default 10). Open: cap on connections (default 100).
+    /// Closed: total connections (default 10; with stages: where the ramp starts, default 1).
+    /// Open: cap on connections (default 100).
     pub connections: u64,
-    /// Measured phase. At least one of `duration` and `requests` is set; whichever ends first stops the load.
+    /// Measured phase. At least one of `duration`, `stages` and `requests` is set; whichever ends first stops
+    /// the load. With stages, their total.
     pub duration: Option<Duration>,
+    /// Ramping targets (rate for the open model, connections for the closed one), linear between them.
+    pub stages: Vec<Stage>,
+    /// Open model: arrival spacing. Default: even.
+    pub arrivals: Arrivals,
     /// Total request budget across agents.
     pub requests: Option<u64>,
     /// Run before the measured phase, excluded from results. Default: 0.
@@ -87,6 +103,29 @@ pub struct HttpSpec {
     pub max_backlog: u64,
     /// Per request. Default: 10 s.
     pub timeout: Duration,
+}
+
+impl HttpSpec {
+    /// Second-by-second load: arrivals per second (open) or connections (closed), as plan totals.
+    pub fn profile(&self) -> Profile {
+        let start = match self.model {
+            LoadModel::Open => self.rate,
+            LoadModel::Closed => self.connections,
+        };
+        if self.stages.is_empty() {
+            Profile::constant(start, self.duration)
+        } else {
+            Profile::ramp(start, self.stages.clone())
+        }
+    }
+
+    /// Most connections the scenario uses at once, across agents.
+    pub fn max_connections(&self) -> u64 {
+        match self.model {
+            LoadModel::Open => self.connections,
+            LoadModel::Closed => self.profile().max_total(),
+        }
+    }
 }
 
 impl Plan {

@@ -54,6 +54,8 @@ pub(crate) struct RawScenario {
     pub warmup: Field<String>,
     pub max_backlog: Field<i64>,
     pub timeout: Field<String>,
+    pub stages: Option<Vec<Spanned<RawStage>>>,
+    pub arrivals: Field<String>,
 
     // kinds this build does not run yet: accepted by the parser so the kind check can name them
     pub start: Field<toml::Value>,
@@ -78,4 +80,13 @@ pub(crate) struct RawScenario {
     pub target: Field<toml::Value>,
     pub intervals: Field<toml::Value>,
     pub prometheus: Field<toml::Value>,
+}
+
+/// One entry of `stages = [{ rate = .., duration = ".." }, ..]` (or `connections` for the closed model).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStage {
+    pub rate: Field<i64>,
+    pub connections: Field<i64>,
+    pub duration: Field<String>,
 }

@@ -105,7 +105,7 @@ fn load_must_end_by_itself() {
     let e = errors_of(
         "name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
     );
-    assert!(e.contains("set `duration` or `requests`"), "{e}");
+    assert!(e.contains("set `duration`, `stages` or `requests`"), "{e}");
 }
 
 #[test]
@@ -123,4 +123,39 @@ fn open_model_needs_a_rate() {
 fn toml_syntax_errors_are_located() {
     let e = errors_of("name = \"x\"\n[[scenario]\n");
     assert!(e.starts_with("plan.toml:2:"), "{e}");
+}
+
+#[test]
+fn stages_ramp_the_model_target() {
+    let plan = Plan::parse(
+        "ramp.toml",
+        "name = \"r\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nrate = 50\narrivals = \"poisson\"\nstages = [{ rate = 500, duration = \"10s\" }, { rate = 500, duration = \"5s\" }]\n",
+    )
+    .expect("valid");
+    let ScenarioSpec::Http(spec) = &plan.scenarios[0].spec;
+    assert_eq!(spec.model, LoadModel::Open);
+    assert_eq!(spec.arrivals, Arrivals::Poisson);
+    assert_eq!(spec.duration, Some(Duration::from_secs(15)));
+    assert_eq!(spec.max_backlog, 2500, "5 s at the peak rate");
+    assert_eq!(spec.profile().total_in_second(14), 500);
+}
+
+#[test]
+fn bad_stages_are_located() {
+    let e = errors_of(
+        "name = \"r\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nmodel = \"closed\"\nduration = \"3s\"\nstages = [{ rate = 5, duration = \"1s\" }, { connections = 3, duration = \"0s\" }]\n",
+    );
+    assert!(
+        e.contains("plan.toml:7:12: set `duration` or `stages`, not both"),
+        "{e}"
+    );
+    assert!(
+        e.contains("plan.toml:8:11: stage without `connections`"),
+        "{e}"
+    );
+    assert!(e.contains("closed model stage ramps `connections`"), "{e}");
+    assert!(
+        e.contains("a stage's duration must be longer than 0"),
+        "{e}"
+    );
 }

@@ -1,9 +1,10 @@
 //! Raw plan to typed plan: every bad value is reported with its location before failing.
 
 use super::errors::{Issues, PlanError};
-use super::raw::{RawPlan, RawScenario};
-use super::{HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
+use super::raw::{RawPlan, RawScenario, RawStage};
+use super::{Arrivals, HttpSpec, LoadModel, Plan, Scenario, ScenarioSpec};
 use crate::grade::Grade;
+use crate::profile::Stage;
 use crate::report::metric_paths;
 use crate::threshold::Threshold;
 use crate::units::{parse_duration, parse_size};
@@ -217,8 +218,12 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
             "GET".to_owned()
         }
     };
+    let stages_name_rate = raw
+        .stages
+        .as_ref()
+        .is_some_and(|st| st.iter().any(|s| s.get_ref().rate.is_some()));
     let model = match &raw.model {
-        None if raw.rate.is_some() => LoadModel::Open,
+        None if raw.rate.is_some() || stages_name_rate => LoadModel::Open,
         None => LoadModel::Closed,
         Some(m) => match m.get_ref().as_str() {
             "open" => LoadModel::Open,
@@ -233,7 +238,7 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
         },
     };
     let rate = positive(issues, raw.rate.as_ref(), "rate");
-    if model == LoadModel::Open && raw.rate.is_none() {
+    if model == LoadModel::Open && raw.rate.is_none() && raw.stages.is_none() {
         issues.at(
             raw.model.as_ref().map_or(0..0, Spanned::span),
             format!(
@@ -248,21 +253,25 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
                 "`rate` applies to the open model only; the closed model is set by `connections`",
             );
         }
+        if let Some(a) = &raw.arrivals {
+            issues.at(a.span(), "`arrivals` applies to the open model only");
+        }
         if let Some(b) = &raw.max_backlog {
             issues.at(b.span(), "`max_backlog` applies to the open model only");
         }
     }
+    let stages = raw.stages.as_deref().map(|st| stages(st, model, issues));
     let connections =
         positive(issues, raw.connections.as_ref(), "connections").unwrap_or(match model {
+            LoadModel::Closed if stages.is_some() => 1,
             LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
             LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
         });
-    let duration = duration_field(issues, raw.duration.as_ref());
-    let requests = positive(issues, raw.requests.as_ref(), "requests");
-    if raw.duration.is_none() && raw.requests.is_none() {
+    let mut duration = duration_field(issues, raw.duration.as_ref());
+    if let (Some(d), Some(_)) = (&raw.duration, &raw.stages) {
         issues.at(
-            raw.kind.as_ref().map_or(0..0, Spanned::span),
-            format!("scenario {name:?}: set `duration` or `requests` so the load ends by itself"),
+            d.span(),
+            "set `duration` or `stages`, not both: with stages, the measured phase is their total",
         );
     }
     if let (Some(d), Some(span)) = (duration, raw.duration.as_ref().map(Spanned::span))
@@ -270,6 +279,32 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
     {
         issues.at(span, "duration must be longer than 0");
     }
+    if let Some(stages) = &stages {
+        duration = Some(stages.iter().map(|s| s.duration).sum());
+    }
+    let requests = positive(issues, raw.requests.as_ref(), "requests");
+    if raw.duration.is_none() && raw.requests.is_none() && raw.stages.is_none() {
+        issues.at(
+            raw.kind.as_ref().map_or(0..0, Spanned::span),
+            format!(
+                "scenario {name:?}: set `duration`, `stages` or `requests` so the load ends by itself"
+            ),
+        );
+    }
+    let arrivals = match &raw.arrivals {
+        None => Arrivals::Even,
+        Some(a) => match a.get_ref().as_str() {
+            "even" => Arrivals::Even,
+            "poisson" => Arrivals::Poisson,
+            other => {
+                issues.at(
+                    a.span(),
+                    format!("invalid arrivals {other:?}: expected \"even\" or \"poisson\""),
+                );
+                Arrivals::Even
+            }
+        },
+    };
     let warmup = duration_field(issues, raw.warmup.as_ref()).unwrap_or(Duration::ZERO);
     let timeout = duration_field(issues, raw.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() {
@@ -279,8 +314,13 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
         );
     }
     let rate_value = rate.unwrap_or(0);
+    let stages = stages.unwrap_or_default();
+    let peak_rate = match model {
+        LoadModel::Open => stages.iter().map(|s| s.target).fold(rate_value, u64::max),
+        LoadModel::Closed => 0,
+    };
     let max_backlog = positive(issues, raw.max_backlog.as_ref(), "max_backlog")
-        .unwrap_or_else(|| rate_value.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
+        .unwrap_or_else(|| peak_rate.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
     let headers = raw
         .headers
         .map(|h| h.into_inner().into_iter().collect())
@@ -298,11 +338,78 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
         rate: rate_value,
         connections,
         duration,
+        stages,
+        arrivals,
         requests,
         warmup,
         max_backlog,
         timeout,
     })
+}
+
+/// Checks `stages`: each names the model's target (`rate` open, `connections` closed) and a positive duration.
+fn stages(raw: &[Spanned<RawStage>], model: LoadModel, issues: &mut Issues<'_>) -> Vec<Stage> {
+    if raw.is_empty() {
+        issues.at(
+            0..0,
+            "`stages` is empty: give at least one { .., duration = \"..\" }",
+        );
+    }
+    let mut out = Vec::new();
+    for spanned in raw {
+        let stage = spanned.get_ref();
+        let (wanted, other, target) = match model {
+            LoadModel::Open => ("rate", stage.connections.as_ref(), stage.rate.as_ref()),
+            LoadModel::Closed => (
+                "connections",
+                stage.rate.as_ref(),
+                stage.connections.as_ref(),
+            ),
+        };
+        if let Some(o) = other {
+            issues.at(
+                o.span(),
+                format!(
+                    "a {} model stage ramps `{wanted}`, not this field",
+                    model.as_str()
+                ),
+            );
+        }
+        let target = match target {
+            None => {
+                issues.at(spanned.span(), format!("stage without `{wanted}`"));
+                None
+            }
+            Some(t) => match u64::try_from(*t.get_ref()) {
+                Ok(v) if model == LoadModel::Open || v >= 1 => Some(v),
+                _ => {
+                    issues.at(t.span(), format!("invalid stage {wanted} {}", t.get_ref()));
+                    None
+                }
+            },
+        };
+        let duration = match &stage.duration {
+            None => {
+                issues.at(spanned.span(), "stage without `duration`");
+                None
+            }
+            Some(d) => match parse_duration(d.get_ref()) {
+                Ok(v) if !v.is_zero() => Some(v),
+                Ok(_) => {
+                    issues.at(d.span(), "a stage's duration must be longer than 0");
+                    None
+                }
+                Err(e) => {
+                    issues.at(d.span(), e);
+                    None
+                }
+            },
+        };
+        if let (Some(target), Some(duration)) = (target, duration) {
+            out.push(Stage { target, duration });
+        }
+    }
+    out
 }
 
 fn check_url(url: &str) -> Result<(), String> {

@@ -97,24 +97,29 @@ pub fn markdown(report: &Report) -> String {
 
     out.push_str("## Agents\n\n");
     out.push_str(
-        "| agent | requests | errors | intervals | lost | clock offset (ms) | CPU % | lag p99 (ms) | connection wait p99 (ms) | dropped |\n",
+        "| agent | requests | errors | intervals | lost | clock offset (ms) | threads | CPU % | lag p99 (ms) | connect p99 (ms) | connection wait p99 (ms) | arrivals | dropped | EMFILE | EADDRNOTAVAIL |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for a in &report.agents {
         let g = &a.generator;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             a.name,
             a.requests,
             a.errors,
             a.intervals,
             if a.lost { "**yes**" } else { "no" },
             a.clock_offset_ms,
+            g.threads,
             figure(g.cpu_percent),
             figure(g.lag_ms_p99),
+            figure(g.connect_ms_p99),
             figure(g.connection_wait_ms_p99),
-            g.dropped
+            g.arrivals,
+            g.dropped,
+            g.emfile,
+            g.eaddrnotavail
         );
     }
     out

@@ -88,6 +88,32 @@ pub struct Header {
     #[prost(string, tag = "2")]
     pub value: ::prost::alloc::string::String,
 }
+/// One stage of a load profile: ramp linearly from the previous value to `target` over `duration_ms`.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Stage {
+    #[prost(uint64, tag = "1")]
+    pub target: u64,
+    #[prost(uint64, tag = "2")]
+    pub duration_ms: u64,
+}
+/// How much load, second by second. Values are plan totals across all agents (rate for the open model,
+/// connections for the closed model); this agent's part of a total T is split_by_weight(T, weights)\[index\]
+/// (largest remainder), so the parts of all agents sum exactly to T in every second.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Profile {
+    /// The value during warm-up, and where the first stage starts.
+    #[prost(uint64, tag = "1")]
+    pub start: u64,
+    /// Empty: `start` for the whole measured phase.
+    #[prost(message, repeated, tag = "2")]
+    pub stages: ::prost::alloc::vec::Vec<Stage>,
+    #[prost(uint64, repeated, tag = "3")]
+    pub weights: ::prost::alloc::vec::Vec<u64>,
+    #[prost(uint32, tag = "4")]
+    pub index: u32,
+}
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct HttpShard {
@@ -101,18 +127,18 @@ pub struct HttpShard {
     pub body: ::prost::alloc::vec::Vec<u8>,
     #[prost(enumeration = "LoadModel", tag = "5")]
     pub model: i32,
-    /// Open model: this agent's arrivals per second.
-    #[prost(uint64, tag = "6")]
-    pub rate: u64,
-    /// Closed model: this agent's connections. Open model: its cap on connections.
+    #[prost(message, optional, tag = "6")]
+    pub profile: ::core::option::Option<Profile>,
+    /// Open model: this agent's cap on connections. Closed model: unused (the profile decides).
     #[prost(uint64, tag = "7")]
     pub connections: u64,
-    /// Measured phase length after warm-up, milliseconds. 0 with max_requests > 0: until the budget is spent.
+    /// Measured phase after warm-up, milliseconds (the stages' total when there are stages).
+    /// 0 with max_requests > 0: until the budget is spent.
     #[prost(uint64, tag = "8")]
     pub duration_ms: u64,
     #[prost(uint64, tag = "9")]
     pub warmup_ms: u64,
-    /// Open model: arrivals that may wait for a free connection before new ones are dropped.
+    /// Open model: this agent's arrivals that may wait for a free connection before new ones are dropped.
     #[prost(uint64, tag = "10")]
     pub max_backlog: u64,
     #[prost(uint64, tag = "11")]
@@ -120,6 +146,8 @@ pub struct HttpShard {
     /// 0: unbounded (duration decides). Otherwise this agent's share of the request budget.
     #[prost(uint64, tag = "12")]
     pub max_requests: u64,
+    #[prost(enumeration = "Arrivals", tag = "13")]
+    pub arrivals: i32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -191,7 +219,7 @@ pub struct Counters {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Health {
-    /// Process CPU over the interval, percent of one core.
+    /// Process CPU over the interval, percent of one core; negative when it could not be read.
     #[prost(double, tag = "1")]
     pub cpu_percent: f64,
     /// Open model: deepest backlog seen in the interval.
@@ -203,6 +231,21 @@ pub struct Health {
     /// Open model: time an arrival waited for a free connection, microseconds, HDR V2 + deflate.
     #[prost(bytes = "vec", tag = "4")]
     pub hdr_connection_wait: ::prost::alloc::vec::Vec<u8>,
+    /// Connection setup (TCP connect), microseconds, HDR V2 + deflate.
+    #[prost(bytes = "vec", tag = "5")]
+    pub hdr_connect: ::prost::alloc::vec::Vec<u8>,
+    /// Connects that failed with EMFILE/ENFILE (out of file descriptors).
+    #[prost(uint64, tag = "6")]
+    pub emfile: u64,
+    /// Connects that failed with EADDRNOTAVAIL (out of ephemeral ports).
+    #[prost(uint64, tag = "7")]
+    pub eaddrnotavail: u64,
+    /// Open model: arrivals due in this interval (sent, queued or dropped).
+    #[prost(uint64, tag = "8")]
+    pub arrivals: u64,
+    /// Load threads (and cores' worth of CPU) the agent ran this shard on.
+    #[prost(uint32, tag = "9")]
+    pub threads: u32,
 }
 /// One interval (normally one second) of one agent's shard.
 #[allow(clippy::all)]
@@ -295,6 +338,38 @@ impl LoadModel {
             "LOAD_MODEL_UNSPECIFIED" => Some(Self::Unspecified),
             "LOAD_MODEL_CLOSED" => Some(Self::Closed),
             "LOAD_MODEL_OPEN" => Some(Self::Open),
+            _ => None,
+        }
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Arrivals {
+    Unspecified = 0,
+    /// Evenly spaced: exactly rate arrivals in every second.
+    Even = 1,
+    /// A Poisson process with the given mean rate.
+    Poisson = 2,
+}
+impl Arrivals {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ARRIVALS_UNSPECIFIED",
+            Self::Even => "ARRIVALS_EVEN",
+            Self::Poisson => "ARRIVALS_POISSON",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ARRIVALS_UNSPECIFIED" => Some(Self::Unspecified),
+            "ARRIVALS_EVEN" => Some(Self::Even),
+            "ARRIVALS_POISSON" => Some(Self::Poisson),
             _ => None,
         }
     }

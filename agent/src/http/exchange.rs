@@ -1,0 +1,74 @@
+//! What every load thread does per connection: open it (timed, failures classified) and send one request on it
+//! under a timeout, recording the outcome. The timeout timer is one per connection, reset per request.
+
+use super::HttpShardSpec;
+use super::h1::{ConnectFailure, H1Conn};
+use crate::recorder::{Outcome, Recorder};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// Opens a connection within the request timeout, recording its setup time, or the failure as a request error.
+pub async fn open(
+    spec: &HttpShardSpec,
+    recorder: &Recorder,
+    timer: &mut Pin<&mut Sleep>,
+) -> Option<H1Conn> {
+    let began = Instant::now();
+    timer.as_mut().reset(began + spec.timeout);
+    let result = tokio::select! {
+        biased;
+        r = H1Conn::connect(spec.target.addr()) => r,
+        () = timer.as_mut() => Err(ConnectFailure::Connect),
+    };
+    match result {
+        Ok(conn) => {
+            recorder.connected(began.elapsed());
+            Some(conn)
+        }
+        Err(failure) => {
+            match failure {
+                ConnectFailure::OutOfFiles => recorder.out_of_files(),
+                ConnectFailure::OutOfPorts => recorder.out_of_ports(),
+                ConnectFailure::Connect => {}
+            }
+            recorder.request(Outcome::Connect, Duration::ZERO, Duration::ZERO, 0);
+            None
+        }
+    }
+}
+
+/// Sends the shard's request on `conn`. Returns the completion instant and whether the connection may be reused;
+/// the outcome is recorded with latency from `intended` (corrected) and from the send (raw).
+pub async fn send(
+    spec: &HttpShardSpec,
+    recorder: &Recorder,
+    conn: &mut H1Conn,
+    timer: &mut Pin<&mut Sleep>,
+    intended: Option<Instant>,
+) -> bool {
+    let sent = Instant::now();
+    timer.as_mut().reset(sent + spec.timeout);
+    let result = tokio::select! {
+        biased;
+        r = conn.exchange(&spec.target.request, spec.target.head) => Some(r),
+        () = timer.as_mut() => None,
+    };
+    match result {
+        Some(Ok((status, bytes))) => {
+            let done = Instant::now();
+            let raw = done.saturating_duration_since(sent);
+            let corrected = intended.map_or(raw, |i| done.saturating_duration_since(i));
+            recorder.request(Outcome::Status(status), corrected, raw, bytes);
+            conn.is_reusable()
+        }
+        Some(Err(outcome)) => {
+            recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
+            false
+        }
+        None => {
+            recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0);
+            false
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! A lean HTTP/1.1 keep-alive client connection: the request is prebuilt bytes written as they are, the response
+//! is read into one reused buffer and parsed with `httparse`, the body is counted and discarded.
+//!
+//! Written here rather than taken from hyper because the per-request work of a general-purpose client (request
+//! and header-map allocation, body collection, a connection task and channel hop per request) costs 10-20 % of
+//! throughput per core on this path (../shared/ENGINE-FACTS.md); hyper remains the tool for HTTP/2 and TLS.
+
+use crate::recorder::Outcome;
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Read buffer kept per connection. Responses larger than this are streamed through it.
+const BUFFER: usize = 16 * 1024;
+/// Most response headers parsed; a response with more is an error.
+const MAX_HEADERS: usize = 64;
+
+/// How a failed connect is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// Refused, unreachable, reset, timed out.
+    Connect,
+    /// EMFILE/ENFILE: the agent ran out of file descriptors (a generator fault).
+    OutOfFiles,
+    /// EADDRNOTAVAIL: the agent ran out of ephemeral ports (a generator fault).
+    OutOfPorts,
+}
+
+impl ConnectFailure {
+    fn of(e: &io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(23 | 24) => ConnectFailure::OutOfFiles,
+            Some(99) => ConnectFailure::OutOfPorts,
+            _ => ConnectFailure::Connect,
+        }
+    }
+}
+
+pub struct H1Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    reusable: bool,
+}
+
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+impl H1Conn {
+    pub async fn connect(addr: SocketAddr) -> Result<H1Conn, ConnectFailure> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ConnectFailure::of(&e))?;
+        let _ = stream.set_nodelay(true);
+        Ok(H1Conn {
+            stream,
+            buf: Vec::with_capacity(BUFFER),
+            reusable: true,
+        })
+    }
+
+    /// Whether another request may be sent (false after `Connection: close` or a body read to EOF).
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Sends `request` and reads the whole response. Returns the status and the bytes received (head and body).
+    /// On `Err` the connection must be dropped.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head_request: bool,
+    ) -> Result<(u16, u64), Outcome> {
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|_| Outcome::Other)?;
+        self.buf.clear();
+        let mut received = 0u64;
+        let (status, framing, head_len) = loop {
+            if let Some((status, framing, head_len)) = parse_head(&self.buf, head_request)? {
+                if (100..200).contains(&status) && status != 101 {
+                    // Interim response (100 Continue, 103 Early Hints): the real one follows.
+                    self.buf.drain(..head_len);
+                    continue;
+                }
+                break (status, framing, head_len);
+            }
+            received += self.read_more().await?;
+        };
+        match framing {
+            Framing::Empty => {}
+            Framing::Length(n) => received += self.skip_body(head_len, n).await?,
+            Framing::Chunked => received += self.skip_chunked(head_len).await?,
+            Framing::UntilClose => {
+                self.reusable = false;
+                loop {
+                    self.buf.clear();
+                    match self.read_more_or_eof().await? {
+                        0 => break,
+                        n => received += n as u64,
+                    }
+                }
+            }
+        }
+        Ok((status, received))
+    }
+
+    /// Reads at least one byte; EOF or an I/O error before the response is complete is an error.
+    async fn read_more(&mut self) -> Result<u64, Outcome> {
+        match self.read_more_or_eof().await? {
+            0 => Err(Outcome::Other),
+            n => Ok(n as u64),
+        }
+    }
+
+    async fn read_more_or_eof(&mut self) -> Result<usize, Outcome> {
+        if self.buf.capacity() - self.buf.len() < BUFFER / 4 {
+            self.buf.reserve(BUFFER);
+        }
+        self.stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|_| Outcome::Other)
+    }
+
+    /// Consumes `length` body bytes that start at `start` in the buffer.
+    async fn skip_body(&mut self, start: usize, length: u64) -> Result<u64, Outcome> {
+        let mut remaining = length.saturating_sub((self.buf.len() - start) as u64);
+        let mut received = 0;
+        while remaining > 0 {
+            self.buf.clear();
+            let n = self.read_more().await?;
+            received += n;
+            remaining = remaining.saturating_sub(n);
+        }
+        Ok(received)
+    }
+
+    /// Consumes a chunked body that starts at `start` in the buffer.
+    async fn skip_chunked(&mut self, start: usize) -> Result<u64, Outcome> {
+        let mut pos = start;
+        let mut received = 0;
+        // Bytes of chunk data (plus its CRLF) still to skip.
+        let mut skip: u64 = 0;
+        loop {
+            if skip > 0 {
+                let available = (self.buf.len() - pos) as u64;
+                if available >= skip {
+                    pos += skip as usize;
+                    skip = 0;
+                } else {
+                    skip -= available;
+                    self.buf.clear();
+                    pos = 0;
+                    received += self.read_more().await?;
+                    continue;
+                }
+            }
+            match httparse::parse_chunk_size(&self.buf[pos..]) {
+                Ok(httparse::Status::Complete((consumed, 0))) => {
+                    pos += consumed;
+                    // Trailer section: ends at the first empty line.
+                    loop {
+                        let rest = &self.buf[pos..];
+                        if rest.starts_with(b"\r\n") {
+                            return Ok(received);
+                        }
+                        if rest.windows(4).any(|w| w == b"\r\n\r\n") {
+                            return Ok(received);
+                        }
+                        received += self.read_more().await?;
+                    }
+                }
+                Ok(httparse::Status::Complete((consumed, size))) => {
+                    pos += consumed;
+                    skip = size + 2;
+                }
+                Ok(httparse::Status::Partial) => {
+                    self.buf.drain(..pos);
+                    pos = 0;
+                    received += self.read_more().await?;
+                }
+                Err(_) => return Err(Outcome::Other),
+            }
+        }
+    }
+}
+
+/// Parses a response head; `None` when more bytes are needed.
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(u16, Framing, usize)>, Outcome> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Outcome::Other),
+    };
+    let status = response.code.unwrap_or(0);
+    let mut length = None;
+    let mut chunked = false;
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(h.value).map_err(|_| Outcome::Other)?;
+            length = Some(text.trim().parse::<u64>().map_err(|_| Outcome::Other)?);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let framing = if head_request || status == 204 || status == 304 || (100..200).contains(&status)
+    {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    Ok(Some((status, framing, head_len)))
+}
+
+#[cfg(test)]
+mod tests;
