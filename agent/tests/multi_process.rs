@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 fn agent_process(coordinator: &str, name: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_loadgrade-agent"))
         .args(["--coordinator", coordinator, "--name", name])
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -259,4 +260,51 @@ async fn a_target_outside_the_allowlist_is_refused() {
         .await
         .expect("server stops")
         .expect("server task");
+}
+
+/// An agent whose open-file limit cannot hold the shard's connections refuses it before any load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_beyond_the_open_file_limit_is_refused_before_any_load() {
+    let testbed = testbed().await;
+    let (coordinator, url, shutdown, server) = start_coordinator().await;
+    // `ulimit -n` lowers soft and hard limits, so the agent cannot raise them again.
+    let mut agent = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 256 && exec {} --coordinator {url} --name small",
+                env!("CARGO_BIN_EXE_loadgrade-agent")
+            ),
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent starts");
+    let plan = format!(
+        "name = \"fds\"\n[[scenario]]\nname = \"wide\"\nkind = \"http\"\nurl = \"{}\"\nconnections = 1000\nduration = \"2s\"\n",
+        testbed.url("/health")
+    );
+    let started = coordinator
+        .start_run("fds.toml", &plan)
+        .await
+        .expect("plan accepted");
+    let finished = finish(started).await;
+    let report = &finished.report;
+    assert_eq!(report.verdict, Verdict::Invalid);
+    assert!(
+        report
+            .verdict_reasons
+            .iter()
+            .any(|r| r.contains("open-file limit is 256")),
+        "{:?}",
+        report.verdict_reasons
+    );
+    assert_eq!(testbed.requests(), 0, "no load was sent");
+    let _ = agent.kill().await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
+    testbed.shutdown().await;
 }
