@@ -26,7 +26,7 @@ need python3 "apt-get install python3"
 [ -x /usr/bin/time ] || { echo "bench: GNU time is missing (apt-get install time)" >&2; exit 2; }
 [ "$(nproc --all)" -ge 2 ] || { echo "bench: needs 2 cores (target on core 0, generator on core 1)" >&2; exit 2; }
 
-cargo build --release --quiet --bin loadgrade
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --bin loadgrade
 LOADGRADE=$PWD/target/release/loadgrade
 
 cat > "$WORK/nginx.conf" <<NGINX

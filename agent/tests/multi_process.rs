@@ -132,11 +132,9 @@ duration = "2s"
 }
 
 async fn testbed() -> Testbed {
-    Testbed::start(TestbedConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-    })
-    .await
-    .expect("testbed")
+    Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("testbed")
 }
 
 /// Waits (at most a minute) for a run's report.

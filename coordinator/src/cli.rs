@@ -160,9 +160,9 @@ async fn run(
 }
 
 async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
-    let testbed = loadgrade_testbed::Testbed::start(loadgrade_testbed::TestbedConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-    })
+    let testbed = loadgrade_testbed::Testbed::start(loadgrade_testbed::TestbedConfig::plain(
+        ([127, 0, 0, 1], 0).into(),
+    ))
     .await
     .context("starting the testbed")?;
     let target = format!("http://{}", testbed.addr());

@@ -292,6 +292,8 @@ fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
                 max_backlog: backlogs[k].max(1),
                 request_timeout_ms: spec.timeout.as_millis() as u64,
                 max_requests: budgets.as_ref().map_or(0, |b| b[k]),
+                http_version: if spec.http2 { 2 } else { 1 },
+                ca_pem: spec.ca_pem.clone(),
                 arrivals: match spec.arrivals {
                     Arrivals::Even => loadgrade_proto::v1::Arrivals::Even,
                     Arrivals::Poisson => loadgrade_proto::v1::Arrivals::Poisson,

@@ -30,13 +30,28 @@ pub use server::Testbed;
 pub struct TestbedConfig {
     /// Address to bind; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this certificate. Default: plain HTTP (HTTP/1.1, and HTTP/2
+    /// with prior knowledge).
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestbedConfig {
+    /// Plain HTTP on `listen`.
+    pub fn plain(listen: SocketAddr) -> Self {
+        TestbedConfig { listen, tls: None }
+    }
 }
 
 impl Default for TestbedConfig {
     fn default() -> Self {
-        TestbedConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-        }
+        TestbedConfig::plain(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)))
     }
 }
 

@@ -14,6 +14,25 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value_t = TestbedConfig::default().listen)]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+fn tls_identity(args: &Args) -> anyhow::Result<Option<loadgrade_testbed::TlsIdentity>> {
+    use anyhow::Context as _;
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(loadgrade_testbed::TlsIdentity {
+        cert_pem: std::fs::read_to_string(cert)
+            .with_context(|| format!("reading {}", cert.display()))?,
+        key_pem: std::fs::read_to_string(key)
+            .with_context(|| format!("reading {}", key.display()))?,
+    }))
 }
 
 fn main() -> ExitCode {
@@ -25,15 +44,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::Error::new(e).context("building the tokio runtime"))
-        .and_then(|rt| {
-            rt.block_on(loadgrade_testbed::run(TestbedConfig {
-                listen: args.listen,
-            }))
-        });
+    let result = tls_identity(&args).and_then(|tls| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::Error::new(e).context("building the tokio runtime"))
+            .and_then(|rt| {
+                rt.block_on(loadgrade_testbed::run(TestbedConfig {
+                    listen: args.listen,
+                    tls,
+                }))
+            })
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

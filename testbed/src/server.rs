@@ -6,15 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
-use crate::TestbedConfig;
 use crate::routes::{self, AppState};
+use crate::{TestbedConfig, TlsIdentity};
 
 /// How long shutdown waits for in-flight requests before dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -28,6 +30,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Testbed {
     addr: SocketAddr,
+    tls: bool,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     accept_task: JoinHandle<()>,
@@ -43,10 +46,12 @@ impl Testbed {
         let addr = listener.local_addr().context("reading the bound address")?;
         let state = Arc::new(AppState::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&state), shutdown_rx));
+        let tls = config.tls.as_ref().map(acceptor).transpose()?;
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&state), tls, shutdown_rx));
         tracing::info!(%addr, "testbed started");
         Ok(Testbed {
             addr,
+            tls: config.tls.is_some(),
             state,
             shutdown,
             accept_task,
@@ -67,7 +72,8 @@ impl Testbed {
             IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
             _ => {}
         }
-        format!("http://{addr}{path}")
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{addr}{path}")
     }
 
     /// Total counted requests (everything except `/_testbed/...` and `/metrics`).
@@ -97,9 +103,30 @@ async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// A TLS acceptor offering HTTP/2 and HTTP/1.1 by ALPN.
+fn acceptor(identity: &TlsIdentity) -> anyhow::Result<TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the TLS certificate PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+        .context("reading the TLS private key PEM")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
     mut shutdown_rx: watch::Receiver<bool>,
 ) {
     let conn_shutdown = shutdown_rx.clone();
@@ -119,6 +146,7 @@ async fn accept_loop(
                         stream,
                         peer,
                         Arc::clone(&state),
+                        tls.clone(),
                         conn_shutdown.clone(),
                     ));
                 }
@@ -147,19 +175,37 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<AppState>,
-    mut shutdown_rx: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    shutdown_rx: watch::Receiver<bool>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
+    match tls {
+        None => serve_io(stream, peer, state, shutdown_rx).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls_stream) => serve_io(tls_stream, peer, state, shutdown_rx).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        },
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN over TLS) on one connection.
+async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    mut shutdown_rx: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(routes::handle(req, &state).await) }
     });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true).timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
 
     let result = tokio::select! {

@@ -26,9 +26,7 @@ impl Resp {
 }
 
 async fn start() -> Testbed {
-    let config = TestbedConfig {
-        listen: "127.0.0.1:0".parse().expect("valid address"),
-    };
+    let config = TestbedConfig::plain("127.0.0.1:0".parse().expect("valid address"));
     Testbed::start(config).await.expect("testbed starts")
 }
 

@@ -2,7 +2,8 @@
 //! under a timeout, recording the outcome. The timeout timer is one per connection, reset per request.
 
 use super::HttpShardSpec;
-use super::h1::{ConnectFailure, H1Conn};
+use super::h1::ConnectFailure;
+use super::transport::Conn;
 use crate::recorder::{Outcome, Recorder};
 use std::pin::Pin;
 use std::time::Duration;
@@ -13,12 +14,12 @@ pub async fn open(
     spec: &HttpShardSpec,
     recorder: &Recorder,
     timer: &mut Pin<&mut Sleep>,
-) -> Option<H1Conn> {
+) -> Option<Conn> {
     let began = Instant::now();
     timer.as_mut().reset(began + spec.timeout);
     let result = tokio::select! {
         biased;
-        r = H1Conn::connect(spec.target.addr()) => r,
+        r = spec.transport.connect(spec.target.addr()) => r,
         () = timer.as_mut() => Err(ConnectFailure::Connect),
     };
     match result {
@@ -43,7 +44,7 @@ pub async fn open(
 pub async fn send(
     spec: &HttpShardSpec,
     recorder: &Recorder,
-    conn: &mut H1Conn,
+    conn: &mut Conn,
     timer: &mut Pin<&mut Sleep>,
     intended: Option<Instant>,
 ) -> bool {
@@ -51,7 +52,7 @@ pub async fn send(
     timer.as_mut().reset(sent + spec.timeout);
     let result = tokio::select! {
         biased;
-        r = conn.exchange(&spec.target.request, spec.target.head) => Some(r),
+        r = conn.exchange(&spec.target) => Some(r),
         () = timer.as_mut() => None,
     };
     match result {

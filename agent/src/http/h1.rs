@@ -8,7 +8,7 @@
 use crate::recorder::Outcome;
 use std::io;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Read buffer kept per connection. Responses larger than this are streamed through it.
@@ -28,7 +28,7 @@ pub enum ConnectFailure {
 }
 
 impl ConnectFailure {
-    fn of(e: &io::Error) -> Self {
+    pub fn of(e: &io::Error) -> Self {
         match e.raw_os_error() {
             Some(23 | 24) => ConnectFailure::OutOfFiles,
             Some(99) => ConnectFailure::OutOfPorts,
@@ -37,8 +37,9 @@ impl ConnectFailure {
     }
 }
 
-pub struct H1Conn {
-    stream: TcpStream,
+/// An HTTP/1.1 connection over any byte stream (TCP, or TLS over TCP).
+pub struct H1Conn<S> {
+    stream: S,
     buf: Vec<u8>,
     reusable: bool,
 }
@@ -50,17 +51,28 @@ enum Framing {
     UntilClose,
 }
 
-impl H1Conn {
-    pub async fn connect(addr: SocketAddr) -> Result<H1Conn, ConnectFailure> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| ConnectFailure::of(&e))?;
-        let _ = stream.set_nodelay(true);
-        Ok(H1Conn {
+/// A TCP connection with Nagle off (requests go out whole).
+pub async fn tcp_connect(addr: SocketAddr) -> Result<TcpStream, ConnectFailure> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| ConnectFailure::of(&e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+impl H1Conn<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> Result<Self, ConnectFailure> {
+        Ok(H1Conn::new(tcp_connect(addr).await?))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
+    pub fn new(stream: S) -> Self {
+        H1Conn {
             stream,
             buf: Vec::with_capacity(BUFFER),
             reusable: true,
-        })
+        }
     }
 
     /// Whether another request may be sent (false after `Connection: close` or a body read to EOF).

@@ -9,6 +9,7 @@ mod limits;
 mod open;
 mod share;
 mod target;
+mod transport;
 
 pub use share::ThreadShare;
 pub use target::HttpTarget;
@@ -36,6 +37,7 @@ const SPARE_FILES: u64 = 64;
 #[derive(Debug)]
 pub struct HttpShardSpec {
     pub target: HttpTarget,
+    pub transport: transport::Transport,
     pub open_model: bool,
     pub poisson: bool,
     pub profile: Profile,
@@ -63,6 +65,13 @@ impl HttpShardSpec {
         let target =
             HttpTarget::resolve(&shard.url, &shard.method, &shard.headers, &shard.body).await?;
         allowlist.check(&target.addrs)?;
+        let version = match shard.http_version {
+            0 | 1 => transport::Version::Http1,
+            2 => transport::Version::Http2,
+            other => return Err(format!("unknown HTTP version {other}")),
+        };
+        let transport =
+            transport::Transport::new(target.https, &target.host, version, &shard.ca_pem)?;
         let open_model = match LoadModel::try_from(shard.model) {
             Ok(LoadModel::Open) => true,
             Ok(LoadModel::Closed) => false,
@@ -112,6 +121,7 @@ impl HttpShardSpec {
         let threads = usize::try_from(u64::from(cores.max(1)).min(work.max(1))).unwrap_or(1);
         Ok(HttpShardSpec {
             target,
+            transport,
             open_model,
             poisson: shard.arrivals == Arrivals::Poisson as i32,
             profile,

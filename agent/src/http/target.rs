@@ -1,7 +1,9 @@
 //! The request a shard sends: parsed URL, resolved addresses, and the request bytes built once.
 
-use http::header::{HeaderName, HeaderValue};
-use http::{Method, Uri};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
 use loadgrade_proto::v1::Header;
 use std::net::SocketAddr;
 
@@ -13,6 +15,14 @@ pub struct HttpTarget {
     pub request: Vec<u8>,
     /// HEAD requests get responses without a body whatever their headers say.
     pub head: bool,
+    pub https: bool,
+    /// Host name for TLS server name indication.
+    pub host: String,
+    /// For HTTP/2, which builds a request per send (hyper).
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 impl HttpTarget {
@@ -26,15 +36,19 @@ impl HttpTarget {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("invalid url {url:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "unsupported url {url:?}: only http:// is supported by this agent"
-            ));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(format!(
+                    "unsupported url {url:?}: expected http:// or https://"
+                ));
+            }
+        };
         let host = uri
             .host()
             .ok_or_else(|| format!("invalid url {url:?}: no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host_port = format!(
             "{}:{port}",
             host.trim_start_matches('[').trim_end_matches(']')
@@ -53,6 +67,7 @@ impl HttpTarget {
 
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
         let mut has_length = false;
+        let mut header_map = HeaderMap::new();
         for h in headers {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| format!("invalid header name {:?}", h.name))?;
@@ -62,6 +77,7 @@ impl HttpTarget {
                 return Err("the Host header comes from the url; remove it from headers".into());
             }
             has_length |= name == http::header::CONTENT_LENGTH;
+            header_map.append(name.clone(), value.clone());
             request.extend_from_slice(name.as_str().as_bytes());
             request.extend_from_slice(b": ");
             request.extend_from_slice(value.as_bytes());
@@ -79,7 +95,25 @@ impl HttpTarget {
             addrs,
             request,
             head: method == Method::HEAD,
+            https,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            uri: uri.clone(),
+            method,
+            headers: header_map,
+            body: Bytes::copy_from_slice(body),
         })
+    }
+
+    /// The request as hyper sends it over HTTP/2.
+    pub fn h2_request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
     }
 
     /// The address connections go to (the first resolved one).

@@ -95,6 +95,11 @@ pub struct HttpSpec {
     pub stages: Vec<Stage>,
     /// Open model: arrival spacing. Default: even.
     pub arrivals: Arrivals,
+    /// HTTP/2 (`http = "2"`): prior knowledge on http://, ALPN h2 on https://. Default: HTTP/1.1.
+    pub http2: bool,
+    /// `ca_file`'s certificates (PEM), trusted for https:// besides the system roots. Read when the plan is
+    /// validated, relative to the plan file's folder.
+    pub ca_pem: Vec<u8>,
     /// Total request budget across agents.
     pub requests: Option<u64>,
     /// Run before the measured phase, excluded from results. Default: 0.
@@ -129,7 +134,8 @@ impl HttpSpec {
 }
 
 impl Plan {
-    /// Parses and validates plan text; `file` names it in error locations.
+    /// Parses and validates plan text; `file` names it in error locations, and relative `ca_file` paths are read
+    /// from its folder.
     pub fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
         validate::parse(file, text)
     }

@@ -56,6 +56,8 @@ pub(crate) struct RawScenario {
     pub timeout: Field<String>,
     pub stages: Option<Vec<Spanned<RawStage>>>,
     pub arrivals: Field<String>,
+    pub http: Field<String>,
+    pub ca_file: Field<String>,
 
     // kinds this build does not run yet: accepted by the parser so the kind check can name them
     pub start: Field<toml::Value>,

@@ -34,7 +34,10 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
         fail(issues.found)
     })?;
     let mut issues = Issues::new(text);
-    let plan = validate(raw, &mut issues);
+    let base_dir = std::path::Path::new(file)
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    let plan = validate(raw, base_dir, &mut issues);
     if issues.found.is_empty() {
         Ok(plan)
     } else {
@@ -43,7 +46,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
     }
 }
 
-fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
+fn validate(raw: RawPlan, base_dir: &std::path::Path, issues: &mut Issues<'_>) -> Plan {
     let name = match raw.name {
         Some(n) if !n.get_ref().trim().is_empty() => n.into_inner(),
         Some(n) => {
@@ -93,7 +96,7 @@ fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
     let mut scenarios = Vec::new();
     for spanned in raw.scenarios {
         let span = spanned.span();
-        if let Some(scenario) = scenario(spanned.into_inner(), span.clone(), issues) {
+        if let Some(scenario) = scenario(base_dir, spanned.into_inner(), span.clone(), issues) {
             if !names.insert(scenario.name.clone()) {
                 issues.at(
                     span,
@@ -114,6 +117,7 @@ fn validate(raw: RawPlan, issues: &mut Issues<'_>) -> Plan {
 }
 
 fn scenario(
+    base_dir: &std::path::Path,
     raw: RawScenario,
     span: std::ops::Range<usize>,
     issues: &mut Issues<'_>,
@@ -174,7 +178,7 @@ fn scenario(
         }
     }
 
-    let spec = http(&name, raw, issues)?;
+    let spec = http(&name, raw, issues, base_dir)?;
     Some(Scenario {
         name,
         thresholds,
@@ -182,7 +186,12 @@ fn scenario(
     })
 }
 
-fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpec> {
+fn http(
+    name: &str,
+    raw: RawScenario,
+    issues: &mut Issues<'_>,
+    base_dir: &std::path::Path,
+) -> Option<HttpSpec> {
     reject_foreign_fields(&raw, "http", issues);
     let url = match &raw.url {
         None => {
@@ -313,6 +322,43 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
             "timeout must be longer than 0",
         );
     }
+    let http2 = match &raw.http {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "1.1" => false,
+            "2" => true,
+            other => {
+                issues.at(
+                    v.span(),
+                    format!("invalid http {other:?}: expected \"1.1\" or \"2\""),
+                );
+                false
+            }
+        },
+    };
+    let ca_pem = match &raw.ca_file {
+        None => Vec::new(),
+        Some(f) => {
+            let path = base_dir.join(f.get_ref());
+            match std::fs::read(&path) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => pem,
+                Ok(_) => {
+                    issues.at(
+                        f.span(),
+                        format!("ca_file {} holds no PEM certificate", path.display()),
+                    );
+                    Vec::new()
+                }
+                Err(e) => {
+                    issues.at(
+                        f.span(),
+                        format!("cannot read ca_file {}: {e}", path.display()),
+                    );
+                    Vec::new()
+                }
+            }
+        }
+    };
     let rate_value = rate.unwrap_or(0);
     let stages = stages.unwrap_or_default();
     let peak_rate = match model {
@@ -340,6 +386,8 @@ fn http(name: &str, raw: RawScenario, issues: &mut Issues<'_>) -> Option<HttpSpe
         duration,
         stages,
         arrivals,
+        http2,
+        ca_pem,
         requests,
         warmup,
         max_backlog,
@@ -413,11 +461,10 @@ fn stages(raw: &[Spanned<RawStage>], model: LoadModel, issues: &mut Issues<'_>) 
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!(
-            "invalid url {url:?}: expected http://HOST[:PORT]/PATH (https arrives with TLS support)"
-        )
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("invalid url {url:?}: expected http(s)://HOST[:PORT]/PATH"))?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(format!("invalid url {url:?}: no host"));

@@ -10,11 +10,9 @@ use loadgrade_coordinator::store::Store;
 use loadgrade_testbed::{Testbed, TestbedConfig};
 
 pub async fn testbed() -> Testbed {
-    Testbed::start(TestbedConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-    })
-    .await
-    .expect("testbed starts")
+    Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("testbed starts")
 }
 
 pub async fn embedded(agents: u32) -> Embedded {

@@ -148,6 +148,12 @@ pub struct HttpShard {
     pub max_requests: u64,
     #[prost(enumeration = "Arrivals", tag = "13")]
     pub arrivals: i32,
+    /// 1 (or 0): HTTP/1.1. 2: HTTP/2 (prior knowledge on <http://,> ALPN h2 on https://).
+    #[prost(uint32, tag = "14")]
+    pub http_version: u32,
+    /// Extra trusted CA certificates (PEM) for <https://,> besides the system roots.
+    #[prost(bytes = "vec", tag = "15")]
+    pub ca_pem: ::prost::alloc::vec::Vec<u8>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

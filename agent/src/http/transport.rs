@@ -1,0 +1,163 @@
+//! How a connection is made and spoken: HTTP/1.1 on TCP (the lean path), HTTP/1.1 over TLS, or HTTP/2 (prior
+//! knowledge on http://, ALPN `h2` on https://, via hyper). TLS is rustls with the system roots plus the plan's CA.
+
+use super::HttpTarget;
+use super::h1::{ConnectFailure, H1Conn, tcp_connect};
+use crate::recorder::Outcome;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http1,
+    Http2,
+}
+
+pub struct Transport {
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    version: Version,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("tls", &self.tls.is_some())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Transport {
+    /// Errors are messages for `ShardRefused`.
+    pub fn new(https: bool, host: &str, version: Version, ca_pem: &[u8]) -> Result<Self, String> {
+        if !https {
+            return Ok(Transport { tls: None, version });
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        if !ca_pem.is_empty() {
+            for cert in CertificateDer::pem_slice_iter(ca_pem) {
+                let cert = cert.map_err(|e| format!("the plan's CA file does not parse: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the plan's CA certificate is not usable: {e}"))?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(
+                "no trusted root certificates: the system has none and the plan gives no ca_file"
+                    .into(),
+            );
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = match version {
+            Version::Http1 => vec![b"http/1.1".to_vec()],
+            Version::Http2 => vec![b"h2".to_vec()],
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+        Ok(Transport {
+            tls: Some((TlsConnector::from(Arc::new(config)), name)),
+            version,
+        })
+    }
+
+    /// Opens a connection: TCP, then TLS and HTTP/2 handshakes where the target needs them.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Conn, ConnectFailure> {
+        let tcp = tcp_connect(addr).await?;
+        match (&self.tls, self.version) {
+            (None, Version::Http1) => Ok(Conn::Plain(H1Conn::new(tcp))),
+            (None, Version::Http2) => h2_handshake(tcp).await,
+            (Some((connector, name)), version) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| ConnectFailure::of(&e))?;
+                match version {
+                    Version::Http1 => Ok(Conn::Tls(Box::new(H1Conn::new(tls)))),
+                    Version::Http2 => {
+                        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                            // The server does not speak HTTP/2: a failed setup, not a silent downgrade.
+                            return Err(ConnectFailure::Connect);
+                        }
+                        h2_handshake(tls).await
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn h2_handshake<S>(io: S) -> Result<Conn, ConnectFailure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|_| ConnectFailure::Connect)?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the peer goes away; either is normal here.
+        let _ = connection.await;
+    });
+    Ok(Conn::H2(sender))
+}
+
+pub enum Conn {
+    Plain(H1Conn<TcpStream>),
+    Tls(Box<H1Conn<TlsStream<TcpStream>>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Conn {
+    /// Sends the target's request and reads the whole response: status and bytes received (HTTP/1.1: head and
+    /// body as on the wire; HTTP/2: body bytes).
+    pub async fn exchange(&mut self, target: &HttpTarget) -> Result<(u16, u64), Outcome> {
+        match self {
+            Conn::Plain(c) => c.exchange(&target.request, target.head).await,
+            Conn::Tls(c) => c.exchange(&target.request, target.head).await,
+            Conn::H2(sender) => {
+                sender.ready().await.map_err(|_| Outcome::Other)?;
+                let response = sender
+                    .send_request(target.h2_request())
+                    .await
+                    .map_err(|_| Outcome::Other)?;
+                let status = response.status().as_u16();
+                let mut body = response.into_body();
+                let mut bytes = 0u64;
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|_| Outcome::Other)?;
+                    if let Some(data) = frame.data_ref() {
+                        bytes += data.len() as u64;
+                    }
+                }
+                Ok((status, bytes))
+            }
+        }
+    }
+
+    /// Whether another request may be sent on this connection.
+    pub fn is_reusable(&self) -> bool {
+        match self {
+            Conn::Plain(c) => c.is_reusable(),
+            Conn::Tls(c) => c.is_reusable(),
+            Conn::H2(sender) => !sender.is_closed(),
+        }
+    }
+}
