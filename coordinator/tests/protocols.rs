@@ -17,7 +17,10 @@ async fn tls_testbed(name: &str) -> (Testbed, PathBuf) {
     std::fs::write(&ca, cert.pem()).expect("write CA");
     let config = TestbedConfig {
         listen: ([127, 0, 0, 1], 0).into(),
-        tls: Some(TlsIdentity { cert_pem: cert.pem(), key_pem: signing_key.serialize_pem() }),
+        tls: Some(TlsIdentity {
+            cert_pem: cert.pem(),
+            key_pem: signing_key.serialize_pem(),
+        }),
     };
     (Testbed::start(config).await.expect("TLS testbed"), ca)
 }
@@ -32,8 +35,17 @@ fn plan(url: &str, extra: &str) -> String {
 async fn http2_with_prior_knowledge() {
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
-    let finished = support::run_plan(&embedded, &plan(&testbed.url("/api/items?limit=3"), "http = \"2\"")).await;
-    assert_eq!(finished.report.verdict, Verdict::Pass, "{:?}", finished.report.verdict_reasons);
+    let finished = support::run_plan(
+        &embedded,
+        &plan(&testbed.url("/api/items?limit=3"), "http = \"2\""),
+    )
+    .await;
+    assert_eq!(
+        finished.report.verdict,
+        Verdict::Pass,
+        "{:?}",
+        finished.report.verdict_reasons
+    );
     let m = support::http_metrics(&finished.report, "p");
     assert_eq!((m.requests, m.errors), (200, 0));
     assert!(m.bytes_received > 0);
@@ -46,17 +58,29 @@ async fn http2_with_prior_knowledge() {
 async fn https_over_http1_and_http2_with_the_plans_ca() {
     let (testbed, ca) = tls_testbed("ok").await;
     let embedded = support::embedded(2).await;
-    let url = testbed.url("/api/items?limit=3").replace("127.0.0.1", "localhost");
+    let url = testbed
+        .url("/api/items?limit=3")
+        .replace("127.0.0.1", "localhost");
     for version in ["1.1", "2"] {
         testbed.reset();
         let extra = format!("http = \"{version}\"\nca_file = \"{}\"", ca.display());
         let finished = support::run_plan(&embedded, &plan(&url, &extra)).await;
         support::assert_schema_valid(&finished.json);
-        assert_eq!(finished.report.verdict, Verdict::Pass, "{version}: {:?}", finished.report.verdict_reasons);
+        assert_eq!(
+            finished.report.verdict,
+            Verdict::Pass,
+            "{version}: {:?}",
+            finished.report.verdict_reasons
+        );
         let m = support::http_metrics(&finished.report, "p");
         assert_eq!((m.requests, m.errors), (200, 0), "{version}");
         assert_eq!(testbed.requests(), 200, "{version}");
-        let connect = finished.report.agents.iter().filter_map(|a| a.generator.connect_ms_p99).count();
+        let connect = finished
+            .report
+            .agents
+            .iter()
+            .filter_map(|a| a.generator.connect_ms_p99)
+            .count();
         assert_eq!(connect, 2, "TLS setup time is recorded per agent");
     }
     embedded.stop().await;
@@ -68,11 +92,19 @@ async fn an_untrusted_certificate_fails_setup_and_sends_nothing() {
     let (testbed, _ca) = tls_testbed("untrusted").await;
     let embedded = support::embedded(2).await;
     let url = testbed.url("/api/items").replace("127.0.0.1", "localhost");
-    let finished = support::run_plan(&embedded, &plan(&url, "").replace("requests = 200", "requests = 20")).await;
+    let finished = support::run_plan(
+        &embedded,
+        &plan(&url, "").replace("requests = 200", "requests = 20"),
+    )
+    .await;
     let m = support::http_metrics(&finished.report, "p");
     assert_eq!(finished.report.verdict, Verdict::Invalid);
     assert!(m.errors_by_class.connect > 0, "{m:?}");
-    assert_eq!(testbed.requests(), 0, "no request got through an untrusted TLS session");
+    assert_eq!(
+        testbed.requests(),
+        0,
+        "no request got through an untrusted TLS session"
+    );
     embedded.stop().await;
     testbed.shutdown().await;
 }

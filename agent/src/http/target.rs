@@ -148,8 +148,13 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         );
         assert_eq!(get.addr().port(), 80);
+        let tls = HttpTarget::resolve("https://127.0.0.1/", "GET", &[], b"")
+            .await
+            .expect("target");
+        assert!(tls.https);
+        assert_eq!(tls.addr().port(), 443);
         assert!(
-            HttpTarget::resolve("https://127.0.0.1/", "GET", &[], b"")
+            HttpTarget::resolve("ftp://127.0.0.1/", "GET", &[], b"")
                 .await
                 .is_err()
         );
