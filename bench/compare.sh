@@ -58,7 +58,22 @@ connections = $CONNECTIONS
 duration = "${SECONDS_EACH}s"
 PLAN
 
-# Each run prints: requests/s, CPU seconds (user+system), max RSS (KiB), requests.
+# CPU seconds nginx's worker has used so far (to show whether the target was the bottleneck).
+nginx_cpu() {
+  local worker
+  worker=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+  awk '{ print ($14 + $15) / 100 }' "/proc/$worker/stat"
+}
+# Runs a generator function and appends the target's CPU share (% of one core) over its wall time.
+measured() {
+  local before after t0 t1 line
+  before=$(nginx_cpu); t0=$(date +%s.%N)
+  line=$("$@")
+  after=$(nginx_cpu); t1=$(date +%s.%N)
+  echo "$line $(python3 -c "print(round(100 * ($after - $before) / ($t1 - $t0), 1))")"
+}
+
+# Each run prints: requests/s, CPU seconds (user+system), max RSS (KiB), requests (then the target's CPU %).
 run_wrk() {
   /usr/bin/time -f "%U %S %M" -o "$WORK/time" taskset -c 1 \
     wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" "$URL" > "$WORK/wrk.out"
@@ -103,8 +118,8 @@ echo "loadgrade bench: $PAIRS rounds, $SECONDS_EACH s each, $CONNECTIONS connect
 echo "machine: $(nproc --all) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 : > "$WORK/rows"
 for i in $(seq 1 "$PAIRS"); do
-  ours=$(run_ours); wrk=$(run_wrk); oha=$(run_oha)
-  echo "round $i: loadgrade [$ours]  wrk [$wrk]  oha [$oha]   (req/s, CPU s, max RSS KiB, requests)"
+  ours=$(measured run_ours); wrk=$(measured run_wrk); oha=$(measured run_oha)
+  echo "round $i: loadgrade [$ours]  wrk [$wrk]  oha [$oha]   (req/s, CPU s, max RSS KiB, requests, nginx CPU %)"
   echo "$ours | $wrk | $oha" >> "$WORK/rows"
 done
 
@@ -118,6 +133,7 @@ print("medians over rounds            loadgrade        wrk        oha")
 print(f"requests/s                  {med([r[0][0] for r in rows]):>11,.0f} {med([r[1][0] for r in rows]):>10,.0f} {med([r[2][0] for r in rows]):>10,.0f}")
 print(f"CPU-us per request          {med([us_per_req(r[0]) for r in rows]):>11.2f} {med([us_per_req(r[1]) for r in rows]):>10.2f} {med([us_per_req(r[2]) for r in rows]):>10.2f}")
 print(f"max RSS (MiB)               {med([r[0][2] for r in rows])/1024:>11.1f} {med([r[1][2] for r in rows])/1024:>10.1f} {med([r[2][2] for r in rows])/1024:>10.1f}")
+print(f"nginx worker CPU % (wall)   {med([r[0][4] for r in rows]):>11.0f} {med([r[1][4] for r in rows]):>10.0f} {med([r[2][4] for r in rows]):>10.0f}   (our run's wall time includes ~1.5 s of start-up and report)")
 print()
 print("median of per-round ratios   vs wrk    vs oha")
 print(f"requests/s (higher better)   {med([r[0][0]/r[1][0] for r in rows]):>6.2f}x  {med([r[0][0]/r[2][0] for r in rows]):>6.2f}x")
