@@ -164,6 +164,74 @@ pub struct HttpMetrics {
     pub hdr_raw: Option<String>,
 }
 
+/// Latency percentiles of one ramp step, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLatency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// One concurrency step of a ramp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RampStep {
+    pub concurrency: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub throughput_rps: Option<f64>,
+    pub latency_ms: Option<StepLatency>,
+    pub error_rate: Option<f64>,
+    /// Largest target memory sampled during the step (bytes); null when not measured.
+    pub target_memory_bytes: Option<u64>,
+    pub target_memory_mean_bytes: Option<u64>,
+    /// Target CPU over the step, percent of one core; null when not measured.
+    pub target_cpu_percent: Option<f64>,
+    /// Probe samples taken during the step.
+    pub probe_samples: u64,
+    /// This step broke a cliff rule.
+    pub past_cliff: bool,
+}
+
+/// A Universal Scalability Law fit X(N) = lambda N / (1 + sigma (N - 1) + kappa N (N - 1)) over the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UslFit {
+    pub sigma: f64,
+    pub kappa: f64,
+    /// Throughput of one connection, requests/s.
+    pub lambda: f64,
+    /// sqrt((1 - sigma) / kappa); null when kappa is 0 (no retrograde term).
+    pub peak_concurrency: Option<f64>,
+    /// Goodness of fit over the steps' throughput.
+    pub r_squared: f64,
+}
+
+/// Metrics of a `ramp` scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RampMetrics {
+    pub steps: Vec<RampStep>,
+    pub requests: u64,
+    pub errors: u64,
+    /// First step past the cliff; null when no step was.
+    pub cliff_concurrency: Option<u64>,
+    /// Which rule the cliff step broke.
+    pub cliff_reason: Option<String>,
+    /// Last step before the cliff (the last step when there is none); null when the first step is past it.
+    pub max_concurrency: Option<u64>,
+    /// Lowest concurrency after which no step raised throughput by more than 5 %.
+    pub saturation_concurrency: Option<u64>,
+    pub peak_throughput_rps: Option<f64>,
+    /// autoscale_at x max_concurrency.
+    pub autoscale_trigger: Option<f64>,
+    /// Target memory interpolated at 90 % of max_concurrency, from the steps' largest samples.
+    pub memory_at_90pct_bytes: Option<u64>,
+    pub memory_budget_bytes: Option<u64>,
+    /// 1 - memory_at_90pct_bytes / memory_budget_bytes.
+    pub memory_headroom: Option<f64>,
+    pub usl: Option<UslFit>,
+    /// Figures above that are null, with the reason.
+    pub not_measured: BTreeMap<String, String>,
+}
+
 /// Metric paths a threshold may name for each kind. Anything else is a plan error.
 pub fn metric_paths(kind: &str) -> Vec<String> {
     const LATENCY: [&str; 8] = ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
@@ -191,6 +259,26 @@ pub fn metric_paths(kind: &str) -> Vec<String> {
             }
             paths
         }
+        "ramp" => [
+            "requests",
+            "errors",
+            "cliff_concurrency",
+            "max_concurrency",
+            "saturation_concurrency",
+            "peak_throughput_rps",
+            "autoscale_trigger",
+            "memory_at_90pct_bytes",
+            "memory_budget_bytes",
+            "memory_headroom",
+            "usl.sigma",
+            "usl.kappa",
+            "usl.lambda",
+            "usl.peak_concurrency",
+            "usl.r_squared",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
         _ => Vec::new(),
     }
 }

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub const DEMO_PLAN: &str = include_str!("../../examples/demo.toml");
 /// The address demo.toml names; the demo points it at the testbed it starts.
 pub const DEMO_TARGET: &str = "http://127.0.0.1:8080";
+/// The probe demo.toml names (the standalone testbed); the demo points it at its own process.
+pub const DEMO_PROBE: &str = "probe = { kind = \"process\", name = \"loadgrade-testbed\" }";
 
 pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -167,7 +169,14 @@ async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
     .context("starting the testbed")?;
     let target = format!("http://{}", testbed.addr());
     eprintln!("loadgrade demo: testbed on {target}, 2 agents in this process");
-    let plan = DEMO_PLAN.replace(DEMO_TARGET, &target);
+    // The testbed runs in this process: probe this process for the target's memory.
+    let plan = DEMO_PLAN.replace(DEMO_TARGET, &target).replace(
+        DEMO_PROBE,
+        &format!(
+            "probe = {{ kind = \"process\", pid = {} }}",
+            std::process::id()
+        ),
+    );
     let code = run_embedded("examples/demo.toml", &plan, 2, out, database).await;
     testbed.shutdown().await;
     code

@@ -3,10 +3,13 @@
 
 pub mod agent_service;
 pub mod aggregate;
+pub mod analysis;
 pub mod cli;
 pub mod clock;
 pub mod embedded;
 pub mod grading;
+pub mod probe;
+pub mod ramp;
 pub mod registry;
 pub mod render;
 pub mod run_service;

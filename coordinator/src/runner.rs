@@ -36,11 +36,11 @@ pub struct FinishedRun {
     pub markdown: String,
 }
 
-struct RunContext {
+pub(crate) struct RunContext {
     coordinator: Arc<Coordinator>,
     id: String,
     events: watch::Sender<RunEvent>,
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     trouble: Trouble,
     agents: BTreeMap<String, AgentAggregate>,
     lost: BTreeSet<String>,
@@ -48,7 +48,7 @@ struct RunContext {
 }
 
 impl RunContext {
-    fn event(&self, state: RunState, message: impl Into<String>) {
+    pub(crate) fn event(&self, state: RunState, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(run = %self.id, "{message}");
         let _ = self.events.send(RunEvent {
@@ -92,12 +92,31 @@ pub async fn execute(
                 results.push((scenario.clone(), None));
                 continue;
             }
-            let ScenarioSpec::Http(spec) = &scenario.spec;
-            let aggregate = run_scenario(&mut ctx, &agents, scenario, spec, &mut route_rx).await;
-            results.push((
-                scenario.clone(),
-                aggregate.map(|a| serde_json::to_value(a.metrics()).unwrap_or_default()),
-            ));
+            let metrics = match &scenario.spec {
+                ScenarioSpec::Http(spec) => {
+                    let part = Part {
+                        scenario: &scenario.name,
+                        stage: 0,
+                        label: format!("{:?}", scenario.name),
+                    };
+                    run_shards(&mut ctx, &agents, &part, spec, &mut route_rx)
+                        .await
+                        .map(|a| serde_json::to_value(a.metrics()).unwrap_or_default())
+                }
+                ScenarioSpec::Ramp(ramp) => {
+                    let metrics = crate::ramp::run(
+                        &mut ctx,
+                        &agents,
+                        scenario,
+                        ramp,
+                        plan.memory_budget,
+                        &mut route_rx,
+                    )
+                    .await;
+                    Some(serde_json::to_value(metrics).unwrap_or_default())
+                }
+            };
+            results.push((scenario.clone(), metrics));
         }
         coordinator.registry.release(&id);
     } else {
@@ -316,10 +335,19 @@ fn scenario_bound(spec: &HttpSpec) -> Duration {
     spec.warmup + load + spec.timeout + FINISH_GRACE
 }
 
-async fn run_scenario(
+/// Which part of the plan a set of shards runs: a scenario, or one step (stage) of a ramp.
+pub(crate) struct Part<'a> {
+    pub scenario: &'a str,
+    pub stage: u32,
+    /// How messages name it.
+    pub label: String,
+}
+
+/// Runs one part of a scenario on every live agent and merges what they report.
+pub(crate) async fn run_shards(
     ctx: &mut RunContext,
     agents: &[AgentInfo],
-    scenario: &Scenario,
+    part: &Part<'_>,
     spec: &HttpSpec,
     route: &mut mpsc::UnboundedReceiver<RunInput>,
 ) -> Option<ScenarioAggregate> {
@@ -331,7 +359,7 @@ async fn run_scenario(
     if live.is_empty() {
         ctx.trouble.invalid.push(format!(
             "scenario {:?} did not run: no agent left",
-            scenario.name
+            part.label
         ));
         return None;
     }
@@ -342,8 +370,8 @@ async fn run_scenario(
         let assign = CoordinatorMessage {
             kind: Some(Out::Assign(AssignShard {
                 run_id: ctx.id.clone(),
-                scenario: scenario.name.clone(),
-                stage: 0,
+                scenario: part.scenario.to_owned(),
+                stage: part.stage,
                 start_at_unix_ms: start_at,
                 work: Some(assign_shard::Work::Http(share.shard)),
             })),
@@ -357,7 +385,7 @@ async fn run_scenario(
             ctx.lost.insert(share.agent.clone());
             ctx.trouble.invalid.push(format!(
                 "agent {:?} was gone before scenario {:?} started",
-                share.agent, scenario.name
+                share.agent, part.label
             ));
         }
     }
@@ -365,7 +393,7 @@ async fn run_scenario(
         RunState::Running,
         format!(
             "scenario {:?}: {} on {} agents",
-            scenario.name,
+            part.label,
             describe(spec),
             pending.len()
         ),
@@ -394,7 +422,7 @@ async fn run_scenario(
                         registry.send(&report.agent, CoordinatorMessage {
                             kind: Some(Out::Ack(Ack { run_id: report.run_id.clone(), seq: report.seq })),
                         });
-                        if report.scenario != scenario.name {
+                        if report.scenario != part.scenario || report.stage != part.stage {
                             continue;
                         }
                         *reported.entry(report.agent.clone()).or_default() += 1;
@@ -406,12 +434,12 @@ async fn run_scenario(
                         if last_progress.elapsed() >= Duration::from_secs(1) {
                             last_progress = Instant::now();
                             ctx.event(RunState::Running, format!(
-                                "scenario {:?}: {} requests, {} errors so far", scenario.name, aggregate.requests(), aggregate.errors()));
+                                "scenario {:?}: {} requests, {} errors so far", part.label, aggregate.requests(), aggregate.errors()));
                         }
                     }
-                    RunInput::Done { agent, done } if done.scenario == scenario.name => {
+                    RunInput::Done { agent, done } if done.scenario == part.scenario && done.stage == part.stage => {
                         if !done.error.is_empty() && done.error != "stopped" {
-                            ctx.trouble.invalid.push(format!("agent {agent:?} failed scenario {:?}: {}", scenario.name, done.error));
+                            ctx.trouble.invalid.push(format!("agent {agent:?} failed scenario {:?}: {}", part.label, done.error));
                         }
                         pending.remove(&agent);
                     }
@@ -432,10 +460,10 @@ async fn run_scenario(
                 if stopping {
                     for agent in std::mem::take(&mut pending) {
                         ctx.lost.insert(agent.clone());
-                        ctx.trouble.invalid.push(format!("agent {agent:?} did not finish scenario {:?} after being stopped", scenario.name));
+                        ctx.trouble.invalid.push(format!("agent {agent:?} did not finish scenario {:?} after being stopped", part.label));
                     }
                 } else {
-                    ctx.trouble.degraded.push(format!("scenario {:?} overran its time bound and was stopped", scenario.name));
+                    ctx.trouble.degraded.push(format!("scenario {:?} overran its time bound and was stopped", part.label));
                     stop_agents(ctx, &pending, "scenario overran its time bound");
                     stopping = true;
                     deadline = Instant::now() + STOP_GRACE;
@@ -460,12 +488,12 @@ async fn run_scenario(
         {
             ctx.trouble.invalid.push(format!(
                 "agent {agent:?} never reported for scenario {:?}",
-                scenario.name
+                part.label
             ));
         } else if ctx.lost.contains(agent) {
             ctx.trouble.degraded.push(format!(
                 "agent {agent:?} was lost during scenario {:?}; its {count} intervals up to then are included",
-                scenario.name
+                part.label
             ));
         }
     }
@@ -474,7 +502,7 @@ async fn run_scenario(
         let e = m.errors_by_class;
         ctx.trouble.invalid.push(format!(
             "scenario {:?}: no response arrived from the target ({} requests: {} connect errors, {} timeouts, {} other; {} dropped), so nothing about it was measured",
-            scenario.name, m.requests, e.connect, e.timeout, e.other, m.dropped
+            part.label, m.requests, e.connect, e.timeout, e.other, m.dropped
         ));
     }
     Some(aggregate)
@@ -528,8 +556,10 @@ mod tests {
 
     fn spec(text: &str) -> HttpSpec {
         let plan = Plan::parse("t.toml", &format!("name = \"t\"\n[[scenario]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n{text}")).expect("plan");
-        let ScenarioSpec::Http(spec) = plan.scenarios[0].spec.clone();
-        spec
+        match plan.scenarios[0].spec.clone() {
+            ScenarioSpec::Http(spec) => spec,
+            ScenarioSpec::Ramp(_) => unreachable!("an http plan"),
+        }
     }
 
     #[test]

@@ -50,7 +50,9 @@ async fn a_ramping_arrival_rate_follows_the_plan_every_second() {
     );
     let counts = per_second(&embedded, &finished.report.run_id, "ramp").await;
     let parsed = Plan::parse("ramp.toml", &plan).expect("plan");
-    let ScenarioSpec::Http(spec) = &parsed.scenarios[0].spec;
+    let ScenarioSpec::Http(spec) = &parsed.scenarios[0].spec else {
+        panic!("an http scenario")
+    };
     let profile = spec.profile();
     assert!(counts.len() >= 10, "ten measured seconds: {counts:?}");
     for (second, &count) in counts.iter().enumerate().take(10).skip(1) {

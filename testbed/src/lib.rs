@@ -10,6 +10,8 @@
 //! | `GET /delay?ms=N` | sleep N ms (max 60000), then 200 |
 //! | `GET /status/CODE` | respond with CODE (200..=599; else 400) |
 //! | `GET /stall?period_ms=P&pause_ms=S` | every P ms, hold all responses for S ms |
+//! | `GET /work?ms=N&slots=K` | a known capacity: K slots of N ms each, requests beyond K queue |
+//! | `POST /_testbed/allocate?mb=N`, `POST /_testbed/free` | hold (touched) memory, or drop it |
 //! | `GET /_testbed/stats` | `{"requests": N}` |
 //! | `POST /_testbed/reset` | zero counters, 204 |
 //! | `GET /_testbed/pid` | process id |

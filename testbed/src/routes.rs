@@ -1,6 +1,7 @@
 //! Request routing and the handlers behind every testbed endpoint.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +32,10 @@ pub(crate) struct AppState {
     pub(crate) stats: Stats,
     /// Origin of the `/stall` schedule.
     pub(crate) started: Instant,
+    /// `/work`: one pool of slots per distinct `slots` value.
+    work_slots: std::sync::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>>,
+    /// `/_testbed/allocate`: memory held on purpose (and touched, so it counts in RSS).
+    ballast: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 impl AppState {
@@ -38,9 +43,27 @@ impl AppState {
         AppState {
             stats: Stats::default(),
             started: Instant::now(),
+            work_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
+            ballast: std::sync::Mutex::new(Vec::new()),
         }
     }
+
+    fn slots(&self, slots: u64) -> Arc<tokio::sync::Semaphore> {
+        let mut pools = self
+            .work_slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pools
+            .entry(slots)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(slots as usize)))
+            .clone()
+    }
 }
+
+/// Most memory `/_testbed/allocate` holds, MiB.
+const MAX_BALLAST_MIB: u64 = 4096;
+/// Most `/work` slots.
+const MAX_SLOTS: u64 = 100_000;
 
 /// A client mistake, answered with 400 and the message as body.
 #[derive(Debug)]
@@ -62,9 +85,9 @@ fn is_control(path: &str) -> bool {
 /// The method a known path answers to, or `None` for an unknown path.
 fn allowed_method(path: &str) -> Option<Method> {
     match path {
-        "/api/items" | "/health" | "/delay" | "/stall" | "/_testbed/stats" | "/_testbed/pid"
-        | "/metrics" => Some(Method::GET),
-        "/_testbed/reset" => Some(Method::POST),
+        "/api/items" | "/health" | "/delay" | "/stall" | "/work" | "/_testbed/stats"
+        | "/_testbed/pid" | "/metrics" => Some(Method::GET),
+        "/_testbed/reset" | "/_testbed/allocate" | "/_testbed/free" => Some(Method::POST),
         p if p.starts_with("/status/") => Some(Method::GET),
         _ => None,
     }
@@ -99,6 +122,16 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
         "/api/items" => items(query),
         "/health" => Ok(text(StatusCode::OK, "ok")),
         "/delay" => delay(query).await,
+        "/work" => work(query, state).await,
+        "/_testbed/allocate" => allocate(query, state),
+        "/_testbed/free" => {
+            state
+                .ballast
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            Ok(text(StatusCode::OK, "freed"))
+        }
         "/stall" => stall(query, state.started).await,
         "/_testbed/stats" => Ok(body(
             StatusCode::OK,
@@ -142,6 +175,42 @@ async fn delay(query: Option<&str>) -> Reply {
     let ms = num_param(query, "ms", 0)?.min(MAX_HOLD_MS);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(text(StatusCode::OK, "ok"))
+}
+
+/// `GET /work?ms=N&slots=K`: a service with a known capacity. Each request needs one of K slots for N ms; beyond
+/// K concurrent requests they queue (first come, first served), so throughput tops out at K x 1000 / N per second
+/// and latency grows with the queue: at C concurrent clients, about N x max(1, C / K) ms.
+async fn work(query: Option<&str>, state: &AppState) -> Reply {
+    let ms = num_param(query, "ms", 10)?.min(MAX_HOLD_MS);
+    let slots = num_param(query, "slots", 8)?;
+    if slots == 0 || slots > MAX_SLOTS {
+        return Err(BadRequest(format!("slots must be 1..={MAX_SLOTS}")));
+    }
+    let pool = state.slots(slots);
+    let _slot = pool
+        .acquire()
+        .await
+        .map_err(|_| BadRequest("slots closed".into()))?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(text(StatusCode::OK, "ok"))
+}
+
+/// `POST /_testbed/allocate?mb=N`: hold N more MiB (touched, so RSS grows); `POST /_testbed/free` drops them all.
+fn allocate(query: Option<&str>, state: &AppState) -> Reply {
+    let mb = num_param(query, "mb", 0)?;
+    let mut ballast = state
+        .ballast
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let held: u64 = ballast.iter().map(|b| b.len() as u64 >> 20).sum();
+    if held + mb > MAX_BALLAST_MIB {
+        return Err(BadRequest(format!(
+            "at most {MAX_BALLAST_MIB} MiB may be held"
+        )));
+    }
+    // Non-zero bytes: zeroed pages may be mapped lazily and would not show in RSS.
+    ballast.push(vec![1u8; (mb as usize) << 20]);
+    Ok(text(StatusCode::OK, format!("holding {} MiB", held + mb)))
 }
 
 /// `GET /stall?period_ms=P&pause_ms=S`: every P ms since start, all responses

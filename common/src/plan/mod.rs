@@ -1,6 +1,7 @@
 //! Plans: the typed, validated form of a plan file (format v1, DESIGN.md). Parse with [`Plan::parse`].
 
 mod errors;
+mod ramp;
 mod raw;
 mod validate;
 
@@ -36,6 +37,7 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScenarioSpec {
     Http(HttpSpec),
+    Ramp(RampSpec),
 }
 
 impl Scenario {
@@ -43,6 +45,7 @@ impl Scenario {
     pub fn kind(&self) -> &'static str {
         match self.spec {
             ScenarioSpec::Http(_) => "http",
+            ScenarioSpec::Ramp(_) => "ramp",
         }
     }
 }
@@ -108,6 +111,70 @@ pub struct HttpSpec {
     pub max_backlog: u64,
     /// Per request. Default: 10 s.
     pub timeout: Duration,
+}
+
+/// A `ramp` scenario: closed-model concurrency steps, each held, with the target's memory probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RampSpec {
+    /// The request, as a closed-model HTTP scenario lasting one hold (connections are set per step).
+    pub base: HttpSpec,
+    /// Concurrency of each step: start, start+step, .., stop.
+    pub steps: Vec<u64>,
+    /// How long each step runs. Default: 10 s.
+    pub hold: Duration,
+    pub cliff: CliffRule,
+    /// What measures the target's memory; `None`: memory figures are not measured.
+    pub probe: Option<ProbeSpec>,
+    /// End the ramp at the first step past the cliff. Default: false.
+    pub stop_at_cliff: bool,
+    /// Share of max_concurrency where autoscaling should trigger. Default: 0.75.
+    pub autoscale_at: f64,
+}
+
+impl RampSpec {
+    /// The HTTP scenario of step `index`.
+    pub fn step(&self, index: usize) -> HttpSpec {
+        let mut spec = self.base.clone();
+        spec.connections = self.steps[index];
+        spec
+    }
+}
+
+/// When a step is past the cliff (any rule).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CliffRule {
+    /// p95 above this times the first step's p95. Default: 4.0.
+    pub latency_factor: f64,
+    /// Error rate above this. Default: 0.01.
+    pub error_rate: f64,
+    /// Throughput more than this share below the best earlier step. Default: 0.10.
+    pub throughput_drop: f64,
+}
+
+impl Default for CliffRule {
+    fn default() -> Self {
+        CliffRule {
+            latency_factor: 4.0,
+            error_rate: 0.01,
+            throughput_drop: 0.10,
+        }
+    }
+}
+
+/// A measurement of the system under test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeSpec {
+    /// RSS and CPU of a process on the coordinator's host, by PID or by name (`/proc/PID/comm`).
+    Process {
+        pid: Option<u32>,
+        name: Option<String>,
+    },
+    /// `memory.current`/`memory.peak` and `cpu.stat` of a cgroup v2 directory on the coordinator's host.
+    Cgroup { path: String },
+    /// An instant query (its first value, bytes) against a Prometheus HTTP API.
+    Prometheus { url: String, query: String },
+    /// A loadgrade agent on the target host reports its process or cgroup figures.
+    Agent { agent: String },
 }
 
 impl HttpSpec {

@@ -66,6 +66,8 @@ pub(crate) struct RawScenario {
     pub hold: Field<toml::Value>,
     pub cliff: Field<toml::Value>,
     pub probe: Field<toml::Value>,
+    pub stop_at_cliff: Field<bool>,
+    pub autoscale_at: Field<f64>,
     pub mode: Field<toml::Value>,
     pub redis: Field<toml::Value>,
     pub origin: Field<toml::Value>,

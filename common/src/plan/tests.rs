@@ -34,11 +34,15 @@ fn parses_a_good_plan_with_defaults() {
     assert_eq!(plan.min_agents, 2);
     assert_eq!(plan.memory_budget, Some(4 << 30));
     assert_eq!(plan.fail_below, Grade::A);
-    let ScenarioSpec::Http(api) = &plan.scenarios[0].spec;
+    let ScenarioSpec::Http(api) = &plan.scenarios[0].spec else {
+        panic!("an http scenario")
+    };
     assert_eq!(api.model, LoadModel::Open);
     assert_eq!(api.max_backlog, 1000, "5 s of arrivals at 200/s");
     assert_eq!(api.warmup, Duration::from_secs(5));
-    let ScenarioSpec::Http(closed) = &plan.scenarios[1].spec;
+    let ScenarioSpec::Http(closed) = &plan.scenarios[1].spec else {
+        panic!("an http scenario")
+    };
     assert_eq!(closed.model, LoadModel::Closed);
     assert_eq!(closed.connections, 10);
     assert_eq!(closed.requests, Some(1000));
@@ -86,7 +90,7 @@ fn every_problem_is_reported() {
         .replace("rate = 200", "rate = -3")
         .replace(
             "kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"",
-            "kind = \"ramp\"",
+            "kind = \"cache\"",
         );
     let e = errors_of(&text);
     assert_eq!(e.lines().count(), 3, "{e}");
@@ -95,7 +99,7 @@ fn every_problem_is_reported() {
         "{e}"
     );
     assert!(
-        e.contains("kind \"ramp\" is not supported by this build yet"),
+        e.contains("kind \"cache\" is not supported by this build yet"),
         "{e}"
     );
 }
@@ -132,7 +136,9 @@ fn stages_ramp_the_model_target() {
         "name = \"r\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nrate = 50\narrivals = \"poisson\"\nstages = [{ rate = 500, duration = \"10s\" }, { rate = 500, duration = \"5s\" }]\n",
     )
     .expect("valid");
-    let ScenarioSpec::Http(spec) = &plan.scenarios[0].spec;
+    let ScenarioSpec::Http(spec) = &plan.scenarios[0].spec else {
+        panic!("an http scenario")
+    };
     assert_eq!(spec.model, LoadModel::Open);
     assert_eq!(spec.arrivals, Arrivals::Poisson);
     assert_eq!(spec.duration, Some(Duration::from_secs(15)));
@@ -158,4 +164,72 @@ fn bad_stages_are_located() {
         e.contains("a stage's duration must be longer than 0"),
         "{e}"
     );
+}
+
+const RAMP: &str = r#"
+name = "capacity"
+[budget]
+memory = "4GiB"
+[[scenario]]
+name = "cap"
+kind = "ramp"
+url = "http://127.0.0.1:8080/api/items"
+start = 50
+stop = 175
+step = 50
+hold = "20s"
+cliff = { latency_factor = 3.0, error_rate = 0.02 }
+probe = { kind = "process", pid = 1234 }
+stop_at_cliff = true
+thresholds = ["max_concurrency >= 100", "memory_headroom >= 0.2"]
+"#;
+
+#[test]
+fn a_ramp_plan_has_steps_cliff_and_probe() {
+    let plan = Plan::parse("ramp.toml", RAMP).expect("valid");
+    let ScenarioSpec::Ramp(ramp) = &plan.scenarios[0].spec else {
+        panic!("a ramp scenario")
+    };
+    assert_eq!(
+        ramp.steps,
+        vec![50, 100, 150, 175],
+        "stop is always the last step"
+    );
+    assert_eq!(ramp.hold, Duration::from_secs(20));
+    assert_eq!(ramp.cliff.latency_factor, 3.0);
+    assert_eq!(ramp.cliff.throughput_drop, 0.10, "default");
+    assert_eq!(
+        ramp.probe,
+        Some(ProbeSpec::Process {
+            pid: Some(1234),
+            name: None
+        })
+    );
+    assert!(ramp.stop_at_cliff);
+    assert_eq!(ramp.step(2).connections, 150);
+    assert_eq!(ramp.step(2).model, LoadModel::Closed);
+    assert_eq!(ramp.step(2).duration, Some(Duration::from_secs(20)));
+}
+
+#[test]
+fn bad_ramps_are_located() {
+    let e = errors_of(
+        &RAMP
+            .replace("stop = 175", "stop = 10\nrate = 5")
+            .replace(
+                "{ kind = \"process\", pid = 1234 }",
+                "{ kind = \"process\" }",
+            )
+            .replace("max_concurrency", "max_concurency"),
+    );
+    assert!(e.contains("stop (10) is below start (50)"), "{e}");
+    assert!(
+        e.contains("field `rate` does not apply to kind \"ramp\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("a process probe needs exactly one of `pid` and `name`"),
+        "{e}"
+    );
+    assert!(e.contains("unknown metric \"max_concurency\""), "{e}");
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// Kinds this build runs. Others in DESIGN.md are recognised and refused with a clear message.
-const SUPPORTED_KINDS: &[&str] = &["http"];
-const PLANNED_KINDS: &[&str] = &["ramp", "cache", "pagination", "scrape"];
+const SUPPORTED_KINDS: &[&str] = &["http", "ramp"];
+const PLANNED_KINDS: &[&str] = &["cache", "pagination", "scrape"];
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,11 +178,15 @@ fn scenario(
         }
     }
 
-    let spec = http(&name, raw, issues, base_dir)?;
+    let spec = if kind_name == "ramp" {
+        ScenarioSpec::Ramp(super::ramp::ramp(&name, raw, issues, base_dir)?)
+    } else {
+        ScenarioSpec::Http(http(&name, raw, issues, base_dir)?)
+    };
     Some(Scenario {
         name,
         thresholds,
-        spec: ScenarioSpec::Http(spec),
+        spec,
     })
 }
 
@@ -193,40 +197,7 @@ fn http(
     base_dir: &std::path::Path,
 ) -> Option<HttpSpec> {
     reject_foreign_fields(&raw, "http", issues);
-    let url = match &raw.url {
-        None => {
-            issues.at(
-                raw.kind.as_ref().map_or(0..0, Spanned::span),
-                format!("scenario {name:?}: `url` is required"),
-            );
-            None
-        }
-        Some(u) => match check_url(u.get_ref()) {
-            Ok(()) => Some(u.get_ref().clone()),
-            Err(e) => {
-                issues.at(u.span(), e);
-                None
-            }
-        },
-    };
-    let method = match &raw.method {
-        None => "GET".to_owned(),
-        Some(m)
-            if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) =>
-        {
-            m.get_ref().clone()
-        }
-        Some(m) => {
-            issues.at(
-                m.span(),
-                format!(
-                    "invalid method {:?}: expected an upper-case token such as GET or POST",
-                    m.get_ref()
-                ),
-            );
-            "GET".to_owned()
-        }
-    };
+    let request = request_part(name, &raw, issues, base_dir);
     let stages_name_rate = raw
         .stages
         .as_ref()
@@ -315,6 +286,86 @@ fn http(
         },
     };
     let warmup = duration_field(issues, raw.warmup.as_ref()).unwrap_or(Duration::ZERO);
+    let rate_value = rate.unwrap_or(0);
+    let stages = stages.unwrap_or_default();
+    let peak_rate = match model {
+        LoadModel::Open => stages.iter().map(|s| s.target).fold(rate_value, u64::max),
+        LoadModel::Closed => 0,
+    };
+    let max_backlog = positive(issues, raw.max_backlog.as_ref(), "max_backlog")
+        .unwrap_or_else(|| peak_rate.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
+    let request = request?;
+    Some(HttpSpec {
+        url: request.url,
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        model,
+        rate: rate_value,
+        connections,
+        duration,
+        stages,
+        arrivals,
+        http2: request.http2,
+        ca_pem: request.ca_pem,
+        requests,
+        warmup,
+        max_backlog,
+        timeout: request.timeout,
+    })
+}
+
+/// What every kind that sends HTTP requests shares: where, how, and with what.
+pub(super) struct RequestPart {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+    pub http2: bool,
+    pub ca_pem: Vec<u8>,
+}
+
+pub(super) fn request_part(
+    name: &str,
+    raw: &RawScenario,
+    issues: &mut Issues<'_>,
+    base_dir: &std::path::Path,
+) -> Option<RequestPart> {
+    let url = match &raw.url {
+        None => {
+            issues.at(
+                raw.kind.as_ref().map_or(0..0, Spanned::span),
+                format!("scenario {name:?}: `url` is required"),
+            );
+            None
+        }
+        Some(u) => match check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().clone()),
+            Err(e) => {
+                issues.at(u.span(), e);
+                None
+            }
+        },
+    };
+    let method = match &raw.method {
+        None => "GET".to_owned(),
+        Some(m)
+            if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            m.get_ref().clone()
+        }
+        Some(m) => {
+            issues.at(
+                m.span(),
+                format!(
+                    "invalid method {:?}: expected an upper-case token such as GET or POST",
+                    m.get_ref()
+                ),
+            );
+            "GET".to_owned()
+        }
+    };
     let timeout = duration_field(issues, raw.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() {
         issues.at(
@@ -359,39 +410,24 @@ fn http(
             }
         }
     };
-    let rate_value = rate.unwrap_or(0);
-    let stages = stages.unwrap_or_default();
-    let peak_rate = match model {
-        LoadModel::Open => stages.iter().map(|s| s.target).fold(rate_value, u64::max),
-        LoadModel::Closed => 0,
-    };
-    let max_backlog = positive(issues, raw.max_backlog.as_ref(), "max_backlog")
-        .unwrap_or_else(|| peak_rate.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
     let headers = raw
         .headers
+        .clone()
         .map(|h| h.into_inner().into_iter().collect())
         .unwrap_or_default();
     let body = raw
         .body
+        .clone()
         .map(|b| b.into_inner().into_bytes())
         .unwrap_or_default();
-    Some(HttpSpec {
+    Some(RequestPart {
         url: url?,
         method,
         headers,
         body,
-        model,
-        rate: rate_value,
-        connections,
-        duration,
-        stages,
-        arrivals,
+        timeout,
         http2,
         ca_pem,
-        requests,
-        warmup,
-        max_backlog,
-        timeout,
     })
 }
 
@@ -472,14 +508,21 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn duration_field(issues: &mut Issues<'_>, field: Option<&Spanned<String>>) -> Option<Duration> {
+pub(super) fn duration_field(
+    issues: &mut Issues<'_>,
+    field: Option<&Spanned<String>>,
+) -> Option<Duration> {
     let field = field?;
     parse_duration(field.get_ref())
         .map_err(|e| issues.at(field.span(), e))
         .ok()
 }
 
-fn positive(issues: &mut Issues<'_>, field: Option<&Spanned<i64>>, what: &str) -> Option<u64> {
+pub(super) fn positive(
+    issues: &mut Issues<'_>,
+    field: Option<&Spanned<i64>>,
+    what: &str,
+) -> Option<u64> {
     let field = field?;
     match u64::try_from(*field.get_ref()) {
         Ok(v) if v >= 1 => Some(v),
@@ -496,35 +539,94 @@ fn positive(issues: &mut Issues<'_>, field: Option<&Spanned<i64>>, what: &str) -
     }
 }
 
-fn reject_foreign_fields(raw: &RawScenario, kind: &str, issues: &mut Issues<'_>) {
-    let foreign = [
-        ("start", &raw.start),
-        ("stop", &raw.stop),
-        ("step", &raw.step),
-        ("hold", &raw.hold),
-        ("cliff", &raw.cliff),
-        ("probe", &raw.probe),
-        ("mode", &raw.mode),
-        ("redis", &raw.redis),
-        ("origin", &raw.origin),
-        ("key_space", &raw.key_space),
-        ("zipf", &raw.zipf),
-        ("ttl", &raw.ttl),
-        ("database", &raw.database),
-        ("table", &raw.table),
-        ("key", &raw.key),
-        ("page_size", &raw.page_size),
-        ("pages", &raw.pages),
-        ("seed_rows", &raw.seed_rows),
-        ("iterations", &raw.iterations),
-        ("target", &raw.target),
-        ("intervals", &raw.intervals),
-        ("prometheus", &raw.prometheus),
+pub(super) fn reject_foreign_fields(raw: &RawScenario, kind: &str, issues: &mut Issues<'_>) {
+    const REQUEST: &[&str] = &[
+        "url", "method", "headers", "body", "timeout", "http", "ca_file",
     ];
-    for (field, value) in foreign {
-        if let Some(v) = value {
+    const HTTP: &[&str] = &[
+        "model",
+        "rate",
+        "connections",
+        "duration",
+        "requests",
+        "warmup",
+        "max_backlog",
+        "stages",
+        "arrivals",
+    ];
+    const RAMP: &[&str] = &[
+        "start",
+        "stop",
+        "step",
+        "hold",
+        "cliff",
+        "probe",
+        "stop_at_cliff",
+        "autoscale_at",
+    ];
+    let span = |f: &Option<Spanned<toml::Value>>| f.as_ref().map(Spanned::span);
+    let present: Vec<(&str, Option<std::ops::Range<usize>>)> = vec![
+        ("url", raw.url.as_ref().map(Spanned::span)),
+        ("method", raw.method.as_ref().map(Spanned::span)),
+        ("headers", raw.headers.as_ref().map(Spanned::span)),
+        ("body", raw.body.as_ref().map(Spanned::span)),
+        ("timeout", raw.timeout.as_ref().map(Spanned::span)),
+        ("http", raw.http.as_ref().map(Spanned::span)),
+        ("ca_file", raw.ca_file.as_ref().map(Spanned::span)),
+        ("model", raw.model.as_ref().map(Spanned::span)),
+        ("rate", raw.rate.as_ref().map(Spanned::span)),
+        ("connections", raw.connections.as_ref().map(Spanned::span)),
+        ("duration", raw.duration.as_ref().map(Spanned::span)),
+        ("requests", raw.requests.as_ref().map(Spanned::span)),
+        ("warmup", raw.warmup.as_ref().map(Spanned::span)),
+        ("max_backlog", raw.max_backlog.as_ref().map(Spanned::span)),
+        (
+            "stages",
+            raw.stages
+                .as_ref()
+                .and_then(|s| s.first())
+                .map(Spanned::span),
+        ),
+        ("arrivals", raw.arrivals.as_ref().map(Spanned::span)),
+        ("start", span(&raw.start)),
+        ("stop", span(&raw.stop)),
+        ("step", span(&raw.step)),
+        ("hold", span(&raw.hold)),
+        ("cliff", span(&raw.cliff)),
+        ("probe", span(&raw.probe)),
+        (
+            "stop_at_cliff",
+            raw.stop_at_cliff.as_ref().map(Spanned::span),
+        ),
+        ("autoscale_at", raw.autoscale_at.as_ref().map(Spanned::span)),
+        ("mode", span(&raw.mode)),
+        ("redis", span(&raw.redis)),
+        ("origin", span(&raw.origin)),
+        ("key_space", span(&raw.key_space)),
+        ("zipf", span(&raw.zipf)),
+        ("ttl", span(&raw.ttl)),
+        ("database", span(&raw.database)),
+        ("table", span(&raw.table)),
+        ("key", span(&raw.key)),
+        ("page_size", span(&raw.page_size)),
+        ("pages", span(&raw.pages)),
+        ("seed_rows", span(&raw.seed_rows)),
+        ("iterations", span(&raw.iterations)),
+        ("target", span(&raw.target)),
+        ("intervals", span(&raw.intervals)),
+        ("prometheus", span(&raw.prometheus)),
+    ];
+    let allowed: Vec<&str> = match kind {
+        "http" => REQUEST.iter().chain(HTTP).copied().collect(),
+        "ramp" => REQUEST.iter().chain(RAMP).copied().collect(),
+        _ => Vec::new(),
+    };
+    for (field, span) in present {
+        if let Some(span) = span
+            && !allowed.contains(&field)
+        {
             issues.at(
-                v.span(),
+                span,
                 format!("field `{field}` does not apply to kind {kind:?}"),
             );
         }

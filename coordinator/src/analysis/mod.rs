@@ -1,0 +1,180 @@
+//! Analysis of a capacity ramp: the cliff, saturation, capacity and autoscale point, memory at 90 % of capacity,
+//! and a Universal Scalability Law fit. Pure functions of the measured steps.
+
+mod usl;
+
+pub use usl::fit_usl;
+
+use loadgrade_common::plan::CliffRule;
+
+/// What the cliff analysis needs of one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepFigures {
+    pub concurrency: u64,
+    pub throughput: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub error_rate: Option<f64>,
+}
+
+/// The first step past the cliff and which rule it broke. Baseline = the first step.
+pub fn find_cliff(steps: &[StepFigures], rule: &CliffRule) -> Option<(usize, String)> {
+    let baseline_p95 = steps.first().and_then(|s| s.p95_ms);
+    let mut best_throughput: Option<f64> = None;
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(rate) = step.error_rate
+            && rate > rule.error_rate
+        {
+            return Some((
+                i,
+                format!(
+                    "error rate {:.4} above {} at {} connections",
+                    rate, rule.error_rate, step.concurrency
+                ),
+            ));
+        }
+        if i > 0 {
+            if let (Some(base), Some(p95)) = (baseline_p95, step.p95_ms)
+                && p95 > rule.latency_factor * base
+            {
+                return Some((
+                    i,
+                    format!(
+                        "p95 {p95:.2} ms above {} x the first step's {base:.2} ms at {} connections",
+                        rule.latency_factor, step.concurrency
+                    ),
+                ));
+            }
+            if let (Some(best), Some(x)) = (best_throughput, step.throughput)
+                && x < (1.0 - rule.throughput_drop) * best
+            {
+                return Some((
+                    i,
+                    format!(
+                        "throughput {x:.1} req/s more than {:.0} % below the best earlier {best:.1} req/s at {} connections",
+                        rule.throughput_drop * 100.0,
+                        step.concurrency
+                    ),
+                ));
+            }
+        }
+        if let Some(x) = step.throughput {
+            best_throughput = Some(best_throughput.map_or(x, |b: f64| b.max(x)));
+        }
+    }
+    None
+}
+
+/// Growth below this share no longer counts as throughput growing.
+pub const SATURATION_GROWTH: f64 = 0.05;
+
+/// Lowest concurrency after which no step raises throughput by more than [`SATURATION_GROWTH`].
+pub fn saturation(steps: &[StepFigures]) -> Option<u64> {
+    let measured: Vec<(u64, f64)> = steps
+        .iter()
+        .filter_map(|s| Some((s.concurrency, s.throughput?)))
+        .collect();
+    measured
+        .iter()
+        .enumerate()
+        .find(|(i, (_, x))| {
+            measured[i + 1..]
+                .iter()
+                .all(|(_, later)| *later <= x * (1.0 + SATURATION_GROWTH))
+        })
+        .map(|(_, (c, _))| *c)
+}
+
+/// Linear interpolation of `points` (concurrency, value) at `at`, clamped to the measured range.
+pub fn interpolate(points: &[(u64, f64)], at: f64) -> Option<f64> {
+    let first = points.first()?;
+    if at <= first.0 as f64 {
+        return Some(first.1);
+    }
+    for pair in points.windows(2) {
+        let ((c0, v0), (c1, v1)) = (pair[0], pair[1]);
+        if at <= c1 as f64 {
+            let t = (at - c0 as f64) / (c1 - c0).max(1) as f64;
+            return Some(v0 + t * (v1 - v0));
+        }
+    }
+    points.last().map(|p| p.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(c: u64, x: f64, p95: f64, err: f64) -> StepFigures {
+        StepFigures {
+            concurrency: c,
+            throughput: Some(x),
+            p95_ms: Some(p95),
+            error_rate: Some(err),
+        }
+    }
+
+    #[test]
+    fn the_cliff_is_the_first_step_breaking_a_rule() {
+        let rule = CliffRule {
+            latency_factor: 2.0,
+            error_rate: 0.01,
+            throughput_drop: 0.1,
+        };
+        let steps = [
+            step(4, 100.0, 10.0, 0.0),
+            step(8, 200.0, 12.0, 0.0),
+            step(12, 210.0, 19.0, 0.0),
+            step(16, 212.0, 25.0, 0.0),
+        ];
+        assert_eq!(find_cliff(&steps, &rule).map(|c| c.0), Some(3), "latency");
+        let errors = [step(4, 100.0, 10.0, 0.0), step(8, 200.0, 10.0, 0.02)];
+        assert!(
+            find_cliff(&errors, &rule)
+                .expect("cliff")
+                .1
+                .contains("error rate")
+        );
+        let drop = [
+            step(4, 100.0, 10.0, 0.0),
+            step(8, 200.0, 10.0, 0.0),
+            step(12, 170.0, 10.0, 0.0),
+        ];
+        assert!(
+            find_cliff(&drop, &rule)
+                .expect("cliff")
+                .1
+                .contains("throughput")
+        );
+        let plateau = [
+            step(4, 100.0, 10.0, 0.0),
+            step(8, 200.0, 15.0, 0.0),
+            step(12, 195.0, 19.0, 0.0),
+        ];
+        assert_eq!(
+            find_cliff(&plateau, &rule),
+            None,
+            "a plateau within the drop bound is not a cliff"
+        );
+    }
+
+    #[test]
+    fn saturation_is_where_growth_stops() {
+        let steps = [
+            step(4, 100.0, 1.0, 0.0),
+            step(8, 190.0, 1.0, 0.0),
+            step(12, 196.0, 1.0, 0.0),
+            step(16, 199.0, 1.0, 0.0),
+        ];
+        assert_eq!(saturation(&steps), Some(8));
+        assert_eq!(saturation(&steps[..1]), Some(4));
+    }
+
+    #[test]
+    fn interpolation_is_linear_and_clamped() {
+        let points = [(10, 100.0), (20, 200.0)];
+        assert_eq!(interpolate(&points, 15.0), Some(150.0));
+        assert_eq!(interpolate(&points, 5.0), Some(100.0));
+        assert_eq!(interpolate(&points, 30.0), Some(200.0));
+        assert_eq!(interpolate(&[], 1.0), None);
+    }
+}

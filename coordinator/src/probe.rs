@@ -1,0 +1,337 @@
+//! Target probes: real measurements of the system under test, sampled during every ramp step.
+//!
+//! - `process`: RSS (`VmRSS`) and CPU (utime + stime) from `/proc` on the coordinator's host, by PID or by name;
+//!   by name, every process with that `comm` is summed (a server's master and workers are one service).
+//! - `cgroup`: `memory.current` (and `memory.peak` where the kernel has it) and `cpu.stat` `usage_usec` of a
+//!   cgroup v2 directory (absolute, or relative to /sys/fs/cgroup).
+//! - `prometheus`: the first value of an instant query against a Prometheus HTTP API (http:// only), as bytes.
+//! - `agent`: not in this build; its figures are "not measured" with that reason.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use loadgrade_common::plan::ProbeSpec;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Time between samples (the issue asks for at least one a second).
+pub const PROBE_PERIOD: Duration = Duration::from_millis(500);
+const USER_HZ: f64 = 100.0;
+const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One reading of the target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub memory_bytes: u64,
+    /// Cumulative CPU seconds, where the probe has them.
+    pub cpu_seconds: Option<f64>,
+    pub at: tokio::time::Instant,
+}
+
+/// Reads the target once.
+pub async fn sample(spec: &ProbeSpec) -> Result<Sample, String> {
+    let at = tokio::time::Instant::now();
+    match spec {
+        ProbeSpec::Process { pid: Some(pid), .. } => process(&[*pid]).map(|(m, c)| Sample {
+            memory_bytes: m,
+            cpu_seconds: Some(c),
+            at,
+        }),
+        ProbeSpec::Process {
+            name: Some(name), ..
+        } => {
+            let pids = pids_named(name)?;
+            process(&pids).map(|(m, c)| Sample {
+                memory_bytes: m,
+                cpu_seconds: Some(c),
+                at,
+            })
+        }
+        ProbeSpec::Process { .. } => Err("process probe without pid or name".into()),
+        ProbeSpec::Cgroup { path } => cgroup(path).map(|(m, c)| Sample {
+            memory_bytes: m,
+            cpu_seconds: c,
+            at,
+        }),
+        ProbeSpec::Prometheus { url, query } => prometheus(url, query).await.map(|v| Sample {
+            memory_bytes: v.max(0.0) as u64,
+            cpu_seconds: None,
+            at,
+        }),
+        ProbeSpec::Agent { agent } => Err(format!(
+            "the agent probe (agent {agent:?} reporting from the target host) is not in this build yet; use a \
+             process, cgroup or prometheus probe"
+        )),
+    }
+}
+
+fn process(pids: &[u32]) -> Result<(u64, f64), String> {
+    let (mut memory, mut cpu) = (0u64, 0.0);
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("cannot read /proc/{pid}/status (no such process?): {e}"))?;
+        let rss_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| {
+                format!("/proc/{pid}/status has no VmRSS (a kernel thread or a zombie?)")
+            })?;
+        memory += rss_kib * 1024;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        cpu += (ticks(11) + ticks(12)) / USER_HZ;
+    }
+    Ok((memory, cpu))
+}
+
+fn pids_named(name: &str) -> Result<Vec<u32>, String> {
+    let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+    let pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect();
+    if pids.is_empty() {
+        return Err(format!("no process named {name:?} is running"));
+    }
+    Ok(pids)
+}
+
+fn cgroup(path: &str) -> Result<(u64, Option<f64>), String> {
+    let dir: PathBuf = if Path::new(path).is_absolute() {
+        path.into()
+    } else {
+        Path::new("/sys/fs/cgroup").join(path)
+    };
+    let read = |file: &str| std::fs::read_to_string(dir.join(file));
+    let current: u64 = read("memory.current")
+        .map_err(|e| {
+            format!(
+                "cannot read {}/memory.current (not a cgroup v2 directory?): {e}",
+                dir.display()
+            )
+        })?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{}/memory.current does not parse: {e}", dir.display()))?;
+    let cpu = read("cpu.stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|us| us / 1e6)
+    });
+    Ok((current, cpu))
+}
+
+/// Percent-encodes a query string value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn prometheus(base: &str, query: &str) -> Result<f64, String> {
+    let rest = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("prometheus probe url {base:?}: only http:// is supported"))?;
+    let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let path = format!(
+        "/{}api/v1/query?query={}",
+        if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", prefix.trim_end_matches('/'))
+        },
+        encode(query)
+    );
+    let fetch = async {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("prometheus at {authority}: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("prometheus at {authority}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = hyper::Request::get(&path)
+            .header(hyper::header::HOST, authority)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("prometheus request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("prometheus at {authority}: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("prometheus response: {e}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "prometheus answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(HTTP_TIMEOUT, fetch)
+        .await
+        .map_err(|_| {
+            format!("prometheus at {authority} did not answer within {HTTP_TIMEOUT:?}")
+        })??;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| format!("prometheus response is not JSON: {e}"))?;
+    let value = json
+        .pointer("/data/result/0/value/1")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| format!("prometheus query {query:?} returned no sample"))?;
+    value
+        .parse::<f64>()
+        .map_err(|e| format!("prometheus value {value:?} is not a number: {e}"))
+}
+
+/// What a step's sampling found.
+#[derive(Debug, Clone, Default)]
+pub struct StepProbe {
+    pub samples: Vec<Sample>,
+    /// The first failure, when any sample failed.
+    pub error: Option<String>,
+}
+
+impl StepProbe {
+    pub fn memory_max(&self) -> Option<u64> {
+        self.samples.iter().map(|s| s.memory_bytes).max()
+    }
+
+    pub fn memory_mean(&self) -> Option<u64> {
+        (!self.samples.is_empty()).then(|| {
+            self.samples.iter().map(|s| s.memory_bytes).sum::<u64>() / self.samples.len() as u64
+        })
+    }
+
+    /// CPU between the first and last sample, percent of one core.
+    pub fn cpu_percent(&self) -> Option<f64> {
+        let with_cpu: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.cpu_seconds.is_some())
+            .collect();
+        let (first, last) = (with_cpu.first()?, with_cpu.last()?);
+        let wall = last.at.duration_since(first.at).as_secs_f64();
+        let used = last.cpu_seconds? - first.cpu_seconds?;
+        (wall > 0.0).then(|| 100.0 * used / wall)
+    }
+}
+
+/// Samples `spec` every [`PROBE_PERIOD`] until `finish`.
+pub struct Sampler {
+    stop: CancellationToken,
+    task: JoinHandle<StepProbe>,
+}
+
+impl Sampler {
+    pub fn start(spec: ProbeSpec) -> Self {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut found = StepProbe::default();
+            loop {
+                match sample(&spec).await {
+                    Ok(s) => found.samples.push(s),
+                    Err(e) => {
+                        found.error.get_or_insert(e);
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(PROBE_PERIOD) => {}
+                    () = token.cancelled() => break,
+                }
+            }
+            found
+        });
+        Sampler { stop, task }
+    }
+
+    pub async fn finish(self) -> StepProbe {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_process_probe_reads_this_process() {
+        let s = sample(&ProbeSpec::Process {
+            pid: Some(std::process::id()),
+            name: None,
+        })
+        .await
+        .expect("sample");
+        assert!(s.memory_bytes > 1 << 20, "{s:?}");
+        assert!(s.cpu_seconds.is_some());
+    }
+
+    #[tokio::test]
+    async fn missing_targets_are_errors_with_reasons() {
+        let e = sample(&ProbeSpec::Process {
+            pid: Some(u32::MAX - 1),
+            name: None,
+        })
+        .await
+        .expect_err("no such pid");
+        assert!(e.contains("no such process"), "{e}");
+        let e = sample(&ProbeSpec::Process {
+            pid: None,
+            name: Some("no-such-loadgrade-process".into()),
+        })
+        .await
+        .expect_err("no such name");
+        assert!(e.contains("no process named"), "{e}");
+        let e = sample(&ProbeSpec::Cgroup {
+            path: "/nonexistent/loadgrade".into(),
+        })
+        .await
+        .expect_err("no cgroup");
+        assert!(e.contains("memory.current"), "{e}");
+        // Port 9 on loopback: nothing listens.
+        let e = sample(&ProbeSpec::Prometheus {
+            url: "http://127.0.0.1:9".into(),
+            query: "up".into(),
+        })
+        .await
+        .expect_err("no prometheus");
+        assert!(e.contains("prometheus at 127.0.0.1:9"), "{e}");
+    }
+
+    #[test]
+    fn queries_are_percent_encoded() {
+        assert_eq!(encode("sum(rate(x[1m]))"), "sum%28rate%28x%5B1m%5D%29%29");
+    }
+}
