@@ -25,6 +25,9 @@ pub struct AgentConfig {
     pub allowlist: Allowlist,
     /// Dial again after a lost session. Default: true.
     pub reconnect: bool,
+    /// A probe agent on a target host: answers the coordinator's probe requests (process or cgroup figures of
+    /// this host) and runs no load. Default: false.
+    pub probe_only: bool,
 }
 
 impl AgentConfig {
@@ -36,6 +39,7 @@ impl AgentConfig {
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
             allowlist: Allowlist::default(),
             reconnect: true,
+            probe_only: false,
         }
     }
 }

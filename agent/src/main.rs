@@ -20,6 +20,10 @@ struct Args {
     /// Extra network this agent may send load to (CIDR or address; repeatable). Loopback is always allowed.
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<String>,
+    /// Run as a probe agent on a target host: report its process or cgroup figures for ramp probes
+    /// (probe = { kind = "agent", agent = NAME, .. }) and run no load.
+    #[arg(long)]
+    probe_only: bool,
 }
 
 fn main() {
@@ -40,6 +44,7 @@ fn main() {
     let name = args.name.unwrap_or_else(host_name);
     let mut config = AgentConfig::new(args.coordinator, name);
     config.allowlist = allowlist;
+    config.probe_only = args.probe_only;
     if let Some(cores) = args.cores {
         config.cores = cores.max(1);
     }

@@ -9,7 +9,9 @@ use loadgrade_proto::v1::agent_message::Kind as Out;
 use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
 use loadgrade_proto::v1::assign_shard::Work;
 use loadgrade_proto::v1::coordinator_message::Kind as In;
-use loadgrade_proto::v1::{AgentMessage, AssignShard, Heartbeat, Hello, ShardDone, ShardRefused};
+use loadgrade_proto::v1::{
+    AgentMessage, AssignShard, Heartbeat, Hello, ProbeReply, ProbeRequest, ShardDone, ShardRefused,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -59,6 +61,7 @@ pub async fn run_once(
         cores: config.cores,
         epoch,
         protocol: loadgrade_proto::PROTOCOL_VERSION,
+        probe_only: config.probe_only,
     })))
     .await
     .context("session closed before hello")?;
@@ -110,6 +113,18 @@ pub async fn run_once(
                 Err(status) => break Err(anyhow::anyhow!("session broken: {status}")),
                 Ok(None) => break Ok(()),
                 Ok(Some(m)) => match m.kind {
+                    Some(In::Assign(assign)) if config.probe_only => {
+                        let refused = ShardRefused {
+                            run_id: assign.run_id,
+                            scenario: assign.scenario,
+                            stage: assign.stage,
+                            reason: "this is a probe agent (--probe-only): it runs no load".to_owned(),
+                        };
+                        let _ = tx.send(message(Out::ShardRefused(refused))).await;
+                    }
+                    Some(In::Probe(request)) => {
+                        let _ = tx.send(message(Out::ProbeReply(answer_probe(&request)))).await;
+                    }
                     Some(In::Assign(assign)) => {
                         let run = runs.entry(assign.run_id.clone()).or_default();
                         let stop = CancellationToken::new();
@@ -140,6 +155,38 @@ pub async fn run_once(
     }
     heartbeat.abort();
     result
+}
+
+/// Reads the requested target on this host.
+fn answer_probe(request: &ProbeRequest) -> ProbeReply {
+    use loadgrade_common::local_probe::{LocalTarget, read};
+    use loadgrade_proto::v1::probe_request::Target;
+    let target = match &request.target {
+        Some(Target::Pid(pid)) => LocalTarget::Pid(*pid),
+        Some(Target::ProcessName(name)) => LocalTarget::Name(name.clone()),
+        Some(Target::Cgroup(path)) => LocalTarget::Cgroup(path.clone()),
+        None => {
+            return ProbeReply {
+                request_id: request.request_id,
+                error: "no target in the request".into(),
+                ..Default::default()
+            };
+        }
+    };
+    match read(&target) {
+        Ok((memory_bytes, cpu)) => ProbeReply {
+            request_id: request.request_id,
+            memory_bytes,
+            cpu_seconds: cpu.unwrap_or(0.0),
+            has_cpu: cpu.is_some(),
+            error: String::new(),
+        },
+        Err(error) => ProbeReply {
+            request_id: request.request_id,
+            error,
+            ..Default::default()
+        },
+    }
 }
 
 struct ShardContext {

@@ -306,3 +306,73 @@ async fn a_shard_beyond_the_open_file_limit_is_refused_before_any_load() {
         .expect("server task");
     testbed.shutdown().await;
 }
+
+/// A ramp whose target memory comes from a probe agent (`loadgrade-agent --probe-only`) on the target host: the
+/// probe agent answers every sample and runs no load; the load agent runs the steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_agent_reports_the_targets_memory() {
+    let testbed = testbed().await;
+    let (coordinator, url, shutdown, server) = start_coordinator().await;
+    let mut load = agent_process(&url, "load-box");
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_loadgrade-agent"))
+        .args([
+            "--coordinator",
+            &url,
+            "--name",
+            "target-box",
+            "--probe-only",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("probe agent starts");
+    // Both must be connected before the run: the barrier counts load agents only.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while coordinator.registry.agents().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agents did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The testbed runs in this test process: the probe agent reads this PID on the shared host.
+    let plan = format!(
+        "name = \"probed\"\n[budget]\nmemory = \"8GiB\"\n[[scenario]]\nname = \"cap\"\nkind = \"ramp\"\nurl = \"{}\"\nstart = 2\nstop = 6\nstep = 2\nhold = \"1s\"\nprobe = {{ kind = \"agent\", agent = \"target-box\", pid = {} }}\nthresholds = [\"memory_headroom >= 0.5\"]\n",
+        testbed.url("/work?ms=5&slots=4"),
+        std::process::id()
+    );
+    let started = coordinator
+        .start_run("probed.toml", &plan)
+        .await
+        .expect("plan accepted");
+    let finished = finish(started).await;
+    let report = &finished.report;
+    assert_eq!(
+        report.verdict,
+        Verdict::Pass,
+        "{:?}",
+        report.verdict_reasons
+    );
+    assert_eq!(report.agents.len(), 1, "the probe agent runs no load");
+    assert_eq!(report.agents[0].name, "load-box");
+    let m: loadgrade_common::report::RampMetrics =
+        serde_json::from_value(report.scenarios[0].metrics.clone()).expect("ramp metrics");
+    assert_eq!(m.steps.len(), 3);
+    for step in &m.steps {
+        assert!(step.probe_samples >= 1, "{step:?}");
+        assert!(
+            step.target_memory_bytes.is_some_and(|b| b > 1 << 20),
+            "{step:?}"
+        );
+    }
+    assert!(m.memory_headroom.is_some());
+    let _ = load.kill().await;
+    let _ = probe.kill().await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
+    testbed.shutdown().await;
+}

@@ -3,6 +3,7 @@
 
 pub mod grade;
 pub mod histogram;
+pub mod local_probe;
 pub mod plan;
 pub mod profile;
 pub mod report;

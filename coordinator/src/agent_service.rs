@@ -66,7 +66,10 @@ impl AgentService for AgentSessions {
             .await
             .map_err(|_| Status::unavailable("session closed"))?;
         self.registry.register(&hello, tx);
-        tracing::info!(agent = %hello.name, cores = hello.cores, version = %hello.version, "agent connected");
+        tracing::info!(
+            agent = %hello.name, cores = hello.cores, version = %hello.version, probe_only = hello.probe_only,
+            "agent connected"
+        );
 
         let registry = self.registry.clone();
         tokio::spawn(async move {
@@ -106,6 +109,7 @@ impl AgentService for AgentSessions {
                             });
                         }
                     }
+                    In::ProbeReply(reply) => registry.probe_replied(reply),
                     In::Hello(_) => tracing::warn!(agent = %name, "ignoring a second hello"),
                 }
             }

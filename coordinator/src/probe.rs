@@ -5,13 +5,16 @@
 //! - `cgroup`: `memory.current` (and `memory.peak` where the kernel has it) and `cpu.stat` `usage_usec` of a
 //!   cgroup v2 directory (absolute, or relative to /sys/fs/cgroup).
 //! - `prometheus`: the first value of an instant query against a Prometheus HTTP API (http:// only), as bytes.
-//! - `agent`: not in this build; its figures are "not measured" with that reason.
+//! - `agent`: a `loadgrade-agent --probe-only` on the target host reads a process or cgroup there and answers over
+//!   its session.
 
+use crate::registry::Registry;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use loadgrade_common::local_probe::{self, LocalTarget};
 use loadgrade_common::plan::ProbeSpec;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -19,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Time between samples (the issue asks for at least one a second).
 pub const PROBE_PERIOD: Duration = Duration::from_millis(500);
-const USER_HZ: f64 = 100.0;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One reading of the target.
@@ -31,111 +33,43 @@ pub struct Sample {
     pub at: tokio::time::Instant,
 }
 
-/// Reads the target once.
-pub async fn sample(spec: &ProbeSpec) -> Result<Sample, String> {
+/// How long a probe agent has to answer.
+pub const AGENT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads the target once. `registry` reaches probe agents.
+pub async fn sample(spec: &ProbeSpec, registry: &Registry) -> Result<Sample, String> {
     let at = tokio::time::Instant::now();
-    match spec {
-        ProbeSpec::Process { pid: Some(pid), .. } => process(&[*pid]).map(|(m, c)| Sample {
-            memory_bytes: m,
-            cpu_seconds: Some(c),
+    let local = |target: LocalTarget| {
+        local_probe::read(&target).map(|(memory_bytes, cpu_seconds)| Sample {
+            memory_bytes,
+            cpu_seconds,
             at,
-        }),
+        })
+    };
+    match spec {
+        ProbeSpec::Process { pid: Some(pid), .. } => local(LocalTarget::Pid(*pid)),
         ProbeSpec::Process {
             name: Some(name), ..
-        } => {
-            let pids = pids_named(name)?;
-            process(&pids).map(|(m, c)| Sample {
-                memory_bytes: m,
-                cpu_seconds: Some(c),
-                at,
-            })
-        }
+        } => local(LocalTarget::Name(name.clone())),
         ProbeSpec::Process { .. } => Err("process probe without pid or name".into()),
-        ProbeSpec::Cgroup { path } => cgroup(path).map(|(m, c)| Sample {
-            memory_bytes: m,
-            cpu_seconds: c,
-            at,
-        }),
+        ProbeSpec::Cgroup { path } => local(LocalTarget::Cgroup(path.clone())),
         ProbeSpec::Prometheus { url, query } => prometheus(url, query).await.map(|v| Sample {
             memory_bytes: v.max(0.0) as u64,
             cpu_seconds: None,
             at,
         }),
-        ProbeSpec::Agent { agent } => Err(format!(
-            "the agent probe (agent {agent:?} reporting from the target host) is not in this build yet; use a \
-             process, cgroup or prometheus probe"
-        )),
+        ProbeSpec::Agent { agent, target } => {
+            let reply = registry.probe(agent, target, AGENT_PROBE_TIMEOUT).await?;
+            if !reply.error.is_empty() {
+                return Err(format!("probe agent {agent:?}: {}", reply.error));
+            }
+            Ok(Sample {
+                memory_bytes: reply.memory_bytes,
+                cpu_seconds: reply.has_cpu.then_some(reply.cpu_seconds),
+                at,
+            })
+        }
     }
-}
-
-fn process(pids: &[u32]) -> Result<(u64, f64), String> {
-    let (mut memory, mut cpu) = (0u64, 0.0);
-    for pid in pids {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map_err(|e| format!("cannot read /proc/{pid}/status (no such process?): {e}"))?;
-        let rss_kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .ok_or_else(|| {
-                format!("/proc/{pid}/status has no VmRSS (a kernel thread or a zombie?)")
-            })?;
-        memory += rss_kib * 1024;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        cpu += (ticks(11) + ticks(12)) / USER_HZ;
-    }
-    Ok((memory, cpu))
-}
-
-fn pids_named(name: &str) -> Result<Vec<u32>, String> {
-    let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
-    let pids: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
-        })
-        .collect();
-    if pids.is_empty() {
-        return Err(format!("no process named {name:?} is running"));
-    }
-    Ok(pids)
-}
-
-fn cgroup(path: &str) -> Result<(u64, Option<f64>), String> {
-    let dir: PathBuf = if Path::new(path).is_absolute() {
-        path.into()
-    } else {
-        Path::new("/sys/fs/cgroup").join(path)
-    };
-    let read = |file: &str| std::fs::read_to_string(dir.join(file));
-    let current: u64 = read("memory.current")
-        .map_err(|e| {
-            format!(
-                "cannot read {}/memory.current (not a cgroup v2 directory?): {e}",
-                dir.display()
-            )
-        })?
-        .trim()
-        .parse()
-        .map_err(|e| format!("{}/memory.current does not parse: {e}", dir.display()))?;
-    let cpu = read("cpu.stat").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|us| us / 1e6)
-    });
-    Ok((current, cpu))
 }
 
 /// Percent-encodes a query string value.
@@ -254,13 +188,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(spec: ProbeSpec) -> Self {
+    pub fn start(spec: ProbeSpec, registry: Arc<Registry>) -> Self {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut found = StepProbe::default();
             loop {
-                match sample(&spec).await {
+                match sample(&spec, &registry).await {
                     Ok(s) => found.samples.push(s),
                     Err(e) => {
                         found.error.get_or_insert(e);
@@ -288,46 +222,62 @@ mod tests {
 
     #[tokio::test]
     async fn a_process_probe_reads_this_process() {
-        let s = sample(&ProbeSpec::Process {
+        let registry = Registry::default();
+        let spec = ProbeSpec::Process {
             pid: Some(std::process::id()),
             name: None,
-        })
-        .await
-        .expect("sample");
+        };
+        let s = sample(&spec, &registry).await.expect("sample");
         assert!(s.memory_bytes > 1 << 20, "{s:?}");
         assert!(s.cpu_seconds.is_some());
     }
 
     #[tokio::test]
     async fn missing_targets_are_errors_with_reasons() {
-        let e = sample(&ProbeSpec::Process {
-            pid: Some(u32::MAX - 1),
-            name: None,
-        })
-        .await
-        .expect_err("no such pid");
-        assert!(e.contains("no such process"), "{e}");
-        let e = sample(&ProbeSpec::Process {
-            pid: None,
-            name: Some("no-such-loadgrade-process".into()),
-        })
-        .await
-        .expect_err("no such name");
-        assert!(e.contains("no process named"), "{e}");
-        let e = sample(&ProbeSpec::Cgroup {
-            path: "/nonexistent/loadgrade".into(),
-        })
-        .await
-        .expect_err("no cgroup");
-        assert!(e.contains("memory.current"), "{e}");
-        // Port 9 on loopback: nothing listens.
-        let e = sample(&ProbeSpec::Prometheus {
-            url: "http://127.0.0.1:9".into(),
-            query: "up".into(),
-        })
-        .await
-        .expect_err("no prometheus");
-        assert!(e.contains("prometheus at 127.0.0.1:9"), "{e}");
+        let registry = Registry::default();
+        let cases = [
+            (
+                ProbeSpec::Process {
+                    pid: Some(u32::MAX - 1),
+                    name: None,
+                },
+                "no such process",
+            ),
+            (
+                ProbeSpec::Process {
+                    pid: None,
+                    name: Some("no-such-loadgrade-process".into()),
+                },
+                "no process named",
+            ),
+            (
+                ProbeSpec::Cgroup {
+                    path: "/nonexistent/loadgrade".into(),
+                },
+                "memory.current",
+            ),
+            // Port 9 on loopback: nothing listens.
+            (
+                ProbeSpec::Prometheus {
+                    url: "http://127.0.0.1:9".into(),
+                    query: "up".into(),
+                },
+                "prometheus at 127.0.0.1:9",
+            ),
+            (
+                ProbeSpec::Agent {
+                    agent: "nobody".into(),
+                    target: LocalTarget::Pid(1),
+                },
+                "no probe agent named \"nobody\"",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let e = sample(&spec, &registry)
+                .await
+                .expect_err("cannot be measured");
+            assert!(e.contains(expected), "{spec:?}: {e}");
+        }
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub(crate) async fn run(
                 ramp.steps.len()
             ),
         };
-        let sampler = ramp.probe.clone().map(Sampler::start);
+        let registry = ctx.coordinator.registry.clone();
+        let sampler = ramp.probe.clone().map(|p| Sampler::start(p, registry));
         let aggregate = run_shards(ctx, agents, &part, &ramp.step(index), route).await;
         let probe = match sampler {
             Some(s) => s.finish().await,

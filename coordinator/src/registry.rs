@@ -1,8 +1,16 @@
 //! Connected agents: who is here, who is busy with which run, and where their messages go.
 
-use loadgrade_proto::v1::{CoordinatorMessage, Hello, IntervalReport, ShardDone, ShardRefused};
+use loadgrade_common::local_probe::LocalTarget;
+use loadgrade_proto::v1::coordinator_message::Kind as Out;
+use loadgrade_proto::v1::{
+    CoordinatorMessage, Hello, IntervalReport, ProbeReply, ProbeRequest, ShardDone, ShardRefused,
+    probe_request,
+};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::sync::{Notify, mpsc};
 use tonic::Status;
 
@@ -37,6 +45,8 @@ pub struct AgentInfo {
     pub clock_offset_ms: f64,
     /// Run this agent is reserved for.
     pub run: Option<String>,
+    /// A probe agent: answers probe requests, never runs load.
+    pub probe_only: bool,
 }
 
 struct Entry {
@@ -48,6 +58,8 @@ struct Entry {
 struct Inner {
     agents: BTreeMap<String, Entry>,
     routes: HashMap<String, mpsc::UnboundedSender<RunInput>>,
+    /// Probe requests waiting for their reply.
+    probes: HashMap<u64, oneshot::Sender<ProbeReply>>,
 }
 
 #[derive(Default)]
@@ -55,6 +67,7 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// Fires whenever an agent arrives or leaves.
     pub changed: Notify,
+    next_probe: AtomicU64,
 }
 
 impl Registry {
@@ -73,6 +86,7 @@ impl Registry {
                 epoch: hello.epoch,
                 clock_offset_ms: 0.0,
                 run: None,
+                probe_only: hello.probe_only,
             };
             let old = inner.agents.insert(hello.name.clone(), Entry { info, tx });
             old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
@@ -141,7 +155,7 @@ impl Registry {
         inner
             .agents
             .values_mut()
-            .filter(|e| e.info.run.is_none())
+            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
             .map(|e| {
                 e.info.run = Some(run.to_owned());
                 e.info.clone()
@@ -173,6 +187,62 @@ impl Registry {
     /// Route for a run's messages, if it is running.
     pub fn route(&self, run: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
         self.lock().routes.get(run).cloned()
+    }
+
+    /// Asks probe agent `agent` to read `target` on its host.
+    pub async fn probe(
+        &self,
+        agent: &str,
+        target: &LocalTarget,
+        timeout: Duration,
+    ) -> Result<ProbeReply, String> {
+        let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let sender = {
+            let mut inner = self.lock();
+            let sender = inner
+                .agents
+                .get(agent)
+                .filter(|e| e.info.probe_only)
+                .map(|e| e.tx.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "no probe agent named {agent:?} is connected (loadgrade-agent --probe-only)"
+                    )
+                })?;
+            inner.probes.insert(id, tx);
+            sender
+        };
+        let request = ProbeRequest {
+            request_id: id,
+            target: Some(match target {
+                LocalTarget::Pid(pid) => probe_request::Target::Pid(*pid),
+                LocalTarget::Name(name) => probe_request::Target::ProcessName(name.clone()),
+                LocalTarget::Cgroup(path) => probe_request::Target::Cgroup(path.clone()),
+            }),
+        };
+        let sent = sender
+            .try_send(Ok(CoordinatorMessage {
+                kind: Some(Out::Probe(request)),
+            }))
+            .is_ok();
+        let reply = if sent {
+            tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        self.lock().probes.remove(&id);
+        reply.ok_or_else(|| format!("probe agent {agent:?} did not answer within {timeout:?}"))
+    }
+
+    /// A probe agent's answer arrived.
+    pub fn probe_replied(&self, reply: ProbeReply) {
+        if let Some(waiting) = self.lock().probes.remove(&reply.request_id) {
+            let _ = waiting.send(reply);
+        }
     }
 
     /// Sends to an agent's session; false when it is gone.

@@ -37,7 +37,7 @@ pub struct FinishedRun {
 }
 
 pub(crate) struct RunContext {
-    coordinator: Arc<Coordinator>,
+    pub(crate) coordinator: Arc<Coordinator>,
     id: String,
     events: watch::Sender<RunEvent>,
     pub(crate) cancel: CancellationToken,
@@ -551,6 +551,7 @@ mod tests {
             epoch: 1,
             clock_offset_ms: 0.0,
             run: None,
+            probe_only: false,
         }
     }
 

@@ -8,6 +8,7 @@ use loadgrade_common::grade::Verdict;
 use loadgrade_common::plan::ProbeSpec;
 use loadgrade_common::report::RampMetrics;
 use loadgrade_coordinator::probe;
+use loadgrade_coordinator::registry::Registry;
 
 fn ramp_metrics(report: &loadgrade_common::report::Report) -> RampMetrics {
     serde_json::from_value(report.scenarios[0].metrics.clone()).expect("ramp metrics")
@@ -112,9 +113,15 @@ async fn the_process_probe_reads_the_testbeds_real_rss() {
         pid: Some(pid),
         name: None,
     };
-    let before = probe::sample(&spec).await.expect("sample").memory_bytes;
+    let before = probe::sample(&spec, &Registry::default())
+        .await
+        .expect("sample")
+        .memory_bytes;
     http_post(&testbed.url("/_testbed/allocate?mb=64")).await;
-    let after = probe::sample(&spec).await.expect("sample").memory_bytes;
+    let after = probe::sample(&spec, &Registry::default())
+        .await
+        .expect("sample")
+        .memory_bytes;
     assert!(
         after >= before + (60 << 20),
         "RSS {before} -> {after} after allocating 64 MiB"
@@ -131,9 +138,12 @@ async fn the_cgroup_probe_reads_a_real_cgroup_v2_directory() {
         );
         return;
     };
-    let sample = probe::sample(&ProbeSpec::Cgroup { path: path.clone() })
-        .await
-        .expect("cgroup sample");
+    let sample = probe::sample(
+        &ProbeSpec::Cgroup { path: path.clone() },
+        &Registry::default(),
+    )
+    .await
+    .expect("cgroup sample");
     assert!(sample.memory_bytes > 0, "{path}: {sample:?}");
     let current: u64 = std::fs::read_to_string(format!("{path}/memory.current"))
         .expect("memory.current")

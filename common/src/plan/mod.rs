@@ -173,8 +173,11 @@ pub enum ProbeSpec {
     Cgroup { path: String },
     /// An instant query (its first value, bytes) against a Prometheus HTTP API.
     Prometheus { url: String, query: String },
-    /// A loadgrade agent on the target host reports its process or cgroup figures.
-    Agent { agent: String },
+    /// A `loadgrade-agent --probe-only` on the target host reads a process or cgroup there.
+    Agent {
+        agent: String,
+        target: crate::local_probe::LocalTarget,
+    },
 }
 
 impl HttpSpec {

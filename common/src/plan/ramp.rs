@@ -167,7 +167,7 @@ fn cliff_rule(value: Option<&Spanned<toml::Value>>, issues: &mut Issues<'_>) -> 
 fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeSpec> {
     let expected = "probe must be { kind = \"process\", pid = N } or { kind = \"process\", name = \"..\" }, \
                     { kind = \"cgroup\", path = \"..\" }, { kind = \"prometheus\", url = \"..\", query = \"..\" } \
-                    or { kind = \"agent\", agent = \"..\" }";
+                    or { kind = \"agent\", agent = \"..\", pid = N | name = \"..\" | cgroup = \"..\" }";
     let Some(table) = value.get_ref().as_table() else {
         issues.at(value.span(), expected);
         return None;
@@ -182,7 +182,7 @@ fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeS
         Some("process") => &["kind", "pid", "name"],
         Some("cgroup") => &["kind", "path"],
         Some("prometheus") => &["kind", "url", "query"],
-        Some("agent") => &["kind", "agent"],
+        Some("agent") => &["kind", "agent", "pid", "name", "cgroup"],
         _ => {
             issues.at(value.span(), expected);
             return None;
@@ -234,9 +234,33 @@ fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeS
                 return None;
             }
         },
-        Some("agent") => ProbeSpec::Agent {
-            agent: text("agent")?,
-        },
+        Some("agent") => {
+            use crate::local_probe::LocalTarget;
+            let pid = table
+                .get("pid")
+                .and_then(toml::Value::as_integer)
+                .and_then(|p| u32::try_from(p).ok());
+            let target = match (pid, text("name"), text("cgroup")) {
+                (Some(pid), None, None) if pid > 0 => LocalTarget::Pid(pid),
+                (None, Some(name), None) => LocalTarget::Name(name),
+                (None, None, Some(path)) => LocalTarget::Cgroup(path),
+                _ => {
+                    issues.at(
+                        value.span(),
+                        "an agent probe needs `agent` and exactly one of `pid`, `name`, `cgroup`",
+                    );
+                    return None;
+                }
+            };
+            let Some(agent) = text("agent") else {
+                issues.at(
+                    value.span(),
+                    "an agent probe needs `agent` (the probe agent's --name)",
+                );
+                return None;
+            };
+            ProbeSpec::Agent { agent, target }
+        }
         _ => return None,
     };
     Some(spec)

@@ -2,7 +2,7 @@
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentMessage {
-    #[prost(oneof = "agent_message::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "agent_message::Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: ::core::option::Option<agent_message::Kind>,
 }
 /// Nested message and enum types in `AgentMessage`.
@@ -20,12 +20,14 @@ pub mod agent_message {
         ShardDone(super::ShardDone),
         #[prost(message, tag = "5")]
         ShardRefused(super::ShardRefused),
+        #[prost(message, tag = "6")]
+        ProbeReply(super::ProbeReply),
     }
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CoordinatorMessage {
-    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4, 5")]
     pub kind: ::core::option::Option<coordinator_message::Kind>,
 }
 /// Nested message and enum types in `CoordinatorMessage`.
@@ -41,6 +43,8 @@ pub mod coordinator_message {
         Stop(super::Stop),
         #[prost(message, tag = "4")]
         Ack(super::Ack),
+        #[prost(message, tag = "5")]
+        Probe(super::ProbeRequest),
     }
 }
 /// First message on a session.
@@ -61,6 +65,9 @@ pub struct Hello {
     /// Protocol revision the agent speaks. This file is revision 1.
     #[prost(uint32, tag = "5")]
     pub protocol: u32,
+    /// A probe agent on a target host: answers probe requests, never runs load.
+    #[prost(bool, tag = "6")]
+    pub probe_only: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -315,6 +322,46 @@ pub struct ShardRefused {
     pub stage: u32,
     #[prost(string, tag = "4")]
     pub reason: ::prost::alloc::string::String,
+}
+/// Read the target's memory (and CPU) on the agent's host.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProbeRequest {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(oneof = "probe_request::Target", tags = "2, 3, 4")]
+    pub target: ::core::option::Option<probe_request::Target>,
+}
+/// Nested message and enum types in `ProbeRequest`.
+pub mod probe_request {
+    #[allow(clippy::all)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Target {
+        #[prost(uint32, tag = "2")]
+        Pid(u32),
+        /// Every process with this name (/proc/PID/comm), summed.
+        #[prost(string, tag = "3")]
+        ProcessName(::prost::alloc::string::String),
+        /// A cgroup v2 directory, absolute or relative to /sys/fs/cgroup.
+        #[prost(string, tag = "4")]
+        Cgroup(::prost::alloc::string::String),
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProbeReply {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_bytes: u64,
+    /// Cumulative CPU seconds of the target; valid when has_cpu.
+    #[prost(double, tag = "3")]
+    pub cpu_seconds: f64,
+    #[prost(bool, tag = "4")]
+    pub has_cpu: bool,
+    /// Non-empty: the reading failed, and why.
+    #[prost(string, tag = "5")]
+    pub error: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
