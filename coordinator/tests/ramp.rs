@@ -226,3 +226,71 @@ async fn request(method: &str, url: &str) -> String {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default()
 }
+
+/// The Prometheus probe against a real Prometheus server (Debian's `prometheus`; .ci/run installs it): an instant
+/// query's first value is the sample. Skips with a message where no `prometheus` binary is installed.
+#[tokio::test]
+async fn the_prometheus_probe_reads_an_instant_query_from_a_real_prometheus() {
+    let Some(binary) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("prometheus"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("skipped: no prometheus binary on PATH (apt-get install prometheus)");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = std::env::temp_dir().join(format!("loadgrade-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 15s\n",
+    )
+    .expect("config");
+    let mut server = tokio::process::Command::new(binary)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus starts");
+    let spec = ProbeSpec::Prometheus {
+        url: format!("http://127.0.0.1:{port}"),
+        query: "vector(123456789)".into(),
+    };
+    let registry = Registry::default();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sample = loop {
+        match probe::sample(&spec, &registry).await {
+            Ok(sample) => break sample,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("prometheus did not answer: {e}"),
+        }
+    };
+    assert_eq!(sample.memory_bytes, 123_456_789);
+    let empty = ProbeSpec::Prometheus {
+        url: format!("http://127.0.0.1:{port}"),
+        query: "no_such_metric".into(),
+    };
+    let e = probe::sample(&empty, &registry)
+        .await
+        .expect_err("no sample");
+    assert!(e.contains("returned no sample"), "{e}");
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
