@@ -84,6 +84,40 @@ pub enum Command {
         /// Plan file (TOML).
         plan: PathBuf,
     },
+    /// List runs from the results store, newest first.
+    Runs {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Regression verdict between two stored runs: exit 0 when no headline figure of HEAD is worse than BASE
+    /// beyond the tolerance, 3 when one is, 4 when either run was DEGRADED or INVALID.
+    Compare {
+        /// The base run id.
+        base: String,
+        /// The run to judge against it.
+        head: String,
+        /// Relative change allowed before a figure counts as a regression.
+        #[arg(long, default_value_t = 0.10)]
+        tolerance: f64,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Write a stored run's report.json and report.md again; exits with its verdict's code.
+    Report {
+        /// The run id (see `loadgrade runs`).
+        run_id: String,
+        /// Report directory. Default: loadgrade-report/<run-id>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
 }
 
 /// Runs a command; returns the process exit code.
@@ -103,6 +137,18 @@ pub async fn execute(cli: Cli) -> i32 {
             out,
         } => submit(&plan, &coordinator, out).await,
         Command::Validate { plan } => validate(&plan),
+        Command::Runs { limit, database } => runs(limit, &database).await,
+        Command::Compare {
+            base,
+            head,
+            tolerance,
+            database,
+        } => compare_runs(&base, &head, tolerance, &database).await,
+        Command::Report {
+            run_id,
+            out,
+            database,
+        } => stored_report(&run_id, out, &database).await,
     };
     match result {
         Ok(code) => code,
@@ -322,4 +368,122 @@ async fn submit(path: &Path, coordinator: &str, out: Option<PathBuf>) -> Result<
         &parsed.verdict_reasons,
         &dir,
     ))
+}
+
+async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
+    let store = Store::open(database)
+        .await
+        .context("opening the results store")?;
+    let rows = store.runs(limit).await.context("listing runs")?;
+    if rows.is_empty() {
+        println!("no runs in {database}");
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:<10} {:<9} {:<32} plan",
+        "run", "state", "verdict", "started"
+    );
+    for r in rows {
+        println!(
+            "{:<24} {:<10} {:<9} {:<32} {}",
+            r.id,
+            r.state,
+            r.verdict.as_deref().unwrap_or("-"),
+            r.started_at,
+            r.plan_name
+        );
+    }
+    Ok(0)
+}
+
+async fn stored_report(run_id: &str, out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
+    let store = Store::open(database)
+        .await
+        .context("opening the results store")?;
+    let stored = store
+        .report(run_id)
+        .await
+        .context("reading the run")?
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "loadgrade: no finished run {run_id:?} in {database}"
+            ))
+        })?;
+    let report: loadgrade_common::report::Report =
+        serde_json::from_str(&stored.json).context("the stored report does not parse")?;
+    let dir = match out {
+        Some(dir) => dir,
+        None => PathBuf::from("loadgrade-report").join(run_id),
+    };
+    write_reports(&dir, &stored.json, &stored.markdown).context("writing reports")?;
+    Ok(announce(
+        report.verdict,
+        &report.grade_reason,
+        &report.verdict_reasons,
+        &dir,
+    ))
+}
+
+async fn load_report(
+    store: &Store,
+    run_id: &str,
+    database: &str,
+) -> Result<loadgrade_common::report::Report, Failure> {
+    let stored = store
+        .report(run_id)
+        .await
+        .context("reading the run")?
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "loadgrade: no finished run {run_id:?} in {database}"
+            ))
+        })?;
+    Ok(serde_json::from_str(&stored.json).context("the stored report does not parse")?)
+}
+
+async fn compare_runs(
+    base: &str,
+    head: &str,
+    tolerance: f64,
+    database: &str,
+) -> Result<i32, Failure> {
+    if !(tolerance >= 0.0 && tolerance.is_finite()) {
+        return Err(Failure::Usage(format!(
+            "loadgrade: --tolerance must be a share >= 0, got {tolerance}"
+        )));
+    }
+    let store = Store::open(database)
+        .await
+        .context("opening the results store")?;
+    let (base_report, head_report) = (
+        load_report(&store, base, database).await?,
+        load_report(&store, head, database).await?,
+    );
+    let (verdict, rows, notes) = crate::compare::compare(&base_report, &head_report, tolerance);
+    println!(
+        "{:<20} {:<24} {:>14} {:>14} {:>9}",
+        "scenario", "metric", "base", "head", "change"
+    );
+    for r in &rows {
+        let fmt =
+            |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.3}"));
+        println!(
+            "{:<20} {:<24} {:>14} {:>14} {:>9}{}",
+            r.scenario,
+            r.metric,
+            fmt(r.base),
+            fmt(r.head),
+            r.change
+                .map_or_else(|| "-".to_owned(), |c| format!("{:+.1} %", c * 100.0)),
+            if r.regressed { "  REGRESSION" } else { "" }
+        );
+    }
+    for n in &notes {
+        println!("  - {n}");
+    }
+    println!(
+        "compare verdict: {verdict} (tolerance {:.0} %)",
+        tolerance * 100.0
+    );
+    Ok(verdict.exit_code())
 }

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod analysis;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod embedded;
 pub mod grading;
 pub mod probe;

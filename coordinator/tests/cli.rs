@@ -147,6 +147,36 @@ fn unreachable_target_gives_a_report_with_connect_errors() {
             .contains("not measured")
     );
     assert!(dir.join("runs.db").exists(), "the run was stored");
+
+    // History: the run is listed, and its report can be written again from the store, with the same exit code.
+    let listed = loadgrade(&["runs", "--database", "sqlite://runs.db"], &dir);
+    assert_eq!(listed.status.code(), Some(0));
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains(&report.run_id) && listing.contains("INVALID"),
+        "{listing}"
+    );
+    let again = loadgrade(
+        &[
+            "report",
+            &report.run_id,
+            "--out",
+            "again",
+            "--database",
+            "sqlite://runs.db",
+        ],
+        &dir,
+    );
+    assert_eq!(again.status.code(), Some(4));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("again/report.json")).expect("rewritten"),
+        json
+    );
+    let missing = loadgrade(
+        &["report", "no-such-run", "--database", "sqlite://runs.db"],
+        &dir,
+    );
+    assert_eq!(missing.status.code(), Some(2));
 }
 
 #[test]
