@@ -259,7 +259,8 @@ async fn run_embedded(
     let finished: FinishedRun = started.finished.await.context("run task")??;
     embedded.stop().await;
     let dir = report_dir(out, &finished.report.run_id)?;
-    write_reports(&dir, &finished.json, &finished.markdown).context("writing reports")?;
+    write_reports(&dir, &finished.report, &finished.json, &finished.markdown)
+        .context("writing reports")?;
     Ok(announce(
         finished.report.verdict,
         &finished.report.grade_reason,
@@ -274,7 +275,9 @@ fn announce(verdict: Verdict, grade_reason: &str, reasons: &[String], dir: &Path
         println!("  - {r}");
     }
     println!("report: {}", dir.join("report.md").display());
+    println!("        {}", dir.join("report.html").display());
     println!("        {}", dir.join("report.json").display());
+    println!("        {}", dir.join("junit.xml").display());
     verdict.exit_code()
 }
 
@@ -359,9 +362,10 @@ async fn submit(path: &Path, coordinator: &str, out: Option<PathBuf>) -> Result<
         .context("fetching the report")?
         .into_inner();
     let dir = report_dir(out, &run_id)?;
-    write_reports(&dir, &report.report_json, &report.report_md).context("writing reports")?;
     let parsed: loadgrade_common::report::Report = serde_json::from_str(&report.report_json)
         .context("the coordinator sent a report that does not parse")?;
+    write_reports(&dir, &parsed, &report.report_json, &report.report_md)
+        .context("writing reports")?;
     Ok(announce(
         parsed.verdict,
         &parsed.grade_reason,
@@ -415,7 +419,7 @@ async fn stored_report(run_id: &str, out: Option<PathBuf>, database: &str) -> Re
         Some(dir) => dir,
         None => PathBuf::from("loadgrade-report").join(run_id),
     };
-    write_reports(&dir, &stored.json, &stored.markdown).context("writing reports")?;
+    write_reports(&dir, &report, &stored.json, &stored.markdown).context("writing reports")?;
     Ok(announce(
         report.verdict,
         &report.grade_reason,
