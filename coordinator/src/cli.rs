@@ -255,6 +255,14 @@ async fn run_embedded(
                 eprintln!("  {}", events.borrow_and_update().message);
             }
         });
+        // Ctrl-C stops the load and still writes the report (INVALID: cancelled), with what was measured.
+        let cancel = control.cancel;
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("loadgrade: interrupted: stopping the load and writing the report");
+                cancel.cancel();
+            }
+        });
     }
     let finished: FinishedRun = started.finished.await.context("run task")??;
     embedded.stop().await;

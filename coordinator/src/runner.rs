@@ -358,7 +358,7 @@ pub(crate) async fn run_shards(
         .collect();
     if live.is_empty() {
         ctx.trouble.invalid.push(format!(
-            "scenario {:?} did not run: no agent left",
+            "scenario {} did not run: no agent left",
             part.label
         ));
         return None;
@@ -384,7 +384,7 @@ pub(crate) async fn run_shards(
         } else {
             ctx.lost.insert(share.agent.clone());
             ctx.trouble.invalid.push(format!(
-                "agent {:?} was gone before scenario {:?} started",
+                "agent {:?} was gone before scenario {} started",
                 share.agent, part.label
             ));
         }
@@ -392,7 +392,7 @@ pub(crate) async fn run_shards(
     ctx.event(
         RunState::Running,
         format!(
-            "scenario {:?}: {} on {} agents",
+            "scenario {}: {} on {} agents",
             part.label,
             describe(spec),
             pending.len()
@@ -434,18 +434,18 @@ pub(crate) async fn run_shards(
                         if last_progress.elapsed() >= Duration::from_secs(1) {
                             last_progress = Instant::now();
                             ctx.event(RunState::Running, format!(
-                                "scenario {:?}: {} requests, {} errors so far", part.label, aggregate.requests(), aggregate.errors()));
+                                "scenario {}: {} requests, {} errors so far", part.label, aggregate.requests(), aggregate.errors()));
                         }
                     }
                     RunInput::Done { agent, done } if done.scenario == part.scenario && done.stage == part.stage => {
                         if !done.error.is_empty() && done.error != "stopped" {
-                            ctx.trouble.invalid.push(format!("agent {agent:?} failed scenario {:?}: {}", part.label, done.error));
+                            ctx.trouble.invalid.push(format!("agent {agent:?} failed scenario {}: {}", part.label, done.error));
                         }
                         pending.remove(&agent);
                     }
                     RunInput::Done { .. } => {}
                     RunInput::Refused { agent, refused } => {
-                        ctx.trouble.invalid.push(format!("agent {agent:?} refused scenario {:?}: {}", refused.scenario, refused.reason));
+                        ctx.trouble.invalid.push(format!("agent {agent:?} refused scenario {}: {}", refused.scenario, refused.reason));
                         pending.remove(&agent);
                     }
                     RunInput::Gone { agent } => {
@@ -460,10 +460,10 @@ pub(crate) async fn run_shards(
                 if stopping {
                     for agent in std::mem::take(&mut pending) {
                         ctx.lost.insert(agent.clone());
-                        ctx.trouble.invalid.push(format!("agent {agent:?} did not finish scenario {:?} after being stopped", part.label));
+                        ctx.trouble.invalid.push(format!("agent {agent:?} did not finish scenario {} after being stopped", part.label));
                     }
                 } else {
-                    ctx.trouble.degraded.push(format!("scenario {:?} overran its time bound and was stopped", part.label));
+                    ctx.trouble.degraded.push(format!("scenario {} overran its time bound and was stopped", part.label));
                     stop_agents(ctx, &pending, "scenario overran its time bound");
                     stopping = true;
                     deadline = Instant::now() + STOP_GRACE;
@@ -487,12 +487,12 @@ pub(crate) async fn run_shards(
                 .any(|r| r.contains(&format!("agent {agent:?} refused")))
         {
             ctx.trouble.invalid.push(format!(
-                "agent {agent:?} never reported for scenario {:?}",
+                "agent {agent:?} never reported for scenario {}",
                 part.label
             ));
         } else if ctx.lost.contains(agent) {
             ctx.trouble.degraded.push(format!(
-                "agent {agent:?} was lost during scenario {:?}; its {count} intervals up to then are included",
+                "agent {agent:?} was lost during scenario {}; its {count} intervals up to then are included",
                 part.label
             ));
         }
@@ -501,7 +501,7 @@ pub(crate) async fn run_shards(
         let m = aggregate.metrics();
         let e = m.errors_by_class;
         ctx.trouble.invalid.push(format!(
-            "scenario {:?}: no response arrived from the target ({} requests: {} connect errors, {} timeouts, {} other; {} dropped), so nothing about it was measured",
+            "scenario {}: no response arrived from the target ({} requests: {} connect errors, {} timeouts, {} other; {} dropped), so nothing about it was measured",
             part.label, m.requests, e.connect, e.timeout, e.other, m.dropped
         ));
     }
