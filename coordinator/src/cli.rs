@@ -93,8 +93,10 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_DATABASE_URL)]
         database: String,
     },
-    /// Regression verdict between two stored runs: exit 0 when no headline figure of HEAD is worse than BASE
-    /// beyond the tolerance, 3 when one is, 4 when either run was DEGRADED or INVALID.
+    /// Regression verdict between two stored runs.
+    ///
+    /// Exit 0 when no headline figure of HEAD is worse than BASE beyond the tolerance, 3 when one is, 4 when either
+    /// run was DEGRADED or INVALID.
     Compare {
         /// The base run id.
         base: String,
@@ -107,7 +109,7 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_DATABASE_URL)]
         database: String,
     },
-    /// Write a stored run's report.json and report.md again; exits with its verdict's code.
+    /// Write a stored run's reports again; exits with its verdict's code.
     Report {
         /// The run id (see `loadgrade runs`).
         run_id: String,

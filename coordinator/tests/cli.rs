@@ -148,10 +148,19 @@ fn unreachable_target_gives_a_report_with_connect_errors() {
     );
     assert!(dir.join("runs.db").exists(), "the run was stored");
     let html = std::fs::read_to_string(dir.join("report/report.html")).expect("report.html");
-    assert!(html.contains("Verdict <b>INVALID</b>") && html.contains("not measured"), "{html}");
+    assert!(
+        html.contains("Verdict <b>INVALID</b>") && html.contains("not measured"),
+        "{html}"
+    );
     let junit = std::fs::read_to_string(dir.join("report/junit.xml")).expect("junit.xml");
-    assert!(junit.contains("<failure message=\"latency_ms.p95 &lt; 300 (actual not measured)\""), "{junit}");
-    assert!(junit.contains("<error message=") && junit.contains("type=\"INVALID\""), "{junit}");
+    assert!(
+        junit.contains("<failure message=\"latency_ms.p95 &lt; 300 (actual not measured)\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<error message=") && junit.contains("type=\"INVALID\""),
+        "{junit}"
+    );
 
     // History: the run is listed, and its report can be written again from the store, with the same exit code.
     let listed = loadgrade(&["runs", "--database", "sqlite://runs.db"], &dir);
