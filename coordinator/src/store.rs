@@ -1,19 +1,19 @@
 //! The results store: runs and their interval reports in SQLite (default: `loadgrade.db` in the working
-//! directory) through sqlx, schema by migrations. Queries are checked at run time, so building needs no database.
+//! directory) or PostgreSQL, through sqlx's `Any` driver, schema by migrations (one set per backend). Queries are
+//! checked at run time, so building needs no database. SQL is written once with `?` placeholders and numbered
+//! (`$1`, ..) for PostgreSQL.
 
 use loadgrade_proto::v1::IntervalReport;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use std::str::FromStr;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
 
 /// Default database URL: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://loadgrade.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "unsupported database URL {0:?}: expected sqlite://PATH (PostgreSQL comes in a later release)"
-    )]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
     #[error("database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
@@ -23,9 +23,16 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 /// A row of `runs` for listings.
@@ -47,39 +54,77 @@ pub struct StoredReport {
 }
 
 impl Store {
-    /// Opens (creating if missing) and migrates the database at `url`.
+    /// Opens and migrates the database at `url`: `sqlite://PATH` (created if missing) or `postgres://..`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if !url.starts_with("sqlite:") {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        }
-        let open_err = |source| StoreError::Open {
-            url: url.to_owned(),
-            source,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let connect_url = match backend {
+            // Create the file when missing; `sqlite::memory:` is left as it is.
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        Self::connect(&connect_url, backend, 4)
             .await
-            .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+            .map_err(|e| match e {
+                StoreError::Query(source) => StoreError::Open {
+                    url: url.to_owned(),
+                    source,
+                },
+                other => other,
+            })
     }
 
-    /// A private in-memory database (tests).
+    /// A private in-memory SQLite database (tests).
     pub async fn in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: every connection to :memory: is a different database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        Self::connect("sqlite::memory:", Backend::Sqlite, 1).await
+    }
+
+    async fn connect(url: &str, backend: Backend, connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        match backend {
+            Backend::Sqlite => {
+                if !url.contains(":memory:") {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&pool)
+                        .await?;
+                }
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// `sql` with its `?` placeholders as this backend wants them.
+    fn sql(&self, sql: &'static str) -> Cow<'static, str> {
+        match self.backend {
+            Backend::Sqlite => Cow::Borrowed(sql),
+            Backend::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push_str(&format!("${n}"));
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
     }
 
     pub async fn insert_run(
@@ -90,9 +135,9 @@ impl Store {
         plan_toml: &str,
         started_at: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO runs (id, plan_name, plan_file, plan_toml, state, started_at) VALUES (?, ?, ?, ?, 'waiting', ?)",
-        )
+        ))
         .bind(id)
         .bind(plan_name)
         .bind(plan_file)
@@ -104,7 +149,7 @@ impl Store {
     }
 
     pub async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET state = ? WHERE id = ?")
+        sqlx::query(&self.sql("UPDATE runs SET state = ? WHERE id = ?"))
             .bind(state)
             .bind(id)
             .execute(&self.pool)
@@ -131,11 +176,11 @@ impl Store {
         let health_json = serde_json::json!({
             "cpu_percent": health.cpu_percent, "backlog_max": health.backlog_max,
         });
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
+        let done = sqlx::query(&self.sql(
+            "INSERT INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
              warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
         .bind(&report.run_id)
         .bind(&report.agent)
         // SQLite integers are signed 64-bit: the epoch's bits are stored as they are.
@@ -145,7 +190,7 @@ impl Store {
         .bind(i64::from(report.stage))
         .bind(report.start_unix_ms)
         .bind(i64::from(report.duration_ms))
-        .bind(report.warmup)
+        .bind(i64::from(report.warmup))
         .bind(counters.requests as i64)
         .bind(errors as i64)
         .bind(counters.dropped as i64)
@@ -167,9 +212,9 @@ impl Store {
         report_json: &str,
         report_md: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE runs SET state = ?, verdict = ?, finished_at = ?, report_json = ?, report_md = ? WHERE id = ?",
-        )
+        ))
         .bind(state)
         .bind(verdict)
         .bind(finished_at)
@@ -182,10 +227,11 @@ impl Store {
     }
 
     pub async fn report(&self, id: &str) -> Result<Option<StoredReport>, StoreError> {
-        let row = sqlx::query("SELECT verdict, report_json, report_md FROM runs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(&self.sql("SELECT verdict, report_json, report_md FROM runs WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|r| {
             Some(StoredReport {
                 verdict: r.try_get::<Option<String>, _>("verdict").ok()??,
@@ -196,9 +242,9 @@ impl Store {
     }
 
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT id, plan_name, state, verdict, started_at FROM runs ORDER BY started_at DESC, id DESC LIMIT ?",
-        )
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -221,10 +267,10 @@ impl Store {
         run_id: &str,
         scenario: &str,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT start_unix_ms, SUM(requests) AS requests FROM intervals \
+        let rows = sqlx::query(&self.sql(
+            "SELECT start_unix_ms, CAST(SUM(requests) AS BIGINT) AS requests FROM intervals \
              WHERE run_id = ? AND scenario = ? AND warmup = 0 GROUP BY start_unix_ms ORDER BY start_unix_ms",
-        )
+        ))
         .bind(run_id)
         .bind(scenario)
         .fetch_all(&self.pool)
@@ -236,7 +282,7 @@ impl Store {
 
     /// Number of stored intervals of a run.
     pub async fn interval_count(&self, run_id: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM intervals WHERE run_id = ?")
+        let row = sqlx::query(&self.sql("SELECT COUNT(*) AS n FROM intervals WHERE run_id = ?"))
             .bind(run_id)
             .fetch_one(&self.pool)
             .await?;
