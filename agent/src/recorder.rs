@@ -17,6 +17,9 @@ pub enum Outcome {
     Connect,
     Timeout,
     Other,
+    /// A reused keep-alive connection was closed by the peer before any byte of the response: the request is
+    /// sent again on a new connection and this outcome is never recorded (recorded as Other if it were).
+    Stale,
 }
 
 /// What one interval accumulates.
@@ -71,7 +74,7 @@ impl Interval {
         c.errors_other += o.errors_other;
         c.dropped += o.dropped;
         c.bytes_received += o.bytes_received;
-        self.backlog_max += other.backlog_max;
+        self.backlog_max = self.backlog_max.max(other.backlog_max);
         self.emfile += other.emfile;
         self.eaddrnotavail += other.eaddrnotavail;
         self.arrivals += other.arrivals;
@@ -127,7 +130,7 @@ impl Recorder {
                 }
                 Outcome::Connect => c.errors_connect += 1,
                 Outcome::Timeout => c.errors_timeout += 1,
-                Outcome::Other => c.errors_other += 1,
+                Outcome::Other | Outcome::Stale => c.errors_other += 1,
             }
         });
     }

@@ -141,8 +141,9 @@ pub async fn run_once(
                     }
                     Some(In::Stop(stop)) => {
                         tracing::info!(run = %stop.run_id, reason = %stop.reason, "stop");
-                        if let Some(run) = runs.remove(&stop.run_id) {
-                            run.stops.iter().for_each(CancellationToken::cancel);
+                        // Keep the run's sequence numbers: a later part of the same run continues them.
+                        if let Some(run) = runs.get_mut(&stop.run_id) {
+                            run.stops.drain(..).for_each(|t| t.cancel());
                         }
                     }
                     Some(In::Ack(_)) | Some(In::Welcome(_)) | None => {}

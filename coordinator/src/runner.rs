@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 const START_DELAY: Duration = Duration::from_millis(1000);
 /// Extra time after a scenario's planned end before agents are told to stop.
 const FINISH_GRACE: Duration = Duration::from_secs(10);
-/// Time agents get to wind down after a stop before they count as lost.
+/// Time agents get to wind down after a stop, beyond the request timeout (requests in flight are waited for),
+/// before they count as lost.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A finished run: the report and its renderings.
@@ -250,8 +251,13 @@ fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
     let mut active: Vec<usize> = (0..agents.len()).collect();
     loop {
         let weights: Vec<u64> = active.iter().map(|&i| u64::from(agents[i].cores)).collect();
+        // Open: an agent needs a connection and some rate; closed: some connections.
         let connections = match spec.model {
-            LoadModel::Open => split_by_weight(spec.connections, &weights),
+            LoadModel::Open => split_by_weight(spec.connections, &weights)
+                .into_iter()
+                .zip(split_by_weight(profile.max_total(), &weights))
+                .map(|(c, r)| if r == 0 { 0 } else { c })
+                .collect(),
             LoadModel::Closed => split_by_weight(profile.max_total(), &weights),
         };
         let budgets = spec.requests.map(|r| split_by_weight(r, &weights));
@@ -326,10 +332,14 @@ fn shard_scenario(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
 fn scenario_bound(spec: &HttpSpec) -> Duration {
     let load = match (spec.duration, spec.requests) {
         (Some(d), _) => d,
-        // A request budget alone: worst case every request on every connection takes the full timeout.
-        (None, Some(r)) => {
-            spec.timeout * u32::try_from(r.div_ceil(spec.connections)).unwrap_or(u32::MAX)
-        }
+        // A request budget alone. Closed: worst case every request on every connection takes the full timeout.
+        // Open: the arrivals alone take requests / rate seconds, then the last ones may take the timeout.
+        (None, Some(r)) => match spec.model {
+            LoadModel::Closed => {
+                spec.timeout * u32::try_from(r.div_ceil(spec.connections)).unwrap_or(u32::MAX)
+            }
+            LoadModel::Open => Duration::from_secs(r.div_ceil(spec.rate.max(1))),
+        },
         (None, None) => Duration::ZERO,
     };
     spec.warmup + load + spec.timeout + FINISH_GRACE
@@ -466,13 +476,13 @@ pub(crate) async fn run_shards(
                     ctx.trouble.degraded.push(format!("scenario {} overran its time bound and was stopped", part.label));
                     stop_agents(ctx, &pending, "scenario overran its time bound");
                     stopping = true;
-                    deadline = Instant::now() + STOP_GRACE;
+                    deadline = Instant::now() + spec.timeout + STOP_GRACE;
                 }
             }
             () = ctx.cancel.cancelled(), if !stopping => {
                 stop_agents(ctx, &pending, "run cancelled");
                 stopping = true;
-                deadline = Instant::now() + STOP_GRACE;
+                deadline = Instant::now() + spec.timeout + STOP_GRACE;
             }
         }
     }

@@ -234,3 +234,36 @@ async fn a_ramping_open_model_still_separates_corrected_from_raw() {
     embedded.stop().await;
     testbed.shutdown().await;
 }
+
+/// Regression: an open-model request budget whose rate splits to 0 for some agents or load threads used to spin a
+/// thread forever (a rate-0 slot never awaited), so the shard never ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_at_a_rate_too_small_to_split_still_ends() {
+    let testbed = support::testbed().await;
+    let embedded = support::embedded(2).await;
+    let plan = scenario_plan(
+        "trickle",
+        2,
+        &format!(
+            "url = \"{}\"\nrate = 1\nrequests = 3\nconnections = 4\n",
+            testbed.url("/health")
+        ),
+    );
+    let finished = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        support::run_plan(&embedded, &plan),
+    )
+    .await
+    .expect("the run ends by itself");
+    let m = support::http_metrics(&finished.report, "trickle");
+    assert_eq!((m.requests, m.errors, m.dropped), (3, 0, 0));
+    assert_eq!(
+        finished.report.verdict,
+        Verdict::Pass,
+        "{:?}",
+        finished.report.verdict_reasons
+    );
+    assert_eq!(testbed.requests(), 3);
+    embedded.stop().await;
+    testbed.shutdown().await;
+}

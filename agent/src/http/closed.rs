@@ -21,7 +21,10 @@ pub async fn run(ctx: Arc<ThreadContext>) {
             loop {
                 let slot = ctx.slot_now();
                 active_tx.send_if_modified(|v| std::mem::replace(v, slot.value) != slot.value);
-                if ctx.limits.deadline().is_some_and(|d| slot.end >= d) || slot.end <= slot.begin {
+                if ctx.limits.deadline().is_some_and(|d| slot.end >= d)
+                    || slot.end <= slot.begin
+                    || ctx.limits.budget_spent()
+                {
                     break;
                 }
                 tokio::select! {
@@ -37,7 +40,9 @@ pub async fn run(ctx: Arc<ThreadContext>) {
         .collect();
     drop(active_rx);
     for w in workers {
-        let _ = w.await;
+        if w.await.is_err() {
+            ctx.failed("a connection task of the closed model panicked");
+        }
     }
     controller.abort();
 }

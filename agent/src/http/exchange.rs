@@ -39,8 +39,10 @@ pub async fn open(
     }
 }
 
-/// Sends the shard's request on `conn`. Returns the completion instant and whether the connection may be reused;
-/// the outcome is recorded with latency from `intended` (corrected) and from the send (raw).
+/// Sends the shard's request on `conn`. Returns whether the connection may be reused; the outcome is recorded with
+/// latency from `intended` (corrected) and from the send (raw). A kept-alive connection that the peer had closed
+/// (no byte of a response) is replaced once and the request sent again, uncounted the first time: the target never
+/// saw it.
 pub async fn send(
     spec: &HttpShardSpec,
     recorder: &Recorder,
@@ -48,28 +50,38 @@ pub async fn send(
     timer: &mut Pin<&mut Sleep>,
     intended: Option<Instant>,
 ) -> bool {
-    let sent = Instant::now();
-    timer.as_mut().reset(sent + spec.timeout);
-    let result = tokio::select! {
-        biased;
-        r = conn.exchange(&spec.target) => Some(r),
-        () = timer.as_mut() => None,
-    };
-    match result {
-        Some(Ok((status, bytes))) => {
-            let done = Instant::now();
-            let raw = done.saturating_duration_since(sent);
-            let corrected = intended.map_or(raw, |i| done.saturating_duration_since(i));
-            recorder.request(Outcome::Status(status), corrected, raw, bytes);
-            conn.is_reusable()
-        }
-        Some(Err(outcome)) => {
-            recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
-            false
-        }
-        None => {
-            recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0);
-            false
+    let mut resent = false;
+    loop {
+        let sent = Instant::now();
+        timer.as_mut().reset(sent + spec.timeout);
+        let result = tokio::select! {
+            biased;
+            r = conn.exchange(&spec.target) => Some(r),
+            () = timer.as_mut() => None,
+        };
+        match result {
+            Some(Ok((status, bytes))) => {
+                let done = Instant::now();
+                let raw = done.saturating_duration_since(sent);
+                let corrected = intended.map_or(raw, |i| done.saturating_duration_since(i));
+                recorder.request(Outcome::Status(status), corrected, raw, bytes);
+                return conn.is_reusable();
+            }
+            Some(Err(Outcome::Stale)) if !resent => {
+                resent = true;
+                match open(spec, recorder, timer).await {
+                    Some(fresh) => *conn = fresh,
+                    None => return false,
+                }
+            }
+            Some(Err(outcome)) => {
+                recorder.request(outcome, Duration::ZERO, Duration::ZERO, 0);
+                return false;
+            }
+            None => {
+                recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0);
+                return false;
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ impl ConnectFailure {
 /// An HTTP/1.1 connection over any byte stream (TCP, or TLS over TCP).
 pub struct H1Conn<S> {
     stream: S,
+    /// Responses read on this connection so far.
+    served: u64,
     buf: Vec<u8>,
     reusable: bool,
 }
@@ -70,6 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     pub fn new(stream: S) -> Self {
         H1Conn {
             stream,
+            served: 0,
             buf: Vec::with_capacity(BUFFER),
             reusable: true,
         }
@@ -87,23 +90,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         request: &[u8],
         head_request: bool,
     ) -> Result<(u16, u64), Outcome> {
+        // A kept-alive connection the peer closed while idle fails before any response byte: that is not the
+        // request's failure (the target never saw it), so it is reported as Stale for a resend.
+        let reused = self.served > 0;
+        let stale_or = |outcome: Outcome, received: u64| {
+            if reused && received == 0 {
+                Outcome::Stale
+            } else {
+                outcome
+            }
+        };
         self.stream
             .write_all(request)
             .await
-            .map_err(|_| Outcome::Other)?;
+            .map_err(|_| stale_or(Outcome::Other, 0))?;
         self.buf.clear();
         let mut received = 0u64;
-        let (status, framing, head_len) = loop {
-            if let Some((status, framing, head_len)) = parse_head(&self.buf, head_request)? {
+        let (status, framing, head_len, close) = loop {
+            if let Some((status, framing, head_len, close)) = parse_head(&self.buf, head_request)? {
                 if (100..200).contains(&status) && status != 101 {
                     // Interim response (100 Continue, 103 Early Hints): the real one follows.
                     self.buf.drain(..head_len);
                     continue;
                 }
-                break (status, framing, head_len);
+                break (status, framing, head_len, close);
             }
-            received += self.read_more().await?;
+            received += self.read_more().await.map_err(|o| stale_or(o, received))?;
         };
+        if close {
+            self.reusable = false;
+        }
+        self.served += 1;
         match framing {
             Framing::Empty => {}
             Framing::Length(n) => received += self.skip_body(head_len, n).await?,
@@ -190,7 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                 }
                 Ok(httparse::Status::Complete((consumed, size))) => {
                     pos += consumed;
-                    skip = size + 2;
+                    skip = size.checked_add(2).ok_or(Outcome::Other)?;
                 }
                 Ok(httparse::Status::Partial) => {
                     self.buf.drain(..pos);
@@ -203,8 +220,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     }
 }
 
-/// Parses a response head; `None` when more bytes are needed.
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(u16, Framing, usize)>, Outcome> {
+/// Parses a response head: status, body framing, head length, and whether the server closes the connection after
+/// it (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`). `None` when more bytes are needed.
+#[allow(clippy::type_complexity)]
+fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+) -> Result<Option<(u16, Framing, usize, bool)>, Outcome> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buf) {
@@ -215,6 +237,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(u16, Framing, us
     let status = response.code.unwrap_or(0);
     let mut length = None;
     let mut chunked = false;
+    let mut close = response.version == Some(0);
     for h in response.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value).map_err(|_| Outcome::Other)?;
@@ -224,6 +247,16 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(u16, Framing, us
                 .value
                 .windows(7)
                 .any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
+                close = true;
+            } else if h
+                .value
+                .windows(10)
+                .any(|w| w.eq_ignore_ascii_case(b"keep-alive"))
+            {
+                close = false;
+            }
         }
     }
     let framing = if head_request || status == 204 || status == 304 || (100..200).contains(&status)
@@ -236,7 +269,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(u16, Framing, us
     } else {
         Framing::UntilClose
     };
-    Ok(Some((status, framing, head_len)))
+    Ok(Some((status, framing, head_len, close)))
 }
 
 #[cfg(test)]

@@ -31,6 +31,13 @@ impl Limits {
         self.deadline
     }
 
+    /// Whether the request budget (if any) is used up.
+    pub fn budget_spent(&self) -> bool {
+        self.budget
+            .as_ref()
+            .is_some_and(|left| left.load(Ordering::Acquire) == 0)
+    }
+
     /// Whether a request due at `at` may start; takes one from the budget when it is measured.
     pub fn take(&self, at: Instant) -> bool {
         if self.stop.is_cancelled() || self.deadline.is_some_and(|d| at >= d) {

@@ -165,6 +165,8 @@ fn check_open_files(connections: u64) -> Result<(), String> {
 
 /// What one load thread needs.
 pub struct ThreadContext {
+    /// Set when a task failed in a way that makes the shard's figures incomplete.
+    pub failure: Arc<std::sync::Mutex<Option<String>>>,
     pub spec: Arc<HttpShardSpec>,
     pub recorder: Recorder,
     pub limits: Arc<Limits>,
@@ -178,6 +180,15 @@ pub struct ThreadContext {
 }
 
 impl ThreadContext {
+    /// Notes a failure; the shard then ends with an error and the run is graded INVALID.
+    pub fn failed(&self, why: &str) {
+        let mut failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failure.get_or_insert_with(|| why.to_owned());
+    }
+
     fn slot_now(&self) -> Slot {
         self.share
             .slot_at(self.start, self.warmup_end, Instant::now().max(self.start))
@@ -226,8 +237,10 @@ pub async fn run(
     let backlogs =
         loadgrade_common::shares::split_by_weight(spec.max_backlog, &vec![1; spec.threads]);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(spec.threads);
+    let failure = Arc::new(std::sync::Mutex::new(None));
     for (t, recorder) in recorders.into_iter().enumerate() {
         let ctx = Arc::new(ThreadContext {
+            failure: failure.clone(),
             spec: spec.clone(),
             recorder,
             limits: limits.clone(),
@@ -267,17 +280,35 @@ pub async fn run(
                 }
                 next_cut = next_boundary(start, warmup_end, next_cut);
             }
-            done = done_rx.recv() => {
-                finished_threads += 1;
-                if done.is_none() || finished_threads == spec.threads {
-                    break;
+            done = done_rx.recv() => match done {
+                Some(()) => {
+                    finished_threads += 1;
+                    if finished_threads == spec.threads {
+                        break;
+                    }
                 }
-            }
+                // Every thread is gone; those that did not say so ended abnormally.
+                None => break,
+            },
         }
     }
     let now = Instant::now();
     let report = cutter.cut(now, now <= warmup_end && !spec.warmup.is_zero());
     let _ = output.reports.send(report).await;
+    if finished_threads < spec.threads {
+        return Err(format!(
+            "{} of {} load threads ended abnormally; this shard's figures are incomplete",
+            spec.threads - finished_threads,
+            spec.threads
+        ));
+    }
+    if let Some(why) = failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        return Err(format!("{why}; this shard's figures are incomplete"));
+    }
     Ok(cutter.cut_count())
 }
 

@@ -27,7 +27,14 @@ pub async fn run(ctx: Arc<ThreadContext>) {
     schedule(&ctx, &backlog, capacity).await;
     drop(backlog);
     for w in workers {
-        let _ = w.await;
+        if w.await.is_err() {
+            ctx.failed("a connection task of the open model panicked");
+        }
+    }
+    // Arrivals still queued when the shard was stopped were never sent: they count as dropped.
+    let mut queue = arrivals.lock().await;
+    while queue.try_recv().is_ok() {
+        ctx.recorder.dropped();
     }
 }
 
@@ -44,7 +51,17 @@ async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity
         }
         let rate = u128::from(slot.value);
         let span = slot.end.duration_since(slot.begin);
-        if rate > 0 {
+        if rate == 0 {
+            // Nothing due in this slot (a ramp at 0, or this thread's part rounded to 0): wait for the next one,
+            // unless the budget is already spent by the other threads and agents.
+            if ctx.limits.budget_spent() {
+                return;
+            }
+            tokio::select! {
+                () = sleep_until(slot.end) => {}
+                () = ctx.limits.stop.cancelled() => return,
+            }
+        } else {
             let mut j: u128 = 0;
             let mut poisson_at = slot.begin;
             loop {
@@ -89,7 +106,11 @@ async fn connection(ctx: Arc<ThreadContext>, arrivals: Arc<Mutex<mpsc::Receiver<
     tokio::pin!(timer);
     let mut conn = None;
     loop {
-        let next = arrivals.lock().await.recv().await;
+        let next = tokio::select! {
+            next = async { arrivals.lock().await.recv().await } => next,
+            // On a stop, queued arrivals are not sent (they are counted as dropped by the scheduler's owner).
+            () = ctx.limits.stop.cancelled() => None,
+        };
         let Some(intended) = next else { break };
         ctx.recorder
             .connection_wait(Instant::now().saturating_duration_since(intended));

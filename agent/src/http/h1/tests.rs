@@ -118,3 +118,50 @@ async fn refused_connect_is_a_connect_failure() {
         Some(ConnectFailure::Connect)
     );
 }
+
+#[tokio::test]
+async fn connection_close_and_http10_end_reuse() {
+    let addr = scripted(
+        vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"],
+        100,
+    )
+    .await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await.map(|r| r.0), Ok(200));
+    assert!(!conn.is_reusable(), "Connection: close");
+    let addr = scripted(vec![b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"], 100).await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await.map(|r| r.0), Ok(200));
+    assert!(!conn.is_reusable(), "HTTP/1.0 without keep-alive");
+}
+
+/// A kept-alive connection the server closed while idle is reported as stale (resent by the caller, not counted),
+/// while the same failure on a first request is a real error.
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_stale_not_an_error() {
+    // The scripted server answers one request, then closes.
+    let addr = scripted(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], 100).await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await.map(|r| r.0), Ok(200));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::Stale));
+
+    let addr = scripted(vec![], 100).await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(
+        conn.exchange(REQUEST, false).await,
+        Err(Outcome::Other),
+        "a first request is not stale"
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_size_near_u64_max_is_an_error_not_an_overflow() {
+    let addr = scripted(
+        vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx"],
+        100,
+    )
+    .await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::Other));
+}
