@@ -134,13 +134,6 @@ pub async fn execute(
             .push("the run was cancelled before it finished".to_owned());
     }
 
-    for info in &agents {
-        if let Some(agg) = ctx.agents.get(&info.name) {
-            ctx.trouble
-                .invalid
-                .extend(agg.faults(&info.name, info.cores));
-        }
-    }
     let scenarios: Vec<ScenarioReport> = results
         .into_iter()
         .map(|(scenario, metrics)| judge_scenario(&scenario, metrics, &mut ctx.trouble))
@@ -410,6 +403,8 @@ pub(crate) async fn run_shards(
     );
     let assigned = pending.clone();
     let mut reported: BTreeMap<String, u64> = BTreeMap::new();
+    // Generator health of this part alone: a fault in one scenario is not diluted by the others.
+    let mut part_health: BTreeMap<String, AgentAggregate> = BTreeMap::new();
     let mut aggregate = ScenarioAggregate::new(spec.clone());
     let mut deadline = Instant::now() + START_DELAY + scenario_bound(spec);
     let mut stopping = false;
@@ -437,6 +432,7 @@ pub(crate) async fn run_shards(
                         }
                         *reported.entry(report.agent.clone()).or_default() += 1;
                         let merged = ctx.agents.entry(report.agent.clone()).or_default().add(&report)
+                            .and_then(|()| part_health.entry(report.agent.clone()).or_default().add(&report))
                             .and_then(|()| if report.warmup { Ok(()) } else { aggregate.add(&report) });
                         if let Err(e) = merged {
                             ctx.trouble.invalid.push(format!("an interval of agent {:?} did not decode: {e}", report.agent));
@@ -487,6 +483,17 @@ pub(crate) async fn run_shards(
         }
     }
 
+    for (agent, health) in &part_health {
+        let cores = agents
+            .iter()
+            .find(|a| &a.name == agent)
+            .map_or(1, |a| a.cores);
+        for fault in health.faults(agent, cores) {
+            ctx.trouble
+                .invalid
+                .push(format!("scenario {}: {fault}", part.label));
+        }
+    }
     for agent in &assigned {
         let count = reported.get(agent).copied().unwrap_or(0);
         if count == 0
