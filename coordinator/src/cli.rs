@@ -414,17 +414,7 @@ async fn stored_report(run_id: &str, out: Option<PathBuf>, database: &str) -> Re
     let store = Store::open(database)
         .await
         .context("opening the results store")?;
-    let stored = store
-        .report(run_id)
-        .await
-        .context("reading the run")?
-        .ok_or_else(|| {
-            Failure::Usage(format!(
-                "loadgrade: no finished run {run_id:?} in {database}"
-            ))
-        })?;
-    let report: loadgrade_common::report::Report =
-        serde_json::from_str(&stored.json).context("the stored report does not parse")?;
+    let (report, stored) = load_report(&store, run_id, database).await?;
     let dir = match out {
         Some(dir) => dir,
         None => PathBuf::from("loadgrade-report").join(run_id),
@@ -438,11 +428,12 @@ async fn stored_report(run_id: &str, out: Option<PathBuf>, database: &str) -> Re
     ))
 }
 
+/// A finished run's report from the store, parsed and as stored; an unknown run is a usage error.
 async fn load_report(
     store: &Store,
     run_id: &str,
     database: &str,
-) -> Result<loadgrade_common::report::Report, Failure> {
+) -> Result<(loadgrade_common::report::Report, crate::store::StoredReport), Failure> {
     let stored = store
         .report(run_id)
         .await
@@ -452,7 +443,8 @@ async fn load_report(
                 "loadgrade: no finished run {run_id:?} in {database}"
             ))
         })?;
-    Ok(serde_json::from_str(&stored.json).context("the stored report does not parse")?)
+    let report = serde_json::from_str(&stored.json).context("the stored report does not parse")?;
+    Ok((report, stored))
 }
 
 async fn compare_runs(
@@ -470,8 +462,8 @@ async fn compare_runs(
         .await
         .context("opening the results store")?;
     let (base_report, head_report) = (
-        load_report(&store, base, database).await?,
-        load_report(&store, head, database).await?,
+        load_report(&store, base, database).await?.0,
+        load_report(&store, head, database).await?.0,
     );
     let (verdict, rows, notes) = crate::compare::compare(&base_report, &head_report, tolerance);
     println!(
