@@ -95,7 +95,7 @@ async fn ramping_connections_raise_throughput_step_by_step() {
         finished.report.verdict_reasons
     );
     let counts = per_second(&embedded, &finished.report.run_id, "conns").await;
-    // Planned connections per second: 2, 3, 6, 7 (the ramp at each second's middle).
+    // Planned connections per second: 2, 4, 5, 7 (1 + 7t/4 at each second's middle, rounded).
     assert!(counts.len() >= 4, "{counts:?}");
     assert!(
         counts[0] <= 2 * 50 + 5,
