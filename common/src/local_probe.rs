@@ -59,14 +59,30 @@ pub fn pids_named(name: &str) -> Result<Vec<u32>, String> {
     let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
     let pids: Vec<u32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
-        })
+        .filter(|pid| process_is_named(*pid, name))
         .collect();
     if pids.is_empty() {
         return Err(format!("no process named {name:?} is running"));
     }
     Ok(pids)
+}
+
+/// Whether process `pid` is `name`: its `comm` (which the kernel cuts to 15 bytes) or the file name of its argv[0].
+fn process_is_named(pid: u32, name: &str) -> bool {
+    const COMM_MAX: usize = 15;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = comm.trim_end_matches('\n');
+    if comm == name || (comm.len() == COMM_MAX && name.len() > COMM_MAX && name.starts_with(comm)) {
+        return std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| comm == name || argv0_name(&cmdline) == name);
+    }
+    false
+}
+
+fn argv0_name(cmdline: &[u8]) -> &str {
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let argv0 = std::str::from_utf8(argv0).unwrap_or_default();
+    argv0.rsplit('/').next().unwrap_or(argv0)
 }
 
 pub fn cgroup(path: &str) -> Result<(u64, Option<f64>), String> {
@@ -93,4 +109,28 @@ pub fn cgroup(path: &str) -> Result<(u64, Option<f64>), String> {
             .map(|us| us / 1e6)
     });
     Ok((current, cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_match_past_the_kernels_15_byte_comm() {
+        assert_eq!(
+            argv0_name(b"/usr/local/bin/loadgrade-testbed\0--listen\0x"),
+            "loadgrade-testbed"
+        );
+        // This test binary's own name is longer than 15 bytes, so its comm is cut.
+        let exe = std::env::current_exe().expect("exe");
+        let name = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        let pids = pids_named(&name).expect("found by its full name");
+        assert!(pids.contains(&std::process::id()), "{name}: {pids:?}");
+        assert!(read(&LocalTarget::Name(name)).expect("read").0 > 0);
+        assert!(pids_named("no-such-process-name-at-all").is_err());
+    }
 }
