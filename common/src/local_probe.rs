@@ -20,7 +20,20 @@ pub enum LocalTarget {
 pub fn read(target: &LocalTarget) -> Result<(u64, Option<f64>), String> {
     match target {
         LocalTarget::Pid(pid) => process(&[*pid]).map(|(m, c)| (m, Some(c))),
-        LocalTarget::Name(name) => process(&pids_named(name)?).map(|(m, c)| (m, Some(c))),
+        LocalTarget::Name(name) => {
+            // A worker that exits (or is a zombie) between listing and reading is skipped, not a failed sample.
+            let readings: Vec<(u64, f64)> = pids_named(name)?
+                .into_iter()
+                .filter_map(|pid| process(&[pid]).ok())
+                .collect();
+            if readings.is_empty() {
+                return Err(format!("no live process named {name:?} could be read"));
+            }
+            Ok(readings
+                .iter()
+                .fold((0, 0.0), |(m, c), (pm, pc)| (m + pm, c + pc)))
+            .map(|(m, c)| (m, Some(c)))
+        }
         LocalTarget::Cgroup(path) => cgroup(path),
     }
 }

@@ -76,10 +76,11 @@ pub fn compare(
                 (Some(b), Some(h)) if b == h => Some(0.0),
                 _ => None,
             };
+            // A figure the base measured and the head did not is a regression: it can no longer be shown good.
             let regressed = match (change, better) {
                 (Some(c), Better::Lower) => c > tolerance,
                 (Some(c), Better::Higher) => c < -tolerance,
-                (None, _) => false,
+                (None, _) => b.is_some() && h.is_none(),
             };
             if change.is_none() {
                 notes.push(format!(
@@ -97,14 +98,23 @@ pub fn compare(
             });
         }
     }
+    let mut lost_scenario = false;
     for bs in &base.scenarios {
-        if !head.scenarios.iter().any(|s| s.name == bs.name) {
-            notes.push(format!("scenario {:?} is only in the base run", bs.name));
+        if !head
+            .scenarios
+            .iter()
+            .any(|s| s.name == bs.name && s.kind == bs.kind)
+        {
+            notes.push(format!(
+                "scenario {:?} is only in the base run: counted as a regression",
+                bs.name
+            ));
+            lost_scenario = true;
         }
     }
     let verdict = if notes.iter().any(|n| n.contains("not trusted")) {
         Verdict::Invalid
-    } else if rows.iter().any(|r| r.regressed) {
+    } else if lost_scenario || rows.iter().any(|r| r.regressed) {
         Verdict::Fail
     } else {
         Verdict::Pass
@@ -167,6 +177,22 @@ mod tests {
             0.1,
         );
         assert_eq!(v, Verdict::Fail, "throughput dropped 20 %");
+    }
+
+    #[test]
+    fn a_figure_or_scenario_lost_in_head_is_a_regression() {
+        let mut head = run("b", 10.0, 100.0, Verdict::Pass);
+        head.scenarios[0].metrics["latency_ms"] = serde_json::Value::Null;
+        let (v, rows, _) = compare(&run("a", 10.0, 100.0, Verdict::Pass), &head, 0.1);
+        assert_eq!(v, Verdict::Fail);
+        assert!(
+            rows.iter()
+                .any(|r| r.metric == "latency_ms.p95" && r.regressed)
+        );
+        let mut head = run("b", 10.0, 100.0, Verdict::Pass);
+        head.scenarios[0].name = "renamed".into();
+        let (v, _, notes) = compare(&run("a", 10.0, 100.0, Verdict::Pass), &head, 0.1);
+        assert_eq!(v, Verdict::Fail, "{notes:?}");
     }
 
     #[test]

@@ -90,6 +90,12 @@ async fn prometheus(base: &str, query: &str) -> Result<f64, String> {
         .strip_prefix("http://")
         .ok_or_else(|| format!("prometheus probe url {base:?}: only http:// is supported"))?;
     let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let authority = authority.as_str();
     let path = format!(
         "/{}api/v1/query?query={}",
         if prefix.is_empty() {
@@ -143,9 +149,13 @@ async fn prometheus(base: &str, query: &str) -> Result<f64, String> {
         .pointer("/data/result/0/value/1")
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| format!("prometheus query {query:?} returned no sample"))?;
-    value
-        .parse::<f64>()
-        .map_err(|e| format!("prometheus value {value:?} is not a number: {e}"))
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "prometheus query {query:?} returned {v}, not a byte count"
+        )),
+        Err(e) => Err(format!("prometheus value {value:?} is not a number: {e}")),
+    }
 }
 
 /// What a step's sampling found.

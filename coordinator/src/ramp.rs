@@ -180,6 +180,13 @@ fn analyse(
             None
         }
     };
+    let saturation_concurrency = saturation(figures);
+    if saturation_concurrency.is_none() {
+        not_measured.insert(
+            "saturation_concurrency".to_owned(),
+            "throughput was still growing by more than 5 % at the last step".to_owned(),
+        );
+    }
     let usl_points: Vec<(f64, f64)> = steps
         .iter()
         .filter_map(|s| Some((s.concurrency as f64, s.throughput_rps?)))
@@ -197,7 +204,7 @@ fn analyse(
         cliff_concurrency: cliff.as_ref().map(|(i, _)| steps[*i].concurrency),
         cliff_reason: cliff.map(|(_, reason)| reason),
         max_concurrency,
-        saturation_concurrency: saturation(figures),
+        saturation_concurrency,
         peak_throughput_rps: steps
             .iter()
             .filter_map(|s| s.throughput_rps)

@@ -145,22 +145,35 @@ impl Registry {
     }
 
     /// Reserves every idle agent for `run` and routes their messages to `route`. Returns them.
+    /// Reserves every idle load agent for `run` at once, if there are at least `min` of them (probe agents do
+    /// not count), and routes their messages to `route`. `None`, reserving nothing, when there are too few.
     pub fn reserve_idle(
         &self,
         run: &str,
+        min: usize,
         route: mpsc::UnboundedSender<RunInput>,
-    ) -> Vec<AgentInfo> {
+    ) -> Option<Vec<AgentInfo>> {
         let mut inner = self.lock();
-        inner.routes.insert(run.to_owned(), route);
-        inner
+        let idle = inner
             .agents
-            .values_mut()
+            .values()
             .filter(|e| e.info.run.is_none() && !e.info.probe_only)
-            .map(|e| {
-                e.info.run = Some(run.to_owned());
-                e.info.clone()
-            })
-            .collect()
+            .count();
+        if idle < min.max(1) {
+            return None;
+        }
+        inner.routes.insert(run.to_owned(), route);
+        Some(
+            inner
+                .agents
+                .values_mut()
+                .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+                .map(|e| {
+                    e.info.run = Some(run.to_owned());
+                    e.info.clone()
+                })
+                .collect(),
+        )
     }
 
     /// Frees the run's agents and drops its route.
@@ -180,7 +193,7 @@ impl Registry {
         self.lock()
             .agents
             .values()
-            .filter(|e| e.info.run.is_none())
+            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
             .count()
     }
 

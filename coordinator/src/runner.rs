@@ -81,13 +81,16 @@ pub async fn execute(
 
     let mut results: Vec<(Scenario, Option<serde_json::Value>)> = Vec::new();
     let mut agents: Vec<AgentInfo> = Vec::new();
-    if wait_for_agents(&ctx, &plan).await {
-        let (route_tx, mut route_rx) = mpsc::unbounded_channel();
-        agents = coordinator.registry.reserve_idle(&id, route_tx);
+    let (route_tx, mut route_rx) = mpsc::unbounded_channel();
+    if let Some(reserved) = wait_for_agents(&ctx, &plan, route_tx).await {
+        agents = reserved;
         for a in &agents {
             ctx.agents.insert(a.name.clone(), AgentAggregate::default());
         }
-        coordinator.store.set_state(&id, "running").await?;
+        // The agents are reserved: a store hiccup here must not leave them reserved forever.
+        if let Err(e) = coordinator.store.set_state(&id, "running").await {
+            tracing::warn!(run = %id, "cannot mark the run running: {e}");
+        }
         for scenario in &plan.scenarios {
             if ctx.cancel.is_cancelled() {
                 results.push((scenario.clone(), None));
@@ -208,24 +211,30 @@ fn current_offset(coordinator: &Coordinator, name: &str) -> Option<f64> {
         .map(|a| a.clock_offset_ms)
 }
 
-/// The barrier: true once `min_agents` idle agents are connected, false on timeout or cancel.
-async fn wait_for_agents(ctx: &RunContext, plan: &Plan) -> bool {
+/// The barrier: reserves the idle load agents once at least `min_agents` are connected; `None` on timeout or
+/// cancel.
+async fn wait_for_agents(
+    ctx: &RunContext,
+    plan: &Plan,
+    route: mpsc::UnboundedSender<RunInput>,
+) -> Option<Vec<AgentInfo>> {
     let registry = &ctx.coordinator.registry;
     let deadline = Instant::now() + plan.ready_timeout;
+    let min = plan.min_agents as usize;
     loop {
         let changed = registry.changed.notified();
-        let have = registry.idle_count();
-        if have >= plan.min_agents as usize {
-            return true;
+        if let Some(agents) = registry.reserve_idle(&ctx.id, min, route.clone()) {
+            return Some(agents);
         }
+        let have = registry.idle_count();
         ctx.event(
             RunState::Waiting,
             format!("waiting for agents: {have} of {} ready", plan.min_agents),
         );
         tokio::select! {
             () = changed => {}
-            () = sleep_until(deadline) => return registry.idle_count() >= plan.min_agents as usize,
-            () = ctx.cancel.cancelled() => return false,
+            () = sleep_until(deadline) => return registry.reserve_idle(&ctx.id, min, route),
+            () = ctx.cancel.cancelled() => return None,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

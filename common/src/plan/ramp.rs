@@ -153,12 +153,20 @@ fn cliff_rule(value: Option<&Spanned<toml::Value>>, issues: &mut Issues<'_>) -> 
                 continue;
             }
         };
-        match number {
-            Some(n) if n > 0.0 && n.is_finite() => *slot = n,
-            _ => issues.at(
-                value.span(),
-                format!("cliff.{key} must be a positive number"),
+        // latency_factor above 1 (a step slower than the baseline); the rates are shares in (0, 1).
+        let (valid, expected) = match key.as_str() {
+            "latency_factor" => (
+                number.is_some_and(|n| n > 1.0 && n.is_finite()),
+                "a number above 1",
             ),
+            _ => (
+                number.is_some_and(|n| n > 0.0 && n < 1.0),
+                "a share between 0 and 1",
+            ),
+        };
+        match number {
+            Some(n) if valid => *slot = n,
+            _ => issues.at(value.span(), format!("cliff.{key} must be {expected}")),
         }
     }
     rule
@@ -217,19 +225,24 @@ fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeS
             }
             ProbeSpec::Process { pid, name }
         }
-        Some("cgroup") => ProbeSpec::Cgroup {
-            path: text("path")?,
+        Some("cgroup") => match text("path") {
+            Some(path) => ProbeSpec::Cgroup { path },
+            None => {
+                issues.at(
+                    value.span(),
+                    "a cgroup probe needs `path` (a cgroup v2 directory)",
+                );
+                return None;
+            }
         },
         Some("prometheus") => match (text("url"), text("query")) {
-            (Some(url), Some(query))
-                if url.starts_with("http://") || url.starts_with("https://") =>
-            {
+            (Some(url), Some(query)) if url.starts_with("http://") => {
                 ProbeSpec::Prometheus { url, query }
             }
             _ => {
                 issues.at(
                     value.span(),
-                    "a prometheus probe needs `url` (http://..) and `query`",
+                    "a prometheus probe needs `url` (http://HOST[:PORT], https is not supported) and `query`",
                 );
                 return None;
             }

@@ -233,3 +233,34 @@ fn bad_ramps_are_located() {
     );
     assert!(e.contains("unknown metric \"max_concurency\""), "{e}");
 }
+
+#[test]
+fn ramp_rules_and_budgets_out_of_range_are_errors() {
+    let e = errors_of(
+        &RAMP
+            .replace(
+                "latency_factor = 3.0, error_rate = 0.02",
+                "latency_factor = 0.5, error_rate = 2",
+            )
+            .replace("memory = \"4GiB\"", "memory = \"0B\"")
+            .replace(
+                "{ kind = \"process\", pid = 1234 }",
+                "{ kind = \"prometheus\", url = \"https://p\", query = \"q\" }",
+            ),
+    );
+    assert!(
+        e.contains("cliff.latency_factor must be a number above 1"),
+        "{e}"
+    );
+    assert!(
+        e.contains("cliff.error_rate must be a share between 0 and 1"),
+        "{e}"
+    );
+    assert!(e.contains("the memory budget must be more than 0"), "{e}");
+    assert!(e.contains("https is not supported"), "{e}");
+    let e = errors_of(&RAMP.replace(
+        "{ kind = \"process\", pid = 1234 }",
+        "{ kind = \"cgroup\" }",
+    ));
+    assert!(e.contains("a cgroup probe needs `path`"), "{e}");
+}

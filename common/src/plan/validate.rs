@@ -73,11 +73,20 @@ fn validate(raw: RawPlan, base_dir: &std::path::Path, issues: &mut Issues<'_>) -
     };
     let ready_timeout =
         duration_field(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
-    let memory_budget = raw.budget.and_then(|b| b.memory).and_then(|m| {
-        parse_size(m.get_ref())
-            .map_err(|e| issues.at(m.span(), e))
-            .ok()
-    });
+    let memory_budget =
+        raw.budget
+            .and_then(|b| b.memory)
+            .and_then(|m| match parse_size(m.get_ref()) {
+                Ok(0) => {
+                    issues.at(m.span(), "the memory budget must be more than 0");
+                    None
+                }
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    issues.at(m.span(), e);
+                    None
+                }
+            });
     let fail_below = raw
         .grading
         .and_then(|g| g.fail_below)

@@ -67,21 +67,19 @@ pub fn find_cliff(steps: &[StepFigures], rule: &CliffRule) -> Option<(usize, Str
 /// Growth below this share no longer counts as throughput growing.
 pub const SATURATION_GROWTH: f64 = 0.05;
 
-/// Lowest concurrency after which no step raises throughput by more than [`SATURATION_GROWTH`].
+/// Lowest concurrency after which no step raises throughput by more than [`SATURATION_GROWTH`]; `None` when
+/// throughput was still growing at the last step (saturation not reached) or fewer than two steps were measured.
 pub fn saturation(steps: &[StepFigures]) -> Option<u64> {
     let measured: Vec<(u64, f64)> = steps
         .iter()
         .filter_map(|s| Some((s.concurrency, s.throughput?)))
         .collect();
-    measured
-        .iter()
-        .enumerate()
-        .find(|(i, (_, x))| {
-            measured[i + 1..]
-                .iter()
-                .all(|(_, later)| *later <= x * (1.0 + SATURATION_GROWTH))
-        })
-        .map(|(_, (c, _))| *c)
+    let found = measured.iter().enumerate().find(|(i, (_, x))| {
+        measured[i + 1..]
+            .iter()
+            .all(|(_, later)| *later <= x * (1.0 + SATURATION_GROWTH))
+    })?;
+    (found.0 + 1 < measured.len()).then_some(found.1.0)
 }
 
 /// Linear interpolation of `points` (concurrency, value) at `at`, clamped to the measured range.
@@ -166,7 +164,13 @@ mod tests {
             step(16, 199.0, 1.0, 0.0),
         ];
         assert_eq!(saturation(&steps), Some(8));
-        assert_eq!(saturation(&steps[..1]), Some(4));
+        assert_eq!(saturation(&steps[..1]), None, "one step shows no plateau");
+        let growing = [
+            step(4, 100.0, 1.0, 0.0),
+            step(8, 200.0, 1.0, 0.0),
+            step(12, 300.0, 1.0, 0.0),
+        ];
+        assert_eq!(saturation(&growing), None, "still growing at the last step");
     }
 
     #[test]
