@@ -126,8 +126,10 @@ pub struct AgentAggregate {
     emfile: u64,
     eaddrnotavail: u64,
     threads: u32,
+    /// CPU percent x interval milliseconds, and the milliseconds: the mean is weighted by interval length, so a
+    /// few-millisecond final interval (where 10 ms clock ticks make the percentage jump) weighs what it lasted.
     cpu_sum: f64,
-    cpu_samples: u64,
+    cpu_ms: f64,
     lag: LatencyHistogram,
     connection_wait: LatencyHistogram,
     connect: LatencyHistogram,
@@ -147,7 +149,7 @@ impl Default for AgentAggregate {
             eaddrnotavail: 0,
             threads: 0,
             cpu_sum: 0.0,
-            cpu_samples: 0,
+            cpu_ms: 0.0,
             lag: new_histogram(),
             connection_wait: new_histogram(),
             connect: new_histogram(),
@@ -165,8 +167,9 @@ impl AgentAggregate {
         self.intervals += 1;
         let health = report.health.clone().unwrap_or_default();
         if health.cpu_percent >= 0.0 {
-            self.cpu_sum += health.cpu_percent;
-            self.cpu_samples += 1;
+            let ms = f64::from(report.duration_ms);
+            self.cpu_sum += health.cpu_percent * ms;
+            self.cpu_ms += ms;
         }
         merge_encoded(&mut self.lag, &health.hdr_lag)?;
         merge_encoded(&mut self.connection_wait, &health.hdr_connection_wait)?;
@@ -188,8 +191,8 @@ impl AgentAggregate {
 
     pub fn generator(&self, open_model_used: bool) -> GeneratorReport {
         let mut not_measured = BTreeMap::new();
-        let cpu_percent = if self.cpu_samples > 0 {
-            Some(self.cpu_sum / self.cpu_samples as f64)
+        let cpu_percent = if self.cpu_ms > 0.0 {
+            Some(self.cpu_sum / self.cpu_ms)
         } else {
             not_measured.insert(
                 "cpu_percent".to_owned(),
@@ -277,8 +280,9 @@ impl AgentAggregate {
                 self.eaddrnotavail
             ));
         }
-        if self.cpu_samples > 0 {
-            let mean = self.cpu_sum / self.cpu_samples as f64;
+        // Judged only over a second or more: shorter spans are clock-tick noise.
+        if self.cpu_ms >= 1000.0 {
+            let mean = self.cpu_sum / self.cpu_ms;
             if mean >= CPU_PINNED * 100.0 * f64::from(cores.max(1)) {
                 faults.push(format!(
                     "agent {agent:?} had its CPU pinned ({mean:.0} % of {cores} cores): the generator itself was \
