@@ -260,7 +260,7 @@ async fn run_embedded(
         // Ctrl-C stops the load and still writes the report (INVALID: cancelled), with what was measured.
         let cancel = control.cancel;
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted().await.is_ok() {
                 eprintln!("loadgrade: interrupted: stopping the load and writing the report");
                 cancel.cancel();
             }
@@ -313,13 +313,17 @@ async fn serve(listen: SocketAddr, database: &str) -> Result<i32, Failure> {
         .context("opening the results store")?;
     let coordinator = Coordinator::new(store);
     let shutdown = CancellationToken::new();
-    let (addr, server) = spawn_server(coordinator, listen, shutdown.clone())
+    let (addr, server) = spawn_server(coordinator.clone(), listen, shutdown.clone())
         .await
         .with_context(|| format!("listening on {listen}"))?;
     println!("loadgrade coordinator listening on http://{addr} (store {database})");
-    tokio::signal::ctrl_c()
+    interrupted()
         .await
-        .context("waiting for ctrl-c")?;
+        .context("waiting for ctrl-c or SIGTERM")?;
+    // Runs in progress stop their load and store their reports (INVALID: cancelled) before the server goes.
+    coordinator
+        .cancel_all(std::time::Duration::from_secs(30))
+        .await;
     shutdown.cancel();
     let _ = server.await;
     Ok(0)
@@ -492,4 +496,20 @@ async fn compare_runs(
         tolerance * 100.0
     );
     Ok(verdict.exit_code())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, container runtimes, kill).
+async fn interrupted() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }

@@ -141,6 +141,17 @@ impl Coordinator {
         self.lock_runs().get(id).cloned()
     }
 
+    /// Cancels every run in progress and waits (at most `grace`) until each has written its report.
+    pub async fn cancel_all(&self, grace: std::time::Duration) {
+        for control in self.lock_runs().values() {
+            control.cancel.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.lock_runs().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunControl>> {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
