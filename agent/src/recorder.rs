@@ -64,16 +64,7 @@ impl Interval {
             // Auto-resizing histograms of the same precision always add.
             let _ = mine.add(theirs);
         }
-        let (c, o) = (&mut self.counters, &other.counters);
-        c.requests += o.requests;
-        c.ok += o.ok;
-        c.errors_connect += o.errors_connect;
-        c.errors_timeout += o.errors_timeout;
-        c.errors_status_4xx += o.errors_status_4xx;
-        c.errors_status_5xx += o.errors_status_5xx;
-        c.errors_other += o.errors_other;
-        c.dropped += o.dropped;
-        c.bytes_received += o.bytes_received;
+        self.counters.add(&other.counters);
         self.backlog_max = self.backlog_max.max(other.backlog_max);
         self.emfile += other.emfile;
         self.eaddrnotavail += other.eaddrnotavail;

@@ -123,11 +123,7 @@ duration = "2s"
     for agent in &mut agents {
         let _ = agent.kill().await;
     }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task");
+    stop_coordinator(shutdown, server).await;
     testbed.shutdown().await;
 }
 
@@ -146,6 +142,15 @@ async fn finish(
         .expect("run ends in time")
         .expect("run task")
         .expect("run")
+}
+
+/// Stops the server started by [`start_coordinator`] (its agents must be gone or killed first).
+async fn stop_coordinator(shutdown: CancellationToken, server: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
 }
 
 async fn start_coordinator() -> (
@@ -221,11 +226,7 @@ async fn an_agent_lost_mid_run_degrades_the_verdict() {
     );
 
     let _ = survivor.kill().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task");
+    stop_coordinator(shutdown, server).await;
     testbed.shutdown().await;
 }
 
@@ -253,11 +254,7 @@ async fn a_target_outside_the_allowlist_is_refused() {
     );
     assert_eq!(report.agents[0].requests, 0);
     let _ = agent.kill().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task");
+    stop_coordinator(shutdown, server).await;
 }
 
 /// An agent whose open-file limit cannot hold the shard's connections refuses it before any load.
@@ -299,11 +296,7 @@ async fn a_shard_beyond_the_open_file_limit_is_refused_before_any_load() {
     );
     assert_eq!(testbed.requests(), 0, "no load was sent");
     let _ = agent.kill().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task");
+    stop_coordinator(shutdown, server).await;
     testbed.shutdown().await;
 }
 
@@ -369,10 +362,6 @@ async fn a_probe_agent_reports_the_targets_memory() {
     assert!(m.memory_headroom.is_some());
     let _ = load.kill().await;
     let _ = probe.kill().await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task");
+    stop_coordinator(shutdown, server).await;
     testbed.shutdown().await;
 }

@@ -2,24 +2,12 @@
 //! generator health). Warm-up intervals are stored but never merged here.
 
 use loadgrade_common::histogram::{
-    CodecError, LatencyHistogram, encode_base64, merge_encoded, new_histogram, us_to_ms,
+    CodecError, LatencyHistogram, encode_base64, merge, merge_encoded, new_histogram, us_to_ms,
 };
 use loadgrade_common::plan::{HttpSpec, LoadModel};
 use loadgrade_common::report::{ErrorCounts, GeneratorReport, HttpMetrics, LatencyStats};
 use loadgrade_proto::v1::{Counters, IntervalReport};
 use std::collections::BTreeMap;
-
-fn add_counters(total: &mut Counters, part: &Counters) {
-    total.requests += part.requests;
-    total.ok += part.ok;
-    total.errors_connect += part.errors_connect;
-    total.errors_timeout += part.errors_timeout;
-    total.errors_status_4xx += part.errors_status_4xx;
-    total.errors_status_5xx += part.errors_status_5xx;
-    total.errors_other += part.errors_other;
-    total.dropped += part.dropped;
-    total.bytes_received += part.bytes_received;
-}
 
 pub fn error_counts(c: &Counters) -> ErrorCounts {
     ErrorCounts {
@@ -56,7 +44,7 @@ impl ScenarioAggregate {
     pub fn add(&mut self, report: &IntervalReport) -> Result<(), CodecError> {
         merge_encoded(&mut self.corrected, &report.hdr_corrected)?;
         merge_encoded(&mut self.raw, &report.hdr_raw)?;
-        add_counters(&mut self.counters, &report.counters.unwrap_or_default());
+        self.counters.add(&report.counters.unwrap_or_default());
         *self.measured_ms.entry(report.agent.clone()).or_default() += u64::from(report.duration_ms);
         Ok(())
     }
@@ -187,6 +175,25 @@ impl AgentAggregate {
             self.dropped += c.dropped;
         }
         Ok(())
+    }
+
+    /// Adds another aggregate of the same agent (a finished scenario or ramp step) into this one.
+    pub fn absorb(&mut self, other: &AgentAggregate) -> Result<(), CodecError> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.dropped += other.dropped;
+        self.backlog_max = self.backlog_max.max(other.backlog_max);
+        self.intervals += other.intervals;
+        self.arrivals_all += other.arrivals_all;
+        self.dropped_all += other.dropped_all;
+        self.emfile += other.emfile;
+        self.eaddrnotavail += other.eaddrnotavail;
+        self.threads = self.threads.max(other.threads);
+        self.cpu_sum += other.cpu_sum;
+        self.cpu_ms += other.cpu_ms;
+        merge(&mut self.lag, &other.lag)?;
+        merge(&mut self.connection_wait, &other.connection_wait)?;
+        merge(&mut self.connect, &other.connect)
     }
 
     pub fn generator(&self, open_model_used: bool) -> GeneratorReport {

@@ -440,8 +440,7 @@ pub(crate) async fn run_shards(
                             continue;
                         }
                         *reported.entry(report.agent.clone()).or_default() += 1;
-                        let merged = ctx.agents.entry(report.agent.clone()).or_default().add(&report)
-                            .and_then(|()| part_health.entry(report.agent.clone()).or_default().add(&report))
+                        let merged = part_health.entry(report.agent.clone()).or_default().add(&report)
                             .and_then(|()| if report.warmup { Ok(()) } else { aggregate.add(&report) });
                         if let Err(e) = merged {
                             ctx.trouble.invalid.push(format!("an interval of agent {:?} did not decode: {e}", report.agent));
@@ -492,6 +491,14 @@ pub(crate) async fn run_shards(
         }
     }
 
+    // The run-wide view of each agent is the sum of its parts.
+    for (agent, health) in &part_health {
+        if let Err(e) = ctx.agents.entry(agent.clone()).or_default().absorb(health) {
+            ctx.trouble.invalid.push(format!(
+                "agent {agent:?}: health figures did not merge: {e}"
+            ));
+        }
+    }
     for (agent, health) in &part_health {
         let cores = agents
             .iter()
