@@ -27,17 +27,13 @@ impl Allowlist {
     }
 
     /// Loopback plus `extra` networks ("10.200.0.0/24", "fd00::/64"; a bare address is one host).
-    pub fn with_extra(extra: &[String]) -> Result<Self, String> {
+    pub fn with_extra(extra: &[String]) -> Result<Self, InvalidNetwork> {
         let mut list = Allowlist::loopback();
         for text in extra {
             let net = text
                 .parse::<IpNet>()
                 .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    format!(
-                        "invalid network {text:?}: expected CIDR such as 10.0.0.0/24 or an address"
-                    )
-                })?;
+                .map_err(|_| InvalidNetwork(text.clone()))?;
             list.nets.push(net);
         }
         Ok(list)
@@ -52,20 +48,35 @@ impl Allowlist {
     }
 
     /// Checks every resolved address; the error names the first one outside the list.
-    pub fn check(&self, addrs: &[SocketAddr]) -> Result<(), String> {
+    pub fn check(&self, addrs: &[SocketAddr]) -> Result<(), OutsideAllowlist> {
         match addrs.iter().find(|a| !self.allows(a.ip())) {
             None => Ok(()),
-            Some(a) => Err(format!(
-                "target address {} is outside this agent's allowlist ({}); start the agent with --allow to permit it",
-                a.ip(),
-                self.nets
+            Some(a) => Err(OutsideAllowlist {
+                addr: a.ip(),
+                allowed: self
+                    .nets
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .join(", "),
+            }),
         }
     }
+}
+
+/// An `--allow` value that is neither a network nor an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid network {0:?}: expected CIDR such as 10.0.0.0/24 or an address")]
+pub struct InvalidNetwork(pub String);
+
+/// A target address the allowlist does not cover.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "target address {addr} is outside this agent's allowlist ({allowed}); start the agent with --allow to permit it"
+)]
+pub struct OutsideAllowlist {
+    pub addr: IpAddr,
+    pub allowed: String,
 }
 
 #[cfg(test)]

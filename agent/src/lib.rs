@@ -1,13 +1,19 @@
 //! loadgrade's agent: runs on a load box, dials out to the coordinator (it listens on no port), and runs the
-//! shards it is assigned against targets inside its own allowlist.
+//! shards it is assigned against targets inside its own allowlist. It speaks the protocol only: nothing here knows
+//! the coordinator's code.
 
 pub mod allowlist;
 pub mod cpu;
+pub mod executor;
 pub mod http;
+pub mod probe;
+pub mod procfs;
 pub mod recorder;
 pub mod session;
+pub mod signal;
 
 pub use allowlist::Allowlist;
+pub use session::SessionError;
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +54,7 @@ impl AgentConfig {
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), SessionError> {
     // Connections are file descriptors: take the whole hard limit (shards are still checked against it).
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("cannot raise the open-file limit: {e}");
@@ -63,7 +69,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         match result {
             Ok(()) => tracing::info!("coordinator closed the session"),
             Err(e) if !config.reconnect => return Err(e),
-            Err(e) => tracing::warn!("{e:#}; dialing again in {backoff:?}"),
+            Err(e) => tracing::warn!("{e}; dialing again in {backoff:?}"),
         }
         if !config.reconnect {
             return Ok(());

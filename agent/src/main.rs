@@ -57,10 +57,14 @@ fn main() {
                 let shutdown = CancellationToken::new();
                 let on_signal = shutdown.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::signal::ctrl_c().await;
+                    if let Err(e) = loadgrade_agent::signal::terminated().await {
+                        tracing::warn!("cannot wait for signals: {e}");
+                    }
                     on_signal.cancel();
                 });
-                loadgrade_agent::run(config, shutdown).await
+                loadgrade_agent::run(config, shutdown)
+                    .await
+                    .map_err(anyhow::Error::from)
             })
         });
     if let Err(e) = result {

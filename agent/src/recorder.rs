@@ -3,7 +3,8 @@
 
 use crate::cpu::CpuClock;
 use loadgrade_common::histogram::{LatencyHistogram, encode, new_histogram};
-use loadgrade_proto::v1::{Counters, Health, IntervalReport};
+use loadgrade_common::interval::{Counters, Health, IntervalReport};
+use loadgrade_common::shard::PartId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -182,8 +183,7 @@ pub struct ShardId {
     pub run_id: String,
     pub agent: String,
     pub epoch: u64,
-    pub scenario: String,
-    pub stage: u32,
+    pub part: PartId,
 }
 
 /// Cuts the recorders (one per load thread) into interval reports. Sequence numbers come from `seq`, shared by every shard of one run on
@@ -246,8 +246,7 @@ impl IntervalCutter {
             agent: self.shard.agent.clone(),
             epoch: self.shard.epoch,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            scenario: self.shard.scenario.clone(),
-            stage: self.shard.stage,
+            part: self.shard.part.clone(),
             start_unix_ms: self.started_unix_ms.saturating_add(offset_ms),
             duration_ms,
             warmup,
@@ -257,9 +256,9 @@ impl IntervalCutter {
             } else {
                 Vec::new()
             },
-            counters: Some(interval.counters),
-            health: Some(Health {
-                cpu_percent: self.cpu.percent_since_last().unwrap_or(-1.0),
+            counters: interval.counters,
+            health: Health {
+                cpu_percent: self.cpu.percent_since_last(),
                 backlog_max: interval.backlog_max,
                 hdr_lag: encode_or_empty(&interval.lag),
                 hdr_connection_wait: if self.open_model {
@@ -272,7 +271,7 @@ impl IntervalCutter {
                 eaddrnotavail: interval.eaddrnotavail,
                 arrivals: interval.arrivals,
                 threads: self.threads,
-            }),
+            },
         };
         self.cut_count += 1;
         report

@@ -1,35 +1,55 @@
-//! One session with the coordinator: dial out, hello/welcome, heartbeats, and shard assignments run until the
-//! stream ends. Shards still running when the session ends are stopped: load never outlives its coordinator.
+//! One session with the coordinator: dial out, hello/welcome, heartbeats (which refresh the clock offset), and shard
+//! assignments run until the stream ends. Shards still running when the session ends are stopped: load never
+//! outlives its coordinator. Wire messages are converted at the stream's two ends; everything between speaks domain
+//! types.
 
 use crate::AgentConfig;
-use crate::http::{self, HttpShardSpec};
+use crate::executor::{self, Refusal};
+use crate::http::ShardOutput;
 use crate::recorder::ShardId;
-use anyhow::{Context, bail};
-use loadgrade_proto::v1::agent_message::Kind as Out;
-use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
-use loadgrade_proto::v1::assign_shard::Work;
-use loadgrade_proto::v1::coordinator_message::Kind as In;
-use loadgrade_proto::v1::{
-    AgentMessage, AssignShard, Heartbeat, Hello, ProbeReply, ProbeRequest, ShardDone, ShardRefused,
+use loadgrade_common::clock::unix_ms;
+use loadgrade_common::protocol::{
+    ClockEstimate, FromAgent, Heartbeat, Hello, ProbeOutcome, ProbeReply, ProbeRequest, ShardDone,
+    ShardOutcome, ShardRefused, ToAgent,
 };
+use loadgrade_common::shard::{Assignment, PartId};
+use loadgrade_proto::v1;
+use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-/// Wall clock, Unix epoch milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Furthest ahead of now a shard's start may be: the coordinator starts shards a second after assigning them.
+const MAX_START_AHEAD_MS: i64 = 60_000;
 
-fn message(kind: Out) -> AgentMessage {
-    AgentMessage { kind: Some(kind) }
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("invalid coordinator URL {url:?}: {source}")]
+    Url {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("cannot reach coordinator {url}: {source}")]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("coordinator refused the session: {0}")]
+    Refused(tonic::Status),
+    #[error("session closed before hello")]
+    ClosedBeforeHello,
+    #[error("coordinator closed the session before welcome")]
+    NoWelcome,
+    #[error("expected welcome, got another message first")]
+    NotWelcome,
+    #[error("session broken: {0}")]
+    Broken(tonic::Status),
 }
 
 /// Per-run state on this agent.
@@ -39,116 +59,142 @@ struct RunState {
     stops: Vec<CancellationToken>,
 }
 
+/// The agent's latest clock estimate, shared by the heartbeat task and the assignment handler.
+type Clock = Arc<Mutex<ClockEstimate>>;
+
+fn read_clock(clock: &Clock) -> ClockEstimate {
+    *clock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Runs one session to its end. `Ok` when the coordinator closed the stream or `shutdown` fired.
 pub async fn run_once(
     config: &AgentConfig,
     epoch: u64,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), SessionError> {
     let channel = Endpoint::from_shared(config.coordinator.clone())
-        .with_context(|| format!("invalid coordinator URL {:?}", config.coordinator))?
+        .map_err(|source| SessionError::Url {
+            url: config.coordinator.clone(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .connect()
         .await
-        .with_context(|| format!("cannot reach coordinator {}", config.coordinator))?;
+        .map_err(|source| SessionError::Connect {
+            url: config.coordinator.clone(),
+            source,
+        })?;
     let mut client = AgentServiceClient::new(channel);
-    let (tx, rx) = mpsc::channel::<AgentMessage>(1024);
+    let (tx, rx) = mpsc::channel::<FromAgent>(1024);
     let hello_sent_ms = unix_ms();
-    tx.send(message(Out::Hello(Hello {
+    tx.send(FromAgent::Hello(Hello {
         name: config.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cores: config.cores,
         epoch,
         protocol: loadgrade_proto::PROTOCOL_VERSION,
         probe_only: config.probe_only,
-    })))
+    }))
     .await
-    .context("session closed before hello")?;
+    .map_err(|_| SessionError::ClosedBeforeHello)?;
+    let outbound = ReceiverStream::new(rx).map(v1::AgentMessage::from);
     let mut inbound = client
-        .session(ReceiverStream::new(rx))
+        .session(outbound)
         .await
-        .context("coordinator refused the session")?
+        .map_err(SessionError::Refused)?
         .into_inner();
 
-    let welcome = match inbound
-        .message()
-        .await
-        .context("no welcome from coordinator")?
-    {
-        Some(m) => match m.kind {
-            Some(In::Welcome(w)) => w,
-            other => bail!("expected welcome, got {other:?}"),
+    let welcome = match inbound.message().await.map_err(SessionError::Broken)? {
+        None => return Err(SessionError::NoWelcome),
+        Some(m) => match ToAgent::try_from(m) {
+            Ok(ToAgent::Welcome(w)) => w,
+            _ => return Err(SessionError::NotWelcome),
         },
-        None => bail!("coordinator closed the session before welcome"),
     };
-    // Welcome was stamped somewhere between our hello and its arrival: take the midpoint (error <= RTT / 2).
-    let clock_offset_ms = (hello_sent_ms + unix_ms()) / 2 - welcome.server_time_unix_ms;
-    tracing::info!(coordinator = %config.coordinator, name = %config.name, clock_offset_ms, "session open");
-
-    let heartbeat = {
-        let tx = tx.clone();
-        let every = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(100)));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if tx
-                    .send(message(Out::Heartbeat(Heartbeat {
-                        sent_at_unix_ms: unix_ms(),
-                    })))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        })
-    };
+    // Welcome was stamped somewhere between our hello and its arrival: the midpoint (error <= RTT / 2). Heartbeat
+    // round trips refresh it.
+    let clock: Clock = Arc::new(Mutex::new(ClockEstimate::from_round_trip(
+        hello_sent_ms,
+        welcome.server_time_unix_ms,
+        unix_ms(),
+    )));
+    tracing::info!(
+        coordinator = %config.coordinator, name = %config.name, clock_offset_ms = read_clock(&clock).offset_ms,
+        "session open"
+    );
+    let heartbeat = spawn_heartbeat(
+        tx.clone(),
+        clock.clone(),
+        Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(100))),
+    );
 
     let mut runs: HashMap<String, RunState> = HashMap::new();
     let result = loop {
-        tokio::select! {
+        let next = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
-            next = inbound.message() => match next {
-                Err(status) => break Err(anyhow::anyhow!("session broken: {status}")),
-                Ok(None) => break Ok(()),
-                Ok(Some(m)) => match m.kind {
-                    Some(In::Assign(assign)) if config.probe_only => {
-                        let refused = ShardRefused {
-                            run_id: assign.run_id,
-                            scenario: assign.scenario,
-                            stage: assign.stage,
-                            reason: "this is a probe agent (--probe-only): it runs no load".to_owned(),
-                        };
-                        let _ = tx.send(message(Out::ShardRefused(refused))).await;
-                    }
-                    Some(In::Probe(request)) => {
-                        let _ = tx.send(message(Out::ProbeReply(answer_probe(&request)))).await;
-                    }
-                    Some(In::Assign(assign)) => {
-                        let run = runs.entry(assign.run_id.clone()).or_default();
-                        let stop = CancellationToken::new();
-                        run.stops.push(stop.clone());
-                        let ctx = ShardContext {
-                            config: config.clone(),
-                            epoch,
-                            clock_offset_ms,
-                            seq: run.seq.clone(),
-                            tx: tx.clone(),
-                            stop,
-                        };
-                        tokio::spawn(run_shard(ctx, assign));
-                    }
-                    Some(In::Stop(stop)) => {
-                        tracing::info!(run = %stop.run_id, reason = %stop.reason, "stop");
-                        // Keep the run's sequence numbers: a later part of the same run continues them.
-                        if let Some(run) = runs.get_mut(&stop.run_id) {
-                            run.stops.drain(..).for_each(|t| t.cancel());
-                        }
-                    }
-                    Some(In::Ack(_)) | Some(In::Welcome(_)) | None => {}
+            next = inbound.message() => next,
+        };
+        let wire = match next {
+            Err(status) => break Err(SessionError::Broken(status)),
+            Ok(None) => break Ok(()),
+            Ok(Some(wire)) => wire,
+        };
+        // An assignment that does not convert is still refused by name, so the run learns why.
+        let assign_ids = match &wire.kind {
+            Some(v1::coordinator_message::Kind::Assign(a)) => Some((
+                a.run_id.clone(),
+                PartId {
+                    scenario: a.scenario.clone(),
+                    stage: a.stage,
                 },
-            },
+            )),
+            _ => None,
+        };
+        let message = match ToAgent::try_from(wire) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("coordinator message does not convert: {e}");
+                if let Some((run_id, part)) = assign_ids {
+                    refuse(&tx, run_id, part, &Refusal::Wire(e)).await;
+                }
+                continue;
+            }
+        };
+        match message {
+            ToAgent::Probe(request) => {
+                let _ = tx.send(FromAgent::ProbeReply(answer_probe(&request))).await;
+            }
+            ToAgent::Assign(assignment) => {
+                let run = runs.entry(assignment.run_id.clone()).or_default();
+                let stop = CancellationToken::new();
+                run.stops.push(stop.clone());
+                let ctx = ShardContext {
+                    config: config.clone(),
+                    epoch,
+                    clock_offset_ms: read_clock(&clock).offset_ms.round() as i64,
+                    seq: run.seq.clone(),
+                    tx: tx.clone(),
+                    stop,
+                };
+                tokio::spawn(run_shard(ctx, *assignment));
+            }
+            ToAgent::Stop { run_id, reason } => {
+                tracing::info!(run = %run_id, %reason, "stop");
+                // Keep the run's sequence numbers: a later part of the same run continues them.
+                if let Some(run) = runs.get_mut(&run_id) {
+                    run.stops.drain(..).for_each(|t| t.cancel());
+                }
+            }
+            ToAgent::HeartbeatAck(ack) => {
+                let estimate = ClockEstimate::from_round_trip(
+                    ack.agent_sent_at_unix_ms,
+                    ack.server_time_unix_ms,
+                    unix_ms(),
+                );
+                *clock.lock().unwrap_or_else(PoisonError::into_inner) = estimate;
+            }
+            ToAgent::Ack { .. } | ToAgent::Welcome(_) => {}
         }
     };
     for run in runs.values() {
@@ -158,36 +204,45 @@ pub async fn run_once(
     result
 }
 
+fn spawn_heartbeat(
+    tx: mpsc::Sender<FromAgent>,
+    clock: Clock,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let beat = Heartbeat {
+                sent_at_unix_ms: unix_ms(),
+                clock: Some(read_clock(&clock)),
+            };
+            if tx.send(FromAgent::Heartbeat(beat)).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 /// Reads the requested target on this host.
 fn answer_probe(request: &ProbeRequest) -> ProbeReply {
-    use loadgrade_common::local_probe::{LocalTarget, read};
-    use loadgrade_proto::v1::probe_request::Target;
-    let target = match &request.target {
-        Some(Target::Pid(pid)) => LocalTarget::Pid(*pid),
-        Some(Target::ProcessName(name)) => LocalTarget::Name(name.clone()),
-        Some(Target::Cgroup(path)) => LocalTarget::Cgroup(path.clone()),
-        None => {
-            return ProbeReply {
-                request_id: request.request_id,
-                error: "no target in the request".into(),
-                ..Default::default()
-            };
-        }
-    };
-    match read(&target) {
-        Ok((memory_bytes, cpu)) => ProbeReply {
-            request_id: request.request_id,
-            memory_bytes,
-            cpu_seconds: cpu.unwrap_or(0.0),
-            has_cpu: cpu.is_some(),
-            error: String::new(),
-        },
-        Err(error) => ProbeReply {
-            request_id: request.request_id,
-            error,
-            ..Default::default()
+    ProbeReply {
+        request_id: request.request_id,
+        outcome: match crate::probe::read(&request.target) {
+            Ok(reading) => ProbeOutcome::Reading(reading),
+            Err(e) => ProbeOutcome::Failed(e.to_string()),
         },
     }
+}
+
+async fn refuse(tx: &mpsc::Sender<FromAgent>, run_id: String, part: PartId, why: &Refusal) {
+    tracing::warn!(run = %run_id, scenario = %part.scenario, reason = %why, "shard refused");
+    let _ = tx
+        .send(FromAgent::ShardRefused(ShardRefused {
+            run_id,
+            part,
+            reason: why.to_string(),
+        }))
+        .await;
 }
 
 struct ShardContext {
@@ -195,77 +250,76 @@ struct ShardContext {
     epoch: u64,
     clock_offset_ms: i64,
     seq: Arc<AtomicU64>,
-    tx: mpsc::Sender<AgentMessage>,
+    tx: mpsc::Sender<FromAgent>,
     stop: CancellationToken,
 }
 
-async fn run_shard(ctx: ShardContext, assign: AssignShard) {
-    let refuse = |reason: String| {
-        message(Out::ShardRefused(ShardRefused {
-            run_id: assign.run_id.clone(),
-            scenario: assign.scenario.clone(),
-            stage: assign.stage,
-            reason,
-        }))
+async fn run_shard(ctx: ShardContext, assignment: Assignment) {
+    let Assignment {
+        run_id,
+        part,
+        start_at_unix_ms,
+        work,
+    } = assignment;
+    let local_start_ms = start_at_unix_ms.saturating_add(ctx.clock_offset_ms);
+    let ahead_ms = local_start_ms.saturating_sub(unix_ms());
+    let prepared = if ahead_ms > MAX_START_AHEAD_MS {
+        Err(Refusal::StartTooFar {
+            ahead_ms,
+            max_ms: MAX_START_AHEAD_MS,
+        })
+    } else {
+        executor::prepare(work, &ctx.config).await
     };
-    let spec = match &assign.work {
-        Some(Work::Http(shard)) => {
-            HttpShardSpec::from_proto(shard, &ctx.config.allowlist, ctx.config.cores).await
-        }
-        None => Err("assignment carries no work this agent knows".to_owned()),
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(why) => return refuse(&ctx.tx, run_id, part, &why).await,
     };
-    let spec = match spec {
-        Ok(spec) => Arc::new(spec),
-        Err(reason) => {
-            tracing::warn!(run = %assign.run_id, scenario = %assign.scenario, %reason, "shard refused");
-            let _ = ctx.tx.send(refuse(reason)).await;
-            return;
-        }
-    };
-    let local_start_ms = assign.start_at_unix_ms + ctx.clock_offset_ms;
-    let delay_ms = u64::try_from(local_start_ms - unix_ms()).unwrap_or(0);
-    let start = tokio::time::Instant::now() + Duration::from_millis(delay_ms);
-    tracing::info!(run = %assign.run_id, scenario = %assign.scenario, url = %spec.target.url, delay_ms, "shard accepted");
+    let delay =
+        Duration::from_millis(u64::try_from(local_start_ms.saturating_sub(unix_ms())).unwrap_or(0));
+    let start = tokio::time::Instant::now() + delay;
+    tracing::info!(run = %run_id, scenario = %part.scenario, target = %prepared.target(), ?delay, "shard accepted");
 
-    let shard_id = ShardId {
-        run_id: assign.run_id.clone(),
-        agent: ctx.config.name.clone(),
-        epoch: ctx.epoch,
-        scenario: assign.scenario.clone(),
-        stage: assign.stage,
-    };
     let (reports, mut report_rx) = mpsc::channel(64);
     let forward = {
         let tx = ctx.tx.clone();
         tokio::spawn(async move {
             while let Some(report) = report_rx.recv().await {
-                if tx.send(message(Out::Interval(report))).await.is_err() {
+                if tx
+                    .send(FromAgent::Interval(Box::new(report)))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
         })
     };
-    let output = http::ShardOutput {
-        shard: shard_id,
+    let output = ShardOutput {
+        shard: ShardId {
+            run_id: run_id.clone(),
+            agent: ctx.config.name.clone(),
+            epoch: ctx.epoch,
+            part: part.clone(),
+        },
         seq: ctx.seq.clone(),
-        start_unix_ms: assign.start_at_unix_ms,
+        start_unix_ms: start_at_unix_ms,
         reports,
     };
-    let result = http::run(spec, start, output, ctx.stop.clone()).await;
+    let result = prepared.run(start, output, ctx.stop.clone()).await;
     let _ = forward.await;
-    let (intervals, error) = match result {
-        Ok(n) if ctx.stop.is_cancelled() => (n, "stopped".to_owned()),
-        Ok(n) => (n, String::new()),
-        Err(e) => (0, e),
+    let (intervals, outcome) = match result {
+        Ok(n) if ctx.stop.is_cancelled() => (n, ShardOutcome::Stopped),
+        Ok(n) => (n, ShardOutcome::Completed),
+        Err(e) => (0, ShardOutcome::Failed(e.to_string())),
     };
     let _ = ctx
         .tx
-        .send(message(Out::ShardDone(ShardDone {
-            run_id: assign.run_id.clone(),
-            scenario: assign.scenario.clone(),
-            stage: assign.stage,
+        .send(FromAgent::ShardDone(ShardDone {
+            run_id,
+            part,
             intervals,
-            error,
-        })))
+            outcome,
+        }))
         .await;
 }

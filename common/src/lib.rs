@@ -1,14 +1,20 @@
-//! loadgrade's shared model: plans and their validation, histogram codec and merge, shard arithmetic,
-//! thresholds, grading and the report. No network I/O lives here.
+//! loadgrade's shared model: plans and their validation, the scenario kinds, the work and results that travel
+//! between coordinator and agents (in domain terms; `loadgrade-proto` converts them), histogram codec and merge,
+//! shard arithmetic, thresholds, grading and the report. No I/O lives here.
 
+pub mod clock;
 pub mod grade;
 pub mod histogram;
-pub mod local_probe;
+pub mod interval;
+pub mod kind;
 pub mod plan;
 pub mod profile;
+pub mod protocol;
 pub mod report;
+pub mod run;
 #[cfg(feature = "schema")]
 pub mod schema;
+pub mod shard;
 pub mod shares;
 pub mod threshold;
 pub mod units;

@@ -94,13 +94,6 @@ impl Threshold {
     }
 }
 
-/// Looks up a dotted path in a scenario's metrics; `None` when absent, null or not a number.
-pub fn lookup(metrics: &serde_json::Value, path: &str) -> Option<f64> {
-    path.split('.')
-        .try_fold(metrics, |value, key| value.get(key))
-        .and_then(serde_json::Value::as_f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,14 +123,5 @@ mod tests {
         ] {
             assert!(Threshold::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn looks_up_dotted_paths() {
-        let m = serde_json::json!({"latency_ms": {"p95": 12.5}, "errors": 0, "none": null});
-        assert_eq!(lookup(&m, "latency_ms.p95"), Some(12.5));
-        assert_eq!(lookup(&m, "errors"), Some(0.0));
-        assert_eq!(lookup(&m, "none"), None);
-        assert_eq!(lookup(&m, "latency_ms.p96"), None);
     }
 }

@@ -1,15 +1,8 @@
-//! Wall-clock helpers: Unix milliseconds and RFC 3339 timestamps.
+//! Wall-clock helpers for reports and run ids: RFC 3339 timestamps (Unix milliseconds are
+//! `loadgrade_common::clock::unix_ms`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-/// Coordinator wall clock, Unix epoch milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Now, RFC 3339 in UTC.
 pub fn now_rfc3339() -> String {

@@ -10,6 +10,14 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("cannot listen on loopback: {0}")]
+    Listen(std::io::Error),
+    #[error("embedded agents did not connect within 10 s")]
+    AgentsSilent,
+}
+
 pub struct Embedded {
     pub coordinator: Arc<Coordinator>,
     pub addr: SocketAddr,
@@ -20,7 +28,7 @@ pub struct Embedded {
 impl Embedded {
     /// Starts the coordinator on 127.0.0.1 (free port) and `agents` in-process agents named `agent-1`..,
     /// and waits until they are connected.
-    pub async fn start(store: Store, agents: u32) -> anyhow::Result<Embedded> {
+    pub async fn start(store: Store, agents: u32) -> Result<Embedded, EmbeddedError> {
         let coordinator = Coordinator::new(store);
         let shutdown = CancellationToken::new();
         let (addr, server) = spawn_server(
@@ -28,21 +36,22 @@ impl Embedded {
             ([127, 0, 0, 1], 0).into(),
             shutdown.clone(),
         )
-        .await?;
+        .await
+        .map_err(EmbeddedError::Listen)?;
         let mut tasks = vec![server];
         for i in 1..=agents {
             let config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = loadgrade_agent::run(config, shutdown).await {
-                    tracing::error!("embedded agent stopped: {e:#}");
+                    tracing::error!("embedded agent stopped: {e}");
                 }
             }));
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while coordinator.registry.agents().len() < agents as usize {
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("embedded agents did not connect within 10 s");
+                return Err(EmbeddedError::AgentsSilent);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

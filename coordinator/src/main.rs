@@ -1,4 +1,7 @@
-//! `loadgrade`: the command line (run, demo, serve, submit, validate). All logic lives in the library.
+//! `loadgrade`: the command line. Parses options, installs tracing, builds the runtime and runs the command; the
+//! commands (in `cli/`) are thin over the library.
+
+mod cli;
 
 use clap::Parser;
 
@@ -9,15 +12,15 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = loadgrade_coordinator::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(loadgrade_coordinator::cli::execute(cli)),
+        Ok(runtime) => runtime.block_on(cli::execute(cli)),
         Err(e) => {
             eprintln!("loadgrade: error: cannot start the runtime: {e}");
-            loadgrade_coordinator::cli::EXIT_RUNTIME
+            cli::EXIT_RUNTIME
         }
     };
     std::process::exit(code);

@@ -214,7 +214,7 @@ fn too_few_agents_end_the_run_without_load() {
         report.verdict_reasons
     );
     assert!(report.agents.is_empty());
-    assert!(report.scenarios[0].metrics.is_null(), "no load was sent");
+    assert!(report.scenarios[0].metrics.is_none(), "no load was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,11 @@ mod support;
 use loadgrade_common::grade::Verdict;
 use loadgrade_common::plan::ProbeSpec;
 use loadgrade_common::report::RampMetrics;
-use loadgrade_coordinator::probe;
-use loadgrade_coordinator::registry::Registry;
+use loadgrade_coordinator::run::probe;
+use loadgrade_coordinator::server::registry::Registry;
 
 fn ramp_metrics(report: &loadgrade_common::report::Report) -> RampMetrics {
-    serde_json::from_value(report.scenarios[0].metrics.clone()).expect("ramp metrics")
+    support::ramp_metrics(report, &report.scenarios[0].name)
 }
 
 /// The testbed's `/work` p95 at `c` concurrent clients: `ms` per turn, and the unluckiest clients wait
@@ -289,7 +289,8 @@ async fn the_prometheus_probe_reads_an_instant_query_from_a_real_prometheus() {
     };
     let e = probe::sample(&empty, &registry)
         .await
-        .expect_err("no sample");
+        .expect_err("no sample")
+        .to_string();
     assert!(e.contains("returned no sample"), "{e}");
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -12,12 +12,16 @@ mod target;
 mod transport;
 
 pub use share::ThreadShare;
-pub use target::HttpTarget;
+pub use target::{HttpTarget, TargetError};
+pub use transport::TlsError;
 
+use crate::Allowlist;
+use crate::allowlist::OutsideAllowlist;
 use crate::recorder::{IntervalCutter, Recorder, ShardId};
 use limits::Limits;
-use loadgrade_common::profile::{Profile, Stage};
-use loadgrade_proto::v1::{Arrivals, HttpShard, IntervalReport, LoadModel};
+use loadgrade_common::interval::IntervalReport;
+use loadgrade_common::plan::{Arrivals, LoadModel};
+use loadgrade_common::shard::{HttpShard, ShardProfile};
 use share::Slot;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -33,6 +37,45 @@ const LAG_PROBE_PERIOD: Duration = Duration::from_millis(5);
 /// File descriptors kept free beyond the shard's connections (logs, the coordinator session, DNS).
 const SPARE_FILES: u64 = 64;
 
+/// Why an HTTP shard is refused before any request is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Allowlist(#[from] OutsideAllowlist),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot read the open-file limit: {0}")]
+    FileLimit(std::io::Error),
+    #[error(
+        "this agent's open-file limit is {soft}, but the shard needs {connections} connections plus {open_now} files \
+         already open and {SPARE_FILES} spare ({needed}); raise it (ulimit -n, or LimitNOFILE= in the systemd unit) \
+         or spread the load over more agents"
+    )]
+    OpenFiles {
+        soft: u64,
+        connections: u64,
+        open_now: u64,
+        needed: u64,
+    },
+    #[error("a shard needs a duration or a request budget to end by itself")]
+    Endless,
+    #[error("an open-model shard needs a connection cap and a backlog of at least 1")]
+    NoOpenCapacity,
+}
+
+/// Why a shard that started ended with incomplete figures.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("cannot start a load thread: {0}")]
+    ThreadStart(std::io::Error),
+    #[error("{ended} of {of} load threads ended abnormally; this shard's figures are incomplete")]
+    ThreadsEnded { ended: usize, of: usize },
+    #[error("{0}; this shard's figures are incomplete")]
+    Task(&'static str),
+}
+
 /// A shard checked and ready to run.
 #[derive(Debug)]
 pub struct HttpShardSpec {
@@ -40,9 +83,7 @@ pub struct HttpShardSpec {
     pub transport: transport::Transport,
     pub open_model: bool,
     pub poisson: bool,
-    pub profile: Profile,
-    pub agent_weights: Vec<u64>,
-    pub agent_index: usize,
+    pub profile: ShardProfile,
     /// Open model: this agent's connection cap.
     pub connections: u64,
     pub warmup: Duration,
@@ -55,65 +96,36 @@ pub struct HttpShardSpec {
 }
 
 impl HttpShardSpec {
-    /// Validates a wire shard, resolves its target and checks this agent can hold its connections.
-    /// Errors are messages for `ShardRefused`.
-    pub async fn from_proto(
-        shard: &HttpShard,
-        allowlist: &crate::Allowlist,
+    /// Resolves the shard's target, checks it against the allowlist and checks this agent can hold its connections.
+    pub async fn prepare(
+        shard: HttpShard,
+        allowlist: &Allowlist,
         cores: u32,
-    ) -> Result<Self, String> {
-        let target =
-            HttpTarget::resolve(&shard.url, &shard.method, &shard.headers, &shard.body).await?;
+    ) -> Result<Self, Refusal> {
+        let target = HttpTarget::resolve(&shard.request).await?;
         allowlist.check(&target.addrs)?;
-        let version = match shard.http_version {
-            0 | 1 => transport::Version::Http1,
-            2 => transport::Version::Http2,
-            other => return Err(format!("unknown HTTP version {other}")),
+        let version = if shard.request.http2 {
+            transport::Version::Http2
+        } else {
+            transport::Version::Http1
         };
         let transport =
-            transport::Transport::new(target.https, &target.host, version, &shard.ca_pem)?;
-        let open_model = match LoadModel::try_from(shard.model) {
-            Ok(LoadModel::Open) => true,
-            Ok(LoadModel::Closed) => false,
-            _ => return Err(format!("unknown load model {}", shard.model)),
-        };
-        let wire = shard.profile.clone().unwrap_or_default();
-        let agent_index = wire.index as usize;
-        if wire.weights.is_empty() || agent_index >= wire.weights.len() {
-            return Err("the shard's profile has no weight for this agent".into());
+            transport::Transport::new(target.https, &target.host, version, &shard.request.ca_pem)?;
+        let open_model = shard.model == LoadModel::Open;
+        if shard.profile.profile.length.is_none() && shard.max_requests.is_none() {
+            return Err(Refusal::Endless);
         }
-        let stages: Vec<Stage> = wire
-            .stages
-            .iter()
-            .map(|s| Stage {
-                target: s.target,
-                duration: Duration::from_millis(s.duration_ms),
-            })
-            .collect();
-        let profile = if stages.is_empty() {
-            let length = (shard.duration_ms > 0).then(|| Duration::from_millis(shard.duration_ms));
-            Profile::constant(wire.start, length)
-        } else {
-            Profile::ramp(wire.start, stages)
-        };
-        if profile.length.is_none() && shard.max_requests == 0 {
-            return Err("a shard needs a duration or a request budget to end by itself".into());
-        }
-        let agent_share = ThreadShare {
-            profile: profile.clone(),
-            agent_weights: wire.weights.clone(),
-            agent_index,
-            threads: 1,
-            thread_index: 0,
-        };
         let (connections, work) = if open_model {
             if shard.connections == 0 || shard.max_backlog == 0 {
-                return Err(
-                    "an open-model shard needs a connection cap and a backlog of at least 1".into(),
-                );
+                return Err(Refusal::NoOpenCapacity);
             }
             (shard.connections, shard.connections)
         } else {
+            let agent_share = ThreadShare {
+                shard: shard.profile.clone(),
+                threads: 1,
+                thread_index: 0,
+            };
             let most = agent_share.max();
             (most, most)
         };
@@ -123,24 +135,20 @@ impl HttpShardSpec {
             target,
             transport,
             open_model,
-            poisson: shard.arrivals == Arrivals::Poisson as i32,
-            profile,
-            agent_weights: wire.weights,
-            agent_index,
+            poisson: shard.arrivals == Arrivals::Poisson,
+            profile: shard.profile,
             connections,
-            warmup: Duration::from_millis(shard.warmup_ms),
+            warmup: shard.warmup,
             max_backlog: shard.max_backlog,
-            timeout: Duration::from_millis(shard.request_timeout_ms.max(1)),
-            max_requests: (shard.max_requests > 0).then_some(shard.max_requests),
+            timeout: shard.request.timeout,
+            max_requests: shard.max_requests,
             threads,
         })
     }
 
     fn thread_share(&self, thread_index: usize) -> ThreadShare {
         ThreadShare {
-            profile: self.profile.clone(),
-            agent_weights: self.agent_weights.clone(),
-            agent_index: self.agent_index,
+            shard: self.profile.clone(),
             threads: self.threads,
             thread_index,
         }
@@ -148,17 +156,19 @@ impl HttpShardSpec {
 }
 
 /// Refuses a shard whose connections would not fit under this process's open-file limit.
-fn check_open_files(connections: u64) -> Result<(), String> {
-    let (soft, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
-        .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
+fn check_open_files(connections: u64) -> Result<(), Refusal> {
+    let (soft, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).map_err(Refusal::FileLimit)?;
     let open_now = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let needed = connections + open_now + SPARE_FILES;
+    let needed = connections
+        .saturating_add(open_now)
+        .saturating_add(SPARE_FILES);
     if needed > soft {
-        return Err(format!(
-            "this agent's open-file limit is {soft}, but the shard needs {connections} connections plus \
-             {open_now} files already open and {SPARE_FILES} spare ({needed}); raise it (ulimit -n, or \
-             LimitNOFILE= in the systemd unit) or spread the load over more agents"
-        ));
+        return Err(Refusal::OpenFiles {
+            soft,
+            connections,
+            open_now,
+            needed,
+        });
     }
     Ok(())
 }
@@ -166,7 +176,7 @@ fn check_open_files(connections: u64) -> Result<(), String> {
 /// What one load thread needs.
 pub struct ThreadContext {
     /// Set when a task failed in a way that makes the shard's figures incomplete.
-    pub failure: Arc<std::sync::Mutex<Option<String>>>,
+    pub failure: Arc<std::sync::Mutex<Option<&'static str>>>,
     pub spec: Arc<HttpShardSpec>,
     pub recorder: Recorder,
     pub limits: Arc<Limits>,
@@ -181,12 +191,12 @@ pub struct ThreadContext {
 
 impl ThreadContext {
     /// Notes a failure; the shard then ends with an error and the run is graded INVALID.
-    pub fn failed(&self, why: &str) {
+    pub fn failed(&self, why: &'static str) {
         let mut failure = self
             .failure
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failure.get_or_insert_with(|| why.to_owned());
+        failure.get_or_insert(why);
     }
 
     fn slot_now(&self) -> Slot {
@@ -210,7 +220,7 @@ pub async fn run(
     start: Instant,
     output: ShardOutput,
     stop: CancellationToken,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     let recorders: Vec<Recorder> = (0..spec.threads)
         .map(|_| Recorder::new(spec.open_model))
         .collect();
@@ -225,10 +235,15 @@ pub async fn run(
         () = sleep_until(start) => {}
         () = stop.cancelled() => return Ok(0),
     }
-    let warmup_end = start + spec.warmup;
+    // Durations are bounded (a week at most) where the shard is read, so these never saturate; if they did, the
+    // load would end early rather than never.
+    let warmup_end = start.checked_add(spec.warmup).unwrap_or(start);
     let limits = Arc::new(Limits::new(
         warmup_end,
-        spec.profile.length.map(|d| warmup_end + d),
+        spec.profile
+            .profile
+            .length
+            .map(|d| warmup_end.checked_add(d).unwrap_or(warmup_end)),
         spec.max_requests,
         stop.clone(),
     ));
@@ -265,7 +280,7 @@ pub async fn run(
             })
             .map_err(|e| {
                 stop.cancel();
-                format!("cannot start a load thread: {e}")
+                Failure::ThreadStart(e)
             })?;
     }
     drop(done_tx);
@@ -296,18 +311,17 @@ pub async fn run(
     let report = cutter.cut(now, now <= warmup_end && !spec.warmup.is_zero());
     let _ = output.reports.send(report).await;
     if finished_threads < spec.threads {
-        return Err(format!(
-            "{} of {} load threads ended abnormally; this shard's figures are incomplete",
-            spec.threads - finished_threads,
-            spec.threads
-        ));
+        return Err(Failure::ThreadsEnded {
+            ended: spec.threads - finished_threads,
+            of: spec.threads,
+        });
     }
     if let Some(why) = failure
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
     {
-        return Err(format!("{why}; this shard's figures are incomplete"));
+        return Err(Failure::Task(why));
     }
     Ok(cutter.cut_count())
 }
@@ -370,7 +384,7 @@ mod tests {
     fn too_many_connections_for_the_open_file_limit_are_refused() {
         let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("limit");
         let e = check_open_files(soft).expect_err("cannot fit");
-        assert!(e.contains("open-file limit"), "{e}");
+        assert!(e.to_string().contains("open-file limit"), "{e}");
         assert!(check_open_files(1).is_ok());
     }
 }

@@ -1,15 +1,14 @@
 //! One load thread's part of a shard's profile: the plan total for the second, split by agent weight, then
 //! evenly over this agent's load threads. Both splits are exact, so parts sum to the total in every second.
 
-use loadgrade_common::profile::{Profile, part};
+use loadgrade_common::profile::part;
+use loadgrade_common::shard::ShardProfile;
 use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct ThreadShare {
-    pub profile: Profile,
-    pub agent_weights: Vec<u64>,
-    pub agent_index: usize,
+    pub shard: ShardProfile,
     pub threads: usize,
     pub thread_index: usize,
 }
@@ -25,26 +24,35 @@ pub struct Slot {
 
 impl ThreadShare {
     fn of_total(&self, total: u64) -> u64 {
-        let agent = part(total, &self.agent_weights, self.agent_index);
+        let agent = self.shard.part_of(total);
         part(agent, &vec![1; self.threads], self.thread_index)
     }
 
     /// This thread's value in measured second `second`.
     pub fn in_second(&self, second: u64) -> u64 {
-        self.of_total(self.profile.total_in_second(second))
+        self.of_total(self.shard.profile.total_in_second(second))
     }
 
     /// This thread's value during warm-up.
     pub fn in_warmup(&self) -> u64 {
-        self.of_total(self.profile.start)
+        self.of_total(self.shard.profile.start)
     }
 
-    /// Largest value over the whole profile (warm-up included).
+    /// Largest value over the whole profile (warm-up included). Splits are computed once per distinct plan total,
+    /// so a long constant profile costs one split, not one per second.
     pub fn max(&self) -> u64 {
-        let seconds = self.profile.length.map_or(1, |l| l.as_secs() + 1);
-        (0..seconds)
-            .map(|s| self.in_second(s))
-            .fold(self.in_warmup(), u64::max)
+        let profile = &self.shard.profile;
+        let seconds = profile.length.map_or(1, |l| l.as_secs().saturating_add(1));
+        let mut best = self.in_warmup();
+        let mut last_total = None;
+        for second in 0..seconds {
+            let total = profile.total_in_second(second);
+            if last_total != Some(total) {
+                best = best.max(self.of_total(total));
+                last_total = Some(total);
+            }
+        }
+        best
     }
 
     /// The slot holding `at`: warm-up seconds from `start`, then measured seconds from `warmup_end`.
@@ -61,7 +69,7 @@ impl ThreadShare {
             let s = at.duration_since(warmup_end).as_secs();
             let begin = warmup_end + Duration::from_secs(s);
             let mut end = begin + Duration::from_secs(1);
-            if let Some(length) = self.profile.length {
+            if let Some(length) = self.shard.profile.length {
                 end = end.min(warmup_end + length).max(begin);
             }
             Slot {
@@ -76,7 +84,25 @@ impl ThreadShare {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadgrade_common::profile::Stage;
+    use loadgrade_common::profile::{Profile, Stage};
+
+    fn share(
+        profile: Profile,
+        weights: Vec<u64>,
+        index: usize,
+        threads: usize,
+        thread_index: usize,
+    ) -> ThreadShare {
+        ThreadShare {
+            shard: ShardProfile {
+                profile,
+                weights,
+                index,
+            },
+            threads,
+            thread_index,
+        }
+    }
 
     #[test]
     fn threads_of_agents_sum_to_the_plan_total() {
@@ -92,14 +118,8 @@ mod tests {
             let mut sum = 0;
             for agent in 0..3 {
                 for thread in 0..2 {
-                    let share = ThreadShare {
-                        profile: profile.clone(),
-                        agent_weights: weights.clone(),
-                        agent_index: agent,
-                        threads: 2,
-                        thread_index: thread,
-                    };
-                    sum += share.in_second(second);
+                    sum +=
+                        share(profile.clone(), weights.clone(), agent, 2, thread).in_second(second);
                 }
             }
             assert_eq!(sum, profile.total_in_second(second));
@@ -108,13 +128,13 @@ mod tests {
 
     #[test]
     fn slots_cut_at_warmup_and_at_the_end() {
-        let share = ThreadShare {
-            profile: Profile::constant(10, Some(Duration::from_millis(1500))),
-            agent_weights: vec![1],
-            agent_index: 0,
-            threads: 1,
-            thread_index: 0,
-        };
+        let share = share(
+            Profile::constant(10, Some(Duration::from_millis(1500))),
+            vec![1],
+            0,
+            1,
+            0,
+        );
         let start = Instant::now();
         let warmup_end = start + Duration::from_millis(1200);
         let first = share.slot_at(start, warmup_end, start + Duration::from_millis(1100));
@@ -125,5 +145,29 @@ mod tests {
         let last = share.slot_at(start, warmup_end, warmup_end + Duration::from_millis(1200));
         assert_eq!(last.end, warmup_end + Duration::from_millis(1500));
         assert_eq!(last.value, 10);
+    }
+
+    /// Regression (issue 7): a closed model with `duration = "20y"` made the agent spin at 100 % CPU here. Plans are
+    /// now bounded to 7 days, and the
+    /// longest of those costs one split per distinct total.
+    #[test]
+    fn the_maximum_of_a_week_long_profile_is_quick() {
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let constant = share(Profile::constant(64, Some(week)), vec![3, 2], 1, 4, 3);
+        assert_eq!(constant.max(), 6);
+        let ramp = share(
+            Profile::ramp(
+                1,
+                vec![Stage {
+                    target: 1000,
+                    duration: week,
+                }],
+            ),
+            vec![1],
+            0,
+            1,
+            0,
+        );
+        assert_eq!(ramp.max(), 1000);
     }
 }

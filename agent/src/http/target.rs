@@ -4,8 +4,37 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use loadgrade_proto::v1::Header;
+use loadgrade_common::plan::HttpRequest;
 use std::net::SocketAddr;
+
+/// Why a shard's request cannot be built or its host reached.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("invalid url {url:?}: {source}")]
+    Url {
+        url: String,
+        source: http::uri::InvalidUri,
+    },
+    #[error("unsupported url {0:?}: expected http:// or https://")]
+    Scheme(String),
+    #[error("invalid url {0:?}: no host")]
+    NoHost(String),
+    #[error("cannot resolve {host_port}: {source}")]
+    Resolve {
+        host_port: String,
+        source: std::io::Error,
+    },
+    #[error("{0} resolves to no address")]
+    NoAddress(String),
+    #[error("invalid method {0:?}")]
+    Method(String),
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    #[error("invalid value for header {0:?}")]
+    HeaderValue(String),
+    #[error("the Host header comes from the url; remove it from headers")]
+    HostHeader,
+}
 
 #[derive(Debug)]
 pub struct HttpTarget {
@@ -26,55 +55,47 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// Parses, resolves and builds the request. Errors are messages for `ShardRefused`.
-    pub async fn resolve(
-        url: &str,
-        method: &str,
-        headers: &[Header],
-        body: &[u8],
-    ) -> Result<Self, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("invalid url {url:?}: {e}"))?;
+    /// Parses, resolves and builds the request.
+    pub async fn resolve(spec: &HttpRequest) -> Result<Self, TargetError> {
+        let (url, method, headers, body) = (&spec.url, &spec.method, &spec.headers, &spec.body);
+        let uri: Uri = url.parse().map_err(|source| TargetError::Url {
+            url: url.clone(),
+            source,
+        })?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => {
-                return Err(format!(
-                    "unsupported url {url:?}: expected http:// or https://"
-                ));
-            }
+            _ => return Err(TargetError::Scheme(url.clone())),
         };
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("invalid url {url:?}: no host"))?;
+        let host = uri.host().ok_or_else(|| TargetError::NoHost(url.clone()))?;
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host_port = format!(
             "{}:{port}",
             host.trim_start_matches('[').trim_end_matches(']')
         );
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&host_port)
-            .await
-            .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
-            .collect();
+        let resolved = tokio::net::lookup_host(host_port.clone()).await;
+        let addrs: Vec<SocketAddr> = match resolved {
+            Ok(addrs) => addrs.collect(),
+            Err(source) => return Err(TargetError::Resolve { host_port, source }),
+        };
         if addrs.is_empty() {
-            return Err(format!("{host_port} resolves to no address"));
+            return Err(TargetError::NoAddress(host_port));
         }
         let authority = uri.authority().map_or(host, |a| a.as_str());
         let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("invalid method {method:?}"))?;
+            .map_err(|_| TargetError::Method(method.clone()))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
         let mut has_length = false;
         let mut header_map = HeaderMap::new();
-        for h in headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| format!("invalid header name {:?}", h.name))?;
-            let value = HeaderValue::from_str(&h.value)
-                .map_err(|_| format!("invalid value for header {:?}", h.name))?;
+        for (h_name, h_value) in headers {
+            let name = HeaderName::from_bytes(h_name.as_bytes())
+                .map_err(|_| TargetError::HeaderName(h_name.clone()))?;
+            let value = HeaderValue::from_str(h_value)
+                .map_err(|_| TargetError::HeaderValue(h_name.clone()))?;
             if name == http::header::HOST {
-                return Err("the Host header comes from the url; remove it from headers".into());
+                return Err(TargetError::HostHeader);
             }
             has_length |= name == http::header::CONTENT_LENGTH;
             header_map.append(name.clone(), value.clone());
@@ -91,7 +112,7 @@ impl HttpTarget {
         request.extend_from_slice(b"\r\n");
         request.extend_from_slice(body);
         Ok(HttpTarget {
-            url: url.to_owned(),
+            url: url.clone(),
             addrs,
             request,
             head: method == Method::HEAD,
@@ -126,21 +147,37 @@ impl HttpTarget {
 mod tests {
     use super::*;
 
+    fn request(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpRequest {
+        HttpRequest {
+            url: url.into(),
+            method: method.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+            http2: false,
+            ca_pem: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
     #[tokio::test]
     async fn builds_the_request_once() {
-        let headers = [Header {
-            name: "x-key".into(),
-            value: "v".into(),
-        }];
-        let t = HttpTarget::resolve("http://127.0.0.1:8080/a?b=1", "POST", &headers, b"{}")
-            .await
-            .expect("target");
+        let t = HttpTarget::resolve(&request(
+            "http://127.0.0.1:8080/a?b=1",
+            "POST",
+            &[("x-key", "v")],
+            b"{}",
+        ))
+        .await
+        .expect("target");
         assert_eq!(
             String::from_utf8_lossy(&t.request),
             "POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nx-key: v\r\nContent-Length: 2\r\n\r\n{}"
         );
         assert!(!t.head);
-        let get = HttpTarget::resolve("http://127.0.0.1", "GET", &[], b"")
+        let get = HttpTarget::resolve(&request("http://127.0.0.1", "GET", &[], b""))
             .await
             .expect("target");
         assert_eq!(
@@ -148,13 +185,13 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         );
         assert_eq!(get.addr().port(), 80);
-        let tls = HttpTarget::resolve("https://127.0.0.1/", "GET", &[], b"")
+        let tls = HttpTarget::resolve(&request("https://127.0.0.1/", "GET", &[], b""))
             .await
             .expect("target");
         assert!(tls.https);
         assert_eq!(tls.addr().port(), 443);
         assert!(
-            HttpTarget::resolve("ftp://127.0.0.1/", "GET", &[], b"")
+            HttpTarget::resolve(&request("ftp://127.0.0.1/", "GET", &[], b""))
                 .await
                 .is_err()
         );

@@ -16,6 +16,24 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+/// Why TLS cannot be set up for a shard.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the plan's CA file does not parse: {0}")]
+    Pem(rustls_pki_types::pem::Error),
+    #[error("the plan's CA certificate is not usable: {0}")]
+    Certificate(rustls::Error),
+    #[error("no trusted root certificates: the system has none and the plan gives no ca_file")]
+    NoRoots,
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    #[error("invalid TLS server name {host:?}: {source}")]
+    ServerName {
+        host: String,
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http1,
@@ -37,8 +55,7 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// Errors are messages for `ShardRefused`.
-    pub fn new(https: bool, host: &str, version: Version, ca_pem: &[u8]) -> Result<Self, String> {
+    pub fn new(https: bool, host: &str, version: Version, ca_pem: &[u8]) -> Result<Self, TlsError> {
         if !https {
             return Ok(Transport { tls: None, version });
         }
@@ -49,30 +66,28 @@ impl Transport {
         }
         if !ca_pem.is_empty() {
             for cert in CertificateDer::pem_slice_iter(ca_pem) {
-                let cert = cert.map_err(|e| format!("the plan's CA file does not parse: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("the plan's CA certificate is not usable: {e}"))?;
+                let cert = cert.map_err(TlsError::Pem)?;
+                roots.add(cert).map_err(TlsError::Certificate)?;
             }
         }
         if roots.is_empty() {
-            return Err(
-                "no trusted root certificates: the system has none and the plan gives no ca_file"
-                    .into(),
-            );
+            return Err(TlsError::NoRoots);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
+            .map_err(TlsError::Setup)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = match version {
             Version::Http1 => vec![b"http/1.1".to_vec()],
             Version::Http2 => vec![b"h2".to_vec()],
         };
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+        let name =
+            ServerName::try_from(host.to_owned()).map_err(|source| TlsError::ServerName {
+                host: host.to_owned(),
+                source,
+            })?;
         Ok(Transport {
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
             version,

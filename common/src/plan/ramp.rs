@@ -1,9 +1,14 @@
-//! Validation of a `ramp` scenario: concurrency steps, hold, cliff rule, probe.
+//! The `ramp` kind in a plan: closed-model concurrency steps, each held, with the target's memory probed; the cliff
+//! rule and the probe.
 
 use super::errors::Issues;
-use super::raw::RawScenario;
-use super::validate::{duration_field, reject_foreign_fields, request_part};
-use super::{Arrivals, CliffRule, HttpSpec, LoadModel, ProbeSpec, RampSpec};
+use super::fields::{self, Field};
+use super::http::{Arrivals, HttpSpec, LoadModel};
+use super::request::{self, RawRequest};
+use super::{MAX_RUN, ScenarioTable};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -12,34 +17,112 @@ const DEFAULT_AUTOSCALE_AT: f64 = 0.75;
 /// More steps than this is a typo, not a plan.
 const MAX_STEPS: u64 = 1000;
 
-pub(super) fn ramp(
-    name: &str,
-    raw: RawScenario,
-    issues: &mut Issues<'_>,
-    base_dir: &std::path::Path,
-) -> Option<RampSpec> {
-    reject_foreign_fields(&raw, "ramp", issues);
-    let request = request_part(name, &raw, issues, base_dir);
-    let kind_span = raw.kind.as_ref().map_or(0..0, Spanned::span);
-    let whole = |issues: &mut Issues<'_>,
-                 field: &Option<Spanned<toml::Value>>,
-                 what: &str|
-     -> Option<u64> {
-        let f = field.as_ref()?;
-        match f.get_ref().as_integer().and_then(|v| u64::try_from(v).ok()) {
-            Some(v) if v >= 1 => Some(v),
-            _ => {
-                issues.at(
-                    f.span(),
-                    format!("{what} must be a whole number of at least 1"),
-                );
-                None
-            }
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRamp {
+    pub start: Field<toml::Value>,
+    pub stop: Field<toml::Value>,
+    pub step: Field<toml::Value>,
+    pub hold: Field<toml::Value>,
+    pub cliff: Field<toml::Value>,
+    pub probe: Field<toml::Value>,
+    pub stop_at_cliff: Field<bool>,
+    pub autoscale_at: Field<f64>,
+}
+
+/// A `ramp` scenario: closed-model concurrency steps, each held, with the target's memory probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RampSpec {
+    /// The request, as a closed-model HTTP scenario lasting one hold (connections are set per step).
+    pub base: HttpSpec,
+    /// Concurrency of each step: start, start+step, .., stop.
+    pub steps: Vec<u64>,
+    /// How long each step runs. Default: 10 s.
+    pub hold: Duration,
+    pub cliff: CliffRule,
+    /// What measures the target's memory; `None`: memory figures are not measured.
+    pub probe: Option<ProbeSpec>,
+    /// End the ramp at the first step past the cliff. Default: false.
+    pub stop_at_cliff: bool,
+    /// Share of max_concurrency where autoscaling should trigger. Default: 0.75.
+    pub autoscale_at: f64,
+}
+
+impl RampSpec {
+    /// The HTTP scenario of step `index`.
+    pub fn step(&self, index: usize) -> HttpSpec {
+        let mut spec = self.base.clone();
+        spec.connections = self.steps.get(index).copied().unwrap_or(1);
+        spec
+    }
+
+    /// Every step held once.
+    pub fn planned_length(&self) -> Option<Duration> {
+        self.hold.checked_mul(u32::try_from(self.steps.len()).ok()?)
+    }
+}
+
+/// When a step is past the cliff (any rule).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CliffRule {
+    /// p95 above this times the first step's p95. Default: 4.0.
+    pub latency_factor: f64,
+    /// Error rate above this. Default: 0.01.
+    pub error_rate: f64,
+    /// Throughput more than this share below the best earlier step. Default: 0.10.
+    pub throughput_drop: f64,
+}
+
+impl Default for CliffRule {
+    fn default() -> Self {
+        CliffRule {
+            latency_factor: 4.0,
+            error_rate: 0.01,
+            throughput_drop: 0.10,
         }
-    };
-    let start = whole(issues, &raw.start, "start");
-    let stop = whole(issues, &raw.stop, "stop");
-    let step = whole(issues, &raw.step, "step");
+    }
+}
+
+/// A measurement of the system under test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeSpec {
+    /// RSS and CPU of a process on the coordinator's host, by PID or by name (`/proc/PID/comm`).
+    Process {
+        pid: Option<u32>,
+        name: Option<String>,
+    },
+    /// `memory.current`/`memory.peak` and `cpu.stat` of a cgroup v2 directory on the coordinator's host.
+    Cgroup { path: String },
+    /// An instant query (its first value, bytes) against a Prometheus HTTP API.
+    Prometheus { url: String, query: String },
+    /// A `loadgrade-agent --probe-only` on the target host reads a process or cgroup there.
+    Agent { agent: String, target: LocalTarget },
+}
+
+/// A target on one host: what a probe agent (or the coordinator, for `process` and `cgroup` probes) reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalTarget {
+    Pid(u32),
+    /// Every process with this name (`comm`, or argv[0] past the kernel's 15 bytes), summed: a server's master and
+    /// workers are one service.
+    Name(String),
+    /// A cgroup v2 directory, absolute or relative to /sys/fs/cgroup.
+    Cgroup(String),
+}
+
+/// Validates a `ramp` scenario.
+pub(crate) fn validate(
+    name: &str,
+    table: &ScenarioTable<'_>,
+    kind_span: &Range<usize>,
+    issues: &mut Issues<'_>,
+    base_dir: &Path,
+) -> Option<RampSpec> {
+    let raw_request: RawRequest = table.part(issues)?;
+    let raw: RawRamp = table.part(issues)?;
+    let request = request::validate(name, &raw_request, kind_span, issues, base_dir);
+    let start = fields::whole(issues, raw.start.as_ref(), "start");
+    let stop = fields::whole(issues, raw.stop.as_ref(), "stop");
+    let step = fields::whole(issues, raw.step.as_ref(), "step");
     if raw.start.is_none() || raw.stop.is_none() {
         issues.at(
             kind_span.clone(),
@@ -78,8 +161,7 @@ pub(super) fn ramp(
     let hold = match &raw.hold {
         None => DEFAULT_HOLD,
         Some(h) => match h.get_ref().as_str() {
-            Some(text) => duration_field(issues, Some(&Spanned::new(h.span(), text.to_owned())))
-                .unwrap_or(DEFAULT_HOLD),
+            Some(text) => fields::duration_text(issues, text, h.span()).unwrap_or(DEFAULT_HOLD),
             None => {
                 issues.at(h.span(), "hold must be a duration such as \"20s\"");
                 DEFAULT_HOLD
@@ -99,26 +181,36 @@ pub(super) fn ramp(
             DEFAULT_AUTOSCALE_AT
         }
     };
+    if hold.is_zero() {
+        issues.at(
+            fields::span_or(raw.hold.as_ref(), kind_span),
+            "hold must be longer than 0",
+        );
+    }
     let request = request?;
     let steps = steps?;
+    let total = hold
+        .checked_mul(u32::try_from(steps.len()).unwrap_or(u32::MAX))
+        .filter(|t| *t <= MAX_RUN);
+    if total.is_none() {
+        issues.at(
+            fields::span_or(raw.hold.as_ref(), kind_span),
+            fields::too_long(&format!("{} steps of {hold:?}", steps.len())),
+        );
+        return None;
+    }
     Some(RampSpec {
         base: HttpSpec {
-            url: request.url,
-            method: request.method,
-            headers: request.headers,
-            body: request.body,
+            request,
             model: LoadModel::Closed,
             rate: 0,
             connections: steps[0],
             duration: Some(hold),
             stages: Vec::new(),
             arrivals: Arrivals::Even,
-            http2: request.http2,
-            ca_pem: request.ca_pem,
             requests: None,
             warmup: Duration::ZERO,
             max_backlog: 1,
-            timeout: request.timeout,
         },
         steps,
         hold,
@@ -248,7 +340,6 @@ fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeS
             }
         },
         Some("agent") => {
-            use crate::local_probe::LocalTarget;
             let pid = table
                 .get("pid")
                 .and_then(toml::Value::as_integer)

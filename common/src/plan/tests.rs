@@ -46,7 +46,7 @@ fn parses_a_good_plan_with_defaults() {
     assert_eq!(closed.model, LoadModel::Closed);
     assert_eq!(closed.connections, 10);
     assert_eq!(closed.requests, Some(1000));
-    assert_eq!(closed.method, "GET");
+    assert_eq!(closed.request.method, "GET");
 }
 
 fn errors_of(text: &str) -> String {
@@ -263,4 +263,68 @@ fn ramp_rules_and_budgets_out_of_range_are_errors() {
         "{ kind = \"cgroup\" }",
     ));
     assert!(e.contains("a cgroup probe needs `path`"), "{e}");
+}
+
+/// Regression (issue 7): two stages of "500000000000y" overflowed `Duration` in a sum and `validate` exited 101;
+/// the same value as one duration validated and then panicked the run after its shards were assigned.
+#[test]
+fn durations_beyond_a_run_are_located_errors() {
+    let e = errors_of(
+        "name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nrate = 5\nstages = [{ rate = 5, duration = \"500000000000y\" }, { rate = 5, duration = \"500000000000y\" }]\n",
+    );
+    assert!(
+        e.contains(
+            "plan.toml:7:34: \"500000000000y\" is longer than a run may last (7 days at most)"
+        ),
+        "{e}"
+    );
+    for field in ["duration", "warmup", "timeout"] {
+        let e = errors_of(&format!(
+            "name = \"x\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nrequests = 5\n{field} = \"1000000d\"\n"
+        ));
+        assert!(
+            e.contains(&format!(
+                "plan.toml:7:{}: \"1000000d\" is longer than a run may last",
+                field.len() + 4
+            )),
+            "{field}: {e}"
+        );
+    }
+    let e = errors_of(&GOOD.replace("ready_timeout = \"10s\"", "ready_timeout = \"1000000d\""));
+    assert!(e.contains("plan.toml:4:17: \"1000000d\" is longer"), "{e}");
+    let e = errors_of(&RAMP.replace("hold = \"20s\"", "hold = \"3d\""));
+    assert!(
+        e.contains("4 steps of 259200s is longer than a run may last"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_plan_longer_than_a_run_is_an_error() {
+    let scenario = |n: u32| {
+        format!(
+            "[[scenario]]\nname = \"s{n}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nduration = \"3d\"\n"
+        )
+    };
+    let text = format!(
+        "name = \"x\"\n{}{}{}",
+        scenario(1),
+        scenario(2),
+        scenario(3)
+    );
+    let e = errors_of(&text);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("the plan up to scenario \"s3\" is longer than a run may last"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_field_of_no_kind_lists_what_the_kind_accepts() {
+    let e = errors_of(&GOOD.replace("warmup = \"5s\"", "colour = \"blue\""));
+    assert!(
+        e.starts_with("plan.toml:17:1: unknown field `colour`: kind \"http\" accepts name, kind, thresholds, url"),
+        "{e}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Analysis of a capacity ramp: the cliff, saturation, capacity and autoscale point, memory at 90 % of capacity,
 //! and a Universal Scalability Law fit. Pure functions of the measured steps.
 
+pub mod capacity;
 mod usl;
 
 pub use usl::fit_usl;

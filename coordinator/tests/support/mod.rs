@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
-use loadgrade_common::report::{HttpMetrics, Report};
+pub mod postgres;
+
+use loadgrade_common::report::{HttpMetrics, RampMetrics, Report, ScenarioMetrics};
 use loadgrade_coordinator::embedded::Embedded;
-use loadgrade_coordinator::runner::FinishedRun;
+use loadgrade_coordinator::run::FinishedRun;
 use loadgrade_coordinator::store::Store;
 use loadgrade_testbed::{Testbed, TestbedConfig};
 
@@ -47,10 +49,78 @@ pub fn assert_schema_valid(json: &str) {
 }
 
 pub fn http_metrics(report: &Report, scenario: &str) -> HttpMetrics {
-    let s = report
+    match metrics(report, scenario) {
+        ScenarioMetrics::Http(m) => m,
+        other => panic!("{scenario}: not http metrics: {other:?}"),
+    }
+}
+
+pub fn ramp_metrics(report: &Report, scenario: &str) -> RampMetrics {
+    match metrics(report, scenario) {
+        ScenarioMetrics::Ramp(m) => m,
+        other => panic!("{scenario}: not ramp metrics: {other:?}"),
+    }
+}
+
+fn metrics(report: &Report, scenario: &str) -> ScenarioMetrics {
+    report
         .scenarios
         .iter()
         .find(|s| s.name == scenario)
-        .expect("scenario in report");
-    serde_json::from_value(s.metrics.clone()).expect("http metrics")
+        .expect("scenario in report")
+        .metrics
+        .clone()
+        .expect("the scenario ran")
+}
+
+/// The `loadgrade-agent` binary, built if needed. The agent is another package, so cargo gives this package's tests
+/// no `CARGO_BIN_EXE_` for it: ask cargo to build it (a no-op when it is fresh) and take the path it reports.
+pub fn agent_binary() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "loadgrade-agent",
+                "--bin",
+                "loadgrade-agent",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building loadgrade-agent failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| {
+                let is_agent =
+                    v["target"]["name"] == "loadgrade-agent" && v["target"]["kind"][0] == "bin";
+                is_agent.then(|| v["executable"].as_str().map(std::path::PathBuf::from))?
+            })
+            .expect("cargo reports the agent executable")
+    })
+    .clone()
+}
+
+/// The URL of a service the tests need, from `LOADGRADE_TEST_<NAME>_URL`. Without it the test says so and skips,
+/// except under CI (`CI=true`), where a missing service is a failure.
+pub fn service_url(name: &str) -> Option<String> {
+    let var = format!("LOADGRADE_TEST_{name}_URL");
+    match std::env::var(&var) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set, and under CI every service test must run")
+        }
+        Err(_) => {
+            eprintln!("skipped: {var} is not set");
+            None
+        }
+    }
 }

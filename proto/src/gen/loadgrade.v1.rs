@@ -27,7 +27,7 @@ pub mod agent_message {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CoordinatorMessage {
-    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: ::core::option::Option<coordinator_message::Kind>,
 }
 /// Nested message and enum types in `CoordinatorMessage`.
@@ -45,6 +45,8 @@ pub mod coordinator_message {
         Ack(super::Ack),
         #[prost(message, tag = "5")]
         Probe(super::ProbeRequest),
+        #[prost(message, tag = "6")]
+        HeartbeatAck(super::HeartbeatAck),
     }
 }
 /// First message on a session.
@@ -62,7 +64,7 @@ pub struct Hello {
     /// Random per process start; (name, epoch) identifies one agent incarnation.
     #[prost(uint64, tag = "4")]
     pub epoch: u64,
-    /// Protocol revision the agent speaks. This file is revision 1.
+    /// Protocol revision the agent speaks. This file is revision 2.
     #[prost(uint32, tag = "5")]
     pub protocol: u32,
     /// A probe agent on a target host: answers probe requests, never runs load.
@@ -70,11 +72,29 @@ pub struct Hello {
     pub probe_only: bool,
 }
 #[allow(clippy::all)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct Heartbeat {
     /// Agent wall clock, Unix epoch milliseconds.
     #[prost(int64, tag = "1")]
     pub sent_at_unix_ms: i64,
+    /// The agent's current estimate of its clock minus the coordinator's, milliseconds: the midpoint of its last
+    /// heartbeat round trip (error at most half the round trip). Absent before the first round trip.
+    #[prost(double, optional, tag = "2")]
+    pub clock_offset_ms: ::core::option::Option<f64>,
+    /// Round trip of that estimate, milliseconds.
+    #[prost(double, optional, tag = "3")]
+    pub clock_rtt_ms: ::core::option::Option<f64>,
+}
+/// The coordinator's answer to a heartbeat: lets the agent refresh its clock offset estimate.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HeartbeatAck {
+    /// The heartbeat's sent_at_unix_ms, echoed.
+    #[prost(int64, tag = "1")]
+    pub agent_sent_at_unix_ms: i64,
+    /// Coordinator wall clock when it answered, Unix epoch milliseconds.
+    #[prost(int64, tag = "2")]
+    pub server_time_unix_ms: i64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -232,9 +252,9 @@ pub struct Counters {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Health {
-    /// Process CPU over the interval, percent of one core; negative when it could not be read.
-    #[prost(double, tag = "1")]
-    pub cpu_percent: f64,
+    /// Process CPU over the interval, percent of one core; absent when it could not be read.
+    #[prost(double, optional, tag = "1")]
+    pub cpu_percent: ::core::option::Option<f64>,
     /// Open model: deepest backlog seen in the interval.
     #[prost(uint64, tag = "2")]
     pub backlog_max: u64,
@@ -307,9 +327,11 @@ pub struct ShardDone {
     /// Number of interval reports sent for this shard.
     #[prost(uint64, tag = "4")]
     pub intervals: u64,
-    /// Empty when the shard ran to its end.
+    /// Why it failed, for people (outcome FAILED); empty otherwise.
     #[prost(string, tag = "5")]
     pub error: ::prost::alloc::string::String,
+    #[prost(enumeration = "ShardOutcome", tag = "6")]
+    pub outcome: i32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -423,6 +445,43 @@ impl Arrivals {
             "ARRIVALS_UNSPECIFIED" => Some(Self::Unspecified),
             "ARRIVALS_EVEN" => Some(Self::Even),
             "ARRIVALS_POISSON" => Some(Self::Poisson),
+            _ => None,
+        }
+    }
+}
+/// How a shard ended.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ShardOutcome {
+    Unspecified = 0,
+    /// The shard ran to its planned end (duration or request budget).
+    Completed = 1,
+    /// The coordinator stopped it (Stop, or the session ended).
+    Stopped = 2,
+    /// It failed; `error` says why. Its figures are incomplete.
+    Failed = 3,
+}
+impl ShardOutcome {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "SHARD_OUTCOME_UNSPECIFIED",
+            Self::Completed => "SHARD_OUTCOME_COMPLETED",
+            Self::Stopped => "SHARD_OUTCOME_STOPPED",
+            Self::Failed => "SHARD_OUTCOME_FAILED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "SHARD_OUTCOME_UNSPECIFIED" => Some(Self::Unspecified),
+            "SHARD_OUTCOME_COMPLETED" => Some(Self::Completed),
+            "SHARD_OUTCOME_STOPPED" => Some(Self::Stopped),
+            "SHARD_OUTCOME_FAILED" => Some(Self::Failed),
             _ => None,
         }
     }
@@ -761,14 +820,13 @@ pub struct WatchRunRequest {
 pub struct RunEvent {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
-    /// "waiting", "running", "progress", "finished", "cancelled", "error".
-    #[prost(string, tag = "2")]
-    pub state: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub message: ::prost::alloc::string::String,
-    /// Set with state "finished".
-    #[prost(string, tag = "4")]
-    pub verdict: ::prost::alloc::string::String,
+    #[prost(enumeration = "RunState", tag = "5")]
+    pub state: i32,
+    /// Set once the run is graded (final states).
+    #[prost(enumeration = "Verdict", tag = "6")]
+    pub verdict: i32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -783,8 +841,8 @@ pub struct GetReportResponse {
     pub report_json: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub report_md: ::prost::alloc::string::String,
-    #[prost(string, tag = "3")]
-    pub verdict: ::prost::alloc::string::String,
+    #[prost(enumeration = "Verdict", tag = "4")]
+    pub verdict: i32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -811,12 +869,13 @@ pub struct RunSummary {
     pub run_id: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub plan_name: ::prost::alloc::string::String,
-    #[prost(string, tag = "3")]
-    pub state: ::prost::alloc::string::String,
-    #[prost(string, tag = "4")]
-    pub verdict: ::prost::alloc::string::String,
     #[prost(string, tag = "5")]
     pub started_at: ::prost::alloc::string::String,
+    #[prost(enumeration = "RunState", tag = "6")]
+    pub state: i32,
+    /// Unspecified until the run is graded.
+    #[prost(enumeration = "Verdict", tag = "7")]
+    pub verdict: i32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -846,6 +905,86 @@ pub struct AgentSummary {
 pub struct ListAgentsResponse {
     #[prost(message, repeated, tag = "1")]
     pub agents: ::prost::alloc::vec::Vec<AgentSummary>,
+}
+/// Where a run is. WAITING and RUNNING are in progress; the others are final.
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum RunState {
+    Unspecified = 0,
+    /// Accepted; waiting for min_agents.
+    Waiting = 1,
+    Running = 2,
+    /// Ended and graded; the report is stored.
+    Finished = 3,
+    /// Cancelled; the report of what was measured is stored (verdict INVALID).
+    Cancelled = 4,
+    /// The run task failed; its agents were stopped.
+    Error = 5,
+}
+impl RunState {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "RUN_STATE_UNSPECIFIED",
+            Self::Waiting => "RUN_STATE_WAITING",
+            Self::Running => "RUN_STATE_RUNNING",
+            Self::Finished => "RUN_STATE_FINISHED",
+            Self::Cancelled => "RUN_STATE_CANCELLED",
+            Self::Error => "RUN_STATE_ERROR",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "RUN_STATE_UNSPECIFIED" => Some(Self::Unspecified),
+            "RUN_STATE_WAITING" => Some(Self::Waiting),
+            "RUN_STATE_RUNNING" => Some(Self::Running),
+            "RUN_STATE_FINISHED" => Some(Self::Finished),
+            "RUN_STATE_CANCELLED" => Some(Self::Cancelled),
+            "RUN_STATE_ERROR" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum Verdict {
+    Unspecified = 0,
+    Pass = 1,
+    Fail = 2,
+    Degraded = 3,
+    Invalid = 4,
+}
+impl Verdict {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "VERDICT_UNSPECIFIED",
+            Self::Pass => "VERDICT_PASS",
+            Self::Fail => "VERDICT_FAIL",
+            Self::Degraded => "VERDICT_DEGRADED",
+            Self::Invalid => "VERDICT_INVALID",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "VERDICT_UNSPECIFIED" => Some(Self::Unspecified),
+            "VERDICT_PASS" => Some(Self::Pass),
+            "VERDICT_FAIL" => Some(Self::Fail),
+            "VERDICT_DEGRADED" => Some(Self::Degraded),
+            "VERDICT_INVALID" => Some(Self::Invalid),
+            _ => None,
+        }
+    }
 }
 /// Generated client implementations.
 pub mod run_service_client {

@@ -1,0 +1,71 @@
+//! The executors: one module per kind of work ([`crate::http`] today), tied together here. A shard is prepared
+//! (checked against this agent's allowlist and limits, refused with a reason if it cannot run) and then run.
+
+use crate::AgentConfig;
+use crate::http::{self, HttpShardSpec, ShardOutput};
+use loadgrade_common::shard::Work;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a shard is refused before any load.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("this is a probe agent (--probe-only): it runs no load")]
+    ProbeOnly,
+    #[error(
+        "the start instant is {ahead_ms} ms ahead of this agent's clock (at most {max_ms} ms is expected): are the \
+         clocks of agent and coordinator far apart?"
+    )]
+    StartTooFar { ahead_ms: i64, max_ms: i64 },
+    #[error("the assignment does not convert: {0}")]
+    Wire(#[from] loadgrade_proto::ConvertError),
+    #[error(transparent)]
+    Http(#[from] http::Refusal),
+}
+
+/// Why a running shard ended with incomplete figures.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Http(#[from] http::Failure),
+}
+
+/// A shard ready to run.
+#[derive(Debug)]
+pub enum Prepared {
+    Http(Arc<HttpShardSpec>),
+}
+
+/// Checks `work` can run on this agent.
+pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refusal> {
+    if config.probe_only {
+        return Err(Refusal::ProbeOnly);
+    }
+    Ok(match work {
+        Work::Http(shard) => Prepared::Http(Arc::new(
+            HttpShardSpec::prepare(shard, &config.allowlist, config.cores).await?,
+        )),
+    })
+}
+
+impl Prepared {
+    /// What the shard sends load to, for logs.
+    pub fn target(&self) -> &str {
+        match self {
+            Prepared::Http(spec) => &spec.target.url,
+        }
+    }
+
+    /// Runs the shard from `start` until it ends by itself or `stop` fires. Returns the interval reports sent.
+    pub async fn run(
+        self,
+        start: Instant,
+        output: ShardOutput,
+        stop: CancellationToken,
+    ) -> Result<u64, Failure> {
+        match self {
+            Prepared::Http(spec) => Ok(http::run(spec, start, output, stop).await?),
+        }
+    }
+}

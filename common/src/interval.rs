@@ -1,0 +1,119 @@
+//! One agent's figures for one interval (normally a second) of one part of a run: histograms as HDR V2 + deflate
+//! bytes (merged by the receiver), request counters and the generator's health.
+
+use crate::report::ErrorCounts;
+use crate::shard::PartId;
+
+/// An interval report. (run_id, agent, epoch, seq) identifies it; storing it twice is a no-op.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalReport {
+    pub run_id: String,
+    pub agent: String,
+    /// The agent's session epoch.
+    pub epoch: u64,
+    /// Per (run, agent, epoch), from 0, gap-free.
+    pub seq: u64,
+    pub part: PartId,
+    /// Start, coordinator wall clock, Unix epoch milliseconds.
+    pub start_unix_ms: i64,
+    pub duration_ms: u32,
+    /// Inside warm-up: stored, excluded from results.
+    pub warmup: bool,
+    /// Microseconds, HDR V2 + deflate. Open model: from the intended send time.
+    pub hdr_corrected: Vec<u8>,
+    /// Open model only: from the actual send time.
+    pub hdr_raw: Vec<u8>,
+    pub counters: Counters,
+    pub health: Health,
+}
+
+/// Request outcome counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests that got a response (any status) or failed; excludes dropped arrivals.
+    pub requests: u64,
+    /// Responses with status 1xx-3xx.
+    pub ok: u64,
+    pub errors_connect: u64,
+    pub errors_timeout: u64,
+    pub errors_status_4xx: u64,
+    pub errors_status_5xx: u64,
+    pub errors_other: u64,
+    /// Open model: arrivals dropped because the backlog was full.
+    pub dropped: u64,
+    pub bytes_received: u64,
+}
+
+impl Counters {
+    /// Adds every counter of `other` (merging intervals, or load threads, is a plain sum; it saturates).
+    pub fn add(&mut self, other: &Counters) {
+        for (mine, theirs) in [
+            (&mut self.requests, other.requests),
+            (&mut self.ok, other.ok),
+            (&mut self.errors_connect, other.errors_connect),
+            (&mut self.errors_timeout, other.errors_timeout),
+            (&mut self.errors_status_4xx, other.errors_status_4xx),
+            (&mut self.errors_status_5xx, other.errors_status_5xx),
+            (&mut self.errors_other, other.errors_other),
+            (&mut self.dropped, other.dropped),
+            (&mut self.bytes_received, other.bytes_received),
+        ] {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+
+    /// Failures by class.
+    pub fn errors(&self) -> ErrorCounts {
+        ErrorCounts {
+            connect: self.errors_connect,
+            timeout: self.errors_timeout,
+            status_4xx: self.errors_status_4xx,
+            status_5xx: self.errors_status_5xx,
+            other: self.errors_other,
+        }
+    }
+}
+
+/// The generator's self-diagnosis for one interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// Process CPU over the interval, percent of one core; `None` when it could not be read.
+    pub cpu_percent: Option<f64>,
+    /// Open model: deepest backlog seen.
+    pub backlog_max: u64,
+    /// Event-loop lag: how late a periodic timer fired, microseconds, HDR V2 + deflate.
+    pub hdr_lag: Vec<u8>,
+    /// Open model: time an arrival waited for a free connection, microseconds, HDR V2 + deflate.
+    pub hdr_connection_wait: Vec<u8>,
+    /// Connection setup, microseconds, HDR V2 + deflate.
+    pub hdr_connect: Vec<u8>,
+    /// Connects that failed with EMFILE/ENFILE.
+    pub emfile: u64,
+    /// Connects that failed with EADDRNOTAVAIL.
+    pub eaddrnotavail: u64,
+    /// Open model: arrivals due in this interval (sent, queued or dropped).
+    pub arrivals: u64,
+    /// Load threads the shard ran on.
+    pub threads: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_and_saturate() {
+        let mut a = Counters {
+            requests: u64::MAX - 1,
+            errors_timeout: 2,
+            ..Counters::default()
+        };
+        a.add(&Counters {
+            requests: 5,
+            errors_other: 3,
+            ..Counters::default()
+        });
+        assert_eq!(a.requests, u64::MAX);
+        assert_eq!(a.errors().total(), 5);
+    }
+}

@@ -1,0 +1,146 @@
+//! The request part shared by every kind that sends HTTP requests (`http`, `ramp`): where, how and with what.
+
+use super::errors::Issues;
+use super::fields::{self, Field};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRequest {
+    pub url: Field<String>,
+    pub method: Field<String>,
+    pub headers: Field<BTreeMap<String, String>>,
+    pub body: Field<String>,
+    pub timeout: Field<String>,
+    pub http: Field<String>,
+    pub ca_file: Field<String>,
+}
+
+/// One HTTP request as every connection sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub url: String,
+    /// Default: GET.
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// HTTP/2 (`http = "2"`): prior knowledge on http://, ALPN h2 on https://. Default: HTTP/1.1.
+    pub http2: bool,
+    /// `ca_file`'s certificates (PEM), trusted for https:// besides the system roots. Read when the plan is
+    /// validated, relative to the plan file's folder.
+    pub ca_pem: Vec<u8>,
+    /// Per request. Default: 10 s.
+    pub timeout: Duration,
+}
+
+/// Validates the request fields of scenario `name`; `kind_span` locates a missing `url`.
+pub(crate) fn validate(
+    name: &str,
+    raw: &RawRequest,
+    kind_span: &Range<usize>,
+    issues: &mut Issues<'_>,
+    base_dir: &Path,
+) -> Option<HttpRequest> {
+    let url = match &raw.url {
+        None => {
+            issues.at(
+                kind_span.clone(),
+                format!("scenario {name:?}: `url` is required"),
+            );
+            None
+        }
+        Some(u) => match fields::check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().clone()),
+            Err(e) => {
+                issues.at(u.span(), e);
+                None
+            }
+        },
+    };
+    let method = match &raw.method {
+        None => "GET".to_owned(),
+        Some(m)
+            if !m.get_ref().is_empty() && m.get_ref().chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            m.get_ref().clone()
+        }
+        Some(m) => {
+            issues.at(
+                m.span(),
+                format!(
+                    "invalid method {:?}: expected an upper-case token such as GET or POST",
+                    m.get_ref()
+                ),
+            );
+            "GET".to_owned()
+        }
+    };
+    let timeout = fields::duration(issues, raw.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        issues.at(
+            fields::span_or(raw.timeout.as_ref(), kind_span),
+            "timeout must be longer than 0",
+        );
+    }
+    let http2 = match &raw.http {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "1.1" => false,
+            "2" => true,
+            other => {
+                issues.at(
+                    v.span(),
+                    format!("invalid http {other:?}: expected \"1.1\" or \"2\""),
+                );
+                false
+            }
+        },
+    };
+    let ca_pem = match &raw.ca_file {
+        None => Vec::new(),
+        Some(f) => {
+            let path = base_dir.join(f.get_ref());
+            match std::fs::read(&path) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => pem,
+                Ok(_) => {
+                    issues.at(
+                        f.span(),
+                        format!("ca_file {} holds no PEM certificate", path.display()),
+                    );
+                    Vec::new()
+                }
+                Err(e) => {
+                    issues.at(
+                        f.span(),
+                        format!("cannot read ca_file {}: {e}", path.display()),
+                    );
+                    Vec::new()
+                }
+            }
+        }
+    };
+    let headers = raw
+        .headers
+        .as_ref()
+        .map(|h| h.get_ref().clone().into_iter().collect())
+        .unwrap_or_default();
+    let body = raw
+        .body
+        .as_ref()
+        .map(|b| b.get_ref().clone().into_bytes())
+        .unwrap_or_default();
+    Some(HttpRequest {
+        url: url?,
+        method,
+        headers,
+        body,
+        http2,
+        ca_pem,
+        timeout,
+    })
+}

@@ -1,0 +1,156 @@
+//! The agent ↔ coordinator protocol in domain terms: what each side sends on the session. `loadgrade-proto`
+//! converts these to and from the wire; nothing else sees protobuf.
+
+use crate::interval::IntervalReport;
+use crate::plan::LocalTarget;
+use crate::shard::{Assignment, PartId};
+
+/// First message of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub name: String,
+    /// Agent build version (semver).
+    pub version: String,
+    /// Logical CPU cores on the load box; the default sharding weight.
+    pub cores: u32,
+    /// Random per process start; (name, epoch) identifies one agent incarnation.
+    pub epoch: u64,
+    /// Protocol revision the agent speaks.
+    pub protocol: u32,
+    /// A probe agent on a target host: answers probe requests, never runs load.
+    pub probe_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Welcome {
+    /// Coordinator wall clock when Welcome was sent, Unix epoch milliseconds.
+    pub server_time_unix_ms: i64,
+    pub heartbeat_interval_ms: u32,
+    pub protocol: u32,
+}
+
+/// An agent's heartbeat, carrying its current clock offset estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heartbeat {
+    /// Agent wall clock, Unix epoch milliseconds.
+    pub sent_at_unix_ms: i64,
+    /// The agent's clock minus the coordinator's, from its last heartbeat round trip.
+    pub clock: Option<ClockEstimate>,
+}
+
+/// Agent clock minus coordinator clock from one round trip: the midpoint method, error at most `rtt_ms / 2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockEstimate {
+    pub offset_ms: f64,
+    pub rtt_ms: f64,
+}
+
+impl ClockEstimate {
+    /// The estimate from a message sent at `sent_ms` (agent clock), answered by a server stamp `server_ms`, and
+    /// received at `received_ms` (agent clock).
+    pub fn from_round_trip(sent_ms: i64, server_ms: i64, received_ms: i64) -> Self {
+        let rtt_ms = received_ms.saturating_sub(sent_ms).max(0) as f64;
+        let midpoint = sent_ms as f64 + rtt_ms / 2.0;
+        ClockEstimate {
+            offset_ms: midpoint - server_ms as f64,
+            rtt_ms,
+        }
+    }
+}
+
+/// The coordinator's answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    pub agent_sent_at_unix_ms: i64,
+    pub server_time_unix_ms: i64,
+}
+
+/// How a shard ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardOutcome {
+    /// Ran to its planned end.
+    Completed,
+    /// Stopped by the coordinator (or the session ended).
+    Stopped,
+    /// Failed; its figures are incomplete. Why, for people.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardDone {
+    pub run_id: String,
+    pub part: PartId,
+    /// Interval reports sent for this shard.
+    pub intervals: u64,
+    pub outcome: ShardOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRefused {
+    pub run_id: String,
+    pub part: PartId,
+    pub reason: String,
+}
+
+/// Read a target's memory (and CPU) on the agent's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRequest {
+    pub request_id: u64,
+    pub target: LocalTarget,
+}
+
+/// One reading of a target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeReading {
+    pub memory_bytes: u64,
+    /// Cumulative CPU seconds, where the target has them.
+    pub cpu_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReply {
+    pub request_id: u64,
+    pub outcome: ProbeOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeOutcome {
+    Reading(ProbeReading),
+    /// The reading failed, and why.
+    Failed(String),
+}
+
+/// What an agent sends on its session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromAgent {
+    Hello(Hello),
+    Heartbeat(Heartbeat),
+    Interval(Box<IntervalReport>),
+    ShardDone(ShardDone),
+    ShardRefused(ShardRefused),
+    ProbeReply(ProbeReply),
+}
+
+/// What the coordinator sends on an agent's session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToAgent {
+    Welcome(Welcome),
+    Assign(Box<Assignment>),
+    Stop { run_id: String, reason: String },
+    Ack { run_id: String, seq: u64 },
+    Probe(ProbeRequest),
+    HeartbeatAck(HeartbeatAck),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_midpoint_estimate_has_half_the_round_trip_as_error_bound() {
+        // Agent clock 500 ms ahead; 20 ms each way.
+        let e = ClockEstimate::from_round_trip(1_000, 520, 1_040);
+        assert_eq!(e.rtt_ms, 40.0);
+        assert_eq!(e.offset_ms, 500.0);
+    }
+}

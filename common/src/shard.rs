@@ -1,0 +1,63 @@
+//! Work handed to one agent: which part of the plan (a scenario, or one step of a ramp), when to start, and its
+//! shard of the load. One definition used by both sides; `loadgrade-proto` converts it to and from the wire.
+
+use crate::plan::{Arrivals, HttpRequest, LoadModel};
+use crate::profile::{Profile, part};
+use std::time::Duration;
+
+/// A part of a run: a scenario, or one stage of it (a ramp's step). Intervals and shard outcomes name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartId {
+    pub scenario: String,
+    /// 0 for a scenario run in one part; the step index of a ramp.
+    pub stage: u32,
+}
+
+/// A shard assigned to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub run_id: String,
+    pub part: PartId,
+    /// When to start, coordinator wall clock, Unix epoch milliseconds.
+    pub start_at_unix_ms: i64,
+    pub work: Work,
+}
+
+/// What a shard does: one variant per kind of executor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    Http(HttpShard),
+}
+
+/// One agent's shard of an HTTP load (an `http` scenario or a ramp step).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpShard {
+    pub request: HttpRequest,
+    pub model: LoadModel,
+    pub arrivals: Arrivals,
+    /// The plan's load over time and this agent's place in the split.
+    pub profile: ShardProfile,
+    /// Open model: this agent's cap on connections. Closed model: unused (the profile decides).
+    pub connections: u64,
+    pub warmup: Duration,
+    /// Open model: this agent's arrivals that may wait for a free connection before new ones are dropped.
+    pub max_backlog: u64,
+    /// This agent's share of the request budget; `None`: the profile's length decides.
+    pub max_requests: Option<u64>,
+}
+
+/// The plan's load over time (plan totals) and how it is split: this agent's part of a total `T` is
+/// `part(T, weights, index)` (largest remainder), so the parts of all agents sum exactly to `T` every second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardProfile {
+    pub profile: Profile,
+    pub weights: Vec<u64>,
+    pub index: usize,
+}
+
+impl ShardProfile {
+    /// This agent's part of a plan total.
+    pub fn part_of(&self, total: u64) -> u64 {
+        part(total, &self.weights, self.index)
+    }
+}

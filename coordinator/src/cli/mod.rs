@@ -1,0 +1,193 @@
+//! The `loadgrade` command line: run, demo, serve, submit, validate, runs, report, compare. Exit codes: 0 PASS,
+//! 1 runtime error, 2 usage error or invalid plan, 3 FAIL, 4 DEGRADED or INVALID. Handlers are thin: the work is
+//! in the library; this module parses, prints and maps outcomes to exit codes.
+
+#[macro_use]
+mod output;
+mod history;
+mod local;
+mod remote;
+
+use clap::{Parser, Subcommand};
+use loadgrade_common::plan::Plan;
+use loadgrade_coordinator::store::DEFAULT_DATABASE_URL;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const EXIT_RUNTIME: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// loadgrade: distributed load generation with a graded verdict.
+#[derive(Debug, Parser)]
+#[command(name = "loadgrade", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan with a coordinator and N agents in this process (real gRPC on loopback).
+    Run {
+        /// Plan file (TOML).
+        plan: PathBuf,
+        /// In-process agents. Default: the plan's min_agents.
+        #[arg(long)]
+        agents: Option<u32>,
+        /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Start the testbed and 2 agents, run examples/demo.toml against it, write the report.
+    Demo {
+        /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// The coordinator server: agents and CI connect here.
+    Serve {
+        /// Address to listen on; use 0.0.0.0:7700 to accept agents from other hosts.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: SocketAddr,
+        /// Results store (sqlite://PATH).
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Start a run on a coordinator server, show progress, download the reports, exit with the verdict's code.
+    Submit {
+        /// Plan file (TOML).
+        plan: PathBuf,
+        /// Coordinator URL, e.g. http://10.0.0.5:7700
+        #[arg(long)]
+        coordinator: String,
+        /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a plan without running it.
+    Validate {
+        /// Plan file (TOML).
+        plan: PathBuf,
+    },
+    /// List runs from the results store, newest first.
+    Runs {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Regression verdict between two stored runs.
+    ///
+    /// Exit 0 when no headline figure of HEAD is worse than BASE beyond the tolerance, 3 when one is, 4 when either
+    /// run was DEGRADED or INVALID.
+    Compare {
+        /// The base run id.
+        base: String,
+        /// The run to judge against it.
+        head: String,
+        /// Relative change allowed before a figure counts as a regression.
+        #[arg(long, default_value_t = 0.10)]
+        tolerance: f64,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+    /// Write a stored run's reports again; exits with its verdict's code.
+    Report {
+        /// The run id (see `loadgrade runs`).
+        run_id: String,
+        /// Report directory. Default: loadgrade-report/<run-id>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Results store.
+        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        database: String,
+    },
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn execute(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Run {
+            plan,
+            agents,
+            out,
+            database,
+        } => local::run(&plan, agents, out, &database).await,
+        Command::Demo { out, database } => local::demo(out, &database).await,
+        Command::Serve { listen, database } => local::serve(listen, &database).await,
+        Command::Submit {
+            plan,
+            coordinator,
+            out,
+        } => remote::submit(&plan, &coordinator, out).await,
+        Command::Validate { plan } => validate(&plan),
+        Command::Runs { limit, database } => history::runs(limit, &database).await,
+        Command::Compare {
+            base,
+            head,
+            tolerance,
+            database,
+        } => history::compare_runs(&base, &head, tolerance, &database).await,
+        Command::Report {
+            run_id,
+            out,
+            database,
+        } => history::stored_report(&run_id, out, &database).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("{message}");
+            EXIT_USAGE
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("loadgrade: error: {e:#}");
+            EXIT_RUNTIME
+        }
+        // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.
+        Err(Failure::ClosedOutput) => 0,
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Runtime(anyhow::Error),
+    /// Standard output was closed by its reader.
+    ClosedOutput,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+fn read_plan(path: &Path) -> Result<(String, String), Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Usage(format!(
+            "loadgrade: cannot read plan {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok((path.display().to_string(), text))
+}
+
+fn validate(path: &Path) -> Result<i32, Failure> {
+    let (file, text) = read_plan(path)?;
+    let plan = Plan::parse(&file, &text).map_err(|e| Failure::Usage(e.to_string()))?;
+    out!(
+        "{file}: valid plan {:?} with {} scenario(s)",
+        plan.name,
+        plan.scenarios.len()
+    );
+    Ok(0)
+}

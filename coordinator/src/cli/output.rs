@@ -1,0 +1,63 @@
+//! What the command line prints on standard output, and where reports go: a reader that stops reading ends the
+//! command quietly instead of panicking; report folders default to loadgrade-report/<run-id>/ with a `latest` link.
+
+use super::Failure;
+use anyhow::Context as _;
+use loadgrade_common::grade::Verdict;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Writes one line to standard output; a closed pipe ends the command (exit 0) instead of panicking.
+pub(super) fn line(text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::ClosedOutput),
+        Err(e) => Err(Failure::Runtime(
+            anyhow::Error::from(e).context("writing to standard output"),
+        )),
+    }
+}
+
+/// `println!` that returns a [`Failure`] for a closed pipe (use inside functions returning `Result<_, Failure>`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))?
+    };
+}
+
+/// Prints the verdict, its reasons and where the reports are; returns the verdict's exit code.
+pub(super) fn announce(
+    verdict: Verdict,
+    grade_reason: &str,
+    reasons: &[String],
+    dir: &Path,
+) -> Result<i32, Failure> {
+    out!("verdict: {verdict} ({grade_reason})");
+    for r in reasons {
+        out!("  - {r}");
+    }
+    out!("report: {}", dir.join("report.md").display());
+    out!("        {}", dir.join("report.html").display());
+    out!("        {}", dir.join("report.json").display());
+    out!("        {}", dir.join("junit.xml").display());
+    Ok(verdict.exit_code())
+}
+
+/// The report directory: `out`, or loadgrade-report/<run-id>/ with loadgrade-report/latest pointing at it.
+pub(super) fn report_dir(out: Option<PathBuf>, run_id: &str) -> anyhow::Result<PathBuf> {
+    if let Some(out) = out {
+        return Ok(out);
+    }
+    let base = PathBuf::from("loadgrade-report");
+    let dir = base.join(run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    std::os::unix::fs::symlink(run_id, &latest)
+        .with_context(|| format!("linking {}", latest.display()))?;
+    Ok(dir)
+}

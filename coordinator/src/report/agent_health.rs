@@ -1,0 +1,218 @@
+//! One agent's totals and generator health: whether its figures can be trusted (lag, drops, CPU, file descriptors,
+//! ports), judged per part so a fault in one scenario is not diluted by the others.
+
+use loadgrade_common::histogram::{
+    CodecError, LatencyHistogram, merge, merge_encoded, new_histogram, us_to_ms,
+};
+use loadgrade_common::interval::IntervalReport;
+use loadgrade_common::report::GeneratorReport;
+use std::collections::BTreeMap;
+
+/// Generator lag p99 above which an agent's figures are not trusted: its own timers fired this late, so latency
+/// and arrival times include the generator's delay, not only the target's.
+pub const LAG_BOUND_MS: f64 = 25.0;
+/// Share of arrivals an agent may drop (backlog full) before the run is not a test of the planned load any more.
+pub const DROP_BOUND: f64 = 0.01;
+/// Mean process CPU, as a share of the agent's cores, from which its CPU counts as pinned.
+pub const CPU_PINNED: f64 = 0.95;
+
+/// One agent's totals and health over a part, or over the run (the sum of its parts).
+#[derive(Clone)]
+pub struct AgentHealth {
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub backlog_max: u64,
+    pub intervals: u64,
+    /// Open-model arrivals and drops over all intervals (warm-up included).
+    arrivals_all: u64,
+    dropped_all: u64,
+    emfile: u64,
+    eaddrnotavail: u64,
+    threads: u32,
+    /// CPU percent x interval milliseconds, and the milliseconds: the mean is weighted by interval length, so a
+    /// few-millisecond final interval (where 10 ms clock ticks make the percentage jump) weighs what it lasted.
+    cpu_sum: f64,
+    cpu_ms: f64,
+    lag: LatencyHistogram,
+    connection_wait: LatencyHistogram,
+    connect: LatencyHistogram,
+}
+
+impl Default for AgentHealth {
+    fn default() -> Self {
+        AgentHealth {
+            requests: 0,
+            errors: 0,
+            dropped: 0,
+            backlog_max: 0,
+            intervals: 0,
+            arrivals_all: 0,
+            dropped_all: 0,
+            emfile: 0,
+            eaddrnotavail: 0,
+            threads: 0,
+            cpu_sum: 0.0,
+            cpu_ms: 0.0,
+            lag: new_histogram(),
+            connection_wait: new_histogram(),
+            connect: new_histogram(),
+        }
+    }
+}
+
+fn p99_ms(h: &LatencyHistogram) -> Option<f64> {
+    (!h.is_empty()).then(|| us_to_ms(h.value_at_quantile(0.99)))
+}
+
+impl AgentHealth {
+    /// Counts any interval (warm-up included) for health; requests only from measured ones.
+    pub fn add(&mut self, report: &IntervalReport) -> Result<(), CodecError> {
+        self.intervals += 1;
+        let health = &report.health;
+        if let Some(cpu) = health.cpu_percent {
+            let ms = f64::from(report.duration_ms);
+            self.cpu_sum += cpu * ms;
+            self.cpu_ms += ms;
+        }
+        merge_encoded(&mut self.lag, &health.hdr_lag)?;
+        merge_encoded(&mut self.connection_wait, &health.hdr_connection_wait)?;
+        merge_encoded(&mut self.connect, &health.hdr_connect)?;
+        self.backlog_max = self.backlog_max.max(health.backlog_max);
+        self.emfile += health.emfile;
+        self.eaddrnotavail += health.eaddrnotavail;
+        self.arrivals_all += health.arrivals;
+        self.threads = self.threads.max(health.threads);
+        let c = &report.counters;
+        self.dropped_all += c.dropped;
+        if !report.warmup {
+            self.requests += c.requests;
+            self.errors += c.errors().total();
+            self.dropped += c.dropped;
+        }
+        Ok(())
+    }
+
+    /// Adds another aggregate of the same agent (a finished scenario or ramp step) into this one.
+    pub fn absorb(&mut self, other: &AgentHealth) -> Result<(), CodecError> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.dropped += other.dropped;
+        self.backlog_max = self.backlog_max.max(other.backlog_max);
+        self.intervals += other.intervals;
+        self.arrivals_all += other.arrivals_all;
+        self.dropped_all += other.dropped_all;
+        self.emfile += other.emfile;
+        self.eaddrnotavail += other.eaddrnotavail;
+        self.threads = self.threads.max(other.threads);
+        self.cpu_sum += other.cpu_sum;
+        self.cpu_ms += other.cpu_ms;
+        merge(&mut self.lag, &other.lag)?;
+        merge(&mut self.connection_wait, &other.connection_wait)?;
+        merge(&mut self.connect, &other.connect)
+    }
+
+    pub fn generator(&self, open_model_used: bool) -> GeneratorReport {
+        let mut not_measured = BTreeMap::new();
+        let cpu_percent = if self.cpu_ms > 0.0 {
+            Some(self.cpu_sum / self.cpu_ms)
+        } else {
+            not_measured.insert(
+                "cpu_percent".to_owned(),
+                "the agent could not read /proc/self/stat".to_owned(),
+            );
+            None
+        };
+        let lag_ms_p99 = p99_ms(&self.lag);
+        if lag_ms_p99.is_none() {
+            not_measured.insert(
+                "lag_ms_p99".to_owned(),
+                "no lag samples arrived from this agent".to_owned(),
+            );
+        }
+        let connection_wait_ms_p99 = if !open_model_used {
+            not_measured.insert(
+                "connection_wait_ms_p99".to_owned(),
+                "closed model only: requests never wait for a connection".to_owned(),
+            );
+            None
+        } else if self.connection_wait.is_empty() {
+            not_measured.insert(
+                "connection_wait_ms_p99".to_owned(),
+                "no open-model arrivals were sent".to_owned(),
+            );
+            None
+        } else {
+            p99_ms(&self.connection_wait)
+        };
+        let connect_ms_p99 = p99_ms(&self.connect);
+        if connect_ms_p99.is_none() {
+            not_measured.insert(
+                "connect_ms_p99".to_owned(),
+                "no connection was set up".to_owned(),
+            );
+        }
+        GeneratorReport {
+            cpu_percent,
+            lag_ms_p99,
+            connection_wait_ms_p99,
+            connect_ms_p99,
+            dropped: self.dropped,
+            arrivals: self.arrivals_all,
+            backlog_max: self.backlog_max,
+            emfile: self.emfile,
+            eaddrnotavail: self.eaddrnotavail,
+            threads: self.threads,
+            not_measured,
+        }
+    }
+
+    /// Why this agent's figures cannot be trusted (empty when they can). `cores`: the agent's cores.
+    pub fn faults(&self, agent: &str, cores: u32) -> Vec<String> {
+        let mut faults = Vec::new();
+        if self.arrivals_all > 0 {
+            let share = self.dropped_all as f64 / self.arrivals_all as f64;
+            if share > DROP_BOUND {
+                faults.push(format!(
+                    "agent {agent:?} dropped {} of {} arrivals ({:.1} %, bound {:.0} %): every connection was busy \
+                     and the backlog was full, so the planned rate was not offered; allow more connections or a \
+                     larger max_backlog",
+                    self.dropped_all,
+                    self.arrivals_all,
+                    share * 100.0,
+                    DROP_BOUND * 100.0
+                ));
+            }
+        }
+        if let Some(lag) = p99_ms(&self.lag).filter(|&l| l > LAG_BOUND_MS) {
+            faults.push(format!(
+                "agent {agent:?} fell behind: its event-loop lag p99 was {lag:.1} ms (bound {LAG_BOUND_MS} ms), so \
+                 its timings include its own delays"
+            ));
+        }
+        if self.emfile > 0 {
+            faults.push(format!(
+                "agent {agent:?} ran out of file descriptors {} times (EMFILE): raise its open-file limit",
+                self.emfile
+            ));
+        }
+        if self.eaddrnotavail > 0 {
+            faults.push(format!(
+                "agent {agent:?} ran out of local ports {} times (EADDRNOTAVAIL): use fewer connections per agent \
+                 or more agents",
+                self.eaddrnotavail
+            ));
+        }
+        // Judged only over a second or more: shorter spans are clock-tick noise.
+        if self.cpu_ms >= 1000.0 {
+            let mean = self.cpu_sum / self.cpu_ms;
+            if mean >= CPU_PINNED * 100.0 * f64::from(cores.max(1)) {
+                faults.push(format!(
+                    "agent {agent:?} had its CPU pinned ({mean:.0} % of {cores} cores): the generator itself was \
+                     the bottleneck"
+                ));
+            }
+        }
+        faults
+    }
+}

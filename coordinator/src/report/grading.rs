@@ -1,0 +1,208 @@
+//! Thresholds, grade and verdict: from merged figures and what went wrong during the run to the report's head.
+//! The rules are documented in `loadgrade_common::grade` and the README.
+
+use loadgrade_common::grade::{Grade, Verdict};
+use loadgrade_common::plan::{Plan, Scenario};
+use loadgrade_common::report::{
+    Finding, FindingKind, ScenarioMetrics, ScenarioReport, Severity, ThresholdResult,
+};
+
+/// Evaluates a scenario's thresholds on its metrics (`None`: the scenario did not run). A thresholded figure that
+/// was not measured fails its threshold and is a finding.
+pub fn judge_scenario(
+    scenario: &Scenario,
+    metrics: Option<ScenarioMetrics>,
+    findings: &mut Vec<Finding>,
+) -> ScenarioReport {
+    let thresholds: Vec<ThresholdResult> = scenario
+        .thresholds
+        .iter()
+        .map(|t| {
+            let actual = metrics.as_ref().and_then(|m| m.figure(&t.metric));
+            if actual.is_none() && metrics.is_some() {
+                findings.push(Finding::new(
+                    FindingKind::NotMeasured,
+                    format!(
+                        "scenario {:?}: threshold {:?} has no measured figure (not measured in this run)",
+                        scenario.name, t.expr
+                    ),
+                ));
+            }
+            ThresholdResult {
+                expr: t.expr.clone(),
+                actual,
+                passed: t.holds(actual),
+            }
+        })
+        .collect();
+    ScenarioReport {
+        name: scenario.name.clone(),
+        kind: scenario.kind(),
+        passed: thresholds.iter().all(|t| t.passed) && metrics.is_some(),
+        thresholds,
+        metrics,
+    }
+}
+
+/// The head of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub grade: Grade,
+    pub grade_reason: String,
+    pub verdict: Verdict,
+    pub verdict_reasons: Vec<String>,
+}
+
+/// Grade, its reason and the verdict with its reasons: INVALID when a finding makes the result untrustworthy,
+/// DEGRADED when one makes it partly so, FAIL when the grade is below the plan's bar, PASS otherwise.
+pub fn grade_run(plan: &Plan, scenarios: &[ScenarioReport], findings: &[Finding]) -> Judged {
+    let total: usize = scenarios.iter().map(|s| s.thresholds.len()).sum();
+    let failed: usize = scenarios
+        .iter()
+        .flat_map(|s| &s.thresholds)
+        .filter(|t| !t.passed)
+        .count();
+    let grade = Grade::from_failures(failed, total);
+    let grade_reason = match (total, failed) {
+        (0, _) => "no thresholds set: grade A by default".to_owned(),
+        (t, 0) => format!("all {t} thresholds passed"),
+        (t, f) => format!(
+            "{f} of {t} thresholds failed: {}",
+            scenarios
+                .iter()
+                .flat_map(|s| s
+                    .thresholds
+                    .iter()
+                    .filter(|t| !t.passed)
+                    .map(move |t| format!("{}: {}", s.name, t.expr)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    let worst = findings.iter().map(Finding::severity).max();
+    // Invalid findings first, then degraded ones, each in the order found.
+    let messages = |severity: Severity| {
+        findings
+            .iter()
+            .filter(move |f| f.severity() == severity)
+            .map(|f| f.message.clone())
+    };
+    let (verdict, verdict_reasons) = match worst {
+        Some(Severity::Invalid) => (
+            Verdict::Invalid,
+            messages(Severity::Invalid)
+                .chain(messages(Severity::Degraded))
+                .collect(),
+        ),
+        Some(Severity::Degraded) => (Verdict::Degraded, messages(Severity::Degraded).collect()),
+        None if grade.is_below(plan.fail_below) => (
+            Verdict::Fail,
+            vec![format!(
+                "grade {grade} is below the plan's fail_below {}",
+                plan.fail_below
+            )],
+        ),
+        None => (Verdict::Pass, Vec::new()),
+    };
+    Judged {
+        grade,
+        grade_reason,
+        verdict,
+        verdict_reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgrade_common::report::{HttpMetrics, LatencyStats};
+
+    const PLAN: &str = r#"
+name = "p"
+[[scenario]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:1/"
+duration = "1s"
+thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
+"#;
+
+    fn metrics(p95: Option<f64>) -> ScenarioMetrics {
+        ScenarioMetrics::Http(HttpMetrics {
+            model: loadgrade_common::plan::LoadModel::Closed,
+            requests: 10,
+            errors: 0,
+            errors_by_class: Default::default(),
+            dropped: 0,
+            success_rate: Some(1.0),
+            throughput_rps: Some(10.0),
+            duration_s: 1.0,
+            bytes_received: 0,
+            latency_ms: p95.map(|p95| LatencyStats {
+                min: 1.0,
+                mean: 1.0,
+                p50: 1.0,
+                p90: 1.0,
+                p95,
+                p99: p95,
+                p999: p95,
+                max: p95,
+            }),
+            latency_raw_ms: None,
+            hdr: String::new(),
+            hdr_raw: None,
+        })
+    }
+
+    #[test]
+    fn a_missing_figure_fails_and_invalidates() {
+        let plan = Plan::parse("p.toml", PLAN).expect("plan");
+        let mut findings = Vec::new();
+        let report = judge_scenario(&plan.scenarios[0], Some(metrics(None)), &mut findings);
+        assert!(!report.thresholds[0].passed);
+        assert!(report.thresholds[1].passed);
+        let judged = grade_run(&plan, &[report], &findings);
+        assert_eq!(judged.grade, Grade::C);
+        assert_eq!(judged.verdict, Verdict::Invalid);
+        assert!(
+            judged.verdict_reasons[0].contains("not measured"),
+            "{judged:?}"
+        );
+        assert_eq!(findings[0].kind, FindingKind::NotMeasured);
+    }
+
+    #[test]
+    fn failed_threshold_fails_below_the_bar() {
+        let plan = Plan::parse("p.toml", PLAN).expect("plan");
+        let mut findings = Vec::new();
+        let report = judge_scenario(
+            &plan.scenarios[0],
+            Some(metrics(Some(150.0))),
+            &mut findings,
+        );
+        let judged = grade_run(&plan, &[report], &findings);
+        assert_eq!((judged.grade, judged.verdict), (Grade::C, Verdict::Fail));
+        assert!(
+            judged.grade_reason.contains("1 of 2 thresholds failed"),
+            "{judged:?}"
+        );
+    }
+
+    #[test]
+    fn a_degraded_finding_degrades_and_an_invalid_one_wins() {
+        let plan = Plan::parse("p.toml", PLAN).expect("plan");
+        let lost = Finding::new(FindingKind::AgentLost, "lost");
+        let judged = grade_run(&plan, &[], std::slice::from_ref(&lost));
+        assert_eq!(judged.verdict, Verdict::Degraded);
+        let judged = grade_run(
+            &plan,
+            &[],
+            &[lost, Finding::new(FindingKind::GeneratorFault, "behind")],
+        );
+        assert_eq!(judged.verdict, Verdict::Invalid);
+        assert_eq!(
+            judged.verdict_reasons,
+            vec!["behind".to_owned(), "lost".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! Renderers: the report as JSON, Markdown, HTML and JUnit XML, and writing them to an output directory. The page
+//! frames are in `markdown`, `html` and `junit`; each scenario kind has its own section module (`http`, `ramp`)
+//! that the frames reach through one match on [`loadgrade_common::report::ScenarioMetrics`].
+
+mod html;
+mod http;
+mod junit;
+mod markdown;
+mod ramp;
+
+pub use html::html;
+pub use junit::junit;
+pub use markdown::markdown;
+
+use loadgrade_common::report::Report;
+use std::path::Path;
+
+/// XML-escapes text for attributes and content.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A figure for Markdown: three decimals, or "not measured".
+pub(super) fn figure_md(value: Option<f64>) -> String {
+    value.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// A figure for HTML: three decimals, or "not measured" in italics.
+pub(super) fn figure_html(value: Option<f64>) -> String {
+    value.map_or_else(|| "<em>not measured</em>".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// report.json: pretty-printed, field names as in DESIGN.md.
+pub fn json(report: &Report) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(report)
+}
+
+/// Writes report.json, report.md, report.html and junit.xml into `dir` (created if missing). The JSON and Markdown
+/// are written as given (as stored); HTML and JUnit are rendered from `report`.
+pub fn write_reports(
+    dir: &Path,
+    report: &Report,
+    json: &str,
+    markdown: &str,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(dir.join("report.md"), markdown)?;
+    std::fs::write(dir.join("report.html"), html(report))?;
+    std::fs::write(dir.join("junit.xml"), junit(report))?;
+    Ok(())
+}

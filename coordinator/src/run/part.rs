@@ -1,0 +1,340 @@
+//! Running one part of a scenario (a whole `http` scenario, or one ramp step) on the run's live agents: assign the
+//! shards with one start instant, store and merge what comes back, stop agents that overrun or on cancel, and note
+//! what went wrong with the measurement.
+
+use super::context::RunContext;
+use super::shards::shard_http;
+use crate::report::agent_health::AgentHealth;
+use crate::report::aggregate::HttpAggregate;
+use crate::server::registry::{AgentInfo, RunInput};
+use loadgrade_common::clock::unix_ms;
+use loadgrade_common::interval::IntervalReport;
+use loadgrade_common::plan::{HttpSpec, LoadModel};
+use loadgrade_common::protocol::{ShardOutcome, ToAgent};
+use loadgrade_common::report::FindingKind;
+use loadgrade_common::run::RunState;
+use loadgrade_common::shard::{Assignment, PartId, Work};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::{Instant, sleep_until};
+
+/// Time between sending assignments and the common start instant.
+const START_DELAY: Duration = Duration::from_millis(1000);
+/// Extra time after a part's planned end before agents are told to stop.
+const FINISH_GRACE: Duration = Duration::from_secs(10);
+/// Time agents get to wind down after a stop, beyond the request timeout (requests in flight are waited for),
+/// before they count as lost.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Which part of the plan a set of shards runs, and how messages name it.
+pub struct Part {
+    pub id: PartId,
+    pub label: String,
+}
+
+/// One part in flight: who was assigned, who is still running, what arrived.
+struct PartRun<'a> {
+    part: &'a Part,
+    spec: &'a HttpSpec,
+    assigned: BTreeSet<String>,
+    pending: BTreeSet<String>,
+    refused: BTreeSet<String>,
+    reported: BTreeMap<String, u64>,
+    /// Generator health of this part alone: a fault in one scenario is not diluted by the others.
+    health: BTreeMap<String, AgentHealth>,
+    aggregate: HttpAggregate,
+    last_progress: Instant,
+}
+
+/// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
+/// left to run it.
+pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Option<HttpAggregate> {
+    let live: Vec<AgentInfo> = ctx
+        .agents
+        .iter()
+        .filter(|a| !ctx.lost.contains(&a.name))
+        .cloned()
+        .collect();
+    if live.is_empty() {
+        ctx.find(
+            FindingKind::NoAgentLeft,
+            format!("scenario {} did not run: no agent left", part.label),
+        );
+        return None;
+    }
+    let mut run = PartRun {
+        part,
+        spec,
+        assigned: BTreeSet::new(),
+        pending: BTreeSet::new(),
+        refused: BTreeSet::new(),
+        reported: BTreeMap::new(),
+        health: BTreeMap::new(),
+        aggregate: HttpAggregate::new(spec.clone()),
+        last_progress: Instant::now(),
+    };
+    run.assign(ctx, &live);
+    #[cfg(feature = "fault-injection")]
+    if ctx.deps.faults.panic_after_assign() {
+        panic!("injected fault: the run task panics after assigning shards");
+    }
+    let mut deadline = Instant::now() + START_DELAY + spec.load_bound() + FINISH_GRACE;
+    let mut stopping = false;
+    while !run.pending.is_empty() {
+        tokio::select! {
+            input = ctx.route.recv() => match input {
+                Some(input) => run.handle(ctx, input).await,
+                None => break,
+            },
+            () = sleep_until(deadline) => {
+                if stopping {
+                    for agent in std::mem::take(&mut run.pending) {
+                        ctx.lost.insert(agent.clone());
+                        ctx.find(FindingKind::AgentUnresponsive, format!(
+                            "agent {agent:?} did not finish scenario {} after being stopped", part.label));
+                    }
+                } else {
+                    ctx.find(FindingKind::Overran, format!(
+                        "scenario {} overran its time bound and was stopped", part.label));
+                    stop_agents(ctx, &run.pending, "scenario overran its time bound");
+                    stopping = true;
+                    deadline = Instant::now() + spec.request.timeout + STOP_GRACE;
+                }
+            }
+            () = ctx.cancel.cancelled(), if !stopping => {
+                stop_agents(ctx, &run.pending, "run cancelled");
+                stopping = true;
+                deadline = Instant::now() + spec.request.timeout + STOP_GRACE;
+            }
+        }
+    }
+    run.finish(ctx);
+    Some(run.aggregate)
+}
+
+fn stop_agents(ctx: &RunContext, agents: &BTreeSet<String>, reason: &str) {
+    for agent in agents {
+        ctx.deps.registry.send(
+            agent,
+            ToAgent::Stop {
+                run_id: ctx.id.clone(),
+                reason: reason.to_owned(),
+            },
+        );
+    }
+}
+
+fn describe(spec: &HttpSpec) -> String {
+    let load = match spec.model {
+        LoadModel::Open => format!(
+            "open model, {} req/s over at most {} connections",
+            spec.rate, spec.connections
+        ),
+        LoadModel::Closed => format!("closed model, {} connections", spec.connections),
+    };
+    let end = match (spec.duration, spec.requests) {
+        (Some(d), Some(r)) => format!("for {d:?} or {r} requests"),
+        (Some(d), None) => format!("for {d:?}"),
+        (None, Some(r)) => format!("for {r} requests"),
+        (None, None) => String::new(),
+    };
+    format!("{load} {end}")
+}
+
+// === impl PartRun ===
+
+impl PartRun<'_> {
+    /// Sends every live agent its shard, all with one start instant.
+    fn assign(&mut self, ctx: &mut RunContext, live: &[AgentInfo]) {
+        let refs: Vec<&AgentInfo> = live.iter().collect();
+        let start_at =
+            unix_ms().saturating_add(i64::try_from(START_DELAY.as_millis()).unwrap_or(i64::MAX));
+        for share in shard_http(self.spec, &refs) {
+            let assignment = Assignment {
+                run_id: ctx.id.clone(),
+                part: self.part.id.clone(),
+                start_at_unix_ms: start_at,
+                work: Work::Http(share.shard),
+            };
+            if ctx
+                .deps
+                .registry
+                .send(&share.agent, ToAgent::Assign(Box::new(assignment)))
+            {
+                if self.spec.model == LoadModel::Open {
+                    ctx.open_model_agents.insert(share.agent.clone());
+                }
+                self.pending.insert(share.agent);
+            } else {
+                ctx.lost.insert(share.agent.clone());
+                ctx.find(
+                    FindingKind::AgentGone,
+                    format!(
+                        "agent {:?} was gone before scenario {} started",
+                        share.agent, self.part.label
+                    ),
+                );
+            }
+        }
+        self.assigned = self.pending.clone();
+        ctx.event(
+            RunState::Running,
+            format!(
+                "scenario {}: {} on {} agents",
+                self.part.label,
+                describe(self.spec),
+                self.pending.len()
+            ),
+        );
+    }
+
+    async fn handle(&mut self, ctx: &mut RunContext, input: RunInput) {
+        match input {
+            RunInput::Interval(report) => self.interval(ctx, &report).await,
+            RunInput::Done { agent, done } if done.part == self.part.id => {
+                if let ShardOutcome::Failed(why) = &done.outcome {
+                    ctx.find(
+                        FindingKind::AgentFailed,
+                        format!("agent {agent:?} failed scenario {}: {why}", self.part.label),
+                    );
+                }
+                self.pending.remove(&agent);
+            }
+            RunInput::Done { .. } => {}
+            RunInput::Refused { agent, refused } => {
+                ctx.find(
+                    FindingKind::AgentRefused,
+                    format!(
+                        "agent {agent:?} refused scenario {}: {}",
+                        refused.part.scenario, refused.reason
+                    ),
+                );
+                self.refused.insert(agent.clone());
+                self.pending.remove(&agent);
+            }
+            RunInput::Gone { agent } => {
+                if self.assigned.contains(&agent) || ctx.agents.iter().any(|a| a.name == agent) {
+                    ctx.lost.insert(agent.clone());
+                }
+                self.pending.remove(&agent);
+            }
+        }
+    }
+
+    /// Stores an interval once, acknowledges it, and merges it when it belongs to this part.
+    async fn interval(&mut self, ctx: &mut RunContext, report: &IntervalReport) {
+        match ctx.deps.store.insert_interval(report).await {
+            Ok(false) => return, // already stored and merged
+            Ok(true) => {}
+            Err(e) => {
+                ctx.find(
+                    FindingKind::BadInterval,
+                    format!(
+                        "an interval of agent {:?} could not be stored: {e}",
+                        report.agent
+                    ),
+                );
+                return;
+            }
+        }
+        ctx.deps.registry.send(
+            &report.agent,
+            ToAgent::Ack {
+                run_id: report.run_id.clone(),
+                seq: report.seq,
+            },
+        );
+        if report.part != self.part.id {
+            return;
+        }
+        *self.reported.entry(report.agent.clone()).or_default() += 1;
+        let merged = self
+            .health
+            .entry(report.agent.clone())
+            .or_default()
+            .add(report)
+            .and_then(|()| {
+                if report.warmup {
+                    Ok(())
+                } else {
+                    self.aggregate.add(report)
+                }
+            });
+        if let Err(e) = merged {
+            ctx.find(
+                FindingKind::BadInterval,
+                format!(
+                    "an interval of agent {:?} did not decode: {e}",
+                    report.agent
+                ),
+            );
+        }
+        if self.last_progress.elapsed() >= Duration::from_secs(1) {
+            self.last_progress = Instant::now();
+            ctx.event(
+                RunState::Running,
+                format!(
+                    "scenario {}: {} requests, {} errors so far",
+                    self.part.label,
+                    self.aggregate.requests(),
+                    self.aggregate.errors()
+                ),
+            );
+        }
+    }
+
+    /// Adds this part's health to the run's, and notes faults, silent agents and a target that never answered.
+    fn finish(&self, ctx: &mut RunContext) {
+        for (agent, health) in &self.health {
+            if let Err(e) = ctx.health.entry(agent.clone()).or_default().absorb(health) {
+                ctx.find(
+                    FindingKind::BadInterval,
+                    format!("agent {agent:?}: health figures did not merge: {e}"),
+                );
+            }
+            let cores = ctx
+                .agents
+                .iter()
+                .find(|a| &a.name == agent)
+                .map_or(1, |a| a.cores);
+            for fault in health.faults(agent, cores) {
+                ctx.find(
+                    FindingKind::GeneratorFault,
+                    format!("scenario {}: {fault}", self.part.label),
+                );
+            }
+        }
+        for agent in &self.assigned {
+            let count = self.reported.get(agent).copied().unwrap_or(0);
+            if count == 0 && !self.refused.contains(agent) {
+                ctx.find(
+                    FindingKind::AgentNeverReported,
+                    format!(
+                        "agent {agent:?} never reported for scenario {}",
+                        self.part.label
+                    ),
+                );
+            } else if ctx.lost.contains(agent) {
+                ctx.find(
+                    FindingKind::AgentLost,
+                    format!(
+                        "agent {agent:?} was lost during scenario {}; its {count} intervals up to then are included",
+                        self.part.label
+                    ),
+                );
+            }
+        }
+        if self.aggregate.histogram().is_empty() {
+            let m = self.aggregate.metrics();
+            let e = m.errors_by_class;
+            ctx.find(
+                FindingKind::NoResponse,
+                format!(
+                    "scenario {}: no response arrived from the target ({} requests: {} connect errors, {} timeouts, \
+                     {} other; {} dropped), so nothing about it was measured",
+                    self.part.label, m.requests, e.connect, e.timeout, e.other, m.dropped
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The `ramp` kind: one closed-model step after another across the agents (a part each), the target probed during
+//! each, then the capacity analysis (in [`crate::analysis::capacity`]).
+
+use crate::analysis::capacity::analyse;
+use crate::analysis::{StepFigures, find_cliff};
+use crate::run::context::RunContext;
+use crate::run::part::{Part, run_part};
+use crate::run::probe::{Sampler, StepProbe};
+use loadgrade_common::plan::{RampSpec, Scenario};
+use loadgrade_common::report::{RampMetrics, RampStep, StepLatency};
+use loadgrade_common::run::RunState;
+use loadgrade_common::shard::PartId;
+
+pub async fn run(
+    ctx: &mut RunContext,
+    scenario: &Scenario,
+    ramp: &RampSpec,
+    memory_budget: Option<u64>,
+) -> RampMetrics {
+    let mut steps: Vec<RampStep> = Vec::new();
+    let mut figures: Vec<StepFigures> = Vec::new();
+    let mut probe_errors: Vec<String> = Vec::new();
+    for (index, &concurrency) in ramp.steps.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        let part = Part {
+            id: PartId {
+                scenario: scenario.name.clone(),
+                stage: u32::try_from(index).unwrap_or(u32::MAX),
+            },
+            label: format!(
+                "{:?} step {} of {} ({concurrency} connections)",
+                scenario.name,
+                index + 1,
+                ramp.steps.len()
+            ),
+        };
+        let registry = ctx.deps.registry.clone();
+        let sampler = ramp.probe.clone().map(|p| Sampler::start(p, registry));
+        let aggregate = run_part(ctx, &part, &ramp.step(index)).await;
+        let probe = match sampler {
+            Some(s) => s.finish().await,
+            None => StepProbe::default(),
+        };
+        if let Some(e) = &probe.error {
+            probe_errors.push(format!("step {concurrency}: {e}"));
+        }
+        let metrics = aggregate.map(|a| a.metrics());
+        let latency = metrics
+            .as_ref()
+            .and_then(|m| m.latency_ms)
+            .map(|l| StepLatency {
+                p50: l.p50,
+                p95: l.p95,
+                p99: l.p99,
+            });
+        let (requests, errors) = metrics.as_ref().map_or((0, 0), |m| (m.requests, m.errors));
+        let step = RampStep {
+            concurrency,
+            requests,
+            errors,
+            throughput_rps: metrics.as_ref().and_then(|m| m.throughput_rps),
+            latency_ms: latency,
+            error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
+            // A step whose probe failed even once is not measured: a partial max would understate it.
+            target_memory_bytes: if probe.error.is_none() {
+                probe.memory_max()
+            } else {
+                None
+            },
+            target_memory_mean_bytes: if probe.error.is_none() {
+                probe.memory_mean()
+            } else {
+                None
+            },
+            target_cpu_percent: if probe.error.is_none() {
+                probe.cpu_percent()
+            } else {
+                None
+            },
+            probe_samples: probe.samples.len() as u64,
+            past_cliff: false,
+        };
+        figures.push(StepFigures {
+            concurrency,
+            throughput: step.throughput_rps,
+            p95_ms: latency.map(|l| l.p95),
+            error_rate: step.error_rate,
+        });
+        ctx.event(
+            RunState::Running,
+            format!(
+                "{}: {} req/s, p95 {} ms, errors {}",
+                part.label,
+                step.throughput_rps
+                    .map_or("-".into(), |x| format!("{x:.0}")),
+                latency.map_or("-".into(), |l| format!("{:.1}", l.p95)),
+                errors
+            ),
+        );
+        steps.push(step);
+        if ramp.stop_at_cliff && find_cliff(&figures, &ramp.cliff).is_some() {
+            ctx.event(
+                RunState::Running,
+                format!(
+                    "{:?}: past the cliff, stopping the ramp (stop_at_cliff)",
+                    scenario.name
+                ),
+            );
+            break;
+        }
+    }
+    analyse(steps, &figures, ramp, memory_budget, probe_errors)
+}

@@ -1,0 +1,140 @@
+//! The gRPC service agents dial into: one bidirectional session per agent process. Wire messages are converted to
+//! domain messages here, on the way in and on the way out.
+
+use super::registry::{Registry, RunInput};
+use super::status::ServiceError;
+use loadgrade_common::clock::unix_ms;
+use loadgrade_common::protocol::{FromAgent, HeartbeatAck, Hello, ToAgent, Welcome};
+use loadgrade_proto::v1;
+use loadgrade_proto::v1::agent_service_server::AgentService;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Heartbeat period asked of agents.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct AgentSessions {
+    registry: Arc<Registry>,
+}
+
+impl AgentSessions {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        AgentSessions { registry }
+    }
+}
+
+/// The first message must be a hello in this coordinator's protocol, from a named agent.
+async fn hello(inbound: &mut Streaming<v1::AgentMessage>) -> Result<Hello, ServiceError> {
+    let first = inbound.message().await.map_err(|_| ServiceError::Closed)?;
+    let hello = match first.map(FromAgent::try_from) {
+        Some(Ok(FromAgent::Hello(hello))) => hello,
+        _ => return Err(ServiceError::NotHello),
+    };
+    if hello.protocol != loadgrade_proto::PROTOCOL_VERSION {
+        return Err(ServiceError::Protocol {
+            agent: hello.protocol,
+            ours: loadgrade_proto::PROTOCOL_VERSION,
+        });
+    }
+    if hello.name.trim().is_empty() {
+        return Err(ServiceError::EmptyName);
+    }
+    Ok(hello)
+}
+
+type Outbound = Pin<Box<dyn Stream<Item = Result<v1::CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentSessions {
+    type SessionStream = Outbound;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<v1::AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = hello(&mut inbound).await?;
+        let (tx, rx) = mpsc::channel::<ToAgent>(1024);
+        let welcome = ToAgent::Welcome(Welcome {
+            server_time_unix_ms: unix_ms(),
+            heartbeat_interval_ms: u32::try_from(HEARTBEAT_INTERVAL.as_millis())
+                .unwrap_or(u32::MAX),
+            protocol: loadgrade_proto::PROTOCOL_VERSION,
+        });
+        tx.send(welcome).await.map_err(|_| ServiceError::Closed)?;
+        self.registry.register(&hello, tx.clone());
+        tracing::info!(
+            agent = %hello.name, cores = hello.cores, version = %hello.version, probe_only = hello.probe_only,
+            "agent connected"
+        );
+        tokio::spawn(receive(self.registry.clone(), hello, inbound, tx));
+        let outbound = ReceiverStream::new(rx).map(|m| Ok(v1::CoordinatorMessage::from(m)));
+        Ok(Response::new(Box::pin(outbound)))
+    }
+}
+
+/// Routes an agent's messages until its session ends, then unregisters it.
+async fn receive(
+    registry: Arc<Registry>,
+    hello: Hello,
+    mut inbound: Streaming<v1::AgentMessage>,
+    tx: mpsc::Sender<ToAgent>,
+) {
+    let (name, epoch) = (hello.name, hello.epoch);
+    loop {
+        let wire = match inbound.message().await {
+            Ok(Some(wire)) => wire,
+            Ok(None) => break,
+            Err(status) => {
+                tracing::warn!(agent = %name, %status, "agent session broken");
+                break;
+            }
+        };
+        let message = match FromAgent::try_from(wire) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(agent = %name, "ignoring a message that does not convert: {e}");
+                continue;
+            }
+        };
+        match message {
+            FromAgent::Heartbeat(hb) => {
+                registry.heartbeat(&name, epoch, hb.clock);
+                let _ = tx.try_send(ToAgent::HeartbeatAck(HeartbeatAck {
+                    agent_sent_at_unix_ms: hb.sent_at_unix_ms,
+                    server_time_unix_ms: unix_ms(),
+                }));
+            }
+            FromAgent::Interval(report) => {
+                if let Some(route) = registry.route(&report.run_id) {
+                    let _ = route.send(RunInput::Interval(report));
+                }
+            }
+            FromAgent::ShardDone(done) => {
+                if let Some(route) = registry.route(&done.run_id) {
+                    let _ = route.send(RunInput::Done {
+                        agent: name.clone(),
+                        done,
+                    });
+                }
+            }
+            FromAgent::ShardRefused(refused) => {
+                if let Some(route) = registry.route(&refused.run_id) {
+                    let _ = route.send(RunInput::Refused {
+                        agent: name.clone(),
+                        refused,
+                    });
+                }
+            }
+            FromAgent::ProbeReply(reply) => registry.probe_replied(reply),
+            FromAgent::Hello(_) => tracing::warn!(agent = %name, "ignoring a second hello"),
+        }
+    }
+    tracing::info!(agent = %name, "agent disconnected");
+    registry.unregister(&name, epoch);
+}

@@ -1,0 +1,280 @@
+//! Connected agents: who is here, who is busy with which run, and where their messages go. Speaks domain types;
+//! the agent service converts at the wire.
+
+use loadgrade_common::interval::IntervalReport;
+use loadgrade_common::plan::LocalTarget;
+use loadgrade_common::protocol::{
+    ClockEstimate, Hello, ProbeOutcome, ProbeReading, ProbeReply, ProbeRequest, ShardDone,
+    ShardRefused, ToAgent,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Messages for a running run from its agents' sessions.
+#[derive(Debug)]
+pub enum RunInput {
+    Interval(Box<IntervalReport>),
+    Done {
+        agent: String,
+        done: ShardDone,
+    },
+    Refused {
+        agent: String,
+        refused: ShardRefused,
+    },
+    /// The agent's session ended.
+    Gone {
+        agent: String,
+    },
+}
+
+/// Where a session's outgoing messages go.
+pub type AgentSender = mpsc::Sender<ToAgent>;
+
+/// A connected agent as others see it.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub name: String,
+    pub version: String,
+    pub cores: u32,
+    pub epoch: u64,
+    /// The agent's latest clock estimate (from its heartbeats); `None` before the first.
+    pub clock: Option<ClockEstimate>,
+    /// Run this agent is reserved for.
+    pub run: Option<String>,
+    /// A probe agent: answers probe requests, never runs load.
+    pub probe_only: bool,
+}
+
+/// Why a probe agent gave no reading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentProbeError {
+    #[error("no probe agent named {0:?} is connected (loadgrade-agent --probe-only)")]
+    NotConnected(String),
+    #[error("probe agent {agent:?} did not answer within {timeout:?}")]
+    Silent { agent: String, timeout: Duration },
+    #[error("probe agent {agent:?}: {why}")]
+    Failed { agent: String, why: String },
+}
+
+struct Entry {
+    info: AgentInfo,
+    tx: AgentSender,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: BTreeMap<String, Entry>,
+    routes: HashMap<String, mpsc::UnboundedSender<RunInput>>,
+    /// Probe requests waiting for their reply.
+    probes: HashMap<u64, oneshot::Sender<ProbeReply>>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    /// Fires whenever an agent arrives or leaves, or agents are released.
+    pub changed: Notify,
+    next_probe: AtomicU64,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an agent. A new session under a name already present replaces the old one (the agent restarted).
+    pub fn register(&self, hello: &Hello, tx: AgentSender) {
+        let replaced = {
+            let mut inner = self.lock();
+            let info = AgentInfo {
+                name: hello.name.clone(),
+                version: hello.version.clone(),
+                cores: hello.cores.max(1),
+                epoch: hello.epoch,
+                clock: None,
+                run: None,
+                probe_only: hello.probe_only,
+            };
+            let old = inner.agents.insert(hello.name.clone(), Entry { info, tx });
+            old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
+        };
+        if let Some(route) = replaced {
+            let _ = route.send(RunInput::Gone {
+                agent: hello.name.clone(),
+            });
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Removes the agent if this session (epoch) is still the current one, telling its run.
+    pub fn unregister(&self, name: &str, epoch: u64) {
+        let route = {
+            let mut inner = self.lock();
+            match inner.agents.get(name) {
+                Some(e) if e.info.epoch == epoch => {
+                    let run = inner.agents.remove(name).and_then(|e| e.info.run);
+                    run.and_then(|r| inner.routes.get(&r).cloned())
+                }
+                _ => None,
+            }
+        };
+        if let Some(route) = route {
+            let _ = route.send(RunInput::Gone {
+                agent: name.to_owned(),
+            });
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Ends every agent session (the coordinator is shutting down). Agents see their stream end and dial again.
+    pub fn close_all(&self) {
+        self.lock().agents.clear();
+        self.changed.notify_waiters();
+    }
+
+    /// The agent's latest clock estimate.
+    pub fn heartbeat(&self, name: &str, epoch: u64, clock: Option<ClockEstimate>) {
+        if let Some(e) = self
+            .lock()
+            .agents
+            .get_mut(name)
+            .filter(|e| e.info.epoch == epoch)
+            && clock.is_some()
+        {
+            e.info.clock = clock;
+        }
+    }
+
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        self.lock()
+            .agents
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    /// One agent, if connected.
+    pub fn agent(&self, name: &str) -> Option<AgentInfo> {
+        self.lock().agents.get(name).map(|e| e.info.clone())
+    }
+
+    /// Reserves every idle load agent for `run` at once, if there are at least `min` of them (probe agents do
+    /// not count), and routes their messages to `route`. `None`, reserving nothing, when there are too few.
+    pub fn reserve_idle(
+        &self,
+        run: &str,
+        min: usize,
+        route: mpsc::UnboundedSender<RunInput>,
+    ) -> Option<Vec<AgentInfo>> {
+        let mut inner = self.lock();
+        let idle = inner
+            .agents
+            .values()
+            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+            .count();
+        if idle < min.max(1) {
+            return None;
+        }
+        inner.routes.insert(run.to_owned(), route);
+        Some(
+            inner
+                .agents
+                .values_mut()
+                .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+                .map(|e| {
+                    e.info.run = Some(run.to_owned());
+                    e.info.clone()
+                })
+                .collect(),
+        )
+    }
+
+    /// Frees the run's agents and drops its route.
+    pub fn release(&self, run: &str) {
+        let mut inner = self.lock();
+        inner.routes.remove(run);
+        for e in inner.agents.values_mut() {
+            if e.info.run.as_deref() == Some(run) {
+                e.info.run = None;
+            }
+        }
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.lock()
+            .agents
+            .values()
+            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+            .count()
+    }
+
+    /// Route for a run's messages, if it is running.
+    pub fn route(&self, run: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
+        self.lock().routes.get(run).cloned()
+    }
+
+    /// Asks probe agent `agent` to read `target` on its host.
+    pub async fn probe(
+        &self,
+        agent: &str,
+        target: &LocalTarget,
+        timeout: Duration,
+    ) -> Result<ProbeReading, AgentProbeError> {
+        let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let sender = {
+            let mut inner = self.lock();
+            let sender = inner
+                .agents
+                .get(agent)
+                .filter(|e| e.info.probe_only)
+                .map(|e| e.tx.clone())
+                .ok_or_else(|| AgentProbeError::NotConnected(agent.to_owned()))?;
+            inner.probes.insert(id, tx);
+            sender
+        };
+        let request = ToAgent::Probe(ProbeRequest {
+            request_id: id,
+            target: target.clone(),
+        });
+        let reply = if sender.try_send(request).is_ok() {
+            tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        self.lock().probes.remove(&id);
+        match reply.map(|r| r.outcome) {
+            Some(ProbeOutcome::Reading(reading)) => Ok(reading),
+            Some(ProbeOutcome::Failed(why)) => Err(AgentProbeError::Failed {
+                agent: agent.to_owned(),
+                why,
+            }),
+            None => Err(AgentProbeError::Silent {
+                agent: agent.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    /// A probe agent's answer arrived.
+    pub fn probe_replied(&self, reply: ProbeReply) {
+        if let Some(waiting) = self.lock().probes.remove(&reply.request_id) {
+            let _ = waiting.send(reply);
+        }
+    }
+
+    /// Sends to an agent's session; false when it is gone.
+    pub fn send(&self, name: &str, message: ToAgent) -> bool {
+        let tx = self.lock().agents.get(name).map(|e| e.tx.clone());
+        tx.is_some_and(|tx| tx.try_send(message).is_ok())
+    }
+}

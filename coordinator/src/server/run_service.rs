@@ -1,0 +1,162 @@
+//! The gRPC service CI and `loadgrade submit` use: start, watch, cancel and list runs; fetch reports; list agents.
+//! Handlers work in domain types and [`ServiceError`]; the wire and `Status` are reached through `From` only.
+
+use super::status::ServiceError;
+use crate::Coordinator;
+use loadgrade_common::run::{AgentSummary, RunEvent};
+use loadgrade_proto::v1;
+use loadgrade_proto::v1::run_service_server::RunService;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+pub struct Runs {
+    coordinator: Arc<Coordinator>,
+}
+
+impl Runs {
+    pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Runs { coordinator }
+    }
+
+    /// Events of a run: live while it is in progress in this process, else its stored final state.
+    async fn watch(&self, run_id: String) -> Result<mpsc::Receiver<RunEvent>, ServiceError> {
+        let (tx, rx) = mpsc::channel(16);
+        if let Some(control) = self.coordinator.run_control(&run_id) {
+            let mut events = control.events;
+            tokio::spawn(async move {
+                loop {
+                    let event = events.borrow_and_update().clone();
+                    let done = event.state.is_final();
+                    if tx.send(event).await.is_err() || done || events.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+            return Ok(rx);
+        }
+        let summary = self
+            .coordinator
+            .store
+            .run(&run_id)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownRun(run_id.clone()))?;
+        let _ = tx
+            .send(RunEvent {
+                run_id,
+                state: summary.state,
+                message: String::new(),
+                verdict: summary.verdict,
+            })
+            .await;
+        Ok(rx)
+    }
+}
+
+#[tonic::async_trait]
+impl RunService for Runs {
+    async fn start_run(
+        &self,
+        request: Request<v1::StartRunRequest>,
+    ) -> Result<Response<v1::StartRunResponse>, Status> {
+        let r = request.into_inner();
+        let file = if r.plan_file.is_empty() {
+            "plan.toml".to_owned()
+        } else {
+            r.plan_file
+        };
+        let started = self
+            .coordinator
+            .start_run(&file, &r.plan_toml)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(v1::StartRunResponse { run_id: started.id }))
+    }
+
+    type WatchRunStream = ReceiverStream<Result<v1::RunEvent, Status>>;
+
+    async fn watch_run(
+        &self,
+        request: Request<v1::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        let mut events = self.watch(request.into_inner().run_id).await?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send(Ok(v1::RunEvent::from(event))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<v1::GetReportRequest>,
+    ) -> Result<Response<v1::GetReportResponse>, Status> {
+        let run_id = request.into_inner().run_id;
+        let stored = self
+            .coordinator
+            .store
+            .report(&run_id)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or(ServiceError::NoReport(run_id))?;
+        Ok(Response::new(stored.into()))
+    }
+
+    async fn cancel_run(
+        &self,
+        request: Request<v1::CancelRunRequest>,
+    ) -> Result<Response<v1::CancelRunResponse>, Status> {
+        let run_id = request.into_inner().run_id;
+        let cancelled = self.coordinator.run_control(&run_id).is_some_and(|c| {
+            c.cancel.cancel();
+            true
+        });
+        Ok(Response::new(v1::CancelRunResponse { cancelled }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<v1::ListRunsRequest>,
+    ) -> Result<Response<v1::ListRunsResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 50,
+            n => n.min(1000),
+        };
+        let runs = self
+            .coordinator
+            .store
+            .runs(limit)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(v1::ListRunsResponse {
+            runs: runs.into_iter().map(v1::RunSummary::from).collect(),
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        _request: Request<v1::ListAgentsRequest>,
+    ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        let agents = self
+            .coordinator
+            .registry
+            .agents()
+            .into_iter()
+            .map(|a| {
+                v1::AgentSummary::from(AgentSummary {
+                    busy: a.run.is_some(),
+                    name: a.name,
+                    version: a.version,
+                    cores: a.cores,
+                    epoch: a.epoch,
+                })
+            })
+            .collect();
+        Ok(Response::new(v1::ListAgentsResponse { agents }))
+    }
+}

@@ -1,0 +1,55 @@
+//! The one place errors become gRPC statuses: every service returns [`ServiceError`], and its `From` impl picks the
+//! code.
+
+use crate::StartError;
+use crate::store::StoreError;
+use loadgrade_common::plan::PlanError;
+use loadgrade_proto::ConvertError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no run {0:?}")]
+    UnknownRun(String),
+    #[error("run {0:?} has no report (unknown or not finished)")]
+    NoReport(String),
+    #[error("the first message of a session must be hello")]
+    NotHello,
+    #[error("agent speaks protocol {agent}, this coordinator speaks {ours}")]
+    Protocol { agent: u32, ours: u32 },
+    #[error("agent name is empty")]
+    EmptyName,
+    #[error("session closed")]
+    Closed,
+    #[error("message does not convert: {0}")]
+    Wire(#[from] ConvertError),
+}
+
+impl From<StartError> for ServiceError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Plan(p) => ServiceError::Plan(p),
+            StartError::Store(s) => ServiceError::Store(s),
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Self {
+        let code = match &e {
+            ServiceError::Plan(_)
+            | ServiceError::NotHello
+            | ServiceError::EmptyName
+            | ServiceError::Wire(_) => Code::InvalidArgument,
+            ServiceError::Store(_) => Code::Internal,
+            ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
+            ServiceError::Protocol { .. } => Code::FailedPrecondition,
+            ServiceError::Closed => Code::Unavailable,
+        };
+        Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,321 @@
+//! The results store: runs and their interval reports in SQLite (default: `loadgrade.db` in the working
+//! directory) or PostgreSQL, through sqlx's `Any` driver, schema by migrations (one set per backend). Queries are
+//! checked at run time, so building needs no database. SQL is written once with `?` placeholders and numbered
+//! (`$1`, ..) for PostgreSQL.
+
+use loadgrade_common::grade::Verdict;
+use loadgrade_common::interval::IntervalReport;
+use loadgrade_common::run::{RunState, RunSummary, StoredReport};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
+
+/// Default database URL: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://loadgrade.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored run {run}: {what}")]
+    Corrupt { run: String, what: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens and migrates the database at `url`: `sqlite://PATH` (created if missing) or `postgres://..`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let connect_url = match backend {
+            // Create the file when missing; `sqlite::memory:` is left as it is.
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        Self::connect(&connect_url, backend, 4)
+            .await
+            .map_err(|e| match e {
+                StoreError::Query(source) => StoreError::Open {
+                    url: url.to_owned(),
+                    source,
+                },
+                other => other,
+            })
+    }
+
+    /// A private in-memory SQLite database (tests).
+    pub async fn in_memory() -> Result<Store, StoreError> {
+        // One connection: every connection to :memory: is a different database.
+        Self::connect("sqlite::memory:", Backend::Sqlite, 1).await
+    }
+
+    async fn connect(url: &str, backend: Backend, connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
+            .await?;
+        match backend {
+            Backend::Sqlite => {
+                if !url.contains(":memory:") {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&pool)
+                        .await?;
+                }
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// `sql` with its `?` placeholders as this backend wants them.
+    fn sql(&self, sql: &'static str) -> Cow<'static, str> {
+        match self.backend {
+            Backend::Sqlite => Cow::Borrowed(sql),
+            Backend::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push_str(&format!("${n}"));
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    pub async fn insert_run(
+        &self,
+        id: &str,
+        plan_name: &str,
+        plan_file: &str,
+        plan_toml: &str,
+        started_at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO runs (id, plan_name, plan_file, plan_toml, state, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(plan_name)
+        .bind(plan_file)
+        .bind(plan_toml)
+        .bind(RunState::Waiting.as_str())
+        .bind(started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_state(&self, id: &str, state: RunState) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("UPDATE runs SET state = ? WHERE id = ?"))
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores an interval report. Returns false when this (run, agent, epoch, seq) was already stored.
+    pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
+        let counters = &report.counters;
+        let health = &report.health;
+        let errors = counters.errors().total();
+        let counters_json = serde_json::json!({
+            "requests": counters.requests, "ok": counters.ok,
+            "errors_connect": counters.errors_connect, "errors_timeout": counters.errors_timeout,
+            "errors_status_4xx": counters.errors_status_4xx, "errors_status_5xx": counters.errors_status_5xx,
+            "errors_other": counters.errors_other, "dropped": counters.dropped,
+            "bytes_received": counters.bytes_received,
+        });
+        let health_json = serde_json::json!({
+            "cpu_percent": health.cpu_percent, "backlog_max": health.backlog_max,
+        });
+        let done = sqlx::query(&self.sql(
+            "INSERT INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
+             warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
+        .bind(&report.run_id)
+        .bind(&report.agent)
+        // SQLite integers are signed 64-bit: the epoch's bits are stored as they are.
+        .bind(report.epoch as i64)
+        .bind(report.seq as i64)
+        .bind(&report.part.scenario)
+        .bind(i64::from(report.part.stage))
+        .bind(report.start_unix_ms)
+        .bind(i64::from(report.duration_ms))
+        .bind(i64::from(report.warmup))
+        .bind(i64::try_from(counters.requests).unwrap_or(i64::MAX))
+        .bind(i64::try_from(errors).unwrap_or(i64::MAX))
+        .bind(i64::try_from(counters.dropped).unwrap_or(i64::MAX))
+        .bind(counters_json.to_string())
+        .bind(health_json.to_string())
+        .bind(&report.hdr_corrected)
+        .bind(&report.hdr_raw)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        state: RunState,
+        verdict: Verdict,
+        finished_at: &str,
+        report_json: &str,
+        report_md: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE runs SET state = ?, verdict = ?, finished_at = ?, report_json = ?, report_md = ? WHERE id = ?",
+        ))
+        .bind(state.as_str())
+        .bind(verdict.to_string())
+        .bind(finished_at)
+        .bind(report_json)
+        .bind(report_md)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A finished run's reports; `None` for an unknown run or one without a report yet.
+    pub async fn report(&self, id: &str) -> Result<Option<StoredReport>, StoreError> {
+        let row =
+            sqlx::query(&self.sql("SELECT verdict, report_json, report_md FROM runs WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (Some(verdict), Some(json), Some(markdown)) = (
+            row.try_get::<Option<String>, _>("verdict")?,
+            row.try_get::<Option<String>, _>("report_json")?,
+            row.try_get::<Option<String>, _>("report_md")?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(StoredReport {
+            verdict: parse_verdict(id, &verdict)?,
+            json,
+            markdown,
+        }))
+    }
+
+    /// One run's summary; `None` when unknown.
+    pub async fn run(&self, id: &str) -> Result<Option<RunSummary>, StoreError> {
+        let row = sqlx::query(
+            &self.sql("SELECT id, plan_name, state, verdict, started_at FROM runs WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(summary).transpose()
+    }
+
+    /// The newest runs first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, plan_name, state, verdict, started_at FROM runs ORDER BY started_at DESC, id DESC LIMIT ?",
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    /// Requests per measured interval of one scenario, summed over agents, ordered by start (tests, analysis).
+    pub async fn interval_requests(
+        &self,
+        run_id: &str,
+        scenario: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT start_unix_ms, CAST(SUM(requests) AS BIGINT) AS requests FROM intervals \
+             WHERE run_id = ? AND scenario = ? AND warmup = 0 GROUP BY start_unix_ms ORDER BY start_unix_ms",
+        ))
+        .bind(run_id)
+        .bind(scenario)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("start_unix_ms")?, r.try_get("requests")?)))
+            .collect()
+    }
+
+    /// Number of stored intervals of a run.
+    pub async fn interval_count(&self, run_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT COUNT(*) AS n FROM intervals WHERE run_id = ?"))
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+fn parse_verdict(run: &str, text: &str) -> Result<Verdict, StoreError> {
+    text.parse().map_err(|e: String| StoreError::Corrupt {
+        run: run.to_owned(),
+        what: e,
+    })
+}
+
+fn summary(row: &AnyRow) -> Result<RunSummary, StoreError> {
+    let id: String = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let verdict: Option<String> = row.try_get("verdict")?;
+    Ok(RunSummary {
+        state: state
+            .parse()
+            .map_err(
+                |e: loadgrade_common::run::UnknownState| StoreError::Corrupt {
+                    run: id.clone(),
+                    what: e.to_string(),
+                },
+            )?,
+        verdict: verdict.map(|v| parse_verdict(&id, &v)).transpose()?,
+        plan_name: row.try_get("plan_name")?,
+        started_at: row.try_get("started_at")?,
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rejects_other_databases_clearly() {
+        let e = Store::open("mysql://x").await.expect_err("unsupported");
+        assert!(e.to_string().contains("expected sqlite://PATH"), "{e}");
+    }
+}

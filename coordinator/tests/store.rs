@@ -1,0 +1,100 @@
+//! The results store's contract, one body run on SQLite and on a real PostgreSQL (`LOADGRADE_TEST_POSTGRES_URL`):
+//! runs and their states, intervals stored once per (run, agent, epoch, seq), reports and listings.
+
+mod support;
+
+use loadgrade_common::grade::Verdict;
+use loadgrade_common::interval::{Counters, IntervalReport};
+use loadgrade_common::run::RunState;
+use loadgrade_common::shard::PartId;
+use loadgrade_coordinator::store::Store;
+
+async fn store_contract(store: &Store) {
+    store
+        .insert_run(
+            "r1",
+            "plan",
+            "plan.toml",
+            "name = 'plan'",
+            "2026-11-27T00:00:00Z",
+        )
+        .await
+        .expect("run");
+    let summary = store.run("r1").await.expect("query").expect("known");
+    assert_eq!((summary.state, summary.verdict), (RunState::Waiting, None));
+    store
+        .set_state("r1", RunState::Running)
+        .await
+        .expect("state");
+    let report = IntervalReport {
+        run_id: "r1".into(),
+        agent: "a".into(),
+        epoch: u64::MAX,
+        seq: 0,
+        part: PartId {
+            scenario: "s".into(),
+            stage: 0,
+        },
+        start_unix_ms: 1000,
+        hdr_corrected: vec![1, 2, 3],
+        counters: Counters {
+            requests: 7,
+            ..Counters::default()
+        },
+        ..IntervalReport::default()
+    };
+    assert!(store.insert_interval(&report).await.expect("first"));
+    assert!(
+        !store.insert_interval(&report).await.expect("again"),
+        "a re-sent report is ignored"
+    );
+    assert_eq!(store.interval_count("r1").await.expect("count"), 1);
+    assert_eq!(
+        store
+            .interval_requests("r1", "s")
+            .await
+            .expect("per second"),
+        vec![(1000, 7)]
+    );
+    assert!(
+        store.report("r1").await.expect("query").is_none(),
+        "no report before the end"
+    );
+    store
+        .finish_run(
+            "r1",
+            RunState::Finished,
+            Verdict::Pass,
+            "2026-11-27T00:01:00Z",
+            "{}",
+            "# r",
+        )
+        .await
+        .expect("finish");
+    let stored = store.report("r1").await.expect("query").expect("report");
+    assert_eq!(
+        (stored.verdict, stored.json.as_str()),
+        (Verdict::Pass, "{}")
+    );
+    let runs = store.runs(10).await.expect("runs");
+    assert_eq!(runs[0].id, "r1");
+    assert_eq!(
+        (runs[0].state, runs[0].verdict),
+        (RunState::Finished, Some(Verdict::Pass))
+    );
+    assert!(store.run("nope").await.expect("query").is_none());
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_sqlite() {
+    store_contract(&Store::in_memory().await.expect("store")).await;
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_postgres() {
+    let Some((store, guard)) = support::postgres::postgres_store("contract").await else {
+        return;
+    };
+    store_contract(&store).await;
+    guard.drop_schema().await;
+}

@@ -1,0 +1,179 @@
+//! The run service's types: run states, verdicts, events and listings.
+
+use super::{ConvertError, known};
+use crate::v1;
+use loadgrade_common::grade::Verdict;
+use loadgrade_common::run::{AgentSummary, RunEvent, RunState, RunSummary, StoredReport};
+
+impl From<RunState> for v1::RunState {
+    fn from(s: RunState) -> Self {
+        match s {
+            RunState::Waiting => v1::RunState::Waiting,
+            RunState::Running => v1::RunState::Running,
+            RunState::Finished => v1::RunState::Finished,
+            RunState::Cancelled => v1::RunState::Cancelled,
+            RunState::Error => v1::RunState::Error,
+        }
+    }
+}
+
+fn run_state(value: i32) -> Result<RunState, ConvertError> {
+    Ok(match known::<v1::RunState>("RunState", value)? {
+        v1::RunState::Waiting => RunState::Waiting,
+        v1::RunState::Running => RunState::Running,
+        v1::RunState::Finished => RunState::Finished,
+        v1::RunState::Cancelled => RunState::Cancelled,
+        v1::RunState::Error => RunState::Error,
+        v1::RunState::Unspecified => {
+            return Err(ConvertError::UnknownEnum {
+                field: "RunState",
+                value,
+            });
+        }
+    })
+}
+
+fn verdict_to_wire(v: Option<Verdict>) -> i32 {
+    (match v {
+        None => v1::Verdict::Unspecified,
+        Some(Verdict::Pass) => v1::Verdict::Pass,
+        Some(Verdict::Fail) => v1::Verdict::Fail,
+        Some(Verdict::Degraded) => v1::Verdict::Degraded,
+        Some(Verdict::Invalid) => v1::Verdict::Invalid,
+    }) as i32
+}
+
+/// A verdict from the wire; unspecified is `None` (not graded yet).
+fn verdict(value: i32) -> Result<Option<Verdict>, ConvertError> {
+    Ok(match known::<v1::Verdict>("Verdict", value)? {
+        v1::Verdict::Unspecified => None,
+        v1::Verdict::Pass => Some(Verdict::Pass),
+        v1::Verdict::Fail => Some(Verdict::Fail),
+        v1::Verdict::Degraded => Some(Verdict::Degraded),
+        v1::Verdict::Invalid => Some(Verdict::Invalid),
+    })
+}
+
+impl From<RunEvent> for v1::RunEvent {
+    fn from(e: RunEvent) -> Self {
+        v1::RunEvent {
+            run_id: e.run_id,
+            message: e.message,
+            state: v1::RunState::from(e.state) as i32,
+            verdict: verdict_to_wire(e.verdict),
+        }
+    }
+}
+
+impl TryFrom<v1::RunEvent> for RunEvent {
+    type Error = ConvertError;
+
+    fn try_from(e: v1::RunEvent) -> Result<Self, ConvertError> {
+        Ok(RunEvent {
+            run_id: e.run_id,
+            state: run_state(e.state)?,
+            message: e.message,
+            verdict: verdict(e.verdict)?,
+        })
+    }
+}
+
+impl From<RunSummary> for v1::RunSummary {
+    fn from(r: RunSummary) -> Self {
+        v1::RunSummary {
+            run_id: r.id,
+            plan_name: r.plan_name,
+            started_at: r.started_at,
+            state: v1::RunState::from(r.state) as i32,
+            verdict: verdict_to_wire(r.verdict),
+        }
+    }
+}
+
+impl TryFrom<v1::RunSummary> for RunSummary {
+    type Error = ConvertError;
+
+    fn try_from(r: v1::RunSummary) -> Result<Self, ConvertError> {
+        Ok(RunSummary {
+            id: r.run_id,
+            plan_name: r.plan_name,
+            state: run_state(r.state)?,
+            verdict: verdict(r.verdict)?,
+            started_at: r.started_at,
+        })
+    }
+}
+
+impl From<AgentSummary> for v1::AgentSummary {
+    fn from(a: AgentSummary) -> Self {
+        v1::AgentSummary {
+            name: a.name,
+            version: a.version,
+            cores: a.cores,
+            epoch: a.epoch,
+            busy: a.busy,
+        }
+    }
+}
+
+impl From<v1::AgentSummary> for AgentSummary {
+    fn from(a: v1::AgentSummary) -> Self {
+        AgentSummary {
+            name: a.name,
+            version: a.version,
+            cores: a.cores,
+            epoch: a.epoch,
+            busy: a.busy,
+        }
+    }
+}
+
+impl From<StoredReport> for v1::GetReportResponse {
+    fn from(r: StoredReport) -> Self {
+        v1::GetReportResponse {
+            report_json: r.json,
+            report_md: r.markdown,
+            verdict: verdict_to_wire(Some(r.verdict)),
+        }
+    }
+}
+
+impl TryFrom<v1::GetReportResponse> for StoredReport {
+    type Error = ConvertError;
+
+    fn try_from(r: v1::GetReportResponse) -> Result<Self, ConvertError> {
+        Ok(StoredReport {
+            verdict: verdict(r.verdict)?
+                .ok_or(ConvertError::Missing("GetReportResponse.verdict"))?,
+            json: r.report_json,
+            markdown: r.report_md,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_verdicts_survive_the_wire() {
+        for state in RunState::ALL {
+            for verdict in [None, Some(Verdict::Pass), Some(Verdict::Invalid)] {
+                let event = RunEvent {
+                    run_id: "r".into(),
+                    state,
+                    message: "m".into(),
+                    verdict,
+                };
+                assert_eq!(
+                    RunEvent::try_from(v1::RunEvent::from(event.clone())),
+                    Ok(event)
+                );
+            }
+        }
+        assert!(
+            RunEvent::try_from(v1::RunEvent::default()).is_err(),
+            "no state"
+        );
+    }
+}
