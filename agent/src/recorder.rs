@@ -110,8 +110,8 @@ impl Recorder {
             match outcome {
                 Outcome::Status(s) => {
                     match s {
-                        400..=499 => c.errors_status_4xx += 1,
-                        500..=599 => c.errors_status_5xx += 1,
+                        400..=499 => c.errors.status_4xx += 1,
+                        500..=599 => c.errors.status_5xx += 1,
                         _ => c.ok += 1,
                     }
                     // Auto-resizing histograms accept any value; an error here is impossible.
@@ -120,9 +120,9 @@ impl Recorder {
                         let _ = i.raw.record(micros(raw));
                     }
                 }
-                Outcome::Connect => c.errors_connect += 1,
-                Outcome::Timeout => c.errors_timeout += 1,
-                Outcome::Other | Outcome::Stale => c.errors_other += 1,
+                Outcome::Connect => c.errors.connect += 1,
+                Outcome::Timeout => c.errors.timeout += 1,
+                Outcome::Other | Outcome::Stale => c.errors.other += 1,
             }
         });
     }

@@ -34,11 +34,8 @@ pub struct Counters {
     pub requests: u64,
     /// Responses with status 1xx-3xx.
     pub ok: u64,
-    pub errors_connect: u64,
-    pub errors_timeout: u64,
-    pub errors_status_4xx: u64,
-    pub errors_status_5xx: u64,
-    pub errors_other: u64,
+    /// Failures by class.
+    pub errors: ErrorCounts,
     /// Open model: arrivals dropped because the backlog was full.
     pub dropped: u64,
     pub bytes_received: u64,
@@ -50,27 +47,12 @@ impl Counters {
         for (mine, theirs) in [
             (&mut self.requests, other.requests),
             (&mut self.ok, other.ok),
-            (&mut self.errors_connect, other.errors_connect),
-            (&mut self.errors_timeout, other.errors_timeout),
-            (&mut self.errors_status_4xx, other.errors_status_4xx),
-            (&mut self.errors_status_5xx, other.errors_status_5xx),
-            (&mut self.errors_other, other.errors_other),
             (&mut self.dropped, other.dropped),
             (&mut self.bytes_received, other.bytes_received),
         ] {
             *mine = mine.saturating_add(theirs);
         }
-    }
-
-    /// Failures by class.
-    pub fn errors(&self) -> ErrorCounts {
-        ErrorCounts {
-            connect: self.errors_connect,
-            timeout: self.errors_timeout,
-            status_4xx: self.errors_status_4xx,
-            status_5xx: self.errors_status_5xx,
-            other: self.errors_other,
-        }
+        self.errors.add(&other.errors);
     }
 }
 
@@ -105,15 +87,21 @@ mod tests {
     fn counters_add_and_saturate() {
         let mut a = Counters {
             requests: u64::MAX - 1,
-            errors_timeout: 2,
+            errors: ErrorCounts {
+                timeout: 2,
+                ..ErrorCounts::default()
+            },
             ..Counters::default()
         };
         a.add(&Counters {
             requests: 5,
-            errors_other: 3,
+            errors: ErrorCounts {
+                other: 3,
+                ..ErrorCounts::default()
+            },
             ..Counters::default()
         });
         assert_eq!(a.requests, u64::MAX);
-        assert_eq!(a.errors().total(), 5);
+        assert_eq!(a.errors.total(), 5);
     }
 }

@@ -5,17 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Faults {
-    panic_after_assign: AtomicBool,
+    panic_under_load: AtomicBool,
 }
 
 impl Faults {
-    /// The next run task panics right after it assigns a part's shards.
-    pub fn arm_panic_after_assign(&self) {
-        self.panic_after_assign.store(true, Ordering::SeqCst);
+    /// The next run task panics once a part's shards are assigned and measured load has been reported.
+    pub fn arm_panic_under_load(&self) {
+        self.panic_under_load.store(true, Ordering::SeqCst);
     }
 
     /// Whether to panic now (once per arming).
-    pub fn panic_after_assign(&self) -> bool {
-        self.panic_after_assign.swap(false, Ordering::SeqCst)
+    pub fn panic_under_load(&self) -> bool {
+        self.panic_under_load.swap(false, Ordering::SeqCst)
     }
 }

@@ -84,6 +84,71 @@ fn bad_duration_exits_2_with_its_location() {
     );
 }
 
+/// Regression (issue 7): two stages of "500000000000y" overflowed a sum and `validate` panicked (exit 101).
+#[test]
+fn stages_longer_than_a_run_exit_2_with_their_location() {
+    expect_plan_error(
+        "huge-stages",
+        &PLAN.replace(
+            "duration = \"2s\"",
+            "rate = 5\nstages = [{ rate = 5, duration = \"500000000000y\" }, { rate = 5, duration = \"500000000000y\" }]",
+        ),
+        "plan.toml:7:34: \"500000000000y\" is longer than a run may last (7 days at most)",
+    );
+}
+
+/// Regression (issue 7): a duration this long validated and then panicked the run after shards were assigned.
+#[test]
+fn a_duration_longer_than_a_run_exits_2_with_its_location() {
+    expect_plan_error(
+        "huge-duration",
+        &PLAN.replace("\"2s\"", "\"1000000d\""),
+        "plan.toml:6:12: \"1000000d\" is longer than a run may last (7 days at most)",
+    );
+}
+
+/// Regression (issue 7): `loadgrade runs | head -3` panicked on the closed pipe.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let dir = scratch("pipe");
+    let db = dir.join("runs.db");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store =
+            loadgrade_coordinator::store::Store::open(&format!("sqlite://{}", db.display()))
+                .await
+                .expect("store");
+        // More than a pipe buffer (64 KiB) of lines, so the writer outlives the reader.
+        for i in 0..2000 {
+            store
+                .insert_run(
+                    &format!("run-{i:04}"),
+                    "p",
+                    "p.toml",
+                    "",
+                    "2026-11-27T00:00:00Z",
+                )
+                .await
+                .expect("run");
+        }
+    });
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} runs --limit 2000 --database sqlite://{} | head -3",
+                env!("CARGO_BIN_EXE_loadgrade"),
+                db.display()
+            ),
+        ])
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
 #[test]
 fn threshold_on_unknown_metric_exits_2_with_its_location() {
     expect_plan_error(

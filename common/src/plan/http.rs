@@ -3,12 +3,10 @@
 
 use super::errors::Issues;
 use super::fields::{self, Field};
-use super::request::{self, HttpRequest, RawRequest};
-use super::{MAX_RUN, ScenarioTable};
+use super::request::{self, HttpRequest};
+use super::{MAX_RUN, ScenarioInput};
 use crate::profile::{Profile, Stage};
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -144,16 +142,10 @@ impl HttpSpec {
 }
 
 /// Validates an `http` scenario.
-pub(crate) fn validate(
-    name: &str,
-    table: &ScenarioTable<'_>,
-    kind_span: &Range<usize>,
-    issues: &mut Issues<'_>,
-    base_dir: &Path,
-) -> Option<HttpSpec> {
-    let raw_request: RawRequest = table.part(issues)?;
-    let raw: RawHttp = table.part(issues)?;
-    let request = request::validate(name, &raw_request, kind_span, issues, base_dir);
+pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -> Option<HttpSpec> {
+    let raw: RawHttp = input.table.part(issues)?;
+    let request = request::validate(input, issues);
+    let (name, kind_span) = (input.name, &input.kind_span);
     let stages_name_rate = raw
         .stages
         .as_ref()

@@ -20,11 +20,22 @@ pub use request::HttpRequest;
 use crate::grade::Grade;
 use crate::threshold::Threshold;
 use raw::ScenarioTable;
+use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
 
 /// The longest a plan may run, and so the longest any duration in it may be: 7 days. Longer is a plan error, so
 /// no time arithmetic at run time can overflow.
 pub const MAX_RUN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a kind's validation gets: the scenario's name, its table, where its `kind` is written (to locate a missing
+/// field) and the plan file's folder (to read files it names).
+pub(crate) struct ScenarioInput<'a, 'i> {
+    pub name: &'a str,
+    pub table: &'a ScenarioTable<'i>,
+    pub kind_span: Range<usize>,
+    pub base_dir: &'a Path,
+}
 
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,11 +4,9 @@
 use super::errors::Issues;
 use super::fields::{self, Field};
 use super::http::{Arrivals, HttpSpec, LoadModel};
-use super::request::{self, RawRequest};
-use super::{MAX_RUN, ScenarioTable};
+use super::request;
+use super::{MAX_RUN, ScenarioInput};
 use serde::Deserialize;
-use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -110,16 +108,10 @@ pub enum LocalTarget {
 }
 
 /// Validates a `ramp` scenario.
-pub(crate) fn validate(
-    name: &str,
-    table: &ScenarioTable<'_>,
-    kind_span: &Range<usize>,
-    issues: &mut Issues<'_>,
-    base_dir: &Path,
-) -> Option<RampSpec> {
-    let raw_request: RawRequest = table.part(issues)?;
-    let raw: RawRamp = table.part(issues)?;
-    let request = request::validate(name, &raw_request, kind_span, issues, base_dir);
+pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -> Option<RampSpec> {
+    let raw: RawRamp = input.table.part(issues)?;
+    let request = request::validate(input, issues);
+    let (name, kind_span) = (input.name, &input.kind_span);
     let start = fields::whole(issues, raw.start.as_ref(), "start");
     let stop = fields::whole(issues, raw.stop.as_ref(), "stop");
     let step = fields::whole(issues, raw.step.as_ref(), "step");

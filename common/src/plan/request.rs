@@ -1,11 +1,10 @@
 //! The request part shared by every kind that sends HTTP requests (`http`, `ramp`): where, how and with what.
 
+use super::ScenarioInput;
 use super::errors::Issues;
 use super::fields::{self, Field};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,14 +37,13 @@ pub struct HttpRequest {
     pub timeout: Duration,
 }
 
-/// Validates the request fields of scenario `name`; `kind_span` locates a missing `url`.
+/// Reads and validates a scenario's request fields.
 pub(crate) fn validate(
-    name: &str,
-    raw: &RawRequest,
-    kind_span: &Range<usize>,
+    input: &ScenarioInput<'_, '_>,
     issues: &mut Issues<'_>,
-    base_dir: &Path,
 ) -> Option<HttpRequest> {
+    let raw: RawRequest = input.table.part(issues)?;
+    let (name, kind_span, base_dir) = (input.name, &input.kind_span, input.base_dir);
     let url = match &raw.url {
         None => {
             issues.at(

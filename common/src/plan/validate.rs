@@ -7,7 +7,9 @@ use super::fields;
 use super::raw::field_names;
 use super::raw::{RawCommon, RawPlan, parse_document};
 use super::request::RawRequest;
-use super::{MAX_RUN, Plan, Scenario, ScenarioKind, ScenarioSpec, ScenarioTable, http, ramp};
+use super::{
+    MAX_RUN, Plan, Scenario, ScenarioInput, ScenarioKind, ScenarioSpec, ScenarioTable, http, ramp,
+};
 use crate::grade::Grade;
 use crate::kind::UnknownKind;
 use crate::threshold::Threshold;
@@ -38,19 +40,12 @@ fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
 /// The typed spec of a scenario of `kind`.
 fn validate_spec(
     kind: ScenarioKind,
-    name: &str,
-    table: &ScenarioTable<'_>,
-    kind_span: &std::ops::Range<usize>,
+    input: &ScenarioInput<'_, '_>,
     issues: &mut Issues<'_>,
-    base_dir: &Path,
 ) -> Option<ScenarioSpec> {
     Some(match kind {
-        ScenarioKind::Http => {
-            ScenarioSpec::Http(http::validate(name, table, kind_span, issues, base_dir)?)
-        }
-        ScenarioKind::Ramp => {
-            ScenarioSpec::Ramp(ramp::validate(name, table, kind_span, issues, base_dir)?)
-        }
+        ScenarioKind::Http => ScenarioSpec::Http(http::validate(input, issues)?),
+        ScenarioKind::Ramp => ScenarioSpec::Ramp(ramp::validate(input, issues)?),
     })
 }
 
@@ -199,10 +194,15 @@ fn scenario(
             return None;
         }
     };
-    let kind_span = kind_field.span();
     check_keys(table, kind, issues);
     let thresholds = thresholds(&common.thresholds, kind, issues);
-    let spec = validate_spec(kind, &name, table, &kind_span, issues, base_dir)?;
+    let input = ScenarioInput {
+        name: &name,
+        table,
+        kind_span: kind_field.span(),
+        base_dir,
+    };
+    let spec = validate_spec(kind, &input, issues)?;
     Some(Scenario {
         name,
         thresholds,

@@ -195,6 +195,19 @@ impl<'de> Deserialize<'de> for ScenarioReport {
     }
 }
 
+/// `value`, recording in `not_measured` why `figure` is missing when it is `None`.
+pub fn or_not_measured<T>(
+    not_measured: &mut BTreeMap<String, String>,
+    figure: &str,
+    value: Option<T>,
+    why: impl FnOnce() -> String,
+) -> Option<T> {
+    if value.is_none() {
+        not_measured.insert(figure.to_owned(), why());
+    }
+    value
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub expr: String,
@@ -268,6 +281,19 @@ pub struct ErrorCounts {
 impl ErrorCounts {
     pub const FIELDS: [&'static str; 5] =
         ["connect", "timeout", "status_4xx", "status_5xx", "other"];
+
+    /// Adds every class of `other` (saturating).
+    pub fn add(&mut self, other: &ErrorCounts) {
+        for (mine, theirs) in [
+            (&mut self.connect, other.connect),
+            (&mut self.timeout, other.timeout),
+            (&mut self.status_4xx, other.status_4xx),
+            (&mut self.status_5xx, other.status_5xx),
+            (&mut self.other, other.other),
+        ] {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
 
     pub fn total(&self) -> u64 {
         self.connect

@@ -3,7 +3,7 @@
 
 use super::{StepFigures, find_cliff, fit_usl, interpolate, saturation};
 use loadgrade_common::plan::RampSpec;
-use loadgrade_common::report::{RampMetrics, RampStep};
+use loadgrade_common::report::{RampMetrics, RampStep, or_not_measured};
 use std::collections::BTreeMap;
 
 /// Share of max_concurrency at which memory is read for the headroom.
@@ -27,12 +27,12 @@ pub fn analyse(
         Some((i, _)) => Some(steps[i - 1].concurrency),
         None => steps.last().map(|s| s.concurrency),
     };
-    if max_concurrency.is_none() {
-        not_measured.insert(
-            "max_concurrency".to_owned(),
-            "the first step was already past the cliff".to_owned(),
-        );
-    }
+    let max_concurrency = or_not_measured(
+        &mut not_measured,
+        "max_concurrency",
+        max_concurrency,
+        || "the first step was already past the cliff".to_owned(),
+    );
     let memory_points: Vec<(u64, f64)> = steps
         .iter()
         .filter_map(|s| Some((s.concurrency, s.target_memory_bytes? as f64)))
@@ -55,41 +55,31 @@ pub fn analyse(
     }
     let memory_headroom = match (memory_at_90pct_bytes, memory_budget) {
         (Some(m), Some(budget)) if budget > 0 => Some(1.0 - m as f64 / budget as f64),
-        (_, None) => {
-            not_measured.insert(
-                "memory_headroom".to_owned(),
-                "no [budget] memory in the plan".to_owned(),
-            );
-            None
-        }
-        _ => {
-            not_measured.insert(
-                "memory_headroom".to_owned(),
-                memory_reason
+        _ => or_not_measured(
+            &mut not_measured,
+            "memory_headroom",
+            None,
+            || match memory_budget {
+                None => "no [budget] memory in the plan".to_owned(),
+                Some(_) => memory_reason
                     .clone()
                     .unwrap_or_else(|| "no memory at 90 % of capacity".to_owned()),
-            );
-            None
-        }
+            },
+        ),
     };
-    let saturation_concurrency = saturation(figures);
-    if saturation_concurrency.is_none() {
-        not_measured.insert(
-            "saturation_concurrency".to_owned(),
-            "throughput was still growing by more than 5 % at the last step".to_owned(),
-        );
-    }
+    let saturation_concurrency = or_not_measured(
+        &mut not_measured,
+        "saturation_concurrency",
+        saturation(figures),
+        || "throughput was still growing by more than 5 % at the last step".to_owned(),
+    );
     let usl_points: Vec<(f64, f64)> = steps
         .iter()
         .filter_map(|s| Some((s.concurrency as f64, s.throughput_rps?)))
         .collect();
-    let usl = fit_usl(&usl_points);
-    if usl.is_none() {
-        not_measured.insert(
-            "usl".to_owned(),
-            "fewer than 3 steps with a measured throughput".to_owned(),
-        );
-    }
+    let usl = or_not_measured(&mut not_measured, "usl", fit_usl(&usl_points), || {
+        "fewer than 3 steps with a measured throughput".to_owned()
+    });
     RampMetrics {
         requests: steps.iter().map(|s| s.requests).sum(),
         errors: steps.iter().map(|s| s.errors).sum(),

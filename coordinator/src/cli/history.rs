@@ -1,19 +1,16 @@
 //! Commands on the results store: `runs`, `report RUN_ID` and `compare BASE HEAD`.
 
-use super::Failure;
-use super::output::announce;
+use super::output::deliver;
+use super::{Failure, open_store};
 use anyhow::Context as _;
 use loadgrade_common::report::Report;
 use loadgrade_common::run::StoredReport;
 use loadgrade_coordinator::report::compare::compare;
-use loadgrade_coordinator::report::render::write_reports;
 use loadgrade_coordinator::store::Store;
 use std::path::PathBuf;
 
 pub(super) async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
-    let store = Store::open(database)
-        .await
-        .context("opening the results store")?;
+    let store = open_store(database).await?;
     let rows = store.runs(limit).await.context("listing runs")?;
     if rows.is_empty() {
         out!("no runs in {database}");
@@ -44,18 +41,10 @@ pub(super) async fn stored_report(
     out: Option<PathBuf>,
     database: &str,
 ) -> Result<i32, Failure> {
-    let store = Store::open(database)
-        .await
-        .context("opening the results store")?;
+    let store = open_store(database).await?;
     let (report, stored) = load_report(&store, run_id, database).await?;
     let dir = out.unwrap_or_else(|| PathBuf::from("loadgrade-report").join(run_id));
-    write_reports(&dir, &report, &stored.json, &stored.markdown).context("writing reports")?;
-    announce(
-        report.verdict,
-        &report.grade_reason,
-        &report.verdict_reasons,
-        &dir,
-    )
+    deliver(&dir, &report, &stored.json, &stored.markdown)
 }
 
 /// A finished run's report from the store, parsed and as stored; an unknown run is a usage error.
@@ -88,9 +77,7 @@ pub(super) async fn compare_runs(
             "loadgrade: --tolerance must be a share >= 0, got {tolerance}"
         )));
     }
-    let store = Store::open(database)
-        .await
-        .context("opening the results store")?;
+    let store = open_store(database).await?;
     let (base_report, head_report) = (
         load_report(&store, base, database).await?.0,
         load_report(&store, head, database).await?.0,

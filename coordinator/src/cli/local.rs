@@ -1,14 +1,12 @@
 //! Commands that run a coordinator in this process: `run` and `demo` (with in-process agents over loopback gRPC)
 //! and `serve`.
 
-use super::output::{announce, report_dir};
-use super::{Failure, read_plan};
+use super::output::{deliver, report_dir};
+use super::{Failure, open_store, read_plan};
 use anyhow::Context as _;
 use loadgrade_agent::signal::terminated;
 use loadgrade_common::plan::Plan;
 use loadgrade_coordinator::embedded::Embedded;
-use loadgrade_coordinator::report::render::write_reports;
-use loadgrade_coordinator::store::Store;
 use loadgrade_coordinator::{Coordinator, StartError, spawn_server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,9 +59,7 @@ async fn run_embedded(
     out: Option<PathBuf>,
     database: &str,
 ) -> Result<i32, Failure> {
-    let store = Store::open(database)
-        .await
-        .context("opening the results store")?;
+    let store = open_store(database).await?;
     let embedded = Embedded::start(store, agents)
         .await
         .context("starting the agents")?;
@@ -99,20 +95,11 @@ async fn run_embedded(
         .context("the run failed")?;
     embedded.stop().await;
     let dir = report_dir(out, &finished.report.run_id)?;
-    write_reports(&dir, &finished.report, &finished.json, &finished.markdown)
-        .context("writing reports")?;
-    announce(
-        finished.report.verdict,
-        &finished.report.grade_reason,
-        &finished.report.verdict_reasons,
-        &dir,
-    )
+    deliver(&dir, &finished.report, &finished.json, &finished.markdown)
 }
 
 pub(super) async fn serve(listen: SocketAddr, database: &str) -> Result<i32, Failure> {
-    let store = Store::open(database)
-        .await
-        .context("opening the results store")?;
+    let store = open_store(database).await?;
     let coordinator = Coordinator::new(store);
     let shutdown = CancellationToken::new();
     let (addr, server) = spawn_server(coordinator.clone(), listen, shutdown.clone())

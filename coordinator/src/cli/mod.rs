@@ -10,7 +10,7 @@ mod remote;
 
 use clap::{Parser, Subcommand};
 use loadgrade_common::plan::Plan;
-use loadgrade_coordinator::store::DEFAULT_DATABASE_URL;
+use loadgrade_coordinator::store::{DEFAULT_DATABASE_URL, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -169,6 +169,13 @@ impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Runtime(e)
     }
+}
+
+/// The results store at `database`, opened (and migrated).
+async fn open_store(database: &str) -> Result<Store, Failure> {
+    Store::open(database)
+        .await
+        .map_err(|e| Failure::Runtime(anyhow::Error::from(e).context("opening the results store")))
 }
 
 fn read_plan(path: &Path) -> Result<(String, String), Failure> {

@@ -3,7 +3,8 @@
 
 use super::Failure;
 use anyhow::Context as _;
-use loadgrade_common::grade::Verdict;
+use loadgrade_common::report::Report;
+use loadgrade_coordinator::report::render::write_reports;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -29,15 +30,18 @@ macro_rules! out {
     };
 }
 
-/// Prints the verdict, its reasons and where the reports are; returns the verdict's exit code.
-pub(super) fn announce(
-    verdict: Verdict,
-    grade_reason: &str,
-    reasons: &[String],
+/// Writes the four reports into `dir` (report.json and report.md as given, as stored), prints the verdict, its
+/// reasons and where the reports are; returns the verdict's exit code.
+pub(super) fn deliver(
     dir: &Path,
+    report: &Report,
+    json: &str,
+    markdown: &str,
 ) -> Result<i32, Failure> {
-    out!("verdict: {verdict} ({grade_reason})");
-    for r in reasons {
+    write_reports(dir, report, json, markdown).context("writing reports")?;
+    let verdict = report.verdict;
+    out!("verdict: {verdict} ({})", report.grade_reason);
+    for r in &report.verdict_reasons {
         out!("  - {r}");
     }
     out!("report: {}", dir.join("report.md").display());

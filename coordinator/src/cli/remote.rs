@@ -1,12 +1,11 @@
 //! `submit`: the CI client. Starts a run on a coordinator server, shows its progress, downloads the reports and
 //! exits with the verdict's code.
 
-use super::output::{announce, report_dir};
+use super::output::{deliver, report_dir};
 use super::{Failure, read_plan};
 use anyhow::Context as _;
 use loadgrade_common::report::Report;
 use loadgrade_common::run::{RunEvent, StoredReport};
-use loadgrade_coordinator::report::render::write_reports;
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::run_service_client::RunServiceClient;
 use std::path::{Path, PathBuf};
@@ -68,11 +67,5 @@ pub(super) async fn submit(
     let dir = report_dir(out, &run_id)?;
     let parsed: Report = serde_json::from_str(&stored.json)
         .context("the coordinator sent a report that does not parse")?;
-    write_reports(&dir, &parsed, &stored.json, &stored.markdown).context("writing reports")?;
-    announce(
-        parsed.verdict,
-        &parsed.grade_reason,
-        &parsed.verdict_reasons,
-        &dir,
-    )
+    deliver(&dir, &parsed, &stored.json, &stored.markdown)
 }

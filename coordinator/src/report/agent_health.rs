@@ -5,7 +5,7 @@ use loadgrade_common::histogram::{
     CodecError, LatencyHistogram, merge, merge_encoded, new_histogram, us_to_ms,
 };
 use loadgrade_common::interval::IntervalReport;
-use loadgrade_common::report::GeneratorReport;
+use loadgrade_common::report::{GeneratorReport, or_not_measured};
 use std::collections::BTreeMap;
 
 /// Generator lag p99 above which an agent's figures are not trusted: its own timers fired this late, so latency
@@ -87,7 +87,7 @@ impl AgentHealth {
         self.dropped_all += c.dropped;
         if !report.warmup {
             self.requests += c.requests;
-            self.errors += c.errors().total();
+            self.errors += c.errors.total();
             self.dropped += c.dropped;
         }
         Ok(())
@@ -114,44 +114,37 @@ impl AgentHealth {
 
     pub fn generator(&self, open_model_used: bool) -> GeneratorReport {
         let mut not_measured = BTreeMap::new();
-        let cpu_percent = if self.cpu_ms > 0.0 {
-            Some(self.cpu_sum / self.cpu_ms)
-        } else {
-            not_measured.insert(
-                "cpu_percent".to_owned(),
-                "the agent could not read /proc/self/stat".to_owned(),
-            );
-            None
+        let mut note = |figure: &str, value: Option<f64>, why: &str| {
+            or_not_measured(&mut not_measured, figure, value, || why.to_owned())
         };
-        let lag_ms_p99 = p99_ms(&self.lag);
-        if lag_ms_p99.is_none() {
-            not_measured.insert(
-                "lag_ms_p99".to_owned(),
-                "no lag samples arrived from this agent".to_owned(),
-            );
-        }
-        let connection_wait_ms_p99 = if !open_model_used {
-            not_measured.insert(
-                "connection_wait_ms_p99".to_owned(),
-                "closed model only: requests never wait for a connection".to_owned(),
-            );
-            None
-        } else if self.connection_wait.is_empty() {
-            not_measured.insert(
-                "connection_wait_ms_p99".to_owned(),
-                "no open-model arrivals were sent".to_owned(),
-            );
-            None
+        let cpu_percent = note(
+            "cpu_percent",
+            (self.cpu_ms > 0.0).then(|| self.cpu_sum / self.cpu_ms),
+            "the agent could not read /proc/self/stat",
+        );
+        let lag_ms_p99 = note(
+            "lag_ms_p99",
+            p99_ms(&self.lag),
+            "no lag samples arrived from this agent",
+        );
+        let connection_wait_ms_p99 = if open_model_used {
+            note(
+                "connection_wait_ms_p99",
+                p99_ms(&self.connection_wait),
+                "no open-model arrivals were sent",
+            )
         } else {
-            p99_ms(&self.connection_wait)
+            note(
+                "connection_wait_ms_p99",
+                None,
+                "closed model only: requests never wait for a connection",
+            )
         };
-        let connect_ms_p99 = p99_ms(&self.connect);
-        if connect_ms_p99.is_none() {
-            not_measured.insert(
-                "connect_ms_p99".to_owned(),
-                "no connection was set up".to_owned(),
-            );
-        }
+        let connect_ms_p99 = note(
+            "connect_ms_p99",
+            p99_ms(&self.connect),
+            "no connection was set up",
+        );
         GeneratorReport {
             cpu_percent,
             lag_ms_p99,

@@ -44,14 +44,14 @@ impl HttpAggregate {
     }
 
     pub fn errors(&self) -> u64 {
-        self.counters.errors().total()
+        self.counters.errors.total()
     }
 
     /// The report's `metrics` for this scenario.
     pub fn metrics(&self) -> HttpMetrics {
         let open = self.spec.model == LoadModel::Open;
         let c = &self.counters;
-        let errors = c.errors();
+        let errors = c.errors;
         let attempted = c.requests.saturating_add(c.dropped);
         let duration_s = self.measured_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0;
         let b64 = |h: &LatencyHistogram| encode_base64(h).unwrap_or_default();

@@ -74,16 +74,18 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
         last_progress: Instant::now(),
     };
     run.assign(ctx, &live);
-    #[cfg(feature = "fault-injection")]
-    if ctx.deps.faults.panic_after_assign() {
-        panic!("injected fault: the run task panics after assigning shards");
-    }
     let mut deadline = Instant::now() + START_DELAY + spec.load_bound() + FINISH_GRACE;
     let mut stopping = false;
     while !run.pending.is_empty() {
         tokio::select! {
             input = ctx.route.recv() => match input {
-                Some(input) => run.handle(ctx, input).await,
+                Some(input) => {
+                    run.handle(ctx, input).await;
+                    #[cfg(feature = "fault-injection")]
+                    if run.aggregate.requests() > 0 && ctx.deps.faults.panic_under_load() {
+                        panic!("injected fault: the run task panics under load");
+                    }
+                }
                 None => break,
             },
             () = sleep_until(deadline) => {

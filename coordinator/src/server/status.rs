@@ -3,14 +3,13 @@
 
 use crate::StartError;
 use crate::store::StoreError;
-use loadgrade_common::plan::PlanError;
 use loadgrade_proto::ConvertError;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("{0}")]
-    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Start(#[from] StartError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no run {0:?}")]
@@ -29,23 +28,14 @@ pub enum ServiceError {
     Wire(#[from] ConvertError),
 }
 
-impl From<StartError> for ServiceError {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::Plan(p) => ServiceError::Plan(p),
-            StartError::Store(s) => ServiceError::Store(s),
-        }
-    }
-}
-
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let code = match &e {
-            ServiceError::Plan(_)
+            ServiceError::Start(StartError::Plan(_))
             | ServiceError::NotHello
             | ServiceError::EmptyName
             | ServiceError::Wire(_) => Code::InvalidArgument,
-            ServiceError::Store(_) => Code::Internal,
+            ServiceError::Start(StartError::Store(_)) | ServiceError::Store(_) => Code::Internal,
             ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,

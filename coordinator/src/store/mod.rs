@@ -148,12 +148,12 @@ impl Store {
     pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
         let counters = &report.counters;
         let health = &report.health;
-        let errors = counters.errors().total();
+        let errors = counters.errors.total();
         let counters_json = serde_json::json!({
             "requests": counters.requests, "ok": counters.ok,
-            "errors_connect": counters.errors_connect, "errors_timeout": counters.errors_timeout,
-            "errors_status_4xx": counters.errors_status_4xx, "errors_status_5xx": counters.errors_status_5xx,
-            "errors_other": counters.errors_other, "dropped": counters.dropped,
+            "errors_connect": counters.errors.connect, "errors_timeout": counters.errors.timeout,
+            "errors_status_4xx": counters.errors.status_4xx, "errors_status_5xx": counters.errors.status_5xx,
+            "errors_other": counters.errors.other, "dropped": counters.dropped,
             "bytes_received": counters.bytes_received,
         });
         let health_json = serde_json::json!({

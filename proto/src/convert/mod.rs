@@ -2,6 +2,23 @@
 //! `From` (domain to wire, which cannot fail) and `TryFrom` (wire to domain, which checks what it takes in).
 //! Services, the runner, the store and the agent use domain types only.
 
+/// `From` both ways between a domain struct and a wire struct with the same fields of the same types.
+macro_rules! mirror {
+    ($domain:path, $wire:path { $($field:ident),* $(,)? }) => {
+        impl From<$domain> for $wire {
+            fn from(v: $domain) -> Self {
+                Self { $($field: v.$field),* }
+            }
+        }
+
+        impl From<$wire> for $domain {
+            fn from(v: $wire) -> Self {
+                Self { $($field: v.$field),* }
+            }
+        }
+    };
+}
+
 mod run;
 mod session;
 mod shard;

@@ -104,29 +104,16 @@ impl TryFrom<v1::RunSummary> for RunSummary {
     }
 }
 
-impl From<AgentSummary> for v1::AgentSummary {
-    fn from(a: AgentSummary) -> Self {
-        v1::AgentSummary {
-            name: a.name,
-            version: a.version,
-            cores: a.cores,
-            epoch: a.epoch,
-            busy: a.busy,
-        }
+mirror!(
+    AgentSummary,
+    v1::AgentSummary {
+        name,
+        version,
+        cores,
+        epoch,
+        busy
     }
-}
-
-impl From<v1::AgentSummary> for AgentSummary {
-    fn from(a: v1::AgentSummary) -> Self {
-        AgentSummary {
-            name: a.name,
-            version: a.version,
-            cores: a.cores,
-            epoch: a.epoch,
-            busy: a.busy,
-        }
-    }
-}
+);
 
 impl From<StoredReport> for v1::GetReportResponse {
     fn from(r: StoredReport) -> Self {

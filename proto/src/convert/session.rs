@@ -11,16 +11,39 @@ use loadgrade_common::protocol::{
 };
 use loadgrade_common::shard::PartId;
 
+mirror!(
+    Hello,
+    v1::Hello {
+        name,
+        version,
+        cores,
+        epoch,
+        protocol,
+        probe_only
+    }
+);
+mirror!(
+    Welcome,
+    v1::Welcome {
+        server_time_unix_ms,
+        heartbeat_interval_ms,
+        protocol
+    }
+);
+mirror!(
+    HeartbeatAck,
+    v1::HeartbeatAck {
+        agent_sent_at_unix_ms,
+        server_time_unix_ms
+    }
+);
+
 // === impl ToAgent ===
 
 impl From<ToAgent> for v1::CoordinatorMessage {
     fn from(m: ToAgent) -> Self {
         let kind = match m {
-            ToAgent::Welcome(w) => ToAgentKind::Welcome(v1::Welcome {
-                server_time_unix_ms: w.server_time_unix_ms,
-                heartbeat_interval_ms: w.heartbeat_interval_ms,
-                protocol: w.protocol,
-            }),
+            ToAgent::Welcome(w) => ToAgentKind::Welcome(w.into()),
             ToAgent::Assign(a) => ToAgentKind::Assign((*a).into()),
             ToAgent::Stop { run_id, reason } => ToAgentKind::Stop(v1::Stop { run_id, reason }),
             ToAgent::Ack { run_id, seq } => ToAgentKind::Ack(v1::Ack { run_id, seq }),
@@ -32,10 +55,7 @@ impl From<ToAgent> for v1::CoordinatorMessage {
                     LocalTarget::Cgroup(path) => v1::probe_request::Target::Cgroup(path),
                 }),
             }),
-            ToAgent::HeartbeatAck(a) => ToAgentKind::HeartbeatAck(v1::HeartbeatAck {
-                agent_sent_at_unix_ms: a.agent_sent_at_unix_ms,
-                server_time_unix_ms: a.server_time_unix_ms,
-            }),
+            ToAgent::HeartbeatAck(a) => ToAgentKind::HeartbeatAck(a.into()),
         };
         v1::CoordinatorMessage { kind: Some(kind) }
     }
@@ -89,14 +109,7 @@ impl TryFrom<v1::CoordinatorMessage> for ToAgent {
 impl From<FromAgent> for v1::AgentMessage {
     fn from(m: FromAgent) -> Self {
         let kind = match m {
-            FromAgent::Hello(h) => FromAgentKind::Hello(v1::Hello {
-                name: h.name,
-                version: h.version,
-                cores: h.cores,
-                epoch: h.epoch,
-                protocol: h.protocol,
-                probe_only: h.probe_only,
-            }),
+            FromAgent::Hello(h) => FromAgentKind::Hello(h.into()),
             FromAgent::Heartbeat(h) => FromAgentKind::Heartbeat(v1::Heartbeat {
                 sent_at_unix_ms: h.sent_at_unix_ms,
                 clock_offset_ms: h.clock.map(|c| c.offset_ms),

@@ -5,6 +5,7 @@ use crate::v1;
 use loadgrade_common::interval::{Counters, Health, IntervalReport};
 use loadgrade_common::plan::{Arrivals, HttpRequest, LoadModel, MAX_RUN};
 use loadgrade_common::profile::{Profile, Stage};
+use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::{Assignment, HttpShard, PartId, ShardProfile, Work};
 use std::time::Duration;
 
@@ -210,14 +211,15 @@ impl TryFrom<v1::HttpShard> for HttpShard {
 
 impl From<Counters> for v1::Counters {
     fn from(c: Counters) -> Self {
+        let e = c.errors;
         v1::Counters {
             requests: c.requests,
             ok: c.ok,
-            errors_connect: c.errors_connect,
-            errors_timeout: c.errors_timeout,
-            errors_status_4xx: c.errors_status_4xx,
-            errors_status_5xx: c.errors_status_5xx,
-            errors_other: c.errors_other,
+            errors_connect: e.connect,
+            errors_timeout: e.timeout,
+            errors_status_4xx: e.status_4xx,
+            errors_status_5xx: e.status_5xx,
+            errors_other: e.other,
             dropped: c.dropped,
             bytes_received: c.bytes_received,
         }
@@ -226,14 +228,17 @@ impl From<Counters> for v1::Counters {
 
 impl From<v1::Counters> for Counters {
     fn from(c: v1::Counters) -> Self {
+        let errors = ErrorCounts {
+            connect: c.errors_connect,
+            timeout: c.errors_timeout,
+            status_4xx: c.errors_status_4xx,
+            status_5xx: c.errors_status_5xx,
+            other: c.errors_other,
+        };
         Counters {
             requests: c.requests,
             ok: c.ok,
-            errors_connect: c.errors_connect,
-            errors_timeout: c.errors_timeout,
-            errors_status_4xx: c.errors_status_4xx,
-            errors_status_5xx: c.errors_status_5xx,
-            errors_other: c.errors_other,
+            errors,
             dropped: c.dropped,
             bytes_received: c.bytes_received,
         }

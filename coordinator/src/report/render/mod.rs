@@ -1,11 +1,14 @@
 //! Renderers: the report as JSON, Markdown, HTML and JUnit XML, and writing them to an output directory. The page
-//! frames are in `markdown`, `html` and `junit`; each scenario kind has its own section module (`http`, `ramp`)
-//! that the frames reach through one match on [`loadgrade_common::report::ScenarioMetrics`].
+//! is built once as blocks (`page`, `doc`) and rendered as Markdown and HTML; each scenario kind has its own section
+//! module (`http`, `ramp`) that the page reaches through one match on
+//! [`loadgrade_common::report::ScenarioMetrics`].
 
+mod doc;
 mod html;
 mod http;
 mod junit;
 mod markdown;
+mod page;
 mod ramp;
 
 pub use html::html;
@@ -16,7 +19,7 @@ use loadgrade_common::report::Report;
 use std::path::Path;
 
 /// XML-escapes text for attributes and content.
-pub(super) fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -30,16 +33,6 @@ pub(super) fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// A figure for Markdown: three decimals, or "not measured".
-pub(super) fn figure_md(value: Option<f64>) -> String {
-    value.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.3}"))
-}
-
-/// A figure for HTML: three decimals, or "not measured" in italics.
-pub(super) fn figure_html(value: Option<f64>) -> String {
-    value.map_or_else(|| "<em>not measured</em>".to_owned(), |v| format!("{v:.3}"))
 }
 
 /// report.json: pretty-printed, field names as in DESIGN.md.

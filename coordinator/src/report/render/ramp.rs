@@ -1,151 +1,113 @@
-//! The `ramp` kind's section of report.md and report.html: the capacity figures, the step table, the USL fit, and
-//! (HTML) a chart of throughput and p95 by concurrency.
+//! The `ramp` kind's section of the report page: the capacity figures, a chart of throughput and p95 by
+//! concurrency (HTML), the step table, memory against the budget, the USL fit, and what was not measured.
 
-use super::{escape, figure_html, figure_md};
+use super::doc::{Block, Inline, count, figure, text};
 use loadgrade_common::report::RampMetrics;
 use std::fmt::Write as _;
 
-pub(super) fn markdown(out: &mut String, m: &RampMetrics) {
-    let _ = writeln!(
-        out,
-        "{} requests · {} errors · max concurrency **{}** · cliff {} · saturation {} · autoscale at {} · \
-         peak {} req/s\n",
-        m.requests,
-        m.errors,
-        m.max_concurrency
-            .map_or("none before the cliff".to_owned(), |c| c.to_string()),
-        m.cliff_concurrency
-            .map_or("not reached".to_owned(), |c| c.to_string()),
-        m.saturation_concurrency
-            .map_or("-".to_owned(), |c| c.to_string()),
-        m.autoscale_trigger
-            .map_or("-".to_owned(), |c| format!("{c:.0}")),
-        figure_md(m.peak_throughput_rps),
-    );
-    if let Some(reason) = &m.cliff_reason {
-        let _ = writeln!(out, "Cliff: {reason}.\n");
-    }
-    out.push_str("| connections | req/s | p50 (ms) | p95 (ms) | p99 (ms) | error rate | target memory (max) | target CPU % | samples | |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
-    for s in &m.steps {
-        let l = s.latency_ms;
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.concurrency,
-            figure_md(s.throughput_rps),
-            figure_md(l.map(|l| l.p50)),
-            figure_md(l.map(|l| l.p95)),
-            figure_md(l.map(|l| l.p99)),
-            figure_md(s.error_rate),
-            bytes(s.target_memory_bytes),
-            figure_md(s.target_cpu_percent),
-            s.probe_samples,
-            if s.past_cliff {
-                "**past the cliff**"
-            } else {
-                ""
-            }
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nMemory at 90 % of capacity: {} of budget {} · headroom {}",
-        bytes(m.memory_at_90pct_bytes),
-        bytes(m.memory_budget_bytes),
-        figure_md(m.memory_headroom)
-    );
-    match &m.usl {
-        Some(u) => {
-            let _ = writeln!(
-                out,
-                "\nUSL fit: sigma {:.4}, kappa {:.6}, lambda {:.1} req/s per connection, peak at {} connections, R² {:.3}\n",
-                u.sigma,
-                u.kappa,
-                u.lambda,
-                u.peak_concurrency
-                    .map_or("-".to_owned(), |p| format!("{p:.0}")),
-                u.r_squared
-            );
-        }
-        None => out.push('\n'),
-    }
-    for (field, reason) in &m.not_measured {
-        let _ = writeln!(out, "- {field}: not measured ({reason})");
-    }
-    if !m.not_measured.is_empty() {
-        out.push('\n');
-    }
-}
-fn bytes(value: Option<u64>) -> String {
-    value.map_or_else(
-        || "not measured".to_owned(),
-        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
-    )
+fn mib(bytes: Option<u64>) -> Option<f64> {
+    bytes.map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
-pub(super) fn html(out: &mut String, m: &RampMetrics) {
-    let _ = write!(
-        out,
-        "<p>max concurrency <b>{}</b> · cliff {} · saturation {} · autoscale at {} · memory at 90 % {} · headroom {}</p>",
-        m.max_concurrency
-            .map_or("none before the cliff".to_owned(), |c| c.to_string()),
-        m.cliff_concurrency
-            .map_or("not reached".to_owned(), |c| c.to_string()),
-        m.saturation_concurrency
-            .map_or("-".to_owned(), |c| c.to_string()),
-        m.autoscale_trigger
-            .map_or("-".to_owned(), |c| format!("{c:.0}")),
-        m.memory_at_90pct_bytes
-            .map_or("<em>not measured</em>".to_owned(), |b| format!(
-                "{:.1} MiB",
-                b as f64 / 1048576.0
-            )),
-        figure_html(m.memory_headroom)
-    );
+fn or_text(value: Option<String>, missing: &str) -> String {
+    value.unwrap_or_else(|| missing.to_owned())
+}
+
+pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
+    blocks.push(Block::Paragraph(vec![
+        text(format!(
+            "{} requests · {} errors · max concurrency ",
+            m.requests, m.errors
+        )),
+        Inline::Strong(or_text(
+            m.max_concurrency.map(|c| c.to_string()),
+            "none before the cliff",
+        )),
+        text(format!(
+            " · cliff {} · saturation {} · autoscale at {} · peak ",
+            or_text(m.cliff_concurrency.map(|c| c.to_string()), "not reached"),
+            or_text(m.saturation_concurrency.map(|c| c.to_string()), "-"),
+            or_text(m.autoscale_trigger.map(|c| format!("{c:.0}")), "-"),
+        )),
+        figure(m.peak_throughput_rps),
+        text(" req/s"),
+    ]));
     if let Some(reason) = &m.cliff_reason {
-        let _ = write!(out, "<p>Cliff: {}.</p>", escape(reason));
+        blocks.push(Block::Paragraph(vec![text(format!("Cliff: {reason}."))]));
     }
-    chart(out, m);
-    out.push_str("<table><tr><th>connections</th><th>req/s</th><th>p50 (ms)</th><th>p95 (ms)</th><th>p99 (ms)</th>\
-        <th>error rate</th><th>target memory (MiB)</th><th>target CPU %</th><th></th></tr>");
-    for s in &m.steps {
-        let l = s.latency_ms;
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            s.concurrency,
-            figure_html(s.throughput_rps),
-            figure_html(l.map(|l| l.p50)),
-            figure_html(l.map(|l| l.p95)),
-            figure_html(l.map(|l| l.p99)),
-            figure_html(s.error_rate),
-            figure_html(s.target_memory_bytes.map(|b| b as f64 / 1048576.0)),
-            figure_html(s.target_cpu_percent),
-            if s.past_cliff {
-                "<span class=\"bad\">past the cliff</span>"
-            } else {
-                ""
-            }
-        );
+    blocks.push(Block::Html(chart(m)));
+    blocks.push(Block::Table {
+        headers: vec![
+            "connections",
+            "req/s",
+            "p50 (ms)",
+            "p95 (ms)",
+            "p99 (ms)",
+            "error rate",
+            "target memory, max (MiB)",
+            "target CPU %",
+            "samples",
+            "",
+        ],
+        rows: m
+            .steps
+            .iter()
+            .map(|s| {
+                let l = s.latency_ms;
+                vec![
+                    count(s.concurrency),
+                    figure(s.throughput_rps),
+                    figure(l.map(|l| l.p50)),
+                    figure(l.map(|l| l.p95)),
+                    figure(l.map(|l| l.p99)),
+                    figure(s.error_rate),
+                    figure(mib(s.target_memory_bytes)),
+                    figure(s.target_cpu_percent),
+                    count(s.probe_samples),
+                    if s.past_cliff {
+                        Inline::Bad("past the cliff".into())
+                    } else {
+                        text("")
+                    },
+                ]
+            })
+            .collect(),
+    });
+    blocks.push(Block::Paragraph(vec![
+        text("Memory at 90 % of capacity (MiB): "),
+        figure(mib(m.memory_at_90pct_bytes)),
+        text(" of budget "),
+        figure(mib(m.memory_budget_bytes)),
+        text(" · headroom "),
+        figure(m.memory_headroom),
+    ]));
+    if let Some(u) = &m.usl {
+        blocks.push(Block::Paragraph(vec![text(format!(
+            "USL fit: sigma {:.4}, kappa {:.6}, lambda {:.1} req/s per connection, peak at {} connections, R² {:.3}",
+            u.sigma,
+            u.kappa,
+            u.lambda,
+            or_text(u.peak_concurrency.map(|p| format!("{p:.0}")), "-"),
+            u.r_squared
+        ))]));
     }
-    out.push_str("</table>");
-    for (field, reason) in &m.not_measured {
-        let _ = write!(
-            out,
-            "<p>{}: <em>not measured</em> ({})</p>",
-            escape(field),
-            escape(reason)
-        );
+    if !m.not_measured.is_empty() {
+        blocks.push(Block::List(
+            m.not_measured
+                .iter()
+                .map(|(field, reason)| vec![text(format!("{field}: not measured ({reason})"))])
+                .collect(),
+        ));
     }
 }
 
 /// Throughput (blue) and p95 (orange) by concurrency, each scaled to its own maximum.
-fn chart(out: &mut String, m: &RampMetrics) {
+fn chart(m: &RampMetrics) -> String {
+    let mut out = String::new();
     let (w, h, pad) = (640.0, 240.0, 36.0);
     let xs: Vec<f64> = m.steps.iter().map(|s| s.concurrency as f64).collect();
     let (Some(&x_min), Some(&x_max)) = (xs.first(), xs.last()) else {
-        return;
+        return out;
     };
     let span = (x_max - x_min).max(1.0);
     let series = |values: Vec<Option<f64>>| -> String {
@@ -189,4 +151,5 @@ fn chart(out: &mut String, m: &RampMetrics) {
         w - pad,
         h - 8.0
     );
+    out
 }

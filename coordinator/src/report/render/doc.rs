@@ -1,0 +1,275 @@
+//! A report page as blocks, written once and rendered twice: as Markdown (report.md) and as HTML (report.html), so
+//! both show the same figures by construction.
+
+use super::escape;
+use loadgrade_common::grade::{Grade, Verdict};
+use std::fmt::Write as _;
+
+/// A run of text inside a block.
+pub enum Inline {
+    Text(String),
+    Strong(String),
+    Code(String),
+    /// A measured figure (three decimals), or "not measured".
+    Figure(Option<f64>),
+    /// Something wrong, shown loudly.
+    Bad(String),
+}
+
+/// Plain text.
+pub fn text(t: impl Into<String>) -> Inline {
+    Inline::Text(t.into())
+}
+
+/// A measured figure, or "not measured".
+pub fn figure(v: Option<f64>) -> Inline {
+    Inline::Figure(v)
+}
+
+/// A count.
+pub fn count(n: impl std::fmt::Display) -> Inline {
+    Inline::Text(n.to_string())
+}
+
+pub enum Block {
+    Heading(u8, Vec<Inline>),
+    Verdict {
+        verdict: Verdict,
+        grade: Grade,
+        reason: String,
+    },
+    Paragraph(Vec<Inline>),
+    List(Vec<Vec<Inline>>),
+    Table {
+        headers: Vec<&'static str>,
+        rows: Vec<Vec<Inline>>,
+    },
+    /// HTML only (a chart): Markdown leaves it out.
+    Html(String),
+}
+
+/// How a format writes each piece; [`render`] walks the blocks once for every format.
+trait Format {
+    fn inline(out: &mut String, inline: &Inline);
+    fn heading(out: &mut String, level: u8, start: bool);
+    fn verdict(out: &mut String, verdict: Verdict, grade: Grade, reason: &str);
+    fn paragraph(out: &mut String, start: bool);
+    fn list(out: &mut String, start: bool);
+    fn item(out: &mut String, start: bool);
+    fn header_row(out: &mut String, headers: &[&str]);
+    fn row(out: &mut String, start: bool);
+    fn cell(out: &mut String, start: bool);
+    fn table_end(out: &mut String);
+    fn html(out: &mut String, fragment: &str);
+}
+
+fn render<F: Format>(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    let runs = |out: &mut String, parts: &[Inline]| parts.iter().for_each(|p| F::inline(out, p));
+    for block in blocks {
+        match block {
+            Block::Heading(level, parts) => {
+                F::heading(&mut out, *level, true);
+                runs(&mut out, parts);
+                F::heading(&mut out, *level, false);
+            }
+            Block::Verdict {
+                verdict,
+                grade,
+                reason,
+            } => F::verdict(&mut out, *verdict, *grade, reason),
+            Block::Paragraph(parts) => {
+                F::paragraph(&mut out, true);
+                runs(&mut out, parts);
+                F::paragraph(&mut out, false);
+            }
+            Block::List(items) => {
+                F::list(&mut out, true);
+                for item in items {
+                    F::item(&mut out, true);
+                    runs(&mut out, item);
+                    F::item(&mut out, false);
+                }
+                F::list(&mut out, false);
+            }
+            Block::Table { headers, rows } => {
+                F::header_row(&mut out, headers);
+                for row in rows {
+                    F::row(&mut out, true);
+                    for cell in row {
+                        F::cell(&mut out, true);
+                        F::inline(&mut out, cell);
+                        F::cell(&mut out, false);
+                    }
+                    F::row(&mut out, false);
+                }
+                F::table_end(&mut out);
+            }
+            Block::Html(fragment) => F::html(&mut out, fragment),
+        }
+    }
+    out
+}
+
+/// The blocks as Markdown.
+pub fn markdown(blocks: &[Block]) -> String {
+    render::<Markdown>(blocks)
+}
+
+/// The blocks as an HTML fragment.
+pub fn html(blocks: &[Block]) -> String {
+    render::<Html>(blocks)
+}
+
+struct Markdown;
+
+impl Format for Markdown {
+    fn inline(out: &mut String, inline: &Inline) {
+        let _ = match inline {
+            Inline::Text(t) => write!(out, "{t}"),
+            Inline::Strong(t) | Inline::Bad(t) => write!(out, "**{t}**"),
+            Inline::Code(t) => write!(out, "`{t}`"),
+            Inline::Figure(Some(v)) => write!(out, "{v:.3}"),
+            Inline::Figure(None) => write!(out, "not measured"),
+        };
+    }
+
+    fn heading(out: &mut String, level: u8, start: bool) {
+        if start {
+            out.push_str(&"#".repeat(usize::from(level)));
+            out.push(' ');
+        } else {
+            out.push_str("\n\n");
+        }
+    }
+
+    fn verdict(out: &mut String, verdict: Verdict, grade: Grade, reason: &str) {
+        let _ = write!(
+            out,
+            "**Verdict: {verdict}** · grade **{grade}** · {reason}\n\n"
+        );
+    }
+
+    fn paragraph(out: &mut String, start: bool) {
+        if !start {
+            out.push_str("\n\n");
+        }
+    }
+
+    fn list(out: &mut String, start: bool) {
+        if !start {
+            out.push('\n');
+        }
+    }
+
+    fn item(out: &mut String, start: bool) {
+        out.push_str(if start { "- " } else { "\n" });
+    }
+
+    fn header_row(out: &mut String, headers: &[&str]) {
+        let _ = writeln!(out, "| {} |", headers.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
+    }
+
+    fn row(out: &mut String, start: bool) {
+        out.push_str(if start { "|" } else { "\n" });
+    }
+
+    fn cell(out: &mut String, start: bool) {
+        out.push_str(if start { " " } else { " |" });
+    }
+
+    fn table_end(out: &mut String) {
+        out.push('\n');
+    }
+
+    fn html(_out: &mut String, _fragment: &str) {}
+}
+
+struct Html;
+
+impl Format for Html {
+    fn inline(out: &mut String, inline: &Inline) {
+        let _ = match inline {
+            Inline::Text(t) => write!(out, "{}", escape(t)),
+            Inline::Strong(t) => write!(out, "<b>{}</b>", escape(t)),
+            Inline::Code(t) => write!(out, "<code>{}</code>", escape(t)),
+            Inline::Bad(t) => write!(out, "<span class=\"bad\">{}</span>", escape(t)),
+            Inline::Figure(Some(v)) => write!(out, "{v:.3}"),
+            Inline::Figure(None) => write!(out, "<em>not measured</em>"),
+        };
+    }
+
+    fn heading(out: &mut String, level: u8, start: bool) {
+        let _ = write!(out, "<{}h{level}>", if start { "" } else { "/" });
+    }
+
+    fn verdict(out: &mut String, verdict: Verdict, grade: Grade, reason: &str) {
+        let _ = write!(
+            out,
+            "<div class=\"verdict {verdict}\">Verdict <b>{verdict}</b> · grade <b>{grade}</b> · {}</div>",
+            escape(reason)
+        );
+    }
+
+    fn paragraph(out: &mut String, start: bool) {
+        out.push_str(if start { "<p>" } else { "</p>" });
+    }
+
+    fn list(out: &mut String, start: bool) {
+        out.push_str(if start { "<ul>" } else { "</ul>" });
+    }
+
+    fn item(out: &mut String, start: bool) {
+        out.push_str(if start { "<li>" } else { "</li>" });
+    }
+
+    fn header_row(out: &mut String, headers: &[&str]) {
+        out.push_str("<table><tr>");
+        for h in headers {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
+        out.push_str("</tr>");
+    }
+
+    fn row(out: &mut String, start: bool) {
+        out.push_str(if start { "<tr>" } else { "</tr>" });
+    }
+
+    fn cell(out: &mut String, start: bool) {
+        out.push_str(if start { "<td>" } else { "</td>" });
+    }
+
+    fn table_end(out: &mut String) {
+        out.push_str("</table>");
+    }
+
+    fn html(out: &mut String, fragment: &str) {
+        out.push_str(fragment);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_two_renderings() {
+        let blocks = [Block::Table {
+            headers: vec!["a", "b"],
+            rows: vec![
+                vec![text("x<y"), figure(None)],
+                vec![Inline::Bad("late".into()), figure(Some(1.0))],
+            ],
+        }];
+        assert_eq!(
+            markdown(&blocks),
+            "| a | b |\n|---|---|\n| x<y | not measured |\n| **late** | 1.000 |\n\n"
+        );
+        assert_eq!(
+            html(&blocks),
+            "<table><tr><th>a</th><th>b</th></tr><tr><td>x&lt;y</td><td><em>not measured</em></td></tr>\
+             <tr><td><span class=\"bad\">late</span></td><td>1.000</td></tr></table>"
+        );
+    }
+}
