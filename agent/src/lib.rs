@@ -59,9 +59,11 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
-    let epoch: u64 = rand::random();
     let mut backoff = Duration::from_millis(200);
     loop {
+        // A new epoch for every session: sequence numbers start again at 0 in it, so a later session's intervals
+        // never collide with an earlier one's stored (run, agent, epoch, seq).
+        let epoch: u64 = rand::random();
         let result = session::run_once(&config, epoch, &shutdown).await;
         if shutdown.is_cancelled() {
             return Ok(());

@@ -18,8 +18,8 @@ pub enum Outcome {
     Connect,
     Timeout,
     Other,
-    /// A reused keep-alive connection was closed by the peer before any byte of the response: the request is
-    /// sent again on a new connection and this outcome is never recorded (recorded as Other if it were).
+    /// A reused keep-alive connection failed before any byte of the response. An idempotent request is sent
+    /// again on a new connection (counted in `resent`); any other is recorded as Other.
     Stale,
 }
 
@@ -30,6 +30,7 @@ struct Interval {
     lag: LatencyHistogram,
     connection_wait: LatencyHistogram,
     connect: LatencyHistogram,
+    send_late: LatencyHistogram,
     counters: Counters,
     backlog_max: u64,
     emfile: u64,
@@ -45,6 +46,7 @@ impl Interval {
             lag: new_histogram(),
             connection_wait: new_histogram(),
             connect: new_histogram(),
+            send_late: new_histogram(),
             counters: Counters::default(),
             backlog_max: 0,
             emfile: 0,
@@ -61,6 +63,7 @@ impl Interval {
             (&mut self.lag, &other.lag),
             (&mut self.connection_wait, &other.connection_wait),
             (&mut self.connect, &other.connect),
+            (&mut self.send_late, &other.send_late),
         ] {
             // Auto-resizing histograms of the same precision always add.
             let _ = mine.add(theirs);
@@ -100,7 +103,8 @@ impl Recorder {
 
     /// Records one request. `corrected` is measured from the intended send time (open model) or the send time
     /// (closed model); `raw` from the actual send time, recorded for the open model only. Latency is recorded for
-    /// requests that got a response, whatever its status.
+    /// requests that got a response, whatever its status, and for requests given up at their timeout (at the time
+    /// given up: leaving them out would drop exactly the worst requests).
     pub fn request(&self, outcome: Outcome, corrected: Duration, raw: Duration, bytes: u64) {
         let open = self.open_model;
         self.with(|i| {
@@ -121,7 +125,13 @@ impl Recorder {
                     }
                 }
                 Outcome::Connect => c.errors.connect += 1,
-                Outcome::Timeout => c.errors.timeout += 1,
+                Outcome::Timeout => {
+                    c.errors.timeout += 1;
+                    let _ = i.corrected.record(micros(corrected));
+                    if open {
+                        let _ = i.raw.record(micros(raw));
+                    }
+                }
                 Outcome::Other | Outcome::Stale => c.errors.other += 1,
             }
         });
@@ -132,7 +142,26 @@ impl Recorder {
         self.with(|i| i.counters.dropped += 1);
     }
 
-    /// An open-model arrival waited this long for a free connection.
+    /// An open-model arrival was still queued when the shard was stopped.
+    pub fn discarded_at_stop(&self) {
+        self.with(|i| i.counters.discarded_at_stop += 1);
+    }
+
+    /// A request was sent again after a kept-alive connection failed before any response byte.
+    pub fn resent(&self) {
+        self.with(|i| i.counters.resent += 1);
+    }
+
+    /// An open-model arrival that found a connection free was sent this late against its intended instant: the
+    /// generator's own timing.
+    pub fn send_late(&self, late: Duration) {
+        self.with(|i| {
+            let _ = i.send_late.record(micros(late));
+        });
+    }
+
+    /// An open-model arrival that found every connection busy waited this long (from its intended instant) until
+    /// one was free.
     pub fn connection_wait(&self, wait: Duration) {
         self.with(|i| {
             let _ = i.connection_wait.record(micros(wait));
@@ -165,10 +194,12 @@ impl Recorder {
         self.with(|i| i.backlog_max = i.backlog_max.max(depth));
     }
 
-    /// How late the event loop's periodic timer fired.
-    pub fn lag(&self, late: Duration) {
+    /// How late the event loop's periodic timer (period `period`) fired. Recorded with HDR's expected-interval
+    /// correction: a thread blocked for 200 ms missed 40 samples of a 5 ms probe, and those are filled in, so the
+    /// lag percentiles describe time, not wake-ups (one sample per wake-up would hide a stall in the p99).
+    pub fn lag(&self, late: Duration, period: Duration) {
         self.with(|i| {
-            let _ = i.lag.record(micros(late));
+            let _ = i.lag.record_correct(micros(late), micros(period));
         });
     }
 
@@ -229,8 +260,9 @@ impl IntervalCutter {
         self.cut_count
     }
 
-    /// Everything recorded since the last cut, as a report ending now.
-    pub fn cut(&mut self, now: Instant, warmup: bool) -> IntervalReport {
+    /// Everything recorded since the last cut, as a report ending now. `warmup`: the interval lies in warm-up;
+    /// `after_window`: after the measured window.
+    pub fn cut(&mut self, now: Instant, warmup: bool, after_window: bool) -> IntervalReport {
         let mut interval = Interval::new();
         for recorder in &self.recorders {
             interval.absorb(&recorder.take());
@@ -250,6 +282,7 @@ impl IntervalCutter {
             start_unix_ms: self.started_unix_ms.saturating_add(offset_ms),
             duration_ms,
             warmup,
+            after_window,
             hdr_corrected: encode_or_empty(&interval.corrected),
             hdr_raw: if self.open_model {
                 encode_or_empty(&interval.raw)
@@ -267,6 +300,11 @@ impl IntervalCutter {
                     Vec::new()
                 },
                 hdr_connect: encode_or_empty(&interval.connect),
+                hdr_send_late: if self.open_model {
+                    encode_or_empty(&interval.send_late)
+                } else {
+                    Vec::new()
+                },
                 emfile: interval.emfile,
                 eaddrnotavail: interval.eaddrnotavail,
                 arrivals: interval.arrivals,

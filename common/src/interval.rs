@@ -19,6 +19,9 @@ pub struct IntervalReport {
     pub duration_ms: u32,
     /// Inside warm-up: stored, excluded from results.
     pub warmup: bool,
+    /// After the measured window (the shard winding down: requests in flight completing): counted, but not part of
+    /// the window's throughput.
+    pub after_window: bool,
     /// Microseconds, HDR V2 + deflate. Open model: from the intended send time.
     pub hdr_corrected: Vec<u8>,
     /// Open model only: from the actual send time.
@@ -39,6 +42,11 @@ pub struct Counters {
     /// Open model: arrivals dropped because the backlog was full.
     pub dropped: u64,
     pub bytes_received: u64,
+    /// Requests sent a second time after a kept-alive connection failed before any response byte: requests +
+    /// resent is what the target can have received.
+    pub resent: u64,
+    /// Open model: arrivals still queued when the shard was stopped, never sent.
+    pub discarded_at_stop: u64,
 }
 
 impl Counters {
@@ -49,6 +57,8 @@ impl Counters {
             (&mut self.ok, other.ok),
             (&mut self.dropped, other.dropped),
             (&mut self.bytes_received, other.bytes_received),
+            (&mut self.resent, other.resent),
+            (&mut self.discarded_at_stop, other.discarded_at_stop),
         ] {
             *mine = mine.saturating_add(theirs);
         }
@@ -69,6 +79,8 @@ pub struct Health {
     pub hdr_connection_wait: Vec<u8>,
     /// Connection setup, microseconds, HDR V2 + deflate.
     pub hdr_connect: Vec<u8>,
+    /// Open model: how late arrivals were released against their intended instant, microseconds, HDR V2 + deflate.
+    pub hdr_send_late: Vec<u8>,
     /// Connects that failed with EMFILE/ENFILE.
     pub emfile: u64,
     /// Connects that failed with EADDRNOTAVAIL.

@@ -40,9 +40,11 @@ pub async fn open(
 }
 
 /// Sends the shard's request on `conn`. Returns whether the connection may be reused; the outcome is recorded with
-/// latency from `intended` (corrected) and from the send (raw). A kept-alive connection that the peer had closed
-/// (no byte of a response) is replaced once and the request sent again, uncounted the first time: the target never
-/// saw it.
+/// latency from `intended` (corrected) and from the send (raw); a request given up at its timeout is recorded at
+/// the time given up. A kept-alive connection that failed before any byte of a response may mean the target read the
+/// request and closed (shedding, a crash) or closed while idle: an idempotent request is sent again once on a new
+/// connection and counted in `resent` (requests + resent is what the target can have received); any other is an
+/// error.
 pub async fn send(
     spec: &HttpShardSpec,
     recorder: &Recorder,
@@ -67,8 +69,9 @@ pub async fn send(
                 recorder.request(Outcome::Status(status), corrected, raw, bytes);
                 return conn.is_reusable();
             }
-            Some(Err(Outcome::Stale)) if !resent => {
+            Some(Err(Outcome::Stale)) if !resent && spec.idempotent => {
                 resent = true;
+                recorder.resent();
                 match open(spec, recorder, timer).await {
                     Some(fresh) => *conn = fresh,
                     None => return false,
@@ -79,7 +82,10 @@ pub async fn send(
                 return false;
             }
             None => {
-                recorder.request(Outcome::Timeout, Duration::ZERO, Duration::ZERO, 0);
+                let given_up = Instant::now();
+                let raw = given_up.saturating_duration_since(sent);
+                let corrected = intended.map_or(raw, |i| given_up.saturating_duration_since(i));
+                recorder.request(Outcome::Timeout, corrected, raw, 0);
                 return false;
             }
         }

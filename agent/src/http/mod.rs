@@ -7,6 +7,7 @@ mod exchange;
 mod h1;
 mod limits;
 mod open;
+mod precise;
 mod share;
 mod target;
 mod transport;
@@ -22,6 +23,7 @@ use limits::Limits;
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{Arrivals, LoadModel};
 use loadgrade_common::shard::{HttpShard, ShardProfile};
+use loadgrade_common::shares::split_by_weight;
 use share::Slot;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -36,6 +38,10 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 const LAG_PROBE_PERIOD: Duration = Duration::from_millis(5);
 /// File descriptors kept free beyond the shard's connections (logs, the coordinator session, DNS).
 const SPARE_FILES: u64 = 64;
+/// Open model: fewest connections a load thread's pool gets. Arrivals wait for a free connection of their own
+/// thread, so many small pools queue (and drop) more than one large pool at the same load: pools this large keep
+/// the result nearly independent of the agent's core count, and one thread sends far beyond 100,000 requests/s.
+const MIN_OPEN_POOL: u64 = 16;
 
 /// Why an HTTP shard is refused before any request is sent.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +99,11 @@ pub struct HttpShardSpec {
     pub max_requests: Option<u64>,
     /// Load threads (each its own current-thread runtime).
     pub threads: usize,
+    /// How the agent's part is split over its threads: for the open model each thread's connections (so a thread
+    /// gets rate and backlog in proportion to the connections it has), else equal weights.
+    pub thread_weights: Vec<u64>,
+    /// A stale kept-alive connection may be retried once (the request is idempotent).
+    pub idempotent: bool,
 }
 
 impl HttpShardSpec {
@@ -123,14 +134,24 @@ impl HttpShardSpec {
         } else {
             let agent_share = ThreadShare {
                 shard: shard.profile.clone(),
-                threads: 1,
+                thread_weights: vec![1],
                 thread_index: 0,
             };
             let most = agent_share.max();
             (most, most)
         };
         check_open_files(connections)?;
-        let threads = usize::try_from(u64::from(cores.max(1)).min(work.max(1))).unwrap_or(1);
+        let most_threads = if open_model {
+            (work / MIN_OPEN_POOL).max(1)
+        } else {
+            work.max(1)
+        };
+        let threads = usize::try_from(u64::from(cores.max(1)).min(most_threads)).unwrap_or(1);
+        let thread_weights = if open_model {
+            split_by_weight(connections, &vec![1; threads])
+        } else {
+            vec![1; threads]
+        };
         Ok(HttpShardSpec {
             target,
             transport,
@@ -143,13 +164,15 @@ impl HttpShardSpec {
             timeout: shard.request.timeout,
             max_requests: shard.max_requests,
             threads,
+            thread_weights,
+            idempotent: shard.request.idempotent,
         })
     }
 
     fn thread_share(&self, thread_index: usize) -> ThreadShare {
         ThreadShare {
             shard: self.profile.clone(),
-            threads: self.threads,
+            thread_weights: self.thread_weights.clone(),
             thread_index,
         }
     }
@@ -238,19 +261,20 @@ pub async fn run(
     // Durations are bounded (a week at most) where the shard is read, so these never saturate; if they did, the
     // load would end early rather than never.
     let warmup_end = start.checked_add(spec.warmup).unwrap_or(start);
+    let deadline = spec
+        .profile
+        .profile
+        .length
+        .map(|d| warmup_end.checked_add(d).unwrap_or(warmup_end));
     let limits = Arc::new(Limits::new(
         warmup_end,
-        spec.profile
-            .profile
-            .length
-            .map(|d| warmup_end.checked_add(d).unwrap_or(warmup_end)),
+        deadline,
         spec.max_requests,
         stop.clone(),
     ));
-    let connections =
-        loadgrade_common::shares::split_by_weight(spec.connections, &vec![1; spec.threads]);
-    let backlogs =
-        loadgrade_common::shares::split_by_weight(spec.max_backlog, &vec![1; spec.threads]);
+    // Open model: each thread's connections are its weight, and its backlog follows them.
+    let connections = spec.thread_weights.clone();
+    let backlogs = split_by_weight(spec.max_backlog, &spec.thread_weights);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(spec.threads);
     let failure = Arc::new(std::sync::Mutex::new(None));
     for (t, recorder) in recorders.into_iter().enumerate() {
@@ -285,15 +309,22 @@ pub async fn run(
     }
     drop(done_tx);
     let mut finished_threads = 0;
-    let mut next_cut = next_boundary(start, warmup_end, start);
+    let boundaries = Boundaries {
+        start,
+        warmup_end,
+        deadline,
+    };
+    let mut last_cut = start;
+    let mut next_cut = boundaries.next(start);
     loop {
         tokio::select! {
             () = sleep_until(next_cut) => {
-                let report = cutter.cut(next_cut, next_cut <= warmup_end && !spec.warmup.is_zero());
+                let report = cutter.cut(next_cut, boundaries.in_warmup(next_cut), boundaries.after_window(last_cut));
                 if output.reports.send(report).await.is_err() {
                     stop.cancel();
                 }
-                next_cut = next_boundary(start, warmup_end, next_cut);
+                last_cut = next_cut;
+                next_cut = boundaries.next(next_cut);
             }
             done = done_rx.recv() => match done {
                 Some(()) => {
@@ -308,7 +339,11 @@ pub async fn run(
         }
     }
     let now = Instant::now();
-    let report = cutter.cut(now, now <= warmup_end && !spec.warmup.is_zero());
+    let report = cutter.cut(
+        now,
+        boundaries.in_warmup(now),
+        boundaries.after_window(last_cut),
+    );
     let _ = output.reports.send(report).await;
     if finished_threads < spec.threads {
         return Err(Failure::ThreadsEnded {
@@ -335,7 +370,7 @@ async fn load_thread(ctx: Arc<ThreadContext>) {
             loop {
                 let due = Instant::now() + LAG_PROBE_PERIOD;
                 tokio::select! {
-                    () = sleep_until(due) => recorder.lag(Instant::now().saturating_duration_since(due)),
+                    () = sleep_until(due) => recorder.lag(Instant::now().saturating_duration_since(due), LAG_PROBE_PERIOD),
                     () = done.cancelled() => break,
                 }
             }
@@ -350,17 +385,42 @@ async fn load_thread(ctx: Arc<ThreadContext>) {
     let _ = probe.await;
 }
 
-/// The next interval boundary after `after`: whole seconds from `start` during warm-up, the end of warm-up itself,
-/// then whole seconds from the end of warm-up.
-fn next_boundary(start: Instant, warmup_end: Instant, after: Instant) -> Instant {
-    if after < warmup_end {
-        let elapsed = after.duration_since(start);
-        let next =
-            start + INTERVAL * (u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX - 1) + 1);
-        next.min(warmup_end)
-    } else {
-        let elapsed = after.duration_since(warmup_end);
-        warmup_end + INTERVAL * (u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX - 1) + 1)
+/// Where intervals are cut: whole seconds from `start` during warm-up, the end of warm-up, whole seconds from the
+/// end of warm-up, the end of the measured window (`deadline`), then whole seconds after it (the wind-down, while
+/// requests in flight complete).
+struct Boundaries {
+    start: Instant,
+    warmup_end: Instant,
+    deadline: Option<Instant>,
+}
+
+impl Boundaries {
+    /// The first boundary after `after`.
+    fn next(&self, after: Instant) -> Instant {
+        let whole_seconds_after = |origin: Instant| {
+            let elapsed = after.saturating_duration_since(origin).as_secs();
+            origin + INTERVAL * (u32::try_from(elapsed).unwrap_or(u32::MAX - 1) + 1)
+        };
+        if after < self.warmup_end {
+            return whole_seconds_after(self.start).min(self.warmup_end);
+        }
+        match self.deadline {
+            Some(deadline) if after < deadline => {
+                whole_seconds_after(self.warmup_end).min(deadline)
+            }
+            Some(deadline) => whole_seconds_after(deadline),
+            None => whole_seconds_after(self.warmup_end),
+        }
+    }
+
+    /// An interval ending at `end` lies in warm-up.
+    fn in_warmup(&self, end: Instant) -> bool {
+        end <= self.warmup_end && self.warmup_end > self.start
+    }
+
+    /// An interval beginning at `begin` lies after the measured window.
+    fn after_window(&self, begin: Instant) -> bool {
+        self.deadline.is_some_and(|d| begin >= d)
     }
 }
 
@@ -369,15 +429,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn boundaries_cut_at_the_end_of_warmup() {
+    fn boundaries_cut_at_the_end_of_warmup_and_of_the_window() {
         let s = Instant::now();
         let w = s + Duration::from_millis(2500);
-        let b1 = next_boundary(s, w, s);
-        assert_eq!(b1, s + Duration::from_secs(1));
-        let b3 = next_boundary(s, w, s + Duration::from_secs(2));
-        assert_eq!(b3, w);
-        assert_eq!(next_boundary(s, w, w), w + Duration::from_secs(1));
-        assert_eq!(next_boundary(s, s, s), s + Duration::from_secs(1));
+        let d = w + Duration::from_millis(1500);
+        let b = Boundaries {
+            start: s,
+            warmup_end: w,
+            deadline: Some(d),
+        };
+        assert_eq!(b.next(s), s + Duration::from_secs(1));
+        assert_eq!(b.next(s + Duration::from_secs(2)), w);
+        assert_eq!(b.next(w), w + Duration::from_secs(1));
+        assert_eq!(
+            b.next(w + Duration::from_secs(1)),
+            d,
+            "the window's end is a boundary"
+        );
+        assert_eq!(b.next(d), d + Duration::from_secs(1));
+        assert!(b.in_warmup(w) && !b.in_warmup(w + Duration::from_millis(1)));
+        assert!(!b.after_window(w + Duration::from_secs(1)) && b.after_window(d));
+        let no_warmup = Boundaries {
+            start: s,
+            warmup_end: s,
+            deadline: None,
+        };
+        assert_eq!(no_warmup.next(s), s + Duration::from_secs(1));
+        assert!(!no_warmup.in_warmup(s) && !no_warmup.after_window(s + Duration::from_secs(100)));
     }
 
     #[test]

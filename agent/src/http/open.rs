@@ -4,44 +4,66 @@
 //! An arrival that finds every connection busy waits in a bounded backlog and is sent as soon as one frees; beyond
 //! it, the arrival is dropped and counted. Latency is recorded twice: from the intended send time (corrected for
 //! coordinated omission) and from the actual send time (raw). Arrivals are evenly spaced within each second
-//! (threads offset from each other), or a Poisson process.
+//! (threads offset from each other), or a Poisson process, and released on a sub-millisecond timer
+//! ([`super::precise`]). An arrival released while a connection was free records how late it was sent
+//! (`send_late`: the generator's own timing); one that had to wait records that wait (`connection_wait`).
 
 use super::ThreadContext;
 use super::exchange::{open, send};
+use super::precise::PreciseTimer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
+
+/// An arrival handed to the connections.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    intended: Instant,
+    /// A connection was waiting for work when the arrival was released.
+    connection_free: bool,
+}
+
+/// Connections waiting for an arrival right now.
+type Idle = Arc<AtomicUsize>;
 
 pub async fn run(ctx: Arc<ThreadContext>) {
     let capacity = usize::try_from(ctx.backlog)
         .unwrap_or(usize::MAX)
         .clamp(1, 1 << 24);
-    let (backlog, arrivals) = mpsc::channel::<Instant>(capacity);
+    let (backlog, arrivals) = mpsc::channel::<Arrival>(capacity);
     let arrivals = Arc::new(Mutex::new(arrivals));
+    let idle: Idle = Arc::default();
     let workers: Vec<_> = (0..ctx.connections.max(1))
-        .map(|_| tokio::spawn(connection(ctx.clone(), arrivals.clone())))
+        .map(|_| tokio::spawn(connection(ctx.clone(), arrivals.clone(), idle.clone())))
         .collect();
-    schedule(&ctx, &backlog, capacity).await;
+    schedule(&ctx, &backlog, capacity, &idle).await;
     drop(backlog);
     for w in workers {
         if w.await.is_err() {
             ctx.failed("a connection task of the open model panicked");
         }
     }
-    // Arrivals still queued when the shard was stopped were never sent: they count as dropped.
+    // Arrivals still queued when the shard was stopped were never sent: counted apart from backlog overflows.
     let mut queue = arrivals.lock().await;
     while queue.try_recv().is_ok() {
-        ctx.recorder.dropped();
+        ctx.recorder.discarded_at_stop();
     }
 }
 
 /// Emits arrivals slot by slot until the profile ends, the budget is spent or the shard is stopped.
-async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity: usize) {
+async fn schedule(
+    ctx: &ThreadContext,
+    backlog: &mpsc::Sender<Arrival>,
+    capacity: usize,
+    idle: &Idle,
+) {
     let mut rng = StdRng::from_rng(&mut rand::rng());
-    let threads = ctx.share.threads as u128;
+    let mut timer = PreciseTimer::new();
+    let threads = ctx.share.thread_weights.len() as u128;
     let thread = ctx.share.thread_index as u128;
     let mut at = ctx.start;
     loop {
@@ -70,7 +92,7 @@ async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity
                     poisson_at += Duration::from_secs_f64(gap);
                     poisson_at
                 } else {
-                    // Evenly spaced; thread t of n is offset by t/n of a gap from the others.
+                    // Evenly spaced; thread t of n is offset by t/n of its own gap from the others.
                     let offset_ns = (j * threads + thread) * 1_000_000_000 / (threads * rate);
                     j += 1;
                     slot.begin + Duration::from_nanos(u64::try_from(offset_ns).unwrap_or(u64::MAX))
@@ -83,12 +105,16 @@ async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity
                 }
                 if intended > Instant::now() {
                     tokio::select! {
-                        () = sleep_until(intended) => {}
+                        () = timer.sleep_until(intended) => {}
                         () = ctx.limits.stop.cancelled() => return,
                     }
                 }
                 ctx.recorder.arrival();
-                match backlog.try_send(intended) {
+                let arrival = Arrival {
+                    intended,
+                    connection_free: idle.load(Ordering::Relaxed) > 0,
+                };
+                match backlog.try_send(arrival) {
                     Ok(()) => ctx
                         .recorder
                         .backlog_depth((capacity - backlog.capacity()) as u64),
@@ -101,19 +127,29 @@ async fn schedule(ctx: &ThreadContext, backlog: &mpsc::Sender<Instant>, capacity
     }
 }
 
-async fn connection(ctx: Arc<ThreadContext>, arrivals: Arc<Mutex<mpsc::Receiver<Instant>>>) {
+async fn connection(
+    ctx: Arc<ThreadContext>,
+    arrivals: Arc<Mutex<mpsc::Receiver<Arrival>>>,
+    idle: Idle,
+) {
     let timer = sleep(ctx.spec.timeout);
     tokio::pin!(timer);
     let mut conn = None;
     loop {
+        idle.fetch_add(1, Ordering::Relaxed);
         let next = tokio::select! {
             next = async { arrivals.lock().await.recv().await } => next,
-            // On a stop, queued arrivals are not sent (they are counted as dropped by the scheduler's owner).
+            // On a stop, queued arrivals are not sent (they are counted by the scheduler's owner).
             () = ctx.limits.stop.cancelled() => None,
         };
-        let Some(intended) = next else { break };
-        ctx.recorder
-            .connection_wait(Instant::now().saturating_duration_since(intended));
+        idle.fetch_sub(1, Ordering::Relaxed);
+        let Some(arrival) = next else { break };
+        let late = Instant::now().saturating_duration_since(arrival.intended);
+        if arrival.connection_free {
+            ctx.recorder.send_late(late);
+        } else {
+            ctx.recorder.connection_wait(late);
+        }
         let mut c = match conn.take() {
             Some(c) => c,
             None => match open(&ctx.spec, &ctx.recorder, &mut timer).await {
@@ -121,7 +157,15 @@ async fn connection(ctx: Arc<ThreadContext>, arrivals: Arc<Mutex<mpsc::Receiver<
                 None => continue,
             },
         };
-        if send(&ctx.spec, &ctx.recorder, &mut c, &mut timer, Some(intended)).await {
+        if send(
+            &ctx.spec,
+            &ctx.recorder,
+            &mut c,
+            &mut timer,
+            Some(arrival.intended),
+        )
+        .await
+        {
             conn = Some(c);
         }
     }

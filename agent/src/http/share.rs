@@ -1,5 +1,6 @@
-//! One load thread's part of a shard's profile: the plan total for the second, split by agent weight, then
-//! evenly over this agent's load threads. Both splits are exact, so parts sum to the total in every second.
+//! One load thread's part of a shard's profile: the plan total for the second, split by agent weight, then over
+//! this agent's load threads by their weights (open model: their connections). Both splits are exact, so parts sum
+//! to the total in every second.
 
 use loadgrade_common::profile::part;
 use loadgrade_common::shard::ShardProfile;
@@ -9,7 +10,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ThreadShare {
     pub shard: ShardProfile,
-    pub threads: usize,
+    /// Every load thread's weight (open model: its connections).
+    pub thread_weights: Vec<u64>,
     pub thread_index: usize,
 }
 
@@ -25,7 +27,7 @@ pub struct Slot {
 impl ThreadShare {
     fn of_total(&self, total: u64) -> u64 {
         let agent = self.shard.part_of(total);
-        part(agent, &vec![1; self.threads], self.thread_index)
+        part(agent, &self.thread_weights, self.thread_index)
     }
 
     /// This thread's value in measured second `second`.
@@ -99,7 +101,7 @@ mod tests {
                 weights,
                 index,
             },
-            threads,
+            thread_weights: vec![1; threads],
             thread_index,
         }
     }
@@ -124,6 +126,28 @@ mod tests {
             }
             assert_eq!(sum, profile.total_in_second(second));
         }
+    }
+
+    /// Regression (issue 8, item 7): 3 connections on 2 threads are pools of 2 and 1, and an even rate split sent
+    /// half the arrivals to the one-connection pool. Rate now follows the connections.
+    #[test]
+    fn a_threads_rate_follows_its_connections() {
+        let connections = vec![2, 1];
+        let rates: Vec<u64> = (0..2)
+            .map(|t| {
+                ThreadShare {
+                    shard: ShardProfile {
+                        profile: Profile::constant(300, None),
+                        weights: vec![1],
+                        index: 0,
+                    },
+                    thread_weights: connections.clone(),
+                    thread_index: t,
+                }
+                .in_second(0)
+            })
+            .collect();
+        assert_eq!(rates, vec![200, 100]);
     }
 
     #[test]

@@ -159,6 +159,7 @@ mod tests {
             http2: false,
             ca_pem: Vec::new(),
             timeout: std::time::Duration::from_secs(1),
+            idempotent: true,
         }
     }
 

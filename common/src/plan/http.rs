@@ -141,6 +141,16 @@ impl HttpSpec {
     }
 }
 
+/// Why this scenario can never produce the figure at `metric`, if it cannot.
+pub(crate) fn never_produced(spec: &HttpSpec, metric: &str) -> Option<String> {
+    let open_only = ["latency_raw_ms.", "send_late_ms."];
+    (spec.model == LoadModel::Closed && open_only.iter().any(|p| metric.starts_with(p))).then(|| {
+        "raw latency and send lateness are figures of the open model; in the closed model latency_ms is measured \
+         from the send"
+            .to_owned()
+    })
+}
+
 /// Validates an `http` scenario.
 pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -> Option<HttpSpec> {
     let raw: RawHttp = input.table.part(issues)?;

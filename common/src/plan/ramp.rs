@@ -11,6 +11,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+/// Default settle time per step (or 20 % of hold, whichever is less).
+const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
 const DEFAULT_AUTOSCALE_AT: f64 = 0.75;
 /// More steps than this is a typo, not a plan.
 const MAX_STEPS: u64 = 1000;
@@ -25,6 +27,7 @@ pub(crate) struct RawRamp {
     pub probe: Field<toml::Value>,
     pub stop_at_cliff: Field<bool>,
     pub autoscale_at: Field<f64>,
+    pub settle: Field<String>,
 }
 
 /// A `ramp` scenario: closed-model concurrency steps, each held, with the target's memory probed.
@@ -36,6 +39,9 @@ pub struct RampSpec {
     pub steps: Vec<u64>,
     /// How long each step runs. Default: 10 s.
     pub hold: Duration,
+    /// The first part of each step, run but excluded from the step's figures (the new connections' handshakes, the
+    /// target adjusting). Default: 1 s or 20 % of `hold`, whichever is less.
+    pub settle: Duration,
     pub cliff: CliffRule,
     /// What measures the target's memory; `None`: memory figures are not measured.
     pub probe: Option<ProbeSpec>,
@@ -46,10 +52,12 @@ pub struct RampSpec {
 }
 
 impl RampSpec {
-    /// The HTTP scenario of step `index`.
+    /// The HTTP scenario of step `index`: `settle` as warm-up, then the rest of `hold` measured.
     pub fn step(&self, index: usize) -> HttpSpec {
         let mut spec = self.base.clone();
         spec.connections = self.steps.get(index).copied().unwrap_or(1);
+        spec.warmup = self.settle;
+        spec.duration = Some(self.hold.saturating_sub(self.settle));
         spec
     }
 
@@ -62,11 +70,16 @@ impl RampSpec {
 /// When a step is past the cliff (any rule).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CliffRule {
-    /// p95 above this times the first step's p95. Default: 4.0.
+    /// p95 above this times the first step's p95 (and above it by `min_increase_ms`). Default: 4.0.
     pub latency_factor: f64,
+    /// How much p95 must rise above the first step's before the factor counts: on a target answering in 0.04 ms,
+    /// 0.12 ms is 3x but noise. Milliseconds. Default: 1.
+    pub min_increase_ms: f64,
+    /// An absolute p95 bound (an SLO), milliseconds: a step above it is past the cliff whatever the factor.
+    pub p95_ms: Option<f64>,
     /// Error rate above this. Default: 0.01.
     pub error_rate: f64,
-    /// Throughput more than this share below the best earlier step. Default: 0.10.
+    /// Goodput (successful responses per second) more than this share below the best earlier step. Default: 0.10.
     pub throughput_drop: f64,
 }
 
@@ -74,6 +87,8 @@ impl Default for CliffRule {
     fn default() -> Self {
         CliffRule {
             latency_factor: 4.0,
+            min_increase_ms: 1.0,
+            p95_ms: None,
             error_rate: 0.01,
             throughput_drop: 0.10,
         }
@@ -105,6 +120,27 @@ pub enum LocalTarget {
     Name(String),
     /// A cgroup v2 directory, absolute or relative to /sys/fs/cgroup.
     Cgroup(String),
+}
+
+/// Why this ramp can never produce the figure at `metric`, if it cannot.
+pub(crate) fn never_produced(
+    spec: &RampSpec,
+    metric: &str,
+    memory_budget: Option<u64>,
+) -> Option<String> {
+    if metric.starts_with("usl.") && spec.steps.len() < 3 {
+        return Some(format!(
+            "the USL fit needs at least 3 steps and this ramp has {}",
+            spec.steps.len()
+        ));
+    }
+    if matches!(metric, "memory_headroom" | "memory_budget_bytes") && memory_budget.is_none() {
+        return Some("the plan has no [budget] memory".to_owned());
+    }
+    if matches!(metric, "memory_at_90pct_bytes" | "memory_headroom") && spec.probe.is_none() {
+        return Some("no probe in the scenario measures the target's memory".to_owned());
+    }
+    None
 }
 
 /// Validates a `ramp` scenario.
@@ -179,6 +215,17 @@ pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -
             "hold must be longer than 0",
         );
     }
+    let settle = match fields::duration(issues, raw.settle.as_ref()) {
+        None => DEFAULT_SETTLE.min(hold / 5),
+        Some(s) if s < hold => s,
+        Some(s) => {
+            issues.at(
+                fields::span_or(raw.settle.as_ref(), kind_span),
+                format!("settle ({s:?}) must be shorter than hold ({hold:?}): the rest of each step is measured"),
+            );
+            s
+        }
+    };
     let request = request?;
     let steps = steps?;
     let total = hold
@@ -206,6 +253,7 @@ pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -
         },
         steps,
         hold,
+        settle,
         cliff,
         probe,
         stop_at_cliff: raw.stop_at_cliff.as_ref().is_some_and(|s| *s.get_ref()),
@@ -225,32 +273,41 @@ fn cliff_rule(value: Option<&Spanned<toml::Value>>, issues: &mut Issues<'_>) -> 
     };
     for (key, v) in table {
         let number = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
-        let slot = match key.as_str() {
-            "latency_factor" => &mut rule.latency_factor,
-            "error_rate" => &mut rule.error_rate,
-            "throughput_drop" => &mut rule.throughput_drop,
+        // latency_factor above 1 (a step slower than the baseline); the rates are shares in (0, 1); the
+        // milliseconds positive (min_increase_ms may be 0).
+        let share = |n: f64| n > 0.0 && n < 1.0;
+        let (valid, expected): (fn(f64) -> bool, &str) = match key.as_str() {
+            "latency_factor" => (|n| n > 1.0 && n.is_finite(), "a number above 1"),
+            "min_increase_ms" => (
+                |n| n >= 0.0 && n.is_finite(),
+                "a number of milliseconds, 0 or more",
+            ),
+            "p95_ms" => (
+                |n| n > 0.0 && n.is_finite(),
+                "a number of milliseconds above 0",
+            ),
+            "error_rate" | "throughput_drop" => (share, "a share between 0 and 1"),
             other => {
                 issues.at(
                     value.span(),
-                    format!("unknown cliff rule `{other}`: expected latency_factor, error_rate, throughput_drop"),
+                    format!(
+                        "unknown cliff rule `{other}`: expected latency_factor, min_increase_ms, p95_ms, error_rate, \
+                         throughput_drop"
+                    ),
                 );
                 continue;
             }
         };
-        // latency_factor above 1 (a step slower than the baseline); the rates are shares in (0, 1).
-        let (valid, expected) = match key.as_str() {
-            "latency_factor" => (
-                number.is_some_and(|n| n > 1.0 && n.is_finite()),
-                "a number above 1",
-            ),
-            _ => (
-                number.is_some_and(|n| n > 0.0 && n < 1.0),
-                "a share between 0 and 1",
-            ),
+        let Some(n) = number.filter(|n| valid(*n)) else {
+            issues.at(value.span(), format!("cliff.{key} must be {expected}"));
+            continue;
         };
-        match number {
-            Some(n) if valid => *slot = n,
-            _ => issues.at(value.span(), format!("cliff.{key} must be {expected}")),
+        match key.as_str() {
+            "latency_factor" => rule.latency_factor = n,
+            "min_increase_ms" => rule.min_increase_ms = n,
+            "p95_ms" => rule.p95_ms = Some(n),
+            "error_rate" => rule.error_rate = n,
+            _ => rule.throughput_drop = n,
         }
     }
     rule

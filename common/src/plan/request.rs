@@ -18,6 +18,7 @@ pub(crate) struct RawRequest {
     pub timeout: Field<String>,
     pub http: Field<String>,
     pub ca_file: Field<String>,
+    pub idempotent: Field<bool>,
 }
 
 /// One HTTP request as every connection sends it.
@@ -35,6 +36,10 @@ pub struct HttpRequest {
     pub ca_pem: Vec<u8>,
     /// Per request. Default: 10 s.
     pub timeout: Duration,
+    /// Sending the request twice is harmless: a request on a kept-alive connection that fails before any response
+    /// byte is resent once (and counted). Default: by method (GET, HEAD, OPTIONS, PUT, DELETE, TRACE are
+    /// idempotent); `idempotent = true` in the plan vouches for others.
+    pub idempotent: bool,
 }
 
 /// Reads and validates a scenario's request fields.
@@ -132,8 +137,13 @@ pub(crate) fn validate(
         .as_ref()
         .map(|b| b.get_ref().clone().into_bytes())
         .unwrap_or_default();
+    let idempotent = raw
+        .idempotent
+        .as_ref()
+        .map_or_else(|| idempotent_method(&method), |i| *i.get_ref());
     Some(HttpRequest {
         url: url?,
+        idempotent,
         method,
         headers,
         body,
@@ -141,4 +151,12 @@ pub(crate) fn validate(
         ca_pem,
         timeout,
     })
+}
+
+/// Methods RFC 9110 (9.2.2) defines as idempotent.
+fn idempotent_method(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
 }

@@ -208,7 +208,16 @@ fn a_ramp_plan_has_steps_cliff_and_probe() {
     assert!(ramp.stop_at_cliff);
     assert_eq!(ramp.step(2).connections, 150);
     assert_eq!(ramp.step(2).model, LoadModel::Closed);
-    assert_eq!(ramp.step(2).duration, Some(Duration::from_secs(20)));
+    assert_eq!(
+        ramp.settle,
+        Duration::from_secs(1),
+        "default: 1 s or 20 % of hold"
+    );
+    assert_eq!(
+        (ramp.step(2).warmup, ramp.step(2).duration),
+        (Duration::from_secs(1), Some(Duration::from_secs(19))),
+        "each step settles, then the rest of hold is measured"
+    );
 }
 
 #[test]
@@ -325,6 +334,78 @@ fn a_field_of_no_kind_lists_what_the_kind_accepts() {
     let e = errors_of(&GOOD.replace("warmup = \"5s\"", "colour = \"blue\""));
     assert!(
         e.starts_with("plan.toml:17:1: unknown field `colour`: kind \"http\" accepts name, kind, thresholds, url"),
+        "{e}"
+    );
+}
+
+/// Regression (issue 8, item 3): a threshold on a figure the plan can never produce is a plan error, not a run
+/// that ends INVALID.
+#[test]
+fn thresholds_on_figures_the_plan_never_produces_are_errors() {
+    let closed = errors_of(
+        &GOOD
+            .replace(
+                "thresholds = [\"latency_ms.p50 < 100\", \"success_rate >= 0.99\"]",
+                "",
+            )
+            .replace(
+                "requests = 1000",
+                "requests = 1000\nthresholds = [\"latency_raw_ms.p99 < 5\"]",
+            ),
+    );
+    assert!(
+        closed.contains("threshold \"latency_raw_ms.p99 < 5\" can never be met: raw latency"),
+        "{closed}"
+    );
+    let no_budget = errors_of(&RAMP.replace("[budget]\nmemory = \"4GiB\"\n", ""));
+    assert!(
+        no_budget.contains(
+            "threshold \"memory_headroom >= 0.2\" can never be met: the plan has no [budget] memory"
+        ),
+        "{no_budget}"
+    );
+    let two_steps = errors_of(
+        &RAMP
+            .replace("stop = 175", "stop = 100")
+            .replace("\"max_concurrency >= 100\"", "\"usl.kappa < 0.1\""),
+    );
+    assert!(
+        two_steps.contains("the USL fit needs at least 3 steps and this ramp has 2"),
+        "{two_steps}"
+    );
+    let no_probe = errors_of(&RAMP.replace("probe = { kind = \"process\", pid = 1234 }\n", ""));
+    assert!(
+        no_probe.contains("no probe in the scenario measures the target's memory"),
+        "{no_probe}"
+    );
+}
+
+#[test]
+fn cliff_rules_and_settle_are_read_and_checked() {
+    let plan = Plan::parse(
+        "ramp.toml",
+        &RAMP.replace(
+            "cliff = { latency_factor = 3.0, error_rate = 0.02 }",
+            "cliff = { latency_factor = 3.0, min_increase_ms = 5, p95_ms = 200 }\nsettle = \"2s\"",
+        ),
+    )
+    .expect("valid");
+    let ScenarioSpec::Ramp(ramp) = &plan.scenarios[0].spec else {
+        panic!("a ramp scenario")
+    };
+    assert_eq!(
+        (ramp.cliff.min_increase_ms, ramp.cliff.p95_ms),
+        (5.0, Some(200.0))
+    );
+    assert_eq!(ramp.settle, Duration::from_secs(2));
+    let e = errors_of(&RAMP.replace("hold = \"20s\"", "hold = \"20s\"\nsettle = \"20s\""));
+    assert!(
+        e.contains("settle (20s) must be shorter than hold (20s)"),
+        "{e}"
+    );
+    let e = errors_of(&RAMP.replace("error_rate = 0.02", "p95_ms = -1"));
+    assert!(
+        e.contains("cliff.p95_ms must be a number of milliseconds above 0"),
         "{e}"
     );
 }

@@ -37,6 +37,14 @@ fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
     keys
 }
 
+/// Why a scenario with `spec` can never produce the figure at `metric`, if it cannot.
+fn never_produced(spec: &ScenarioSpec, metric: &str, memory_budget: Option<u64>) -> Option<String> {
+    match spec {
+        ScenarioSpec::Http(spec) => http::never_produced(spec, metric),
+        ScenarioSpec::Ramp(spec) => ramp::never_produced(spec, metric, memory_budget),
+    }
+}
+
 /// The typed spec of a scenario of `kind`.
 fn validate_spec(
     kind: ScenarioKind,
@@ -130,7 +138,7 @@ fn validate(
     let mut scenarios = Vec::new();
     let mut total = Duration::ZERO;
     for table in &tables {
-        let Some(scenario) = scenario(base_dir, table, issues) else {
+        let Some(scenario) = scenario(base_dir, table, memory_budget, issues) else {
             continue;
         };
         if !names.insert(scenario.name.clone()) {
@@ -163,6 +171,7 @@ fn validate(
 fn scenario(
     base_dir: &Path,
     table: &ScenarioTable<'_>,
+    memory_budget: Option<u64>,
     issues: &mut Issues<'_>,
 ) -> Option<Scenario> {
     let common: RawCommon = table.part(issues)?;
@@ -203,6 +212,22 @@ fn scenario(
         base_dir,
     };
     let spec = validate_spec(kind, &input, issues)?;
+    // A threshold on a figure this scenario can never produce would fail every run for a reason no run can fix.
+    let thresholds = thresholds
+        .into_iter()
+        .filter_map(|(threshold, span)| {
+            match never_produced(&spec, &threshold.metric, memory_budget) {
+                None => Some(threshold),
+                Some(why) => {
+                    issues.at(
+                        span,
+                        format!("threshold {:?} can never be met: {why}", threshold.expr),
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
     Some(Scenario {
         name,
         thresholds,
@@ -230,16 +255,17 @@ fn check_keys(table: &ScenarioTable<'_>, kind: ScenarioKind, issues: &mut Issues
     }
 }
 
+/// The thresholds that name a metric of the kind, each with where it is written.
 fn thresholds(
     raw: &[Spanned<String>],
     kind: ScenarioKind,
     issues: &mut Issues<'_>,
-) -> Vec<Threshold> {
+) -> Vec<(Threshold, std::ops::Range<usize>)> {
     let known = kind.metric_paths();
     let mut thresholds = Vec::new();
     for t in raw {
         match Threshold::parse(t.get_ref()) {
-            Ok(parsed) if known.contains(&parsed.metric) => thresholds.push(parsed),
+            Ok(parsed) if known.contains(&parsed.metric) => thresholds.push((parsed, t.span())),
             Ok(parsed) => issues.at(
                 t.span(),
                 format!(

@@ -17,28 +17,63 @@ pub struct HttpMetrics {
     pub dropped: u64,
     /// (requests - errors) / (requests + dropped); null when nothing was attempted.
     pub success_rate: Option<f64>,
-    /// Requests per second over the measured phase, all agents.
+    /// Requests completed in the measured window (answered or failed) per second of the window, all agents.
+    /// Requests still in flight at the window's end complete afterwards: counted in `requests` and
+    /// `completed_after_window`, not here.
     pub throughput_rps: Option<f64>,
-    /// Length of the measured phase, seconds (longest agent).
+    /// Goodput: successful responses (1xx-3xx) completed in the window per second of the window.
+    #[serde(default)]
+    pub success_rps: Option<f64>,
+    /// Requests that completed after the measured window (while the load wound down).
+    #[serde(default)]
+    pub completed_after_window: u64,
+    /// Requests sent a second time after a kept-alive connection failed before any response byte (idempotent
+    /// requests only): requests + resent is what the target can have received.
+    #[serde(default)]
+    pub resent: u64,
+    /// Requests completed during warm-up: excluded from every figure, counted so the target's own count
+    /// reconciles (requests + warmup_requests + resent is what it can have received).
+    #[serde(default)]
+    pub warmup_requests: u64,
+    /// Open model: arrivals still queued when the load was stopped (cancel, overrun), never sent.
+    #[serde(default)]
+    pub discarded_at_stop: u64,
+    /// Length of the measured window, seconds (longest agent).
     pub duration_s: f64,
     pub bytes_received: u64,
     /// Latency of answered requests; open model: from the intended send time (corrected for coordinated omission).
     pub latency_ms: Option<LatencyStats>,
     /// Open model only: latency from the actual send time (what a closed-loop tool would report).
     pub latency_raw_ms: Option<LatencyStats>,
+    /// Open model only: how late arrivals that found a connection free were sent against their intended instant
+    /// (the generator's own timing, apart from waiting for a connection).
+    #[serde(default)]
+    pub send_late_ms: Option<SendLate>,
     /// Base64 of the merged `latency_ms` histogram, HDR V2 + deflate, microseconds.
     pub hdr: String,
     /// Open model only: base64 of the merged raw histogram.
     pub hdr_raw: Option<String>,
 }
 
+/// Send lateness of the open model, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SendLate {
+    pub p50: f64,
+    pub p99: f64,
+}
+
 /// Plain figures (not grouped) a threshold may name.
-const FIGURES: [&str; 7] = [
+const FIGURES: [&str; 12] = [
     "requests",
     "errors",
     "dropped",
     "success_rate",
     "throughput_rps",
+    "success_rps",
+    "completed_after_window",
+    "resent",
+    "warmup_requests",
+    "discarded_at_stop",
     "duration_s",
     "bytes_received",
 ];
@@ -54,6 +89,7 @@ pub fn metric_paths() -> Vec<String> {
     for group in ["latency_ms", "latency_raw_ms"] {
         paths.extend(LatencyStats::FIELDS.iter().map(|f| format!("{group}.{f}")));
     }
+    paths.extend(["send_late_ms.p50".to_owned(), "send_late_ms.p99".to_owned()]);
     paths
 }
 
@@ -65,6 +101,11 @@ impl HttpMetrics {
                 "errors_by_class" => self.errors_by_class.get(field).map(|v| v as f64),
                 "latency_ms" => self.latency_ms?.get(field),
                 "latency_raw_ms" => self.latency_raw_ms?.get(field),
+                "send_late_ms" => match field {
+                    "p50" => Some(self.send_late_ms?.p50),
+                    "p99" => Some(self.send_late_ms?.p99),
+                    _ => None,
+                },
                 _ => None,
             };
         }
@@ -74,6 +115,11 @@ impl HttpMetrics {
             "dropped" => Some(self.dropped as f64),
             "success_rate" => self.success_rate,
             "throughput_rps" => self.throughput_rps,
+            "success_rps" => self.success_rps,
+            "completed_after_window" => Some(self.completed_after_window as f64),
+            "resent" => Some(self.resent as f64),
+            "warmup_requests" => Some(self.warmup_requests as f64),
+            "discarded_at_stop" => Some(self.discarded_at_stop as f64),
             "duration_s" => Some(self.duration_s),
             "bytes_received" => Some(self.bytes_received as f64),
             _ => None,
@@ -111,10 +157,19 @@ pub(crate) mod tests {
             dropped: 7,
             success_rate: Some(0.978),
             throughput_rps: Some(250.5),
+            success_rps: Some(245.0),
+            completed_after_window: 3,
+            resent: 2,
+            warmup_requests: 9,
+            discarded_at_stop: 1,
             duration_s: 4.0,
             bytes_received: 123_456,
             latency_ms: Some(stats(10.0)),
             latency_raw_ms: Some(stats(20.0)),
+            send_late_ms: Some(SendLate {
+                p50: 0.05,
+                p99: 0.2,
+            }),
             hdr: String::new(),
             hdr_raw: Some(String::new()),
         }

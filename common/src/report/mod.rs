@@ -9,7 +9,7 @@ pub mod http;
 pub mod ramp;
 
 pub use findings::{Finding, FindingKind, Severity};
-pub use http::HttpMetrics;
+pub use http::{HttpMetrics, SendLate};
 pub use ramp::{RampMetrics, RampStep, StepLatency, UslFit};
 
 use crate::grade::{Grade, Verdict};
@@ -125,6 +125,15 @@ impl ScenarioMetrics {
             ScenarioMetrics::Ramp(m) => m.figure(path),
         }
         .filter(|v| v.is_finite())
+    }
+
+    /// Whether a missing figure at `path` is missing because of what was measured (a threshold on it fails, and
+    /// that is all) rather than because the measurement failed (which makes the run INVALID).
+    pub fn absent_by_result(&self, path: &str) -> bool {
+        match self {
+            ScenarioMetrics::Http(_) => false,
+            ScenarioMetrics::Ramp(m) => m.absent_by_result(path),
+        }
     }
 
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {

@@ -17,7 +17,17 @@ pub struct RampStep {
     pub concurrency: u64,
     pub requests: u64,
     pub errors: u64,
+    /// Requests completed in the step's measured window (after its settle time) per second of it.
     pub throughput_rps: Option<f64>,
+    /// Goodput: successful responses completed in the window per second of it.
+    #[serde(default)]
+    pub success_rps: Option<f64>,
+    /// Requests in flight at the window's end that completed afterwards (counted, not in the rates).
+    #[serde(default)]
+    pub completed_after_window: u64,
+    /// Requests completed while the step settled (excluded from its figures).
+    #[serde(default)]
+    pub settle_requests: u64,
     pub latency_ms: Option<StepLatency>,
     pub error_rate: Option<f64>,
     /// Largest target memory sampled during the step (bytes); null when not measured.
@@ -40,8 +50,9 @@ pub struct UslFit {
     pub lambda: f64,
     /// sqrt((1 - sigma) / kappa); null when kappa is 0 (no retrograde term).
     pub peak_concurrency: Option<f64>,
-    /// Goodness of fit over the steps' throughput.
-    pub r_squared: f64,
+    /// Goodness of fit over the steps' goodput; null when undefined (every step's goodput equal, and the fit
+    /// still off).
+    pub r_squared: Option<f64>,
 }
 
 /// Metrics of a `ramp` scenario.
@@ -50,14 +61,21 @@ pub struct RampMetrics {
     pub steps: Vec<RampStep>,
     pub requests: u64,
     pub errors: u64,
+    /// Each step's settle time, excluded from its figures (seconds).
+    #[serde(default)]
+    pub settle_s: f64,
+    /// A step broke a cliff rule.
+    #[serde(default)]
+    pub cliff_found: bool,
     /// First step past the cliff; null when no step was.
     pub cliff_concurrency: Option<u64>,
-    /// Which rule the cliff step broke.
+    /// Which rule the cliff step broke, or why there is no cliff.
     pub cliff_reason: Option<String>,
-    /// Last step before the cliff (the last step when there is none); null when the first step is past it.
+    /// Last step before the cliff (the last step when there is none); 0 when the first step is already past it.
     pub max_concurrency: Option<u64>,
-    /// Lowest concurrency after which no step raised throughput by more than 5 %.
+    /// Lowest concurrency before the cliff after which no step raised goodput by more than 5 %.
     pub saturation_concurrency: Option<u64>,
+    /// Best goodput (successful responses/s) of the steps before the cliff.
     pub peak_throughput_rps: Option<f64>,
     /// autoscale_at x max_concurrency.
     pub autoscale_trigger: Option<f64>,
@@ -67,8 +85,13 @@ pub struct RampMetrics {
     /// 1 - memory_at_90pct_bytes / memory_budget_bytes.
     pub memory_headroom: Option<f64>,
     pub usl: Option<UslFit>,
-    /// Figures above that are null, with the reason.
+    /// Figures above that are null because the measurement failed (a probe, no step measured), with the reason:
+    /// a threshold on one makes the run INVALID.
     pub not_measured: BTreeMap<String, String>,
+    /// Figures above that are null because of what was measured (no cliff up to `stop`, goodput still growing),
+    /// with the reason: a threshold on one fails (FAIL), the measurement is sound.
+    #[serde(default)]
+    pub absent: BTreeMap<String, String>,
 }
 
 /// Plain figures a threshold may name.
@@ -98,6 +121,12 @@ pub fn metric_paths() -> Vec<String> {
 }
 
 impl RampMetrics {
+    /// Whether the figure at `path` is missing because of what was measured rather than a failed measurement.
+    pub fn absent_by_result(&self, path: &str) -> bool {
+        let figure = path.split('.').next().unwrap_or(path);
+        self.absent.contains_key(figure)
+    }
+
     /// The figure at a threshold path.
     pub fn figure(&self, path: &str) -> Option<f64> {
         if let Some(field) = path.strip_prefix("usl.") {
@@ -107,7 +136,7 @@ impl RampMetrics {
                 "kappa" => Some(usl.kappa),
                 "lambda" => Some(usl.lambda),
                 "peak_concurrency" => usl.peak_concurrency,
-                "r_squared" => Some(usl.r_squared),
+                "r_squared" => usl.r_squared,
                 _ => None,
             };
         }
@@ -138,6 +167,8 @@ pub(crate) mod tests {
             steps: Vec::new(),
             requests: 5000,
             errors: 12,
+            settle_s: 1.0,
+            cliff_found: true,
             cliff_concurrency: Some(24),
             cliff_reason: Some("p95".into()),
             max_concurrency: Some(20),
@@ -152,9 +183,10 @@ pub(crate) mod tests {
                 kappa: 0.001,
                 lambda: 101.0,
                 peak_concurrency: Some(31.0),
-                r_squared: 0.98,
+                r_squared: Some(0.98),
             }),
             not_measured: BTreeMap::new(),
+            absent: BTreeMap::new(),
         }
     }
 }

@@ -90,13 +90,34 @@ pub fn fit_usl(points: &[(f64, f64)]) -> Option<UslFit> {
         kappa,
         lambda,
         peak_concurrency: (kappa > 0.0).then(|| ((1.0 - sigma) / kappa).sqrt()),
-        r_squared: if sst > 0.0 { 1.0 - sse / sst } else { 1.0 },
+        r_squared: r_squared(sse, sst, points.len()),
     })
+}
+
+/// 1 − SSE/SST. With every point equal (SST 0) there is nothing to explain: a fit without error is 1, any error
+/// leaves R² undefined.
+fn r_squared(sse: f64, sst: f64, points: usize) -> Option<f64> {
+    if sst > 0.0 {
+        Some(1.0 - sse / sst)
+    } else if sse <= f64::EPSILON * points as f64 {
+        Some(1.0)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 8, item 13): equal goodput at every step left the total sum of squares 0, and R² was
+    /// reported 1.0 even where the fit had error.
+    #[test]
+    fn r_squared_is_undefined_when_nothing_varies_and_the_fit_misses() {
+        assert_eq!(r_squared(5.0, 0.0, 4), None);
+        assert_eq!(r_squared(0.0, 0.0, 4), Some(1.0));
+        assert_eq!(r_squared(1.0, 10.0, 4), Some(0.9));
+    }
 
     #[test]
     fn recovers_known_parameters_within_ten_percent() {
@@ -125,7 +146,7 @@ mod tests {
                 "lambda {} vs {lambda}",
                 fit.lambda
             );
-            assert!(fit.r_squared > 0.999);
+            assert!(fit.r_squared.is_some_and(|r| r > 0.999));
             let peak = ((1.0 - sigma) / kappa).sqrt();
             assert!((fit.peak_concurrency.expect("peak") - peak).abs() <= 0.1 * peak);
         }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 pub const LAG_BOUND_MS: f64 = 25.0;
 /// Share of arrivals an agent may drop (backlog full) before the run is not a test of the planned load any more.
 pub const DROP_BOUND: f64 = 0.01;
-/// Mean process CPU, as a share of the agent's cores, from which its CPU counts as pinned.
+/// Mean process CPU, as a share of the load threads the agent ran, from which its CPU counts as pinned.
 pub const CPU_PINNED: f64 = 0.95;
 
 /// One agent's totals and health over a part, or over the run (the sum of its parts).
@@ -160,7 +160,8 @@ impl AgentHealth {
         }
     }
 
-    /// Why this agent's figures cannot be trusted (empty when they can). `cores`: the agent's cores.
+    /// Why this agent's figures cannot be trusted (empty when they can). The CPU bound is per load thread the agent
+    /// ran (a thread is one core's worth of work), `cores` only when no interval said how many.
     pub fn faults(&self, agent: &str, cores: u32) -> Vec<String> {
         let mut faults = Vec::new();
         if self.arrivals_all > 0 {
@@ -199,10 +200,15 @@ impl AgentHealth {
         // Judged only over a second or more: shorter spans are clock-tick noise.
         if self.cpu_ms >= 1000.0 {
             let mean = self.cpu_sum / self.cpu_ms;
-            if mean >= CPU_PINNED * 100.0 * f64::from(cores.max(1)) {
+            let threads = if self.threads > 0 {
+                self.threads
+            } else {
+                cores.max(1)
+            };
+            if mean >= CPU_PINNED * 100.0 * f64::from(threads) {
                 faults.push(format!(
-                    "agent {agent:?} had its CPU pinned ({mean:.0} % of {cores} cores): the generator itself was \
-                     the bottleneck"
+                    "agent {agent:?} had its CPU pinned ({mean:.0} % with {threads} load threads): the generator \
+                     itself was the bottleneck"
                 ));
             }
         }

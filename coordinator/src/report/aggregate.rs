@@ -1,12 +1,16 @@
 //! Merging the interval reports of an HTTP load (an `http` scenario or one ramp step): an exact HDR merge of every
 //! agent's measured intervals, and their counters. Warm-up intervals are stored but never merged here.
+//!
+//! Rates are over the measured window only: requests completed in it, divided by its length. Intervals after the
+//! window (requests in flight at its end completing while the load winds down) are counted and merged into the
+//! latency histograms, and reported apart (`completed_after_window`), never stretching the window.
 
 use loadgrade_common::histogram::{
-    CodecError, LatencyHistogram, encode_base64, merge_encoded, new_histogram,
+    CodecError, LatencyHistogram, encode_base64, merge_encoded, new_histogram, us_to_ms,
 };
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::plan::{HttpSpec, LoadModel};
-use loadgrade_common::report::{HttpMetrics, LatencyStats};
+use loadgrade_common::report::{HttpMetrics, LatencyStats, SendLate};
 use std::collections::BTreeMap;
 
 /// One HTTP load's merged figures.
@@ -14,9 +18,15 @@ pub struct HttpAggregate {
     spec: HttpSpec,
     corrected: LatencyHistogram,
     raw: LatencyHistogram,
+    send_late: LatencyHistogram,
+    /// Every measured interval's counters (window and after it).
     counters: Counters,
-    /// Measured milliseconds per agent (sum of its intervals' lengths).
-    measured_ms: BTreeMap<String, u64>,
+    /// The window's intervals only.
+    in_window: Counters,
+    /// Window milliseconds per agent (sum of its in-window intervals' lengths).
+    window_ms: BTreeMap<String, u64>,
+    /// Requests completed during warm-up (not in any figure, but counted, so the target's count reconciles).
+    warmup_requests: u64,
 }
 
 impl HttpAggregate {
@@ -25,17 +35,32 @@ impl HttpAggregate {
             spec,
             corrected: new_histogram(),
             raw: new_histogram(),
+            send_late: new_histogram(),
             counters: Counters::default(),
-            measured_ms: BTreeMap::new(),
+            in_window: Counters::default(),
+            window_ms: BTreeMap::new(),
+            warmup_requests: 0,
         }
+    }
+
+    /// Counts a warm-up interval's requests (its figures are excluded).
+    pub fn add_warmup(&mut self, report: &IntervalReport) {
+        self.warmup_requests = self
+            .warmup_requests
+            .saturating_add(report.counters.requests);
     }
 
     /// Merges one measured interval.
     pub fn add(&mut self, report: &IntervalReport) -> Result<(), CodecError> {
         merge_encoded(&mut self.corrected, &report.hdr_corrected)?;
         merge_encoded(&mut self.raw, &report.hdr_raw)?;
+        merge_encoded(&mut self.send_late, &report.health.hdr_send_late)?;
         self.counters.add(&report.counters);
-        *self.measured_ms.entry(report.agent.clone()).or_default() += u64::from(report.duration_ms);
+        if !report.after_window {
+            self.in_window.add(&report.counters);
+            *self.window_ms.entry(report.agent.clone()).or_default() +=
+                u64::from(report.duration_ms);
+        }
         Ok(())
     }
 
@@ -47,13 +72,14 @@ impl HttpAggregate {
         self.counters.errors.total()
     }
 
-    /// The report's `metrics` for this scenario.
+    /// The report's `metrics` for this load.
     pub fn metrics(&self) -> HttpMetrics {
         let open = self.spec.model == LoadModel::Open;
         let c = &self.counters;
         let errors = c.errors;
         let attempted = c.requests.saturating_add(c.dropped);
-        let duration_s = self.measured_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0;
+        let duration_s = self.window_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0;
+        let per_second = |n: u64| (duration_s > 0.0).then(|| n as f64 / duration_s);
         let b64 = |h: &LatencyHistogram| encode_base64(h).unwrap_or_default();
         HttpMetrics {
             model: self.spec.model,
@@ -63,7 +89,12 @@ impl HttpAggregate {
             dropped: c.dropped,
             success_rate: (attempted > 0)
                 .then(|| c.requests.saturating_sub(errors.total()) as f64 / attempted as f64),
-            throughput_rps: (duration_s > 0.0).then(|| c.requests as f64 / duration_s),
+            throughput_rps: per_second(self.in_window.requests),
+            success_rps: per_second(self.in_window.ok),
+            completed_after_window: c.requests.saturating_sub(self.in_window.requests),
+            resent: c.resent,
+            warmup_requests: self.warmup_requests,
+            discarded_at_stop: c.discarded_at_stop,
             duration_s,
             bytes_received: c.bytes_received,
             latency_ms: LatencyStats::from_histogram(&self.corrected),
@@ -72,6 +103,10 @@ impl HttpAggregate {
             } else {
                 None
             },
+            send_late_ms: (open && !self.send_late.is_empty()).then(|| SendLate {
+                p50: us_to_ms(self.send_late.value_at_quantile(0.5)),
+                p99: us_to_ms(self.send_late.value_at_quantile(0.99)),
+            }),
             hdr: b64(&self.corrected),
             hdr_raw: open.then(|| b64(&self.raw)),
         }

@@ -19,7 +19,8 @@ fn figures(kind: ScenarioKind) -> &'static [(&'static str, Better)] {
             ("latency_ms.p50", Better::Lower),
             ("latency_ms.p95", Better::Lower),
             ("latency_ms.p99", Better::Lower),
-            ("throughput_rps", Better::Higher),
+            // Goodput: failed requests (a dead port answers fast) are not capacity.
+            ("success_rps", Better::Higher),
             ("success_rate", Better::Higher),
         ],
         ScenarioKind::Ramp => &[
@@ -137,6 +138,11 @@ mod tests {
             dropped: 0,
             success_rate: Some(1.0),
             throughput_rps: Some(rps),
+            success_rps: Some(rps),
+            completed_after_window: 0,
+            resent: 0,
+            discarded_at_stop: 0,
+            warmup_requests: 0,
             duration_s: 1.0,
             bytes_received: 0,
             latency_ms: p95.map(|p95| LatencyStats {
@@ -150,6 +156,7 @@ mod tests {
                 max: 9.0,
             }),
             latency_raw_ms: None,
+            send_late_ms: None,
             hdr: String::new(),
             hdr_raw: None,
         })

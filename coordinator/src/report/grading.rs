@@ -8,7 +8,8 @@ use loadgrade_common::report::{
 };
 
 /// Evaluates a scenario's thresholds on its metrics (`None`: the scenario did not run). A thresholded figure that
-/// was not measured fails its threshold and is a finding.
+/// is missing fails its threshold; when it is missing because the measurement failed (not because of what was
+/// measured, such as no cliff up to `stop`) that is also a finding, and the result is not trusted.
 pub fn judge_scenario(
     scenario: &Scenario,
     metrics: Option<ScenarioMetrics>,
@@ -19,7 +20,8 @@ pub fn judge_scenario(
         .iter()
         .map(|t| {
             let actual = metrics.as_ref().and_then(|m| m.figure(&t.metric));
-            if actual.is_none() && metrics.is_some() {
+            let unmeasured = metrics.as_ref().is_some_and(|m| !m.absent_by_result(&t.metric));
+            if actual.is_none() && unmeasured {
                 findings.push(Finding::new(
                     FindingKind::NotMeasured,
                     format!(
@@ -136,6 +138,11 @@ thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
             dropped: 0,
             success_rate: Some(1.0),
             throughput_rps: Some(10.0),
+            success_rps: Some(10.0),
+            completed_after_window: 0,
+            resent: 0,
+            discarded_at_stop: 0,
+            warmup_requests: 0,
             duration_s: 1.0,
             bytes_received: 0,
             latency_ms: p95.map(|p95| LatencyStats {
@@ -149,6 +156,7 @@ thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
                 max: p95,
             }),
             latency_raw_ms: None,
+            send_late_ms: None,
             hdr: String::new(),
             hdr_raw: None,
         })

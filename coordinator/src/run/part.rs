@@ -158,11 +158,11 @@ impl PartRun<'_> {
                 start_at_unix_ms: start_at,
                 work: Work::Http(share.shard),
             };
-            if ctx
-                .deps
-                .registry
-                .send(&share.agent, ToAgent::Assign(Box::new(assignment)))
-            {
+            if ctx.deps.registry.send_for_run(
+                &share.agent,
+                &ctx.id,
+                ToAgent::Assign(Box::new(assignment)),
+            ) {
                 if self.spec.model == LoadModel::Open {
                     ctx.open_model_agents.insert(share.agent.clone());
                 }
@@ -257,6 +257,7 @@ impl PartRun<'_> {
             .add(report)
             .and_then(|()| {
                 if report.warmup {
+                    self.aggregate.add_warmup(report);
                     Ok(())
                 } else {
                     self.aggregate.add(report)

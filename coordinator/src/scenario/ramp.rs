@@ -61,6 +61,9 @@ pub async fn run(
             requests,
             errors,
             throughput_rps: metrics.as_ref().and_then(|m| m.throughput_rps),
+            success_rps: metrics.as_ref().and_then(|m| m.success_rps),
+            completed_after_window: metrics.as_ref().map_or(0, |m| m.completed_after_window),
+            settle_requests: metrics.as_ref().map_or(0, |m| m.warmup_requests),
             latency_ms: latency,
             error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
             // A step whose probe failed even once is not measured: a partial max would understate it.
@@ -84,17 +87,16 @@ pub async fn run(
         };
         figures.push(StepFigures {
             concurrency,
-            throughput: step.throughput_rps,
+            goodput: step.success_rps,
             p95_ms: latency.map(|l| l.p95),
             error_rate: step.error_rate,
         });
         ctx.event(
             RunState::Running,
             format!(
-                "{}: {} req/s, p95 {} ms, errors {}",
+                "{}: {} successful req/s, p95 {} ms, errors {}",
                 part.label,
-                step.throughput_rps
-                    .map_or("-".into(), |x| format!("{x:.0}")),
+                step.success_rps.map_or("-".into(), |x| format!("{x:.0}")),
                 latency.map_or("-".into(), |l| format!("{:.1}", l.p95)),
                 errors
             ),

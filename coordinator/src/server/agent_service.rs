@@ -67,12 +67,18 @@ impl AgentService for AgentSessions {
             protocol: loadgrade_proto::PROTOCOL_VERSION,
         });
         tx.send(welcome).await.map_err(|_| ServiceError::Closed)?;
-        self.registry.register(&hello, tx.clone());
+        let session = self.registry.register(&hello, tx.clone());
         tracing::info!(
             agent = %hello.name, cores = hello.cores, version = %hello.version, probe_only = hello.probe_only,
             "agent connected"
         );
-        tokio::spawn(receive(self.registry.clone(), hello, inbound, tx));
+        tokio::spawn(receive(
+            self.registry.clone(),
+            hello.name,
+            session,
+            inbound,
+            tx,
+        ));
         let outbound = ReceiverStream::new(rx).map(|m| Ok(v1::CoordinatorMessage::from(m)));
         Ok(Response::new(Box::pin(outbound)))
     }
@@ -81,11 +87,11 @@ impl AgentService for AgentSessions {
 /// Routes an agent's messages until its session ends, then unregisters it.
 async fn receive(
     registry: Arc<Registry>,
-    hello: Hello,
+    name: String,
+    session: u64,
     mut inbound: Streaming<v1::AgentMessage>,
     tx: mpsc::Sender<ToAgent>,
 ) {
-    let (name, epoch) = (hello.name, hello.epoch);
     loop {
         let wire = match inbound.message().await {
             Ok(Some(wire)) => wire,
@@ -104,7 +110,7 @@ async fn receive(
         };
         match message {
             FromAgent::Heartbeat(hb) => {
-                registry.heartbeat(&name, epoch, hb.clock);
+                registry.heartbeat(&name, session, hb.clock);
                 let _ = tx.try_send(ToAgent::HeartbeatAck(HeartbeatAck {
                     agent_sent_at_unix_ms: hb.sent_at_unix_ms,
                     server_time_unix_ms: unix_ms(),
@@ -136,5 +142,5 @@ async fn receive(
         }
     }
     tracing::info!(agent = %name, "agent disconnected");
-    registry.unregister(&name, epoch);
+    registry.unregister(&name, session);
 }

@@ -62,6 +62,8 @@ pub enum AgentProbeError {
 
 struct Entry {
     info: AgentInfo,
+    /// This session's id (the registry's own counter): a later session under the same name never answers to it.
+    session: u64,
     tx: AgentSender,
 }
 
@@ -79,6 +81,7 @@ pub struct Registry {
     /// Fires whenever an agent arrives or leaves, or agents are released.
     pub changed: Notify,
     next_probe: AtomicU64,
+    next_session: AtomicU64,
 }
 
 impl Registry {
@@ -86,8 +89,10 @@ impl Registry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds an agent. A new session under a name already present replaces the old one (the agent restarted).
-    pub fn register(&self, hello: &Hello, tx: AgentSender) {
+    /// Adds an agent and returns its session id. A new session under a name already present replaces the old one
+    /// (the agent restarted or reconnected): the old session's run loses it, and the new session is not reserved.
+    pub fn register(&self, hello: &Hello, tx: AgentSender) -> u64 {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let replaced = {
             let mut inner = self.lock();
             let info = AgentInfo {
@@ -99,7 +104,9 @@ impl Registry {
                 run: None,
                 probe_only: hello.probe_only,
             };
-            let old = inner.agents.insert(hello.name.clone(), Entry { info, tx });
+            let old = inner
+                .agents
+                .insert(hello.name.clone(), Entry { info, session, tx });
             old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
         };
         if let Some(route) = replaced {
@@ -108,14 +115,16 @@ impl Registry {
             });
         }
         self.changed.notify_waiters();
+        session
     }
 
-    /// Removes the agent if this session (epoch) is still the current one, telling its run.
-    pub fn unregister(&self, name: &str, epoch: u64) {
+    /// Removes the agent if `session` is still its current one (a late end of a replaced session removes
+    /// nothing), telling its run.
+    pub fn unregister(&self, name: &str, session: u64) {
         let route = {
             let mut inner = self.lock();
             match inner.agents.get(name) {
-                Some(e) if e.info.epoch == epoch => {
+                Some(e) if e.session == session => {
                     let run = inner.agents.remove(name).and_then(|e| e.info.run);
                     run.and_then(|r| inner.routes.get(&r).cloned())
                 }
@@ -137,12 +146,12 @@ impl Registry {
     }
 
     /// The agent's latest clock estimate.
-    pub fn heartbeat(&self, name: &str, epoch: u64, clock: Option<ClockEstimate>) {
+    pub fn heartbeat(&self, name: &str, session: u64, clock: Option<ClockEstimate>) {
         if let Some(e) = self
             .lock()
             .agents
             .get_mut(name)
-            .filter(|e| e.info.epoch == epoch)
+            .filter(|e| e.session == session)
             && clock.is_some()
         {
             e.info.clock = clock;
@@ -275,6 +284,18 @@ impl Registry {
     /// Sends to an agent's session; false when it is gone.
     pub fn send(&self, name: &str, message: ToAgent) -> bool {
         let tx = self.lock().agents.get(name).map(|e| e.tx.clone());
+        tx.is_some_and(|tx| tx.try_send(message).is_ok())
+    }
+
+    /// Sends to an agent's session only while it is reserved for `run`; false otherwise. A session that replaced
+    /// a run's agent (a reconnect) is not that run's agent: it gets no part of the run.
+    pub fn send_for_run(&self, name: &str, run: &str, message: ToAgent) -> bool {
+        let tx = self
+            .lock()
+            .agents
+            .get(name)
+            .filter(|e| e.info.run.as_deref() == Some(run))
+            .map(|e| e.tx.clone());
         tx.is_some_and(|tx| tx.try_send(message).is_ok())
     }
 }

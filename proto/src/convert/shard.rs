@@ -109,6 +109,7 @@ impl From<HttpShard> for v1::HttpShard {
             max_requests: max_requests.unwrap_or(0),
             http_version: if request.http2 { 2 } else { 1 },
             ca_pem: request.ca_pem,
+            idempotent: request.idempotent,
             arrivals: match arrivals {
                 Arrivals::Even => v1::Arrivals::Even,
                 Arrivals::Poisson => v1::Arrivals::Poisson,
@@ -191,6 +192,7 @@ impl TryFrom<v1::HttpShard> for HttpShard {
                     "HttpShard.request_timeout_ms",
                     s.request_timeout_ms.max(1),
                 )?,
+                idempotent: s.idempotent,
             },
             model,
             arrivals,
@@ -222,6 +224,8 @@ impl From<Counters> for v1::Counters {
             errors_other: e.other,
             dropped: c.dropped,
             bytes_received: c.bytes_received,
+            resent: c.resent,
+            discarded_at_stop: c.discarded_at_stop,
         }
     }
 }
@@ -241,6 +245,8 @@ impl From<v1::Counters> for Counters {
             errors,
             dropped: c.dropped,
             bytes_received: c.bytes_received,
+            resent: c.resent,
+            discarded_at_stop: c.discarded_at_stop,
         }
     }
 }
@@ -253,6 +259,7 @@ impl From<Health> for v1::Health {
             hdr_lag: h.hdr_lag,
             hdr_connection_wait: h.hdr_connection_wait,
             hdr_connect: h.hdr_connect,
+            hdr_send_late: h.hdr_send_late,
             emfile: h.emfile,
             eaddrnotavail: h.eaddrnotavail,
             arrivals: h.arrivals,
@@ -269,6 +276,7 @@ impl From<v1::Health> for Health {
             hdr_lag: h.hdr_lag,
             hdr_connection_wait: h.hdr_connection_wait,
             hdr_connect: h.hdr_connect,
+            hdr_send_late: h.hdr_send_late,
             emfile: h.emfile,
             eaddrnotavail: h.eaddrnotavail,
             arrivals: h.arrivals,
@@ -289,6 +297,7 @@ impl From<IntervalReport> for v1::IntervalReport {
             start_unix_ms: r.start_unix_ms,
             duration_ms: r.duration_ms,
             warmup: r.warmup,
+            after_window: r.after_window,
             hdr_corrected: r.hdr_corrected,
             hdr_raw: r.hdr_raw,
             counters: Some(r.counters.into()),
@@ -311,6 +320,7 @@ impl From<v1::IntervalReport> for IntervalReport {
             start_unix_ms: r.start_unix_ms,
             duration_ms: r.duration_ms,
             warmup: r.warmup,
+            after_window: r.after_window,
             hdr_corrected: r.hdr_corrected,
             hdr_raw: r.hdr_raw,
             counters: r.counters.unwrap_or_default().into(),
@@ -333,6 +343,7 @@ mod tests {
                 http2: true,
                 ca_pem: b"pem".to_vec(),
                 timeout: Duration::from_millis(2500),
+                idempotent: false,
             },
             model: LoadModel::Open,
             arrivals: Arrivals::Poisson,

@@ -181,6 +181,10 @@ pub struct HttpShard {
     /// Extra trusted CA certificates (PEM) for <https://,> besides the system roots.
     #[prost(bytes = "vec", tag = "15")]
     pub ca_pem: ::prost::alloc::vec::Vec<u8>,
+    /// Resending the request is safe (an idempotent method, or the plan says so): a request on a kept-alive connection
+    /// that fails before any response byte is sent again once, and counted in `resent`. Otherwise it is an error.
+    #[prost(bool, tag = "16")]
+    pub idempotent: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -247,6 +251,13 @@ pub struct Counters {
     pub dropped: u64,
     #[prost(uint64, tag = "9")]
     pub bytes_received: u64,
+    /// Requests sent a second time because a kept-alive connection failed before any response byte (the target may
+    /// have read the first attempt): requests + resent is what the target can have received.
+    #[prost(uint64, tag = "10")]
+    pub resent: u64,
+    /// Open model: arrivals still queued when the shard was stopped, never sent (not a backlog overflow).
+    #[prost(uint64, tag = "11")]
+    pub discarded_at_stop: u64,
 }
 /// Self-diagnosis of the generator for one interval.
 #[allow(clippy::all)]
@@ -279,6 +290,10 @@ pub struct Health {
     /// Load threads (and cores' worth of CPU) the agent ran this shard on.
     #[prost(uint32, tag = "9")]
     pub threads: u32,
+    /// Open model: how late arrivals were released against their intended instant (the generator's timing, before
+    /// any wait for a connection), microseconds, HDR V2 + deflate.
+    #[prost(bytes = "vec", tag = "10")]
+    pub hdr_send_late: ::prost::alloc::vec::Vec<u8>,
 }
 /// One interval (normally one second) of one agent's shard.
 #[allow(clippy::all)]
@@ -314,6 +329,10 @@ pub struct IntervalReport {
     pub counters: ::core::option::Option<Counters>,
     #[prost(message, optional, tag = "13")]
     pub health: ::core::option::Option<Health>,
+    /// The interval lies after the measured window (requests that completed while the shard wound down): counted,
+    /// but not part of the window's throughput.
+    #[prost(bool, tag = "14")]
+    pub after_window: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -82,14 +82,17 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
         figure(m.memory_headroom),
     ]));
     if let Some(u) = &m.usl {
-        blocks.push(Block::Paragraph(vec![text(format!(
-            "USL fit: sigma {:.4}, kappa {:.6}, lambda {:.1} req/s per connection, peak at {} connections, R² {:.3}",
-            u.sigma,
-            u.kappa,
-            u.lambda,
-            or_text(u.peak_concurrency.map(|p| format!("{p:.0}")), "-"),
-            u.r_squared
-        ))]));
+        blocks.push(Block::Paragraph(vec![
+            text(format!(
+                "USL fit over the goodput of the steps before the cliff: sigma {:.4}, kappa {:.6}, lambda {:.1} \
+                 req/s per connection, peak at {} connections, R² ",
+                u.sigma,
+                u.kappa,
+                u.lambda,
+                or_text(u.peak_concurrency.map(|p| format!("{p:.0}")), "-"),
+            )),
+            figure(u.r_squared),
+        ]));
     }
     if !m.not_measured.is_empty() {
         blocks.push(Block::List(
