@@ -43,9 +43,15 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
         return Err(Refusal::ProbeOnly);
     }
     Ok(match work {
-        Work::Http(shard) => Prepared::Http(Arc::new(
-            HttpShardSpec::prepare(shard, &config.allowlist, config.cores).await?,
-        )),
+        Work::Http(shard) => {
+            #[allow(unused_mut)]
+            let mut spec = HttpShardSpec::prepare(shard, &config.allowlist, config.cores).await?;
+            #[cfg(feature = "fault-injection")]
+            {
+                spec.block = config.faults.block_load_threads;
+            }
+            Prepared::Http(Arc::new(spec))
+        }
     })
 }
 

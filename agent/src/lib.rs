@@ -34,6 +34,17 @@ pub struct AgentConfig {
     /// A probe agent on a target host: answers the coordinator's probe requests (process or cgroup figures of
     /// this host) and runs no load. Default: false.
     pub probe_only: bool,
+    /// Faults to inject (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
+}
+
+/// Faults an agent can be told to have (feature `fault-injection`, for tests).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every load thread blocks (a synchronous sleep on its event loop) for `.1` once every `.0`.
+    pub block_load_threads: Option<(Duration, Duration)>,
 }
 
 impl AgentConfig {
@@ -46,6 +57,8 @@ impl AgentConfig {
             allowlist: Allowlist::default(),
             reconnect: true,
             probe_only: false,
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
         }
     }
 }

@@ -13,6 +13,8 @@ pub enum Proc {
     /// This process.
     Me,
     Pid(u32),
+    /// A thread of this process, by its kernel thread id.
+    Thread(u32),
 }
 
 impl Proc {
@@ -20,8 +22,15 @@ impl Proc {
         match self {
             Proc::Me => format!("/proc/self/{file}"),
             Proc::Pid(pid) => format!("/proc/{pid}/{file}"),
+            Proc::Thread(tid) => format!("/proc/self/task/{tid}/{file}"),
         }
     }
+}
+
+/// The calling thread's kernel thread id (from `/proc/thread-self`, a link to `PID/task/TID`).
+pub fn current_thread_id() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Per-interval recording: latency histograms and counters that executors write into, and the ticker that cuts
 //! them into one `IntervalReport` per second.
 
-use crate::cpu::CpuClock;
+use crate::cpu::{CpuClock, LoadThreads};
 use loadgrade_common::histogram::{LatencyHistogram, encode, new_histogram};
 use loadgrade_common::interval::{Counters, Health, IntervalReport};
 use loadgrade_common::shard::PartId;
@@ -240,6 +240,7 @@ impl IntervalCutter {
         seq: Arc<AtomicU64>,
         started: Instant,
         started_unix_ms: i64,
+        threads: LoadThreads,
     ) -> Self {
         IntervalCutter {
             open_model: recorders.first().is_some_and(|r| r.open_model),
@@ -248,7 +249,7 @@ impl IntervalCutter {
             shard,
             seq,
             cut_count: 0,
-            cpu: CpuClock::start(),
+            cpu: CpuClock::start(threads),
             started_unix_ms,
             started,
             last_cut: started,

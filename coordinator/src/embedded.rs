@@ -29,6 +29,15 @@ impl Embedded {
     /// Starts the coordinator on 127.0.0.1 (free port) and `agents` in-process agents named `agent-1`..,
     /// and waits until they are connected.
     pub async fn start(store: Store, agents: u32) -> Result<Embedded, EmbeddedError> {
+        Self::start_with(store, agents, |_| {}).await
+    }
+
+    /// As [`Embedded::start`], with every agent's configuration adjusted by `configure` first.
+    pub async fn start_with(
+        store: Store,
+        agents: u32,
+        configure: impl Fn(&mut AgentConfig),
+    ) -> Result<Embedded, EmbeddedError> {
         let coordinator = Coordinator::new(store);
         let shutdown = CancellationToken::new();
         let (addr, server) = spawn_server(
@@ -40,7 +49,8 @@ impl Embedded {
         .map_err(EmbeddedError::Listen)?;
         let mut tasks = vec![server];
         for i in 1..=agents {
-            let config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
+            let mut config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
+            configure(&mut config);
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = loadgrade_agent::run(config, shutdown).await {

@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod clock;
 mod coordinator;
+pub mod demo;
 pub mod embedded;
 #[cfg(feature = "fault-injection")]
 pub mod faults;

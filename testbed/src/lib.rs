@@ -11,6 +11,8 @@
 //! | `GET /status/CODE` | respond with CODE (200..=599; else 400) |
 //! | `GET /stall?period_ms=P&pause_ms=S` | every P ms, hold all responses for S ms |
 //! | `GET /work?ms=N&slots=K` | a known capacity: K slots of N ms each, requests beyond K queue |
+//! | `GET /slow?every=N&ms=M` | every Nth request (across connections) sleeps M ms, the others answer at once |
+//! | `GET` or `POST /hangup?every=N` | the Nth request on each connection is read, counted, and the connection closed unanswered |
 //! | `POST /_testbed/allocate?mb=N`, `POST /_testbed/free` | hold (touched) memory, or drop it |
 //! | `GET /_testbed/stats` | `{"requests": N}` |
 //! | `POST /_testbed/reset` | zero counters, 204 |

@@ -36,6 +36,22 @@ pub(crate) struct AppState {
     work_slots: std::sync::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>>,
     /// `/_testbed/allocate`: memory held on purpose (and touched, so it counts in RSS).
     ballast: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// `/slow`: requests seen so far, across connections.
+    slow_seen: std::sync::atomic::AtomicU64,
+}
+
+/// State of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    /// `/hangup`: requests read on this connection.
+    hangup_seen: std::sync::atomic::AtomicU64,
+}
+
+/// What to do with a request.
+pub(crate) enum Handled {
+    Respond(Response<Full<Bytes>>),
+    /// Close the connection without answering (the request was read and counted).
+    HangUp,
 }
 
 impl AppState {
@@ -45,6 +61,7 @@ impl AppState {
             started: Instant::now(),
             work_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
             ballast: std::sync::Mutex::new(Vec::new()),
+            slow_seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -85,7 +102,7 @@ fn is_control(path: &str) -> bool {
 /// The method a known path answers to, or `None` for an unknown path.
 fn allowed_method(path: &str) -> Option<Method> {
     match path {
-        "/api/items" | "/health" | "/delay" | "/stall" | "/work" | "/_testbed/stats"
+        "/api/items" | "/health" | "/delay" | "/stall" | "/work" | "/slow" | "/_testbed/stats"
         | "/_testbed/pid" | "/metrics" => Some(Method::GET),
         "/_testbed/reset" | "/_testbed/allocate" | "/_testbed/free" => Some(Method::POST),
         p if p.starts_with("/status/") => Some(Method::GET),
@@ -99,6 +116,25 @@ fn allow_header(method: &Method) -> &'static str {
     } else {
         "GET"
     }
+}
+
+/// Handles one request on a connection. The request body is never read.
+pub(crate) async fn handle_on<B>(req: Request<B>, state: &AppState, conn: &ConnState) -> Handled {
+    if req.uri().path() == "/hangup" {
+        // Counted at reception: the target read it, whether or not it answers.
+        let _in_flight = state.stats.begin();
+        let every = num_param(req.uri().query(), "every", 2).unwrap_or(2).max(1);
+        let seen = conn
+            .hangup_seen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        return if seen.is_multiple_of(every) {
+            Handled::HangUp
+        } else {
+            Handled::Respond(text(StatusCode::OK, "ok"))
+        };
+    }
+    Handled::Respond(handle(req, state).await)
 }
 
 /// Handles one request. The request body is never read.
@@ -122,6 +158,7 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
         "/api/items" => items(query),
         "/health" => Ok(text(StatusCode::OK, "ok")),
         "/delay" => delay(query).await,
+        "/slow" => slow(query, state).await,
         "/work" => work(query, state).await,
         "/_testbed/allocate" => allocate(query, state),
         "/_testbed/free" => {
@@ -174,6 +211,21 @@ fn items(query: Option<&str>) -> Reply {
 async fn delay(query: Option<&str>) -> Reply {
     let ms = num_param(query, "ms", 0)?.min(MAX_HOLD_MS);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(text(StatusCode::OK, "ok"))
+}
+
+/// `GET /slow?every=N&ms=M`: every Nth request (across connections; default 100) sleeps M ms (default 2000, at most
+/// 60 s), the others answer at once: a fixed fraction of slow requests.
+async fn slow(query: Option<&str>, state: &AppState) -> Reply {
+    let every = num_param(query, "every", 100)?.max(1);
+    let ms = num_param(query, "ms", 2000)?.min(MAX_HOLD_MS);
+    let seen = state
+        .slow_seen
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    if seen.is_multiple_of(every) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     Ok(text(StatusCode::OK, "ok"))
 }
 

@@ -1,6 +1,5 @@
 //! The running testbed: listener, accept loop, per-connection tasks and graceful shutdown.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,6 +189,18 @@ async fn serve_connection(
     }
 }
 
+/// `/hangup` closing a connection without answering.
+#[derive(Debug)]
+struct HangUp;
+
+impl std::fmt::Display for HangUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hung up on purpose (/hangup)")
+    }
+}
+
+impl std::error::Error for HangUp {}
+
 /// Serves HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN over TLS) on one connection.
 async fn serve_io<I>(
     io: I,
@@ -199,9 +210,17 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn_state = Arc::new(routes::ConnState::default());
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(routes::handle(req, &state).await) }
+        let conn_state = Arc::clone(&conn_state);
+        async move {
+            match routes::handle_on(req, &state, &conn_state).await {
+                routes::Handled::Respond(response) => Ok(response),
+                // An error from the service makes hyper close the connection without a response.
+                routes::Handled::HangUp => Err(HangUp),
+            }
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).timer(TokioTimer::new());

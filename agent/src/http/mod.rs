@@ -18,6 +18,7 @@ pub use transport::TlsError;
 
 use crate::Allowlist;
 use crate::allowlist::OutsideAllowlist;
+use crate::cpu::LoadThreads;
 use crate::recorder::{IntervalCutter, Recorder, ShardId};
 use limits::Limits;
 use loadgrade_common::interval::IntervalReport;
@@ -104,6 +105,9 @@ pub struct HttpShardSpec {
     pub thread_weights: Vec<u64>,
     /// A stale kept-alive connection may be retried once (the request is idempotent).
     pub idempotent: bool,
+    /// Injected fault: block every load thread for `.1` once every `.0`.
+    #[cfg(feature = "fault-injection")]
+    pub block: Option<(Duration, Duration)>,
 }
 
 impl HttpShardSpec {
@@ -166,6 +170,8 @@ impl HttpShardSpec {
             threads,
             thread_weights,
             idempotent: shard.request.idempotent,
+            #[cfg(feature = "fault-injection")]
+            block: None,
         })
     }
 
@@ -247,12 +253,14 @@ pub async fn run(
     let recorders: Vec<Recorder> = (0..spec.threads)
         .map(|_| Recorder::new(spec.open_model))
         .collect();
+    let load_threads = LoadThreads::default();
     let mut cutter = IntervalCutter::new(
         recorders.clone(),
         output.shard,
         output.seq,
         start,
         output.start_unix_ms,
+        load_threads.clone(),
     );
     tokio::select! {
         () = sleep_until(start) => {}
@@ -290,9 +298,13 @@ pub async fn run(
             backlog: backlogs[t].max(1),
         });
         let done = done_tx.clone();
+        let load_threads = load_threads.clone();
         std::thread::Builder::new()
             .name(format!("loadgrade-load-{t}"))
             .spawn(move || {
+                if !load_threads.register_current() {
+                    tracing::warn!("cannot read this load thread's id: its CPU is not measured");
+                }
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -300,6 +312,7 @@ pub async fn run(
                     Ok(runtime) => runtime.block_on(load_thread(ctx)),
                     Err(e) => tracing::error!("load thread runtime: {e}"),
                 }
+                load_threads.finish_current();
                 let _ = done.try_send(());
             })
             .map_err(|e| {
@@ -376,10 +389,24 @@ async fn load_thread(ctx: Arc<ThreadContext>) {
             }
         })
     };
+    #[cfg(feature = "fault-injection")]
+    let blocker = ctx.spec.block.map(|(every, block)| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // On purpose: a synchronous sleep stalls this thread's whole event loop.
+                std::thread::sleep(block);
+            }
+        })
+    });
     if ctx.spec.open_model {
         open::run(ctx).await;
     } else {
         closed::run(ctx).await;
+    }
+    #[cfg(feature = "fault-injection")]
+    if let Some(blocker) = blocker {
+        blocker.abort();
     }
     probe_done.cancel();
     let _ = probe.await;

@@ -66,7 +66,8 @@ pub struct AgentReport {
 /// The agent's view of its own health: whether its figures can be trusted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GeneratorReport {
-    /// Mean process CPU over every interval it reported (warm-up included), percent of one core.
+    /// Mean CPU of the agent's load threads over every interval it reported (warm-up included), percent of one
+    /// core (summed over the threads; the session and, in `run`/`demo`, the coordinator and target are not counted).
     pub cpu_percent: Option<f64>,
     /// p99 of event-loop lag (how late a 5 ms timer fired), milliseconds.
     pub lag_ms_p99: Option<f64>,

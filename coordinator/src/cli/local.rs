@@ -6,18 +6,12 @@ use super::{Failure, open_store, read_plan};
 use anyhow::Context as _;
 use loadgrade_agent::signal::terminated;
 use loadgrade_common::plan::Plan;
+use loadgrade_coordinator::demo;
 use loadgrade_coordinator::embedded::Embedded;
 use loadgrade_coordinator::{Coordinator, StartError, spawn_server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
-
-/// The demo plan, built in so `loadgrade demo` works from any directory.
-pub const DEMO_PLAN: &str = include_str!("../../../examples/demo.toml");
-/// The address demo.toml names; the demo points it at the testbed it starts.
-pub const DEMO_TARGET: &str = "http://127.0.0.1:8080";
-/// The probe demo.toml names (the standalone testbed); the demo points it at its own process.
-pub const DEMO_PROBE: &str = "probe = { kind = \"process\", name = \"loadgrade-testbed\" }";
 
 pub(super) async fn run(
     path: &Path,
@@ -32,24 +26,79 @@ pub(super) async fn run(
 }
 
 pub(super) async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
-    let testbed = loadgrade_testbed::Testbed::start(loadgrade_testbed::TestbedConfig::plain(
-        ([127, 0, 0, 1], 0).into(),
-    ))
-    .await
-    .context("starting the testbed")?;
-    let target = format!("http://{}", testbed.addr());
-    eprintln!("loadgrade demo: testbed on {target}, 2 agents in this process");
-    // The testbed runs in this process: probe this process for the target's memory.
-    let plan = DEMO_PLAN.replace(DEMO_TARGET, &target).replace(
-        DEMO_PROBE,
-        &format!(
-            "probe = {{ kind = \"process\", pid = {} }}",
-            std::process::id()
-        ),
+    let testbed = TestbedProcess::start().await?;
+    eprintln!(
+        "loadgrade demo: testbed on http://{} (process {}), 2 agents in this process",
+        testbed.addr, testbed.pid
     );
+    let plan = demo::plan_for(testbed.addr, testbed.pid);
     let code = run_embedded("examples/demo.toml", &plan, 2, out, database).await;
-    testbed.shutdown().await;
+    testbed.stop().await;
     code
+}
+
+/// The demo's target: this same executable running `testbed-process`, so the target is a process of its own.
+struct TestbedProcess {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    pid: u32,
+}
+
+impl TestbedProcess {
+    async fn start() -> Result<Self, Failure> {
+        use tokio::io::AsyncBufReadExt as _;
+        let exe = std::env::current_exe().context("locating this executable to run the testbed")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args(["testbed-process", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the testbed process")?;
+        let pid = child.id().context("the testbed process has no id")?;
+        let stdout = child.stdout.take().context("the testbed's output")?;
+        let mut line = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .context("the testbed did not start within 10 s")?
+        .context("reading the testbed's address")?;
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("the testbed printed {line:?}, not its address"))?;
+        Ok(TestbedProcess { child, addr, pid })
+    }
+
+    async fn stop(mut self) {
+        // Closing its stdin ends it (and would if this process died); the kill is for a stuck one.
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// `testbed-process` (hidden): the testbed in this process until stdin closes, its address on the first line.
+pub(super) async fn testbed_process(listen: SocketAddr) -> Result<i32, Failure> {
+    use tokio::io::AsyncReadExt as _;
+    let testbed =
+        loadgrade_testbed::Testbed::start(loadgrade_testbed::TestbedConfig::plain(listen))
+            .await
+            .context("starting the testbed")?;
+    out!("loadgrade-testbed listening on http://{}", testbed.addr());
+    // The parent holds the other end: EOF (or an error) means it is done or gone.
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    testbed.shutdown().await;
+    Ok(0)
 }
 
 async fn run_embedded(

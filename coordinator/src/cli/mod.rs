@@ -100,6 +100,12 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_DATABASE_URL)]
         database: String,
     },
+    /// The demo's target in a process of its own (run by `demo`; not for people).
+    #[command(hide = true)]
+    TestbedProcess {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
     /// Write a stored run's reports again; exits with its verdict's code.
     Report {
         /// The run id (see `loadgrade runs`).
@@ -130,6 +136,7 @@ pub async fn execute(cli: Cli) -> i32 {
             out,
         } => remote::submit(&plan, &coordinator, out).await,
         Command::Validate { plan } => validate(&plan),
+        Command::TestbedProcess { listen } => local::testbed_process(listen).await,
         Command::Runs { limit, database } => history::runs(limit, &database).await,
         Command::Compare {
             base,

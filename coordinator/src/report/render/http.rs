@@ -17,8 +17,17 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
         figure(m.success_rate),
         text(" · "),
         figure(m.throughput_rps),
-        text(format!(" req/s over {:.1} s", m.duration_s)),
+        text(" req/s ("),
+        figure(m.success_rps),
+        text(format!(
+            " successful) over the {:.1} s window",
+            m.duration_s
+        )),
     ]));
+    blocks.push(Block::Paragraph(vec![text(format!(
+        "Completed after the window: {} · resent: {} · warm-up requests: {} · discarded at stop: {}",
+        m.completed_after_window, m.resent, m.warmup_requests, m.discarded_at_stop
+    ))]));
     let e = &m.errors_by_class;
     blocks.push(Block::Paragraph(vec![text(format!(
         "Errors by class: connect {}, timeout {}, 4xx {}, 5xx {}, other {}",

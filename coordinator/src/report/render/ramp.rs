@@ -40,6 +40,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
         headers: vec![
             "connections",
             "req/s",
+            "successful req/s",
             "p50 (ms)",
             "p95 (ms)",
             "p99 (ms)",
@@ -57,6 +58,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
                 vec![
                     count(s.concurrency),
                     figure(s.throughput_rps),
+                    figure(s.success_rps),
                     figure(l.map(|l| l.p50)),
                     figure(l.map(|l| l.p95)),
                     figure(l.map(|l| l.p99)),
@@ -94,14 +96,23 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
             figure(u.r_squared),
         ]));
     }
-    if !m.not_measured.is_empty() {
-        blocks.push(Block::List(
+    let missing: Vec<Vec<Inline>> = m
+        .absent
+        .iter()
+        .map(|(field, reason)| vec![text(format!("{field}: none ({reason})"))])
+        .chain(
             m.not_measured
                 .iter()
-                .map(|(field, reason)| vec![text(format!("{field}: not measured ({reason})"))])
-                .collect(),
-        ));
+                .map(|(field, reason)| vec![text(format!("{field}: not measured ({reason})"))]),
+        )
+        .collect();
+    if !missing.is_empty() {
+        blocks.push(Block::List(missing));
     }
+    blocks.push(Block::Paragraph(vec![text(format!(
+        "Each step settled for {:.1} s first (excluded from its figures); rates are over the rest of the step.",
+        m.settle_s
+    ))]));
 }
 
 /// Throughput (blue) and p95 (orange) by concurrency, each scaled to its own maximum.
