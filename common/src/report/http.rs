@@ -3,6 +3,7 @@
 use super::{ErrorCounts, LatencyStats};
 use crate::plan::LoadModel;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Metrics of an `http` scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +54,9 @@ pub struct HttpMetrics {
     pub hdr: String,
     /// Open model only: base64 of the merged raw histogram.
     pub hdr_raw: Option<String>,
+    /// Figures above that are null, with the reason.
+    #[serde(default)]
+    pub not_measured: BTreeMap<String, String>,
 }
 
 /// Send lateness of the open model, milliseconds.
@@ -172,6 +176,7 @@ pub(crate) mod tests {
             }),
             hdr: String::new(),
             hdr_raw: Some(String::new()),
+            not_measured: BTreeMap::new(),
         }
     }
 }

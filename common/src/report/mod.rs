@@ -75,7 +75,8 @@ pub struct GeneratorReport {
     pub connection_wait_ms_p99: Option<f64>,
     /// p99 of connection setup (TCP connect), milliseconds.
     pub connect_ms_p99: Option<f64>,
-    /// Open model: arrivals dropped because the backlog was full (measured phase).
+    /// Open model: arrivals dropped because the backlog was full, warm-up included (as `arrivals`: the scenario's
+    /// `dropped` is the measured phase's).
     pub dropped: u64,
     /// Open model: arrivals that fell due (warm-up included).
     pub arrivals: u64,

@@ -150,7 +150,8 @@ impl AgentHealth {
             lag_ms_p99,
             connection_wait_ms_p99,
             connect_ms_p99,
-            dropped: self.dropped,
+            // Like `arrivals`, warm-up included: the generator's view of everything it offered.
+            dropped: self.dropped_all,
             arrivals: self.arrivals_all,
             backlog_max: self.backlog_max,
             emfile: self.emfile,

@@ -81,6 +81,43 @@ impl HttpAggregate {
         let duration_s = self.window_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0;
         let per_second = |n: u64| (duration_s > 0.0).then(|| n as f64 / duration_s);
         let b64 = |h: &LatencyHistogram| encode_base64(h).unwrap_or_default();
+        let mut not_measured = BTreeMap::new();
+        let mut why = |figure: &str, reason: &str| {
+            not_measured.insert(figure.to_owned(), reason.to_owned());
+        };
+        let no_response =
+            "no response arrived and no request timed out, so no latency was recorded";
+        if self.corrected.is_empty() {
+            why("latency_ms", no_response);
+        }
+        if !open {
+            why(
+                "latency_raw_ms",
+                "closed model: latency_ms is measured from the send",
+            );
+            why(
+                "send_late_ms",
+                "closed model: requests are sent when the previous one answers",
+            );
+            why("hdr_raw", "closed model");
+        } else {
+            if self.raw.is_empty() {
+                why("latency_raw_ms", no_response);
+            }
+            if self.send_late.is_empty() {
+                why("send_late_ms", "no arrival found a connection free");
+            }
+        }
+        if attempted == 0 {
+            why("success_rate", "nothing was attempted");
+        }
+        if duration_s <= 0.0 {
+            why(
+                "throughput_rps",
+                "no interval of the measured window arrived",
+            );
+            why("success_rps", "no interval of the measured window arrived");
+        }
         HttpMetrics {
             model: self.spec.model,
             requests: c.requests,
@@ -109,6 +146,7 @@ impl HttpAggregate {
             }),
             hdr: b64(&self.corrected),
             hdr_raw: open.then(|| b64(&self.raw)),
+            not_measured,
         }
     }
 

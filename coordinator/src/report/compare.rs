@@ -159,6 +159,7 @@ mod tests {
             send_late_ms: None,
             hdr: String::new(),
             hdr_raw: None,
+            not_measured: Default::default(),
         })
     }
 
