@@ -45,7 +45,9 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
     Ok(match work {
         Work::Http(shard) => {
             #[allow(unused_mut)]
-            let mut spec = HttpShardSpec::prepare(shard, &config.allowlist, config.cores).await?;
+            let mut spec =
+                HttpShardSpec::prepare(shard, &config.allowlist, &config.caps, config.cores)
+                    .await?;
             #[cfg(feature = "fault-injection")]
             {
                 spec.block = config.faults.block_load_threads;

@@ -11,6 +11,7 @@ pub mod procfs;
 pub mod recorder;
 pub mod session;
 pub mod signal;
+pub mod spool;
 
 pub use allowlist::Allowlist;
 pub use session::SessionError;
@@ -27,16 +28,33 @@ pub struct AgentConfig {
     pub name: String,
     /// Sharding weight. Default: logical cores.
     pub cores: u32,
-    /// Networks this agent may send load to. Default: loopback only.
+    /// Where this agent may send load. Default: nowhere (the binary adds `--allow` and `--allow-loopback`;
+    /// in-process agents allow loopback).
     pub allowlist: Allowlist,
+    /// Limits no shard may exceed, whatever the plan says.
+    pub caps: Caps,
     /// Dial again after a lost session. Default: true.
     pub reconnect: bool,
     /// A probe agent on a target host: answers the coordinator's probe requests (process or cgroup figures of
     /// this host) and runs no load. Default: false.
     pub probe_only: bool,
+    /// Where interval reports are kept until acknowledged. `None`: in memory only. Default: none (the binary
+    /// sets one).
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
+}
+
+/// Limits of this agent that no plan can exceed: a shard beyond one is refused (the run is INVALID, saying why).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// Most arrivals per second of an open-model shard on this agent.
+    pub max_rate: Option<u64>,
+    /// Most connections of a shard on this agent.
+    pub max_connections: Option<u64>,
+    /// Longest a shard may run (warm-up and measured phase); a request budget alone is stopped there.
+    pub max_duration: Option<Duration>,
 }
 
 /// Faults an agent can be told to have (feature `fault-injection`, for tests).
@@ -55,8 +73,10 @@ impl AgentConfig {
             cores: std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
             allowlist: Allowlist::default(),
+            caps: Caps::default(),
             reconnect: true,
             probe_only: false,
+            spool_dir: None,
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         }
@@ -66,8 +86,20 @@ impl AgentConfig {
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+}
+
 /// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), SessionError> {
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let spool = std::sync::Arc::new(match &config.spool_dir {
+        Some(dir) => spool::Spool::open(dir)?,
+        None => spool::Spool::in_memory(),
+    });
     // Connections are file descriptors: take the whole hard limit (shards are still checked against it).
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("cannot raise the open-file limit: {e}");
@@ -77,13 +109,13 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         // A new epoch for every session: sequence numbers start again at 0 in it, so a later session's intervals
         // never collide with an earlier one's stored (run, agent, epoch, seq).
         let epoch: u64 = rand::random();
-        let result = session::run_once(&config, epoch, &shutdown).await;
+        let result = session::run_once(&config, epoch, &spool, &shutdown).await;
         if shutdown.is_cancelled() {
             return Ok(());
         }
         match result {
             Ok(()) => tracing::info!("coordinator closed the session"),
-            Err(e) if !config.reconnect => return Err(e),
+            Err(e) if !config.reconnect => return Err(e.into()),
             Err(e) => tracing::warn!("{e}; dialing again in {backoff:?}"),
         }
         if !config.reconnect {

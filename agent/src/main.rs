@@ -1,7 +1,7 @@
 //! `loadgrade-agent`: an agent on a load box. Dials out to the coordinator; listens on no port.
 
 use clap::Parser;
-use loadgrade_agent::{AgentConfig, Allowlist};
+use loadgrade_agent::{AgentConfig, Allowlist, Caps};
 use tokio_util::sync::CancellationToken;
 
 /// A loadgrade agent: dials out to a coordinator and runs the load it is assigned.
@@ -14,12 +14,29 @@ struct Args {
     /// Name shown in reports. Default: the host name.
     #[arg(long)]
     name: Option<String>,
-    /// Sharding weight. Default: logical cores.
-    #[arg(long)]
+    /// Sharding weight (1 to 256). Default: logical cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     cores: Option<u32>,
-    /// Extra network this agent may send load to (CIDR or address; repeatable). Loopback is always allowed.
-    #[arg(long = "allow", value_name = "CIDR")]
+    /// Where this agent may send load: a CIDR, an address or a host name (repeatable). Nothing is allowed by
+    /// default.
+    #[arg(long = "allow", value_name = "CIDR|ADDRESS|HOST")]
     allow: Vec<String>,
+    /// Allow loopback targets (127.0.0.0/8, ::1): services on this machine.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Most arrivals per second any shard may ask of this agent.
+    #[arg(long, value_name = "N")]
+    max_rate: Option<u64>,
+    /// Most connections any shard may ask of this agent.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u64>,
+    /// Longest any shard may run on this agent, e.g. "30m"; a request budget alone is stopped there.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_duration: Option<std::time::Duration>,
+    /// Where interval reports are kept until the coordinator acknowledges them.
+    /// Default: $STATE_DIRECTORY, else ~/.local/state/loadgrade-agent/NAME.
+    #[arg(long, value_name = "DIR")]
+    spool: Option<std::path::PathBuf>,
     /// Run as a probe agent on a target host: report its process or cgroup figures for ramp probes
     /// (probe = { kind = "agent", agent = NAME, .. }) and run no load.
     #[arg(long)]
@@ -34,7 +51,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let allowlist = match Allowlist::with_extra(&args.allow) {
+    let allowlist = match Allowlist::new(args.allow_loopback, &args.allow) {
         Ok(list) => list,
         Err(e) => {
             eprintln!("loadgrade-agent: {e}");
@@ -42,11 +59,18 @@ fn main() {
         }
     };
     let name = args.name.unwrap_or_else(host_name);
+    let spool = args.spool.or_else(|| default_spool(&name));
     let mut config = AgentConfig::new(args.coordinator, name);
     config.allowlist = allowlist;
     config.probe_only = args.probe_only;
+    config.spool_dir = spool;
+    config.caps = Caps {
+        max_rate: args.max_rate,
+        max_connections: args.max_connections,
+        max_duration: args.max_duration,
+    };
     if let Some(cores) = args.cores {
-        config.cores = cores.max(1);
+        config.cores = cores;
     }
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,6 +95,19 @@ fn main() {
         eprintln!("loadgrade-agent: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// systemd's state directory, else ~/.local/state/loadgrade-agent/NAME.
+fn default_spool(name: &str) -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return Some(std::path::PathBuf::from(dir).join("spool"));
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(
+        std::path::PathBuf::from(home)
+            .join(".local/state/loadgrade-agent")
+            .join(name),
+    )
 }
 
 fn host_name() -> String {

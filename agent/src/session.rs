@@ -1,12 +1,15 @@
 //! One session with the coordinator: dial out, hello/welcome, heartbeats (which refresh the clock offset), and shard
-//! assignments run until the stream ends. Shards still running when the session ends are stopped: load never
-//! outlives its coordinator. Wire messages are converted at the stream's two ends; everything between speaks domain
-//! types.
+//! assignments run until the stream ends. Shards still running when the session ends are stopped, and so are they
+//! when nothing at all is heard from the coordinator for the run's `orphan_timeout` (a link cut silently ends no
+//! stream): load never outlives its coordinator. Interval reports go through the [`Spool`] and are sent again by
+//! the next session until acknowledged. Wire messages are converted at the stream's two ends; everything between
+//! speaks domain types.
 
 use crate::AgentConfig;
 use crate::executor::{self, Refusal};
 use crate::http::ShardOutput;
 use crate::recorder::ShardId;
+use crate::spool::Spool;
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::protocol::{
     ClockEstimate, FromAgent, Heartbeat, Hello, ProbeOutcome, ProbeReply, ProbeRequest, ShardDone,
@@ -16,7 +19,7 @@ use loadgrade_common::shard::{Assignment, PartId};
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,6 +30,8 @@ use tonic::transport::Endpoint;
 
 /// Furthest ahead of now a shard's start may be: the coordinator starts shards a second after assigning them.
 const MAX_START_AHEAD_MS: i64 = 60_000;
+/// With no load running, how long a silent coordinator is waited for before dialing again.
+const IDLE_SILENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -50,13 +55,29 @@ pub enum SessionError {
     NotWelcome,
     #[error("session broken: {0}")]
     Broken(tonic::Status),
+    #[error("no word from the coordinator for {0:?}: load stopped, dialing again")]
+    Silent(Duration),
 }
 
 /// Per-run state on this agent.
-#[derive(Default)]
 struct RunState {
     seq: Arc<AtomicU64>,
     stops: Vec<CancellationToken>,
+    /// Shards of the run still running.
+    active: Arc<AtomicUsize>,
+    /// Silence from the coordinator after which the run's load stops.
+    orphan_timeout: Duration,
+}
+
+impl RunState {
+    fn new(orphan_timeout: Duration) -> Self {
+        RunState {
+            seq: Arc::default(),
+            stops: Vec::new(),
+            active: Arc::default(),
+            orphan_timeout,
+        }
+    }
 }
 
 /// The agent's latest clock estimate, shared by the heartbeat task and the assignment handler.
@@ -70,6 +91,7 @@ fn read_clock(clock: &Clock) -> ClockEstimate {
 pub async fn run_once(
     config: &AgentConfig,
     epoch: u64,
+    spool: &Arc<Spool>,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
     let channel = Endpoint::from_shared(config.coordinator.clone())
@@ -128,13 +150,28 @@ pub async fn run_once(
         clock.clone(),
         Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(100))),
     );
+    let feeder = spawn_feeder(tx.clone(), spool);
 
     let mut runs: HashMap<String, RunState> = HashMap::new();
+    let mut last_heard = tokio::time::Instant::now();
     let result = loop {
+        let silence_limit = runs
+            .values()
+            .filter(|r| r.active.load(Ordering::Relaxed) > 0)
+            .map(|r| r.orphan_timeout)
+            .min()
+            .unwrap_or(IDLE_SILENCE);
         let next = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
+            () = tokio::time::sleep_until(last_heard + silence_limit) => {
+                tracing::error!(
+                    "no word from the coordinator for {silence_limit:?}: stopping this agent's load (orphan_timeout)"
+                );
+                break Err(SessionError::Silent(silence_limit));
+            }
             next = inbound.message() => next,
         };
+        last_heard = tokio::time::Instant::now();
         let wire = match next {
             Err(status) => break Err(SessionError::Broken(status)),
             Ok(None) => break Ok(()),
@@ -166,15 +203,21 @@ pub async fn run_once(
                 let _ = tx.send(FromAgent::ProbeReply(answer_probe(&request))).await;
             }
             ToAgent::Assign(assignment) => {
-                let run = runs.entry(assignment.run_id.clone()).or_default();
+                let run = runs
+                    .entry(assignment.run_id.clone())
+                    .or_insert_with(|| RunState::new(assignment.orphan_timeout));
+                run.orphan_timeout = assignment.orphan_timeout;
                 let stop = CancellationToken::new();
                 run.stops.push(stop.clone());
+                run.active.fetch_add(1, Ordering::Relaxed);
                 let ctx = ShardContext {
                     config: config.clone(),
                     epoch,
                     clock_offset_ms: read_clock(&clock).offset_ms.round() as i64,
                     seq: run.seq.clone(),
+                    active: run.active.clone(),
                     tx: tx.clone(),
+                    spool: spool.clone(),
                     stop,
                 };
                 tokio::spawn(run_shard(ctx, *assignment));
@@ -194,14 +237,43 @@ pub async fn run_once(
                 );
                 *clock.lock().unwrap_or_else(PoisonError::into_inner) = estimate;
             }
-            ToAgent::Ack { .. } | ToAgent::Welcome(_) => {}
+            ToAgent::Ack { run_id, epoch, seq } => spool.acked(&run_id, epoch, seq),
+            ToAgent::Welcome(_) => {}
         }
     };
     for run in runs.values() {
         run.stops.iter().for_each(CancellationToken::cancel);
     }
     heartbeat.abort();
+    feeder.abort();
     result
+}
+
+/// Sends the spool's unacknowledged reports, then each new one, on this session.
+fn spawn_feeder(tx: mpsc::Sender<FromAgent>, spool: &Spool) -> tokio::task::JoinHandle<()> {
+    let (backlog, mut fresh) = spool.subscribe();
+    tokio::spawn(async move {
+        if !backlog.is_empty() {
+            tracing::info!(
+                reports = backlog.len(),
+                "sending unacknowledged interval reports again"
+            );
+        }
+        for report in backlog {
+            if tx
+                .send(FromAgent::Interval(Box::new(report)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        while let Some(message) = fresh.recv().await {
+            if tx.send(message).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 fn spawn_heartbeat(
@@ -250,16 +322,26 @@ struct ShardContext {
     epoch: u64,
     clock_offset_ms: i64,
     seq: Arc<AtomicU64>,
+    /// The run's count of running shards (this one is in it until it ends).
+    active: Arc<AtomicUsize>,
     tx: mpsc::Sender<FromAgent>,
+    spool: Arc<Spool>,
     stop: CancellationToken,
 }
 
 async fn run_shard(ctx: ShardContext, assignment: Assignment) {
+    let active = ctx.active.clone();
+    run_shard_to_end(ctx, assignment).await;
+    active.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn run_shard_to_end(ctx: ShardContext, assignment: Assignment) {
     let Assignment {
         run_id,
         part,
         start_at_unix_ms,
         work,
+        ..
     } = assignment;
     let local_start_ms = start_at_unix_ms.saturating_add(ctx.clock_offset_ms);
     let ahead_ms = local_start_ms.saturating_sub(unix_ms());
@@ -281,17 +363,13 @@ async fn run_shard(ctx: ShardContext, assignment: Assignment) {
     tracing::info!(run = %run_id, scenario = %part.scenario, target = %prepared.target(), ?delay, "shard accepted");
 
     let (reports, mut report_rx) = mpsc::channel(64);
+    // Reports go to the spool, never straight to the session: a stalled link cannot block the shard, and what
+    // the coordinator has not acknowledged is sent again by the next session.
     let forward = {
-        let tx = ctx.tx.clone();
+        let spool = ctx.spool.clone();
         tokio::spawn(async move {
             while let Some(report) = report_rx.recv().await {
-                if tx
-                    .send(FromAgent::Interval(Box::new(report)))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
+                spool.push(report);
             }
         })
     };
@@ -313,13 +391,11 @@ async fn run_shard(ctx: ShardContext, assignment: Assignment) {
         Ok(n) => (n, ShardOutcome::Completed),
         Err(e) => (0, ShardOutcome::Failed(e.to_string())),
     };
-    let _ = ctx
-        .tx
-        .send(FromAgent::ShardDone(ShardDone {
-            run_id,
-            part,
-            intervals,
-            outcome,
-        }))
-        .await;
+    // Through the spool, so it follows the shard's last intervals.
+    ctx.spool.pass(FromAgent::ShardDone(ShardDone {
+        run_id,
+        part,
+        intervals,
+        outcome,
+    }));
 }

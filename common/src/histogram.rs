@@ -72,7 +72,8 @@ pub fn decode(bytes: &[u8]) -> Result<LatencyHistogram, CodecError> {
     let inflated;
     let plain: &[u8] = match be_u32(bytes, 0) {
         Some(V2_COMPRESSED_COOKIE) => {
-            let length = be_u32(bytes, 4).ok_or(CodecError::OutOfBounds("truncated header"))? as usize;
+            let length =
+                be_u32(bytes, 4).ok_or(CodecError::OutOfBounds("truncated header"))? as usize;
             let deflated = bytes
                 .get(8..8usize.saturating_add(length))
                 .ok_or(CodecError::OutOfBounds("deflated length beyond the bytes"))?;
@@ -87,7 +88,9 @@ pub fn decode(bytes: &[u8]) -> Result<LatencyHistogram, CodecError> {
         .deserialize(&mut std::io::Cursor::new(plain))
         .map_err(CodecError::Deserialize)?;
     if histogram.len() > MAX_COUNT {
-        return Err(CodecError::OutOfBounds("more values than one histogram may hold"));
+        return Err(CodecError::OutOfBounds(
+            "more values than one histogram may hold",
+        ));
     }
     histogram.auto(true);
     Ok(histogram)

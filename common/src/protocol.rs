@@ -136,8 +136,16 @@ pub enum FromAgent {
 pub enum ToAgent {
     Welcome(Welcome),
     Assign(Box<Assignment>),
-    Stop { run_id: String, reason: String },
-    Ack { run_id: String, seq: u64 },
+    Stop {
+        run_id: String,
+        reason: String,
+    },
+    /// The interval (run, epoch, seq) is stored.
+    Ack {
+        run_id: String,
+        epoch: u64,
+        seq: u64,
+    },
     Probe(ProbeRequest),
     HeartbeatAck(HeartbeatAck),
 }

@@ -20,6 +20,8 @@ pub struct Assignment {
     pub part: PartId,
     /// When to start, coordinator wall clock, Unix epoch milliseconds.
     pub start_at_unix_ms: i64,
+    /// An agent that hears nothing from the coordinator this long stops the run's load.
+    pub orphan_timeout: Duration,
     pub work: Work,
 }
 

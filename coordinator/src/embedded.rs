@@ -50,6 +50,8 @@ impl Embedded {
         let mut tasks = vec![server];
         for i in 1..=agents {
             let mut config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
+            // In-process agents load this machine's services: loopback is theirs to load.
+            config.allowlist = loadgrade_agent::Allowlist::loopback();
             configure(&mut config);
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {

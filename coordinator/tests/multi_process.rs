@@ -15,9 +15,23 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+/// A home of the test's own, so the agents' spools (under ~/.local/state) are this test's.
+fn spool_home() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgrade-multi-process-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
 fn agent_process(coordinator: &str, name: &str) -> Child {
     Command::new(support::agent_binary())
-        .args(["--coordinator", coordinator, "--name", name])
+        .args([
+            "--coordinator",
+            coordinator,
+            "--name",
+            name,
+            "--allow-loopback",
+        ])
+        .env("HOME", spool_home())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -267,10 +281,11 @@ async fn a_shard_beyond_the_open_file_limit_is_refused_before_any_load() {
         .args([
             "-c",
             &format!(
-                "ulimit -n 256 && exec {} --coordinator {url} --name small",
+                "ulimit -n 256 && exec {} --coordinator {url} --name small --allow-loopback",
                 support::agent_binary().display()
             ),
         ])
+        .env("HOME", spool_home())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -316,6 +331,7 @@ async fn a_probe_agent_reports_the_targets_memory() {
             "--probe-only",
         ])
         .env("RUST_LOG", "warn")
+        .env("HOME", spool_home())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -16,6 +16,11 @@ pub async fn open(
     timer: &mut Pin<&mut Sleep>,
 ) -> Option<Conn> {
     let began = Instant::now();
+    // Every connection is checked against the allowlist as it is made, not only the shard once.
+    if !spec.allowed.allows(spec.target.addr().ip()) {
+        recorder.request(Outcome::Connect, Duration::ZERO, Duration::ZERO, 0);
+        return None;
+    }
     timer.as_mut().reset(began + spec.timeout);
     let result = tokio::select! {
         biased;

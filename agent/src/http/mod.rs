@@ -16,10 +16,10 @@ pub use share::ThreadShare;
 pub use target::{HttpTarget, TargetError};
 pub use transport::TlsError;
 
-use crate::Allowlist;
 use crate::allowlist::OutsideAllowlist;
 use crate::cpu::LoadThreads;
 use crate::recorder::{IntervalCutter, Recorder, ShardId};
+use crate::{Allowlist, Caps};
 use limits::Limits;
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{Arrivals, LoadModel};
@@ -70,6 +70,13 @@ pub enum Refusal {
     Endless,
     #[error("an open-model shard needs a connection cap and a backlog of at least 1")]
     NoOpenCapacity,
+    #[error("the shard asks for {asked} {what}; this agent allows at most {cap} (--max-{flag})")]
+    OverCap {
+        what: &'static str,
+        flag: &'static str,
+        asked: u64,
+        cap: u64,
+    },
 }
 
 /// Why a shard that started ended with incomplete figures.
@@ -105,20 +112,27 @@ pub struct HttpShardSpec {
     pub thread_weights: Vec<u64>,
     /// A stale kept-alive connection may be retried once (the request is idempotent).
     pub idempotent: bool,
+    /// What connections are checked against when they are made.
+    pub allowed: crate::allowlist::Resolved,
+    /// Longest the shard may run (the agent's `--max-duration`).
+    pub max_duration: Option<Duration>,
     /// Injected fault: block every load thread for `.1` once every `.0`.
     #[cfg(feature = "fault-injection")]
     pub block: Option<(Duration, Duration)>,
 }
 
 impl HttpShardSpec {
-    /// Resolves the shard's target, checks it against the allowlist and checks this agent can hold its connections.
+    /// Resolves the shard's target, checks it against the allowlist and the agent's caps, and checks this agent can
+    /// hold its connections.
     pub async fn prepare(
         shard: HttpShard,
         allowlist: &Allowlist,
+        caps: &Caps,
         cores: u32,
     ) -> Result<Self, Refusal> {
         let target = HttpTarget::resolve(&shard.request).await?;
-        allowlist.check(&target.addrs)?;
+        let allowed = allowlist.resolve().await;
+        allowed.check(&target.addrs)?;
         let version = if shard.request.http2 {
             transport::Version::Http2
         } else {
@@ -144,6 +158,7 @@ impl HttpShardSpec {
             let most = agent_share.max();
             (most, most)
         };
+        check_caps(&shard, connections, caps)?;
         check_open_files(connections)?;
         let most_threads = if open_model {
             (work / MIN_OPEN_POOL).max(1)
@@ -170,6 +185,8 @@ impl HttpShardSpec {
             threads,
             thread_weights,
             idempotent: shard.request.idempotent,
+            allowed,
+            max_duration: caps.max_duration,
             #[cfg(feature = "fault-injection")]
             block: None,
         })
@@ -182,6 +199,44 @@ impl HttpShardSpec {
             thread_index,
         }
     }
+}
+
+/// Refuses a shard beyond the agent's caps: its rate at its peak, its connections, its planned length.
+fn check_caps(shard: &HttpShard, connections: u64, caps: &Caps) -> Result<(), Refusal> {
+    let over = |what, flag, asked: u64, cap: Option<u64>| match cap {
+        Some(cap) if asked > cap => Err(Refusal::OverCap {
+            what,
+            flag,
+            asked,
+            cap,
+        }),
+        _ => Ok(()),
+    };
+    if shard.model == LoadModel::Open {
+        let peak = ThreadShare {
+            shard: shard.profile.clone(),
+            thread_weights: vec![1],
+            thread_index: 0,
+        }
+        .max();
+        over("arrivals/s", "rate", peak, caps.max_rate)?;
+    }
+    over(
+        "connections",
+        "connections",
+        connections,
+        caps.max_connections,
+    )?;
+    if let (Some(length), Some(cap)) = (shard.profile.profile.length, caps.max_duration) {
+        let planned = length.saturating_add(shard.warmup);
+        over(
+            "seconds",
+            "duration",
+            planned.as_secs(),
+            Some(cap.as_secs()),
+        )?;
+    }
+    Ok(())
 }
 
 /// Refuses a shard whose connections would not fit under this process's open-file limit.
@@ -269,11 +324,19 @@ pub async fn run(
     // Durations are bounded (a week at most) where the shard is read, so these never saturate; if they did, the
     // load would end early rather than never.
     let warmup_end = start.checked_add(spec.warmup).unwrap_or(start);
-    let deadline = spec
+    // The planned end, and never past the agent's own --max-duration (a request budget alone is stopped there).
+    let planned_end = spec
         .profile
         .profile
         .length
         .map(|d| warmup_end.checked_add(d).unwrap_or(warmup_end));
+    let capped_end = spec
+        .max_duration
+        .map(|d| start.checked_add(d).unwrap_or(start));
+    let deadline = match (planned_end, capped_end) {
+        (Some(p), Some(c)) => Some(p.min(c)),
+        (p, c) => p.or(c),
+    };
     let limits = Arc::new(Limits::new(
         warmup_end,
         deadline,

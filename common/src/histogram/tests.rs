@@ -82,7 +82,11 @@ fn v2_header(payload: u32, digits: u32, highest: u64, extra: usize) -> Vec<u8> {
 fn a_header_claiming_gigabytes_is_refused_without_allocating() {
     let plain = v2_header(0xEE6B_2800, 3, 1 << 20, 1);
     assert_eq!(plain.len(), 41);
-    assert!(matches!(decode(&plain), Err(CodecError::OutOfBounds(_))), "{:?}", decode(&plain));
+    assert!(
+        matches!(decode(&plain), Err(CodecError::OutOfBounds(_))),
+        "{:?}",
+        decode(&plain)
+    );
     let mut deflated = Vec::new();
     {
         use std::io::Write as _;
@@ -94,9 +98,24 @@ fn a_header_claiming_gigabytes_is_refused_without_allocating() {
     compressed.extend(V2_COMPRESSED_COOKIE.to_be_bytes());
     compressed.extend((deflated.len() as u32).to_be_bytes());
     compressed.extend(&deflated);
-    assert!(matches!(decode(&compressed), Err(CodecError::OutOfBounds(_))));
-    assert!(matches!(decode(&v2_header(0, 5, 1 << 20, 0)), Err(CodecError::OutOfBounds(_))), "5 digits");
-    assert!(matches!(decode(&v2_header(0, 3, u64::MAX, 0)), Err(CodecError::OutOfBounds(_))), "range");
+    assert!(matches!(
+        decode(&compressed),
+        Err(CodecError::OutOfBounds(_))
+    ));
+    assert!(
+        matches!(
+            decode(&v2_header(0, 5, 1 << 20, 0)),
+            Err(CodecError::OutOfBounds(_))
+        ),
+        "5 digits"
+    );
+    assert!(
+        matches!(
+            decode(&v2_header(0, 3, u64::MAX, 0)),
+            Err(CodecError::OutOfBounds(_))
+        ),
+        "range"
+    );
 }
 
 /// Regression (issue 9): an interval holding 2^62 values made every percentile of the merged histogram 0.

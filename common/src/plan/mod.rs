@@ -45,6 +45,8 @@ pub struct Plan {
     pub min_agents: u32,
     /// How long to wait for `min_agents`. Default: 30 s.
     pub ready_timeout: Duration,
+    /// An agent that hears nothing from the coordinator this long stops its load. Default: 10 s.
+    pub orphan_timeout: Duration,
     /// `[budget] memory`, bytes.
     pub memory_budget: Option<u64>,
     /// Grades below this make the verdict FAIL. Default: A.

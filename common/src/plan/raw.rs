@@ -20,6 +20,7 @@ pub(crate) struct RawPlan {
     pub name: Field<String>,
     pub min_agents: Field<i64>,
     pub ready_timeout: Field<String>,
+    pub orphan_timeout: Field<String>,
     pub budget: Option<RawBudget>,
     pub grading: Option<RawGrading>,
 }

@@ -20,6 +20,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_ORPHAN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shorter than this, a heartbeat or two late (one a second) would stop the load.
+const MIN_ORPHAN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Keys a scenario of `kind` accepts: the common ones and those of its kind's raw structs.
 fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
@@ -106,6 +109,20 @@ fn validate(
     };
     let ready_timeout =
         fields::duration(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
+    let orphan_timeout = match fields::duration(issues, raw.orphan_timeout.as_ref()) {
+        None => DEFAULT_ORPHAN_TIMEOUT,
+        Some(t) if t >= MIN_ORPHAN_TIMEOUT => t,
+        Some(t) => {
+            let span = raw.orphan_timeout.as_ref().map_or(0..0, Spanned::span);
+            issues.at(
+                span,
+                format!(
+                    "orphan_timeout ({t:?}) must be at least {MIN_ORPHAN_TIMEOUT:?}: heartbeats come once a second"
+                ),
+            );
+            DEFAULT_ORPHAN_TIMEOUT
+        }
+    };
     let memory_budget =
         raw.budget
             .and_then(|b| b.memory)
@@ -162,6 +179,7 @@ fn validate(
         name,
         min_agents,
         ready_timeout,
+        orphan_timeout,
         memory_budget,
         fail_below,
         scenarios,

@@ -1,9 +1,8 @@
 //! One agent's totals and generator health: whether its figures can be trusted (lag, drops, CPU, file descriptors,
 //! ports), judged per part so a fault in one scenario is not diluted by the others.
 
-use loadgrade_common::histogram::{
-    CodecError, LatencyHistogram, merge, merge_encoded, new_histogram, us_to_ms,
-};
+use crate::run::intake::Decoded;
+use loadgrade_common::histogram::{CodecError, LatencyHistogram, merge, new_histogram, us_to_ms};
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::report::{GeneratorReport, or_not_measured};
 use std::collections::BTreeMap;
@@ -67,7 +66,7 @@ fn p99_ms(h: &LatencyHistogram) -> Option<f64> {
 
 impl AgentHealth {
     /// Counts any interval (warm-up included) for health; requests only from measured ones.
-    pub fn add(&mut self, report: &IntervalReport) -> Result<(), CodecError> {
+    pub fn add(&mut self, report: &IntervalReport, decoded: &Decoded) -> Result<(), CodecError> {
         self.intervals += 1;
         let health = &report.health;
         if let Some(cpu) = health.cpu_percent {
@@ -75,9 +74,9 @@ impl AgentHealth {
             self.cpu_sum += cpu * ms;
             self.cpu_ms += ms;
         }
-        merge_encoded(&mut self.lag, &health.hdr_lag)?;
-        merge_encoded(&mut self.connection_wait, &health.hdr_connection_wait)?;
-        merge_encoded(&mut self.connect, &health.hdr_connect)?;
+        merge(&mut self.lag, &decoded.lag)?;
+        merge(&mut self.connection_wait, &decoded.connection_wait)?;
+        merge(&mut self.connect, &decoded.connect)?;
         self.backlog_max = self.backlog_max.max(health.backlog_max);
         self.emfile += health.emfile;
         self.eaddrnotavail += health.eaddrnotavail;

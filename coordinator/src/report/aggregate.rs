@@ -5,8 +5,9 @@
 //! window (requests in flight at its end completing while the load winds down) are counted and merged into the
 //! latency histograms, and reported apart (`completed_after_window`), never stretching the window.
 
+use crate::run::intake::Decoded;
 use loadgrade_common::histogram::{
-    CodecError, LatencyHistogram, encode_base64, merge_encoded, new_histogram, us_to_ms,
+    CodecError, LatencyHistogram, encode_base64, merge, new_histogram, us_to_ms,
 };
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::plan::{HttpSpec, LoadModel};
@@ -50,11 +51,11 @@ impl HttpAggregate {
             .saturating_add(report.counters.requests);
     }
 
-    /// Merges one measured interval.
-    pub fn add(&mut self, report: &IntervalReport) -> Result<(), CodecError> {
-        merge_encoded(&mut self.corrected, &report.hdr_corrected)?;
-        merge_encoded(&mut self.raw, &report.hdr_raw)?;
-        merge_encoded(&mut self.send_late, &report.health.hdr_send_late)?;
+    /// Merges one measured interval (its histograms decoded by intake).
+    pub fn add(&mut self, report: &IntervalReport, decoded: &Decoded) -> Result<(), CodecError> {
+        merge(&mut self.corrected, &decoded.corrected)?;
+        merge(&mut self.raw, &decoded.raw)?;
+        merge(&mut self.send_late, &decoded.send_late)?;
         self.counters.add(&report.counters);
         if !report.after_window {
             self.in_window.add(&report.counters);

@@ -36,6 +36,8 @@ pub struct RunContext {
     pub lost: BTreeSet<String>,
     /// Agents that ran an open-model part (their connection wait is a figure).
     pub open_model_agents: BTreeSet<String>,
+    /// The plan's orphan_timeout, sent with every assignment.
+    pub orphan_timeout: std::time::Duration,
 }
 
 impl RunContext {
@@ -57,6 +59,7 @@ impl RunContext {
             health: BTreeMap::new(),
             lost: BTreeSet::new(),
             open_model_agents: BTreeSet::new(),
+            orphan_timeout: std::time::Duration::from_secs(10),
         }
     }
 

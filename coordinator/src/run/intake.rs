@@ -129,11 +129,23 @@ mod tests {
         assert!(check(&interval(10, 10)).is_ok());
         let mut wrapped = interval(10, 10);
         wrapped.counters.requests = u64::MAX;
-        assert!(matches!(check(&wrapped), Err(IntakeError::Counter { name: "requests", .. })));
-        assert!(matches!(check(&interval(10, 3)), Err(IntakeError::Inconsistent { .. })));
+        assert!(matches!(
+            check(&wrapped),
+            Err(IntakeError::Counter {
+                name: "requests",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(&interval(10, 3)),
+            Err(IntakeError::Inconsistent { .. })
+        ));
         let mut garbage = interval(0, 0);
         garbage.hdr_corrected = vec![0x1c, 0x84, 0x93, 0x14, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(check(&garbage), Err(IntakeError::Histogram { .. })));
+        assert!(matches!(
+            check(&garbage),
+            Err(IntakeError::Histogram { .. })
+        ));
         let mut long = interval(1, 1);
         long.duration_ms = u32::MAX;
         assert!(matches!(check(&long), Err(IntakeError::Duration(_))));

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod guard;
+pub mod intake;
 pub mod part;
 pub mod probe;
 pub mod shards;
@@ -55,6 +56,7 @@ pub async fn execute(
     let started_at = now_rfc3339();
     let (route_tx, route_rx) = mpsc::unbounded_channel();
     let mut ctx = RunContext::new(deps.clone(), &id, events.clone(), cancel, route_rx);
+    ctx.orphan_timeout = plan.orphan_timeout;
     let mut results: Vec<Option<ScenarioMetrics>> = Vec::new();
     if let Some(reserved) = wait_for_agents(&ctx, &plan, route_tx).await {
         let guard = LoadGuard::new(

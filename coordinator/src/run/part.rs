@@ -3,6 +3,7 @@
 //! what went wrong with the measurement.
 
 use super::context::RunContext;
+use super::intake;
 use super::shards::shard_http;
 use crate::report::agent_health::AgentHealth;
 use crate::report::aggregate::HttpAggregate;
@@ -156,6 +157,7 @@ impl PartRun<'_> {
                 run_id: ctx.id.clone(),
                 part: self.part.id.clone(),
                 start_at_unix_ms: start_at,
+                orphan_timeout: ctx.orphan_timeout,
                 work: Work::Http(share.shard),
             };
             if ctx.deps.registry.send_for_run(
@@ -223,8 +225,23 @@ impl PartRun<'_> {
         }
     }
 
-    /// Stores an interval once, acknowledges it, and merges it when it belongs to this part.
+    /// Checks an interval, stores it once, acknowledges it, and merges it when it belongs to this part. Only agents
+    /// of this run are heard; only those assigned this part are merged into it.
     async fn interval(&mut self, ctx: &mut RunContext, report: &IntervalReport) {
+        if !ctx.agents.iter().any(|a| a.name == report.agent) {
+            tracing::warn!(run = %ctx.id, agent = %report.agent, "interval from an agent not in this run, ignored");
+            return;
+        }
+        let decoded = match intake::check(report) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                ctx.find(
+                    FindingKind::BadInterval,
+                    format!("an interval of agent {:?} was refused: {e}", report.agent),
+                );
+                return;
+            }
+        };
         match ctx.deps.store.insert_interval(report).await {
             Ok(false) => return, // already stored and merged
             Ok(true) => {}
@@ -243,10 +260,11 @@ impl PartRun<'_> {
             &report.agent,
             ToAgent::Ack {
                 run_id: report.run_id.clone(),
+                epoch: report.epoch,
                 seq: report.seq,
             },
         );
-        if report.part != self.part.id {
+        if report.part != self.part.id || !self.assigned.contains(&report.agent) {
             return;
         }
         *self.reported.entry(report.agent.clone()).or_default() += 1;
@@ -254,13 +272,13 @@ impl PartRun<'_> {
             .health
             .entry(report.agent.clone())
             .or_default()
-            .add(report)
+            .add(report, &decoded)
             .and_then(|()| {
                 if report.warmup {
                     self.aggregate.add_warmup(report);
                     Ok(())
                 } else {
-                    self.aggregate.add(report)
+                    self.aggregate.add(report, &decoded)
                 }
             });
         if let Err(e) = merged {

@@ -17,6 +17,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Heartbeat period asked of agents.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A session silent this long (five heartbeats) is taken as gone, even if its stream never ends (a link cut
+/// without a reset): its run learns the agent is lost, and its name is free again.
+pub const SESSION_SILENCE: Duration = Duration::from_secs(5);
 
 pub struct AgentSessions {
     registry: Arc<Registry>,
@@ -67,7 +70,10 @@ impl AgentService for AgentSessions {
             protocol: loadgrade_proto::PROTOCOL_VERSION,
         });
         tx.send(welcome).await.map_err(|_| ServiceError::Closed)?;
-        let session = self.registry.register(&hello, tx.clone());
+        let session = self
+            .registry
+            .register(&hello, tx.clone())
+            .map_err(ServiceError::from)?;
         tracing::info!(
             agent = %hello.name, cores = hello.cores, version = %hello.version, probe_only = hello.probe_only,
             "agent connected"
@@ -93,11 +99,15 @@ async fn receive(
     tx: mpsc::Sender<ToAgent>,
 ) {
     loop {
-        let wire = match inbound.message().await {
-            Ok(Some(wire)) => wire,
-            Ok(None) => break,
-            Err(status) => {
+        let wire = match tokio::time::timeout(SESSION_SILENCE, inbound.message()).await {
+            Ok(Ok(Some(wire))) => wire,
+            Ok(Ok(None)) => break,
+            Ok(Err(status)) => {
                 tracing::warn!(agent = %name, %status, "agent session broken");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(agent = %name, "agent silent for {SESSION_SILENCE:?}: session closed");
                 break;
             }
         };
@@ -116,13 +126,24 @@ async fn receive(
                     server_time_unix_ms: unix_ms(),
                 }));
             }
-            FromAgent::Interval(report) => {
-                if let Some(route) = registry.route(&report.run_id) {
-                    let _ = route.send(RunInput::Interval(report));
+            FromAgent::Interval(mut report) => {
+                // Who measured it is the session's agent, whatever the message says; only a run's own agents
+                // reach it.
+                if report.agent != name {
+                    tracing::warn!(agent = %name, claimed = %report.agent, "interval claims another agent; taken as its sender's");
+                    report.agent = name.clone();
+                }
+                match registry.route_for(&report.run_id, &name) {
+                    Some(route) => {
+                        let _ = route.send(RunInput::Interval(report));
+                    }
+                    None => {
+                        tracing::warn!(agent = %name, run = %report.run_id, "interval for a run this agent is not in, ignored")
+                    }
                 }
             }
             FromAgent::ShardDone(done) => {
-                if let Some(route) = registry.route(&done.run_id) {
+                if let Some(route) = registry.route_for(&done.run_id, &name) {
                     let _ = route.send(RunInput::Done {
                         agent: name.clone(),
                         done,
@@ -130,7 +151,7 @@ async fn receive(
                 }
             }
             FromAgent::ShardRefused(refused) => {
-                if let Some(route) = registry.route(&refused.run_id) {
+                if let Some(route) = registry.route_for(&refused.run_id, &name) {
                     let _ = route.send(RunInput::Refused {
                         agent: name.clone(),
                         refused,

@@ -30,6 +30,9 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        // Dead peers (a link cut without a reset) are found by HTTP/2 pings, not only by their silence.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
         .add_service(AgentServiceServer::new(agent_service::AgentSessions::new(
             coordinator.registry.clone(),
         )))

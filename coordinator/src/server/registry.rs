@@ -49,6 +49,14 @@ pub struct AgentInfo {
     pub probe_only: bool,
 }
 
+/// Most sharding weight (cores) one agent may claim.
+pub const MAX_CORES: u32 = 256;
+
+/// An agent of this name is connected already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an agent named {0:?} is connected already: give each agent its own --name")]
+pub struct DuplicateName(pub String);
+
 /// Why a probe agent gave no reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgentProbeError {
@@ -67,10 +75,18 @@ struct Entry {
     tx: AgentSender,
 }
 
+/// Where a run's messages go, and which agents belong to it.
+struct RunRoute {
+    tx: mpsc::UnboundedSender<RunInput>,
+    /// The agents reserved for the run when it started: only their messages reach it (a reconnected session of one
+    /// of them too, so its spooled intervals arrive).
+    agents: std::collections::BTreeSet<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     agents: BTreeMap<String, Entry>,
-    routes: HashMap<String, mpsc::UnboundedSender<RunInput>>,
+    routes: HashMap<String, RunRoute>,
     /// Probe requests waiting for their reply.
     probes: HashMap<u64, oneshot::Sender<ProbeReply>>,
 }
@@ -89,16 +105,20 @@ impl Registry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds an agent and returns its session id. A new session under a name already present replaces the old one
-    /// (the agent restarted or reconnected): the old session's run loses it, and the new session is not reserved.
-    pub fn register(&self, hello: &Hello, tx: AgentSender) -> u64 {
+    /// Adds an agent and returns its session id. A name already connected is refused: two agents sharing one would
+    /// knock each other off (the old session ends within the heartbeat timeout when its agent is really gone).
+    pub fn register(&self, hello: &Hello, tx: AgentSender) -> Result<u64, DuplicateName> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let replaced = {
             let mut inner = self.lock();
+            if inner.agents.contains_key(&hello.name) {
+                return Err(DuplicateName(hello.name.clone()));
+            }
             let info = AgentInfo {
                 name: hello.name.clone(),
                 version: hello.version.clone(),
-                cores: hello.cores.max(1),
+                // The sharding weight an agent may claim is capped: a forged `cores = 1000` takes no more.
+                cores: hello.cores.clamp(1, MAX_CORES),
                 epoch: hello.epoch,
                 clock: None,
                 run: None,
@@ -107,7 +127,11 @@ impl Registry {
             let old = inner
                 .agents
                 .insert(hello.name.clone(), Entry { info, session, tx });
-            old.and_then(|e| e.info.run.and_then(|run| inner.routes.get(&run).cloned()))
+            old.and_then(|e| {
+                e.info
+                    .run
+                    .and_then(|run| inner.routes.get(&run).map(|r| r.tx.clone()))
+            })
         };
         if let Some(route) = replaced {
             let _ = route.send(RunInput::Gone {
@@ -115,7 +139,7 @@ impl Registry {
             });
         }
         self.changed.notify_waiters();
-        session
+        Ok(session)
     }
 
     /// Removes the agent if `session` is still its current one (a late end of a replaced session removes
@@ -126,7 +150,7 @@ impl Registry {
             match inner.agents.get(name) {
                 Some(e) if e.session == session => {
                     let run = inner.agents.remove(name).and_then(|e| e.info.run);
-                    run.and_then(|r| inner.routes.get(&r).cloned())
+                    run.and_then(|r| inner.routes.get(&r).map(|r| r.tx.clone()))
                 }
                 _ => None,
             }
@@ -188,18 +212,23 @@ impl Registry {
         if idle < min.max(1) {
             return None;
         }
-        inner.routes.insert(run.to_owned(), route);
-        Some(
-            inner
-                .agents
-                .values_mut()
-                .filter(|e| e.info.run.is_none() && !e.info.probe_only)
-                .map(|e| {
-                    e.info.run = Some(run.to_owned());
-                    e.info.clone()
-                })
-                .collect(),
-        )
+        let reserved: Vec<AgentInfo> = inner
+            .agents
+            .values_mut()
+            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+            .map(|e| {
+                e.info.run = Some(run.to_owned());
+                e.info.clone()
+            })
+            .collect();
+        inner.routes.insert(
+            run.to_owned(),
+            RunRoute {
+                tx: route,
+                agents: reserved.iter().map(|a| a.name.clone()).collect(),
+            },
+        );
+        Some(reserved)
     }
 
     /// Frees the run's agents and drops its route.
@@ -223,9 +252,13 @@ impl Registry {
             .count()
     }
 
-    /// Route for a run's messages, if it is running.
-    pub fn route(&self, run: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
-        self.lock().routes.get(run).cloned()
+    /// Route for a run's messages from `agent`, if the run is in progress and the agent is one of its own.
+    pub fn route_for(&self, run: &str, agent: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
+        self.lock()
+            .routes
+            .get(run)
+            .filter(|r| r.agents.contains(agent))
+            .map(|r| r.tx.clone())
     }
 
     /// Asks probe agent `agent` to read `target` on its host.
@@ -316,13 +349,14 @@ mod tests {
         }
     }
 
-    /// Regression (issue 8, item 9): the late end of a replaced session unregistered its successor, and the next
-    /// part of a run went to a session that was re-registering, not reserved.
+    /// Regression (issue 8, item 9, and issue 9): the late end of a replaced session unregistered its successor,
+    /// the next part of a run went to a session that was re-registering, not reserved, and a second agent of the
+    /// same name knocked the first off.
     #[tokio::test]
     async fn a_reconnected_agent_is_neither_removed_by_its_old_session_nor_given_the_old_run() {
         let registry = Registry::default();
         let (tx, mut rx) = mpsc::channel(8);
-        let first = registry.register(&hello("box", 1), tx);
+        let first = registry.register(&hello("box", 1), tx).expect("first");
         let (route, mut route_rx) = mpsc::unbounded_channel();
         assert_eq!(
             registry.reserve_idle("run", 1, route).map(|a| a.len()),
@@ -336,20 +370,31 @@ mod tests {
         assert!(rx.recv().await.is_some());
 
         let (tx2, _rx2) = mpsc::channel(8);
-        let second = registry.register(&hello("box", 2), tx2);
+        assert!(
+            registry.register(&hello("box", 2), tx2.clone()).is_err(),
+            "a second agent of the same name is refused while the first is connected"
+        );
+        registry.unregister("box", first);
         assert!(
             matches!(route_rx.recv().await, Some(RunInput::Gone { .. })),
             "the run lost its agent"
         );
+        let second = registry
+            .register(&hello("box", 2), tx2)
+            .expect("after the first is gone");
         assert!(
             !registry.send_for_run("box", "run", stop()),
             "the new session is not reserved for the run"
+        );
+        assert!(
+            registry.route_for("run", "box").is_some(),
+            "but its spooled intervals still reach the run"
         );
         registry.unregister("box", first);
         assert_eq!(
             registry.agents().len(),
             1,
-            "the old session's end removes nothing"
+            "the old session's late end removes nothing"
         );
         registry.unregister("box", second);
         assert!(registry.agents().is_empty());

@@ -24,6 +24,8 @@ pub enum ServiceError {
     EmptyName,
     #[error("session closed")]
     Closed,
+    #[error(transparent)]
+    DuplicateName(#[from] super::registry::DuplicateName),
     #[error("message does not convert: {0}")]
     Wire(#[from] ConvertError),
 }
@@ -39,6 +41,7 @@ impl From<ServiceError> for Status {
             ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,
+            ServiceError::DuplicateName(_) => Code::AlreadyExists,
         };
         Status::new(code, e.to_string())
     }

@@ -46,7 +46,7 @@ impl From<ToAgent> for v1::CoordinatorMessage {
             ToAgent::Welcome(w) => ToAgentKind::Welcome(w.into()),
             ToAgent::Assign(a) => ToAgentKind::Assign((*a).into()),
             ToAgent::Stop { run_id, reason } => ToAgentKind::Stop(v1::Stop { run_id, reason }),
-            ToAgent::Ack { run_id, seq } => ToAgentKind::Ack(v1::Ack { run_id, seq }),
+            ToAgent::Ack { run_id, epoch, seq } => ToAgentKind::Ack(v1::Ack { run_id, seq, epoch }),
             ToAgent::Probe(p) => ToAgentKind::Probe(v1::ProbeRequest {
                 request_id: p.request_id,
                 target: Some(match p.target {
@@ -82,6 +82,7 @@ impl TryFrom<v1::CoordinatorMessage> for ToAgent {
                 },
                 ToAgentKind::Ack(a) => ToAgent::Ack {
                     run_id: a.run_id,
+                    epoch: a.epoch,
                     seq: a.seq,
                 },
                 ToAgentKind::Probe(p) => ToAgent::Probe(ProbeRequest {

@@ -34,6 +34,7 @@ impl From<Assignment> for v1::AssignShard {
             scenario: a.part.scenario,
             stage: a.part.stage,
             start_at_unix_ms: a.start_at_unix_ms,
+            orphan_timeout_ms: millis(a.orphan_timeout),
             work: Some(match a.work {
                 Work::Http(shard) => v1::assign_shard::Work::Http(shard.into()),
             }),
@@ -55,6 +56,10 @@ impl TryFrom<v1::AssignShard> for Assignment {
                 stage: a.stage,
             },
             start_at_unix_ms: a.start_at_unix_ms,
+            orphan_timeout: bounded_millis(
+                "AssignShard.orphan_timeout_ms",
+                a.orphan_timeout_ms.max(1),
+            )?,
             work,
         })
     }
@@ -384,6 +389,7 @@ mod tests {
                     stage: 3,
                 },
                 start_at_unix_ms: 42,
+                orphan_timeout: Duration::from_secs(10),
                 work: Work::Http(original),
             };
             let wire = v1::AssignShard::from(assignment.clone());

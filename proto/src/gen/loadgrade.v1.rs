@@ -198,6 +198,9 @@ pub struct AssignShard {
     /// When to start, coordinator wall clock, Unix epoch milliseconds.
     #[prost(int64, tag = "4")]
     pub start_at_unix_ms: i64,
+    /// The plan's orphan_timeout: an agent that hears nothing from the coordinator this long stops this run's load.
+    #[prost(uint64, tag = "5")]
+    pub orphan_timeout_ms: u64,
     #[prost(oneof = "assign_shard::Work", tags = "10")]
     pub work: ::core::option::Option<assign_shard::Work>,
 }
@@ -218,6 +221,7 @@ pub struct Stop {
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
 }
+/// The interval (run, epoch, seq) is stored: the agent may forget it.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Ack {
@@ -225,6 +229,8 @@ pub struct Ack {
     pub run_id: ::prost::alloc::string::String,
     #[prost(uint64, tag = "2")]
     pub seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
 }
 /// Request outcome counters for one interval.
 #[allow(clippy::all)]
