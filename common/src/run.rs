@@ -17,15 +17,19 @@ pub enum RunState {
     Cancelled,
     /// The run task failed; its agents were stopped.
     Error,
+    /// The coordinator stopped (a restart or a crash) while the run was in progress; its report holds what was
+    /// stored until then.
+    Interrupted,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 5] = [
+    pub const ALL: [RunState; 6] = [
         RunState::Waiting,
         RunState::Running,
         RunState::Finished,
         RunState::Cancelled,
         RunState::Error,
+        RunState::Interrupted,
     ];
 
     /// The name the store and listings use.
@@ -36,6 +40,7 @@ impl RunState {
             RunState::Finished => "finished",
             RunState::Cancelled => "cancelled",
             RunState::Error => "error",
+            RunState::Interrupted => "interrupted",
         }
     }
 

@@ -2,11 +2,15 @@
 //! validates its plan, stores it and spawns its task; the task's end (normal, error or panic) is always recorded.
 
 use crate::clock;
-use crate::run::context::RunDeps;
+use crate::report::RunOutcome;
+use crate::report::render;
+use crate::run::context::{RunDeps, RunSignals};
 use crate::run::{self, FinishedRun, RunError};
 use crate::server::registry::Registry;
 use crate::store::{Store, StoreError};
+use loadgrade_common::grade::Verdict;
 use loadgrade_common::plan::{Plan, PlanError};
+use loadgrade_common::report::{Finding, FindingKind};
 use loadgrade_common::run::{RunEvent, RunState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +24,19 @@ use tokio_util::sync::CancellationToken;
 pub struct RunControl {
     pub events: watch::Receiver<RunEvent>,
     pub cancel: CancellationToken,
+    /// Agents still running a shard of the run's current part.
+    pub shards_running: watch::Receiver<usize>,
+}
+
+/// What a cancel achieved within its wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// No run of that id is in progress here.
+    NotRunning,
+    /// Every agent ended its shard: load stopped, requests in flight done.
+    Stopped,
+    /// Told to stop; these many agents were still finishing requests in flight when the wait ended.
+    Stopping { agents: usize },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,14 +99,22 @@ impl Coordinator {
             verdict: None,
         });
         let events = Arc::new(events);
+        let (shards_running, shards_receiver) = watch::channel(0);
+        let signals = RunSignals {
+            events: events.clone(),
+            shards_running: Arc::new(shards_running),
+        };
         let cancel = CancellationToken::new();
         self.lock_runs().insert(
             id.clone(),
             RunControl {
                 events: receiver,
                 cancel: cancel.clone(),
+                shards_running: shards_receiver,
             },
         );
+        let failed_plan = plan.clone();
+        let started_at = clock::now_rfc3339();
         let coordinator = self.clone();
         let run_id = id.clone();
         let finished = tokio::spawn(async move {
@@ -99,7 +124,7 @@ impl Coordinator {
                 coordinator.deps(),
                 run_id.clone(),
                 plan,
-                events.clone(),
+                signals,
                 cancel,
             ));
             let result = match task.await {
@@ -110,12 +135,30 @@ impl Coordinator {
             coordinator.lock_runs().remove(&run_id);
             if let Err(e) = &result {
                 tracing::error!(run = %run_id, "run failed: {e}");
-                let _ = coordinator.store.set_state(&run_id, RunState::Error).await;
+                // The run still ends with a report: INVALID, saying why (its agents were stopped by its guard).
+                let finding = Finding::new(
+                    FindingKind::RunFailed,
+                    format!("the run failed and its load was stopped: {e}"),
+                );
+                let stored = coordinator
+                    .store_ended_run(
+                        &run_id,
+                        &failed_plan,
+                        started_at,
+                        vec![finding],
+                        &[],
+                        RunState::Error,
+                    )
+                    .await;
+                if let Err(store_error) = stored {
+                    tracing::error!(run = %run_id, "the failed run's report could not be stored: {store_error}");
+                    let _ = coordinator.store.set_state(&run_id, RunState::Error).await;
+                }
                 let _ = events.send(RunEvent {
                     run_id: run_id.clone(),
                     state: RunState::Error,
                     message: e.to_string(),
-                    verdict: None,
+                    verdict: Some(Verdict::Invalid),
                 });
             }
             result
@@ -126,6 +169,102 @@ impl Coordinator {
     /// Controls of a run in progress in this process.
     pub fn run_control(&self, id: &str) -> Option<RunControl> {
         self.lock_runs().get(id).cloned()
+    }
+
+    /// Cancels a run in progress and waits up to `wait` for its agents to end their shards.
+    pub async fn cancel_run(&self, id: &str, wait: Duration) -> CancelOutcome {
+        let Some(mut control) = self.run_control(id) else {
+            return CancelOutcome::NotRunning;
+        };
+        control.cancel.cancel();
+        let stopped = tokio::time::timeout(wait, control.shards_running.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        if stopped {
+            CancelOutcome::Stopped
+        } else {
+            CancelOutcome::Stopping {
+                agents: *control.shards_running.borrow(),
+            }
+        }
+    }
+
+    /// Ends every run the store holds as in progress though no task of this process runs it (the coordinator
+    /// stopped mid-run: a restart or a crash): each becomes INTERRUPTED, with a report of every interval stored
+    /// until then. Nothing is started again. Returns the runs ended.
+    pub async fn recover_unfinished(&self) -> Result<Vec<String>, StoreError> {
+        let mut ended = Vec::new();
+        for run in self.store.unfinished_runs().await? {
+            if self.lock_runs().contains_key(&run.id) {
+                continue;
+            }
+            let intervals = self.store.intervals_of(&run.id).await?;
+            let finding = Finding::new(
+                FindingKind::Interrupted,
+                format!(
+                    "the coordinator stopped while this run was in progress (a restart or a crash): the report \
+                     holds the {} intervals stored until then (any still on their way or in an agent's spool at \
+                     the stop are not in it), and nothing was run again",
+                    intervals.len()
+                ),
+            );
+            match Plan::parse(&run.plan_file, &run.plan_toml) {
+                Ok(plan) => {
+                    self.store_ended_run(
+                        &run.id,
+                        &plan,
+                        run.started_at,
+                        vec![finding],
+                        &intervals,
+                        RunState::Interrupted,
+                    )
+                    .await?;
+                }
+                Err(e) => {
+                    tracing::error!(run = %run.id, "an interrupted run's plan no longer parses ({e}); marked interrupted without a report");
+                    self.store.set_state(&run.id, RunState::Interrupted).await?;
+                }
+            }
+            tracing::warn!(run = %run.id, "interrupted by a coordinator restart: its report holds what was stored");
+            ended.push(run.id);
+        }
+        Ok(ended)
+    }
+
+    /// Stores the report of a run that ended without its task finishing it: the figures rebuilt from `intervals`.
+    async fn store_ended_run(
+        &self,
+        id: &str,
+        plan: &Plan,
+        started_at: String,
+        findings: Vec<Finding>,
+        intervals: &[loadgrade_common::interval::IntervalReport],
+        state: RunState,
+    ) -> Result<(), StoreError> {
+        let outcome = RunOutcome {
+            run_id: id.to_owned(),
+            started_at,
+            scenarios: plan
+                .scenarios
+                .iter()
+                .map(|s| (s, crate::scenario::replay(s, plan, intervals)))
+                .collect(),
+            findings,
+            agents: Vec::new(),
+        };
+        let report = crate::report::assemble(plan, outcome);
+        let json = render::json(&report).unwrap_or_default();
+        let markdown = render::markdown(&report);
+        self.store
+            .finish_run(
+                id,
+                state,
+                report.verdict,
+                &report.finished_at,
+                &json,
+                &markdown,
+            )
+            .await
     }
 
     /// Cancels every run in progress and waits (at most `grace`) until each has written its report.

@@ -19,5 +19,5 @@ pub mod scenario;
 pub mod server;
 pub mod store;
 
-pub use coordinator::{Coordinator, RunControl, StartError, StartedRun};
+pub use coordinator::{CancelOutcome, Coordinator, RunControl, StartError, StartedRun};
 pub use server::{serve, spawn_server};

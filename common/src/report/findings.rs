@@ -22,6 +22,8 @@ pub enum FindingKind {
     Cancelled,
     /// The run task itself failed; its agents were stopped.
     RunFailed,
+    /// The coordinator stopped while the run was in progress.
+    Interrupted,
     /// An agent was gone before a part it was given could start.
     AgentGone,
     /// An agent refused its shard (allowlist, limits, bad target).

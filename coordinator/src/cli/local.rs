@@ -86,6 +86,20 @@ impl TestbedProcess {
     }
 }
 
+/// Ends the runs a coordinator on this store left in progress (it stopped mid-run), saying which.
+async fn recover(coordinator: &Coordinator) -> Result<(), Failure> {
+    let ended = coordinator
+        .recover_unfinished()
+        .await
+        .context("ending the runs a stopped coordinator left in progress")?;
+    for run in ended {
+        eprintln!(
+            "loadgrade: run {run} was in progress when its coordinator stopped: ended INTERRUPTED, its report holds what was stored"
+        );
+    }
+    Ok(())
+}
+
 /// `testbed-process` (hidden): the testbed in this process until stdin closes, its address on the first line.
 pub(super) async fn testbed_process(listen: SocketAddr) -> Result<i32, Failure> {
     use tokio::io::AsyncReadExt as _;
@@ -150,6 +164,7 @@ async fn run_embedded(
 pub(super) async fn serve(listen: SocketAddr, database: &str) -> Result<i32, Failure> {
     let store = open_store(database).await?;
     let coordinator = Coordinator::new(store);
+    recover(&coordinator).await?;
     let shutdown = CancellationToken::new();
     let (addr, server) = spawn_server(coordinator.clone(), listen, shutdown.clone())
         .await

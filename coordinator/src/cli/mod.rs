@@ -62,7 +62,12 @@ pub enum Command {
     /// Start a run on a coordinator server, show progress, download the reports, exit with the verdict's code.
     Submit {
         /// Plan file (TOML).
-        plan: PathBuf,
+        #[arg(required_unless_present = "attach")]
+        plan: Option<PathBuf>,
+        /// Follow a run already started (its id) instead of starting one: after a lost connection or in
+        /// another shell.
+        #[arg(long, conflicts_with = "plan")]
+        attach: Option<String>,
         /// Coordinator URL, e.g. http://10.0.0.5:7700
         #[arg(long)]
         coordinator: String,
@@ -132,9 +137,18 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Serve { listen, database } => local::serve(listen, &database).await,
         Command::Submit {
             plan,
+            attach,
             coordinator,
             out,
-        } => remote::submit(&plan, &coordinator, out).await,
+        } => match (&plan, &attach) {
+            (_, Some(id)) => remote::submit(remote::Target::Attach(id), &coordinator, out).await,
+            (Some(path), None) => {
+                remote::submit(remote::Target::Plan(path), &coordinator, out).await
+            }
+            (None, None) => Err(Failure::Usage(
+                "submit needs a plan file or --attach RUN_ID".into(),
+            )),
+        },
         Command::Validate { plan } => validate(&plan),
         Command::TestbedProcess { listen } => local::testbed_process(listen).await,
         Command::Runs { limit, database } => history::runs(limit, &database).await,

@@ -1,66 +1,50 @@
-//! `submit`: the CI client. Starts a run on a coordinator server, shows its progress, downloads the reports and
-//! exits with the verdict's code.
+//! `submit`: the CI client. Starts a run on a coordinator server (or attaches to one in progress), follows its
+//! progress through dropped connections, downloads the reports and exits with the verdict's code.
 
 use super::output::{deliver, report_dir};
 use super::{Failure, read_plan};
 use anyhow::Context as _;
 use loadgrade_common::report::Report;
-use loadgrade_common::run::{RunEvent, StoredReport};
+use loadgrade_common::run::{RunEvent, RunState, StoredReport};
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::run_service_client::RunServiceClient;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// How long `submit` keeps trying to reach the coordinator again after losing it before it gives up.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// What to follow: a new run of a plan file, or a run already started.
+pub(super) enum Target<'a> {
+    Plan(&'a Path),
+    Attach(&'a str),
+}
 
 pub(super) async fn submit(
-    path: &Path,
+    target: Target<'_>,
     coordinator: &str,
     out: Option<PathBuf>,
 ) -> Result<i32, Failure> {
-    let (file, text) = read_plan(path)?;
-    let mut client = RunServiceClient::connect(coordinator.to_owned())
-        .await
-        .with_context(|| format!("cannot reach coordinator {coordinator}"))?;
-    let run_id = match client
-        .start_run(v1::StartRunRequest {
-            plan_toml: text,
-            plan_file: file,
-        })
-        .await
-    {
-        Ok(r) => r.into_inner().run_id,
-        Err(s) if s.code() == tonic::Code::InvalidArgument => {
-            return Err(Failure::Usage(s.message().to_owned()));
-        }
-        Err(s) => {
-            return Err(Failure::Runtime(anyhow::anyhow!(
-                "coordinator refused the run: {}",
-                s.message()
-            )));
-        }
+    let mut client = connect(coordinator).await?;
+    let run_id = match target {
+        Target::Plan(path) => start(&mut client, path).await?,
+        Target::Attach(id) => id.to_owned(),
     };
-    eprintln!("run {run_id} started on {coordinator}");
-    let mut events = client
-        .watch_run(v1::WatchRunRequest {
-            run_id: run_id.clone(),
-        })
-        .await
-        .context("watching the run")?
-        .into_inner();
-    while let Some(wire) = events.message().await.context("watching the run")? {
-        let event = RunEvent::try_from(wire)
-            .context("the coordinator sent an event that does not convert")?;
-        if !event.message.is_empty() {
-            eprintln!("  {}", event.message);
-        }
-        if event.state.is_final() {
-            break;
-        }
+    eprintln!("run {run_id} on {coordinator}");
+    let last = follow(&mut client, coordinator, &run_id).await?;
+    if matches!(last.state, RunState::Interrupted) {
+        eprintln!(
+            "run {run_id} was interrupted: its coordinator stopped mid-run; the report holds what was stored"
+        );
     }
     let wire = client
         .get_report(v1::GetReportRequest {
             run_id: run_id.clone(),
         })
         .await
-        .context("fetching the report")?
+        .with_context(|| format!("fetching the report of run {run_id}"))?
         .into_inner();
     let stored = StoredReport::try_from(wire)
         .context("the coordinator sent a report that does not convert")?;
@@ -68,4 +52,96 @@ pub(super) async fn submit(
     let parsed: Report = serde_json::from_str(&stored.json)
         .context("the coordinator sent a report that does not parse")?;
     deliver(&dir, &parsed, &stored.json, &stored.markdown)
+}
+
+async fn connect(coordinator: &str) -> Result<RunServiceClient<Channel>, Failure> {
+    let client = RunServiceClient::connect(coordinator.to_owned())
+        .await
+        .with_context(|| format!("cannot reach coordinator {coordinator}"))?;
+    Ok(client)
+}
+
+async fn start(client: &mut RunServiceClient<Channel>, path: &Path) -> Result<String, Failure> {
+    let (file, text) = read_plan(path)?;
+    match client
+        .start_run(v1::StartRunRequest {
+            plan_toml: text,
+            plan_file: file,
+        })
+        .await
+    {
+        Ok(r) => Ok(r.into_inner().run_id),
+        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+            Err(Failure::Usage(s.message().to_owned()))
+        }
+        Err(s) => Err(Failure::Runtime(anyhow::anyhow!(
+            "coordinator refused the run: {}",
+            s.message()
+        ))),
+    }
+}
+
+/// Prints the run's events until its final one. A dropped stream or coordinator is reached again (the run goes on
+/// without this client) for up to [`RECONNECT_FOR`] since the last contact.
+async fn follow(
+    client: &mut RunServiceClient<Channel>,
+    coordinator: &str,
+    run_id: &str,
+) -> Result<RunEvent, Failure> {
+    let mut last_contact = Instant::now();
+    loop {
+        let lost = match watch_once(client, run_id, &mut last_contact).await {
+            Ok(Some(last)) => return Ok(last),
+            Ok(None) => "the coordinator closed the event stream before the run ended".to_owned(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "coordinator {coordinator} does not know run {run_id}: {}",
+                    status.message()
+                )));
+            }
+            Err(status) => status.message().to_owned(),
+        };
+        if last_contact.elapsed() > RECONNECT_FOR {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "lost coordinator {coordinator} for over {}s ({}); run {run_id} may still be going: follow it again \
+                 with `loadgrade submit --attach {run_id} --coordinator {coordinator}`",
+                RECONNECT_FOR.as_secs(),
+                lost
+            )));
+        }
+        eprintln!("  lost the coordinator ({lost}); trying again");
+        tokio::time::sleep(RECONNECT_EVERY).await;
+        if let Ok(fresh) = RunServiceClient::connect(coordinator.to_owned()).await {
+            *client = fresh;
+        }
+    }
+}
+
+/// One watch stream: `Some(final event)` when the run ended, `None` when the stream ended before that.
+async fn watch_once(
+    client: &mut RunServiceClient<Channel>,
+    run_id: &str,
+    last_contact: &mut Instant,
+) -> Result<Option<RunEvent>, tonic::Status> {
+    let mut events = client
+        .watch_run(v1::WatchRunRequest {
+            run_id: run_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    while let Some(wire) = events.message().await? {
+        *last_contact = Instant::now();
+        let event = RunEvent::try_from(wire).map_err(|e| {
+            tonic::Status::internal(format!(
+                "the coordinator sent an event that does not convert: {e}"
+            ))
+        })?;
+        if !event.message.is_empty() {
+            eprintln!("  {}", event.message);
+        }
+        if event.state.is_final() {
+            return Ok(Some(event));
+        }
+    }
+    Ok(None)
 }

@@ -20,10 +20,19 @@ pub struct RunDeps {
     pub faults: Arc<crate::faults::Faults>,
 }
 
+/// What watchers of a run see: its events, and how many agents are still running a shard of it.
+#[derive(Clone)]
+pub struct RunSignals {
+    pub events: Arc<watch::Sender<RunEvent>>,
+    pub shards_running: Arc<watch::Sender<usize>>,
+}
+
 pub struct RunContext {
     pub deps: RunDeps,
     pub id: String,
     events: Arc<watch::Sender<RunEvent>>,
+    /// Agents still running a shard of the current part.
+    pub shards_running: Arc<watch::Sender<usize>>,
     pub cancel: CancellationToken,
     /// The agents reserved for this run.
     pub agents: Vec<AgentInfo>,
@@ -44,14 +53,15 @@ impl RunContext {
     pub fn new(
         deps: RunDeps,
         id: &str,
-        events: Arc<watch::Sender<RunEvent>>,
+        signals: RunSignals,
         cancel: CancellationToken,
         route: mpsc::UnboundedReceiver<RunInput>,
     ) -> Self {
         RunContext {
             deps,
             id: id.to_owned(),
-            events,
+            events: signals.events,
+            shards_running: signals.shards_running,
             cancel,
             agents: Vec::new(),
             route,

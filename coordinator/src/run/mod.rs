@@ -14,14 +14,13 @@ use crate::report::{self, RunOutcome};
 use crate::scenario;
 use crate::server::registry::{AgentInfo, RunInput};
 use crate::store::StoreError;
-use context::{RunContext, RunDeps};
+use context::{RunContext, RunDeps, RunSignals};
 use guard::LoadGuard;
 use loadgrade_common::plan::Plan;
 use loadgrade_common::report::{FindingKind, Report, ScenarioMetrics};
 use loadgrade_common::run::{RunEvent, RunState};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -50,12 +49,13 @@ pub async fn execute(
     deps: RunDeps,
     id: String,
     plan: Plan,
-    events: Arc<watch::Sender<RunEvent>>,
+    signals: RunSignals,
     cancel: CancellationToken,
 ) -> Result<FinishedRun, RunError> {
     let started_at = now_rfc3339();
+    let events = signals.events.clone();
     let (route_tx, route_rx) = mpsc::unbounded_channel();
-    let mut ctx = RunContext::new(deps.clone(), &id, events.clone(), cancel, route_rx);
+    let mut ctx = RunContext::new(deps.clone(), &id, signals, cancel, route_rx);
     ctx.orphan_timeout = plan.orphan_timeout;
     let mut results: Vec<Option<ScenarioMetrics>> = Vec::new();
     if let Some(reserved) = wait_for_agents(&ctx, &plan, route_tx).await {

@@ -75,6 +75,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
         last_progress: Instant::now(),
     };
     run.assign(ctx, &live);
+    ctx.shards_running.send_replace(run.pending.len());
     let mut deadline = Instant::now() + START_DELAY + spec.load_bound() + FINISH_GRACE;
     let mut stopping = false;
     while !run.pending.is_empty() {
@@ -82,6 +83,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
             input = ctx.route.recv() => match input {
                 Some(input) => {
                     run.handle(ctx, input).await;
+                    ctx.shards_running.send_replace(run.pending.len());
                     #[cfg(feature = "fault-injection")]
                     if run.aggregate.requests() > 0 && ctx.deps.faults.panic_under_load() {
                         panic!("injected fault: the run task panics under load");
@@ -111,6 +113,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
             }
         }
     }
+    ctx.shards_running.send_replace(0);
     run.finish(ctx);
     Some(run.aggregate)
 }
@@ -239,11 +242,17 @@ impl PartRun<'_> {
                     FindingKind::BadInterval,
                     format!("an interval of agent {:?} was refused: {e}", report.agent),
                 );
+                // Refused for good: sending it again would not change that, so the agent may let it go.
+                self.acknowledge(ctx, report);
                 return;
             }
         };
         match ctx.deps.store.insert_interval(report).await {
-            Ok(false) => return, // already stored and merged
+            Ok(false) => {
+                // Already stored and merged: its first acknowledgement was lost, so say it again.
+                self.acknowledge(ctx, report);
+                return;
+            }
             Ok(true) => {}
             Err(e) => {
                 ctx.find(
@@ -256,14 +265,7 @@ impl PartRun<'_> {
                 return;
             }
         }
-        ctx.deps.registry.send(
-            &report.agent,
-            ToAgent::Ack {
-                run_id: report.run_id.clone(),
-                epoch: report.epoch,
-                seq: report.seq,
-            },
-        );
+        self.acknowledge(ctx, report);
         if report.part != self.part.id || !self.assigned.contains(&report.agent) {
             return;
         }
@@ -305,6 +307,18 @@ impl PartRun<'_> {
     }
 
     /// Adds this part's health to the run's, and notes faults, silent agents and a target that never answered.
+    /// Tells the agent its interval was taken (stored, or refused for good): its spool lets it go.
+    fn acknowledge(&self, ctx: &RunContext, report: &IntervalReport) {
+        ctx.deps.registry.send(
+            &report.agent,
+            ToAgent::Ack {
+                run_id: report.run_id.clone(),
+                epoch: report.epoch,
+                seq: report.seq,
+            },
+        );
+    }
+
     fn finish(&self, ctx: &mut RunContext) {
         for (agent, health) in &self.health {
             if let Err(e) = ctx.health.entry(agent.clone()).or_default().absorb(health) {

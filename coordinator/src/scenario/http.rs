@@ -1,7 +1,10 @@
 //! The `http` kind: one part on every live agent; its metrics are the merged load's.
 
+use crate::report::aggregate::HttpAggregate;
 use crate::run::context::RunContext;
+use crate::run::intake;
 use crate::run::part::{Part, run_part};
+use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{HttpSpec, Scenario};
 use loadgrade_common::report::HttpMetrics;
 use loadgrade_common::shard::PartId;
@@ -21,4 +24,31 @@ pub async fn run(
     run_part(ctx, &part, spec)
         .await
         .map(|aggregate| aggregate.metrics())
+}
+
+/// The scenario's metrics from stored intervals alone (the coordinator restarted mid-run).
+pub fn replay(
+    scenario: &Scenario,
+    spec: &HttpSpec,
+    intervals: &[IntervalReport],
+) -> Option<HttpMetrics> {
+    let of_scenario: Vec<&IntervalReport> = intervals
+        .iter()
+        .filter(|i| i.part.scenario == scenario.name && i.part.stage == 0)
+        .collect();
+    (!of_scenario.is_empty()).then(|| merge_stored(spec, &of_scenario))
+}
+
+/// Merges stored intervals of one load, through the same intake checks as live ones.
+pub fn merge_stored(spec: &HttpSpec, intervals: &[&IntervalReport]) -> HttpMetrics {
+    let mut aggregate = HttpAggregate::new(spec.clone());
+    for report in intervals {
+        if report.warmup {
+            aggregate.add_warmup(report);
+        } else if let Ok(decoded) = intake::check(report) {
+            // A stored interval passed intake when it arrived; decoding again cannot fail differently.
+            let _ = aggregate.add(report, &decoded);
+        }
+    }
+    aggregate.metrics()
 }

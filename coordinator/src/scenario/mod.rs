@@ -5,8 +5,29 @@ pub mod http;
 pub mod ramp;
 
 use crate::run::context::RunContext;
+use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{Plan, Scenario, ScenarioSpec};
 use loadgrade_common::report::ScenarioMetrics;
+
+/// The scenario's metrics from its stored intervals alone (the coordinator restarted mid-run); `None` when none
+/// was stored.
+pub fn replay(
+    scenario: &Scenario,
+    plan: &Plan,
+    intervals: &[IntervalReport],
+) -> Option<ScenarioMetrics> {
+    match &scenario.spec {
+        ScenarioSpec::Http(spec) => {
+            http::replay(scenario, spec, intervals).map(ScenarioMetrics::Http)
+        }
+        ScenarioSpec::Ramp(spec) => {
+            let any = intervals.iter().any(|i| i.part.scenario == scenario.name);
+            any.then(|| {
+                ScenarioMetrics::Ramp(ramp::replay(scenario, spec, plan.memory_budget, intervals))
+            })
+        }
+    }
+}
 
 /// Runs `scenario`; `None` when it could not run at all.
 pub async fn run(

@@ -6,8 +6,9 @@ use crate::analysis::{StepFigures, find_cliff};
 use crate::run::context::RunContext;
 use crate::run::part::{Part, run_part};
 use crate::run::probe::{Sampler, StepProbe};
+use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{RampSpec, Scenario};
-use loadgrade_common::report::{RampMetrics, RampStep, StepLatency};
+use loadgrade_common::report::{HttpMetrics, RampMetrics, RampStep, StepLatency};
 use loadgrade_common::run::RunState;
 use loadgrade_common::shard::PartId;
 
@@ -46,51 +47,9 @@ pub async fn run(
         if let Some(e) = &probe.error {
             probe_errors.push(format!("step {concurrency}: {e}"));
         }
-        let metrics = aggregate.map(|a| a.metrics());
-        let latency = metrics
-            .as_ref()
-            .and_then(|m| m.latency_ms)
-            .map(|l| StepLatency {
-                p50: l.p50,
-                p95: l.p95,
-                p99: l.p99,
-            });
-        let (requests, errors) = metrics.as_ref().map_or((0, 0), |m| (m.requests, m.errors));
-        let step = RampStep {
-            concurrency,
-            requests,
-            errors,
-            throughput_rps: metrics.as_ref().and_then(|m| m.throughput_rps),
-            success_rps: metrics.as_ref().and_then(|m| m.success_rps),
-            completed_after_window: metrics.as_ref().map_or(0, |m| m.completed_after_window),
-            settle_requests: metrics.as_ref().map_or(0, |m| m.warmup_requests),
-            latency_ms: latency,
-            error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
-            // A step whose probe failed even once is not measured: a partial max would understate it.
-            target_memory_bytes: if probe.error.is_none() {
-                probe.memory_max()
-            } else {
-                None
-            },
-            target_memory_mean_bytes: if probe.error.is_none() {
-                probe.memory_mean()
-            } else {
-                None
-            },
-            target_cpu_percent: if probe.error.is_none() {
-                probe.cpu_percent()
-            } else {
-                None
-            },
-            probe_samples: probe.samples.len() as u64,
-            past_cliff: false,
-        };
-        figures.push(StepFigures {
-            concurrency,
-            goodput: step.success_rps,
-            p95_ms: latency.map(|l| l.p95),
-            error_rate: step.error_rate,
-        });
+        let (step, figure) = step(concurrency, aggregate.map(|a| a.metrics()).as_ref(), &probe);
+        let (latency, errors) = (step.latency_ms, step.errors);
+        figures.push(figure);
         ctx.event(
             RunState::Running,
             format!(
@@ -113,5 +72,78 @@ pub async fn run(
             break;
         }
     }
+    analyse(steps, &figures, ramp, memory_budget, probe_errors)
+}
+
+/// A step's figures from its merged load and its probe samples.
+fn step(
+    concurrency: u64,
+    metrics: Option<&HttpMetrics>,
+    probe: &StepProbe,
+) -> (RampStep, StepFigures) {
+    let latency = metrics.and_then(|m| m.latency_ms).map(|l| StepLatency {
+        p50: l.p50,
+        p95: l.p95,
+        p99: l.p99,
+    });
+    let (requests, errors) = metrics.map_or((0, 0), |m| (m.requests, m.errors));
+    // A step whose probe failed even once is not measured: a partial max would understate it.
+    let probed = probe.error.is_none();
+    let step = RampStep {
+        concurrency,
+        requests,
+        errors,
+        throughput_rps: metrics.and_then(|m| m.throughput_rps),
+        success_rps: metrics.and_then(|m| m.success_rps),
+        completed_after_window: metrics.map_or(0, |m| m.completed_after_window),
+        settle_requests: metrics.map_or(0, |m| m.warmup_requests),
+        latency_ms: latency,
+        error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
+        target_memory_bytes: probe.memory_max().filter(|_| probed),
+        target_memory_mean_bytes: probe.memory_mean().filter(|_| probed),
+        target_cpu_percent: probe.cpu_percent().filter(|_| probed),
+        probe_samples: probe.samples.len() as u64,
+        past_cliff: false,
+    };
+    let figure = StepFigures {
+        concurrency,
+        goodput: step.success_rps,
+        p95_ms: latency.map(|l| l.p95),
+        error_rate: step.error_rate,
+    };
+    (step, figure)
+}
+
+/// The ramp's metrics from stored intervals alone (the coordinator restarted mid-run): each stage's merged load,
+/// with no probe samples (they are not stored).
+pub fn replay(
+    scenario: &Scenario,
+    ramp: &RampSpec,
+    memory_budget: Option<u64>,
+    intervals: &[IntervalReport],
+) -> RampMetrics {
+    let mut steps = Vec::new();
+    let mut figures = Vec::new();
+    for (index, &concurrency) in ramp.steps.iter().enumerate() {
+        let stage = u32::try_from(index).unwrap_or(u32::MAX);
+        let of_step: Vec<&IntervalReport> = intervals
+            .iter()
+            .filter(|i| i.part.scenario == scenario.name && i.part.stage == stage)
+            .collect();
+        if of_step.is_empty() {
+            break;
+        }
+        let metrics = super::http::merge_stored(&ramp.step(index), &of_step);
+        let (step, figure) = step(concurrency, Some(&metrics), &StepProbe::default());
+        steps.push(step);
+        figures.push(figure);
+    }
+    let no_samples =
+        vec!["probe samples are not stored, and the coordinator restarted mid-run".to_owned()];
+    let probe_errors = if ramp.probe.is_some() {
+        no_samples
+    } else {
+        Vec::new()
+    };
     analyse(steps, &figures, ramp, memory_budget, probe_errors)
 }

@@ -138,7 +138,14 @@ async fn receive(
                         let _ = route.send(RunInput::Interval(report));
                     }
                     None => {
-                        tracing::warn!(agent = %name, run = %report.run_id, "interval for a run this agent is not in, ignored")
+                        // Not a run in progress with this agent (it ended, was interrupted by a restart, or never
+                        // had it): acknowledged so the agent's spool lets it go, and not stored.
+                        tracing::warn!(agent = %name, run = %report.run_id, seq = report.seq, "interval for a run this agent is not in progress in, dropped");
+                        let _ = tx.try_send(ToAgent::Ack {
+                            run_id: report.run_id,
+                            epoch: report.epoch,
+                            seq: report.seq,
+                        });
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! Handlers work in domain types and [`ServiceError`]; the wire and `Status` are reached through `From` only.
 
 use super::status::ServiceError;
-use crate::Coordinator;
+use crate::{CancelOutcome, Coordinator};
 use loadgrade_common::run::{AgentSummary, RunEvent};
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::run_service_server::RunService;
@@ -10,6 +10,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+/// How long CancelRun waits for the load to stop before answering.
+pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Runs {
     coordinator: Arc<Coordinator>,
@@ -112,11 +115,28 @@ impl RunService for Runs {
         request: Request<v1::CancelRunRequest>,
     ) -> Result<Response<v1::CancelRunResponse>, Status> {
         let run_id = request.into_inner().run_id;
-        let cancelled = self.coordinator.run_control(&run_id).is_some_and(|c| {
-            c.cancel.cancel();
-            true
-        });
-        Ok(Response::new(v1::CancelRunResponse { cancelled }))
+        let outcome = self.coordinator.cancel_run(&run_id, CANCEL_WAIT).await;
+        let (cancelled, stopped, detail) = match outcome {
+            CancelOutcome::NotRunning => (
+                false,
+                false,
+                format!("run {run_id:?} is not in progress here"),
+            ),
+            CancelOutcome::Stopped => (true, true, String::new()),
+            CancelOutcome::Stopping { agents } => (
+                true,
+                false,
+                format!(
+                    "told to stop; {agents} agent(s) still finishing requests in flight (up to their timeout) after \
+                     {CANCEL_WAIT:?}"
+                ),
+            ),
+        };
+        Ok(Response::new(v1::CancelRunResponse {
+            cancelled,
+            stopped,
+            detail,
+        }))
     }
 
     async fn list_runs(

@@ -4,11 +4,14 @@
 //! (`$1`, ..) for PostgreSQL.
 
 use loadgrade_common::grade::Verdict;
-use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::run::{RunState, RunSummary, StoredReport};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::borrow::Cow;
+
+mod intervals;
+
+pub use intervals::UnfinishedRun;
 
 /// Default database URL: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://loadgrade.db";
@@ -25,6 +28,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored run {run}: {what}")]
     Corrupt { run: String, what: String },
+    #[error("stored interval of run {run}: {what}")]
+    CorruptInterval { run: String, what: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,48 +149,6 @@ impl Store {
         Ok(())
     }
 
-    /// Stores an interval report. Returns false when this (run, agent, epoch, seq) was already stored.
-    pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
-        let counters = &report.counters;
-        let health = &report.health;
-        let errors = counters.errors.total();
-        let counters_json = serde_json::json!({
-            "requests": counters.requests, "ok": counters.ok,
-            "errors_connect": counters.errors.connect, "errors_timeout": counters.errors.timeout,
-            "errors_status_4xx": counters.errors.status_4xx, "errors_status_5xx": counters.errors.status_5xx,
-            "errors_other": counters.errors.other, "dropped": counters.dropped,
-            "bytes_received": counters.bytes_received,
-        });
-        let health_json = serde_json::json!({
-            "cpu_percent": health.cpu_percent, "backlog_max": health.backlog_max,
-        });
-        let done = sqlx::query(&self.sql(
-            "INSERT INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
-             warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        ))
-        .bind(&report.run_id)
-        .bind(&report.agent)
-        // SQLite integers are signed 64-bit: the epoch's bits are stored as they are.
-        .bind(report.epoch as i64)
-        .bind(report.seq as i64)
-        .bind(&report.part.scenario)
-        .bind(i64::from(report.part.stage))
-        .bind(report.start_unix_ms)
-        .bind(i64::from(report.duration_ms))
-        .bind(i64::from(report.warmup))
-        .bind(i64::try_from(counters.requests).unwrap_or(i64::MAX))
-        .bind(i64::try_from(errors).unwrap_or(i64::MAX))
-        .bind(i64::try_from(counters.dropped).unwrap_or(i64::MAX))
-        .bind(counters_json.to_string())
-        .bind(health_json.to_string())
-        .bind(&report.hdr_corrected)
-        .bind(&report.hdr_raw)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn finish_run(
         &self,
         id: &str,
@@ -251,34 +214,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(summary).collect()
-    }
-
-    /// Requests per measured interval of one scenario, summed over agents, ordered by start (tests, analysis).
-    pub async fn interval_requests(
-        &self,
-        run_id: &str,
-        scenario: &str,
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT start_unix_ms, CAST(SUM(requests) AS BIGINT) AS requests FROM intervals \
-             WHERE run_id = ? AND scenario = ? AND warmup = 0 GROUP BY start_unix_ms ORDER BY start_unix_ms",
-        ))
-        .bind(run_id)
-        .bind(scenario)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| Ok((r.try_get("start_unix_ms")?, r.try_get("requests")?)))
-            .collect()
-    }
-
-    /// Number of stored intervals of a run.
-    pub async fn interval_count(&self, run_id: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query(&self.sql("SELECT COUNT(*) AS n FROM intervals WHERE run_id = ?"))
-            .bind(run_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
     }
 }
 

@@ -13,6 +13,7 @@ impl From<RunState> for v1::RunState {
             RunState::Finished => v1::RunState::Finished,
             RunState::Cancelled => v1::RunState::Cancelled,
             RunState::Error => v1::RunState::Error,
+            RunState::Interrupted => v1::RunState::Interrupted,
         }
     }
 }
@@ -24,6 +25,7 @@ fn run_state(value: i32) -> Result<RunState, ConvertError> {
         v1::RunState::Finished => RunState::Finished,
         v1::RunState::Cancelled => RunState::Cancelled,
         v1::RunState::Error => RunState::Error,
+        v1::RunState::Interrupted => RunState::Interrupted,
         v1::RunState::Unspecified => {
             return Err(ConvertError::UnknownEnum {
                 field: "RunState",

@@ -876,10 +876,17 @@ pub struct CancelRunRequest {
     pub run_id: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CancelRunResponse {
+    /// The run was in progress here and is told to stop.
     #[prost(bool, tag = "1")]
     pub cancelled: bool,
+    /// Every agent of the run ended its shard within the wait (load stopped, requests in flight done).
+    #[prost(bool, tag = "2")]
+    pub stopped: bool,
+    /// What is still running when not stopped.
+    #[prost(string, tag = "3")]
+    pub detail: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -946,6 +953,8 @@ pub enum RunState {
     Cancelled = 4,
     /// The run task failed; its agents were stopped.
     Error = 5,
+    /// The coordinator stopped (a restart or a crash) while the run was in progress; its report holds what was stored.
+    Interrupted = 6,
 }
 impl RunState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -960,6 +969,7 @@ impl RunState {
             Self::Finished => "RUN_STATE_FINISHED",
             Self::Cancelled => "RUN_STATE_CANCELLED",
             Self::Error => "RUN_STATE_ERROR",
+            Self::Interrupted => "RUN_STATE_INTERRUPTED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -971,6 +981,7 @@ impl RunState {
             "RUN_STATE_FINISHED" => Some(Self::Finished),
             "RUN_STATE_CANCELLED" => Some(Self::Cancelled),
             "RUN_STATE_ERROR" => Some(Self::Error),
+            "RUN_STATE_INTERRUPTED" => Some(Self::Interrupted),
             _ => None,
         }
     }

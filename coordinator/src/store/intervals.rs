@@ -1,0 +1,178 @@
+//! Interval reports in the store: written once per (run, agent, epoch, seq), read back whole to rebuild the report of
+//! a run the coordinator did not see to its end, and the runs left unfinished by a coordinator that stopped.
+
+use super::{Store, StoreError};
+use loadgrade_common::interval::{Counters, IntervalReport};
+use loadgrade_common::report::ErrorCounts;
+use loadgrade_common::shard::PartId;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A run the store says is in progress: after a coordinator restart, one it never finished.
+#[derive(Debug, Clone)]
+pub struct UnfinishedRun {
+    pub id: String,
+    pub plan_file: String,
+    pub plan_toml: String,
+    pub started_at: String,
+}
+
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Stores an interval report. Returns false when this (run, agent, epoch, seq) was already stored.
+    pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
+        let c = &report.counters;
+        let counters_json = serde_json::json!({
+            "requests": c.requests, "ok": c.ok,
+            "errors_connect": c.errors.connect, "errors_timeout": c.errors.timeout,
+            "errors_status_4xx": c.errors.status_4xx, "errors_status_5xx": c.errors.status_5xx,
+            "errors_other": c.errors.other, "dropped": c.dropped,
+            "bytes_received": c.bytes_received, "resent": c.resent, "discarded_at_stop": c.discarded_at_stop,
+        });
+        let health_json = serde_json::json!({
+            "cpu_percent": report.health.cpu_percent, "backlog_max": report.health.backlog_max,
+        });
+        let done = sqlx::query(&self.sql(
+            "INSERT INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
+             warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw, after_window) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ))
+        .bind(&report.run_id)
+        .bind(&report.agent)
+        // SQLite integers are signed 64-bit: the epoch's bits are stored as they are.
+        .bind(report.epoch as i64)
+        .bind(report.seq as i64)
+        .bind(&report.part.scenario)
+        .bind(i64::from(report.part.stage))
+        .bind(report.start_unix_ms)
+        .bind(i64::from(report.duration_ms))
+        .bind(i64::from(report.warmup))
+        .bind(count(c.requests))
+        .bind(count(c.errors.total()))
+        .bind(count(c.dropped))
+        .bind(counters_json.to_string())
+        .bind(health_json.to_string())
+        .bind(&report.hdr_corrected)
+        .bind(&report.hdr_raw)
+        .bind(i64::from(report.after_window))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every stored interval of a run, ordered by part and start.
+    pub async fn intervals_of(&self, run_id: &str) -> Result<Vec<IntervalReport>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, warmup, after_window, \
+             counters_json, hdr_corrected, hdr_raw FROM intervals WHERE run_id = ? \
+             ORDER BY scenario, stage, start_unix_ms, agent, seq",
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| interval(run_id, row)).collect()
+    }
+
+    /// Runs the store holds as waiting or running.
+    pub async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, plan_file, plan_toml, started_at FROM runs WHERE state IN ('waiting', 'running') \
+             ORDER BY started_at",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnfinishedRun {
+                    id: r.try_get("id")?,
+                    plan_file: r.try_get("plan_file")?,
+                    plan_toml: r.try_get("plan_toml")?,
+                    started_at: r.try_get("started_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Requests per measured interval of one scenario, summed over agents, ordered by start (tests, analysis).
+    pub async fn interval_requests(
+        &self,
+        run_id: &str,
+        scenario: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT start_unix_ms, CAST(SUM(requests) AS BIGINT) AS requests FROM intervals \
+             WHERE run_id = ? AND scenario = ? AND warmup = 0 GROUP BY start_unix_ms ORDER BY start_unix_ms",
+        ))
+        .bind(run_id)
+        .bind(scenario)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("start_unix_ms")?, r.try_get("requests")?)))
+            .collect()
+    }
+
+    /// Number of stored intervals of a run.
+    pub async fn interval_count(&self, run_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT COUNT(*) AS n FROM intervals WHERE run_id = ?"))
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+/// A stored row as an interval report (health beyond CPU and backlog is not kept).
+fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
+    let corrupt = |what: String| StoreError::CorruptInterval {
+        run: run_id.to_owned(),
+        what,
+    };
+    let json: String = row.try_get("counters_json")?;
+    let counters: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| corrupt(format!("counters: {e}")))?;
+    let n = |key: &str| {
+        counters
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let unsigned = |v: i64| u64::try_from(v).map_err(|_| corrupt(format!("negative value {v}")));
+    Ok(IntervalReport {
+        run_id: row.try_get("run_id")?,
+        agent: row.try_get("agent")?,
+        // Stored as the bits of a signed integer (see insert_interval).
+        epoch: row.try_get::<i64, _>("epoch")? as u64,
+        seq: row.try_get::<i64, _>("seq")? as u64,
+        part: PartId {
+            scenario: row.try_get("scenario")?,
+            stage: u32::try_from(row.try_get::<i64, _>("stage")?)
+                .map_err(|e| corrupt(format!("stage: {e}")))?,
+        },
+        start_unix_ms: row.try_get("start_unix_ms")?,
+        duration_ms: u32::try_from(unsigned(row.try_get("duration_ms")?)?).unwrap_or(u32::MAX),
+        warmup: row.try_get::<i64, _>("warmup")? != 0,
+        after_window: row.try_get::<i64, _>("after_window")? != 0,
+        hdr_corrected: row.try_get("hdr_corrected")?,
+        hdr_raw: row.try_get("hdr_raw")?,
+        counters: Counters {
+            requests: n("requests"),
+            ok: n("ok"),
+            errors: ErrorCounts {
+                connect: n("errors_connect"),
+                timeout: n("errors_timeout"),
+                status_4xx: n("errors_status_4xx"),
+                status_5xx: n("errors_status_5xx"),
+                other: n("errors_other"),
+            },
+            dropped: n("dropped"),
+            bytes_received: n("bytes_received"),
+            resent: n("resent"),
+            discarded_at_stop: n("discarded_at_stop"),
+        },
+        health: Default::default(),
+    })
+}
