@@ -59,9 +59,10 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
 
 impl Prepared {
     /// What the shard sends load to, for logs.
+    /// The target for logs: scheme, host, port and path; the query is left out (it may carry a key).
     pub fn target(&self) -> &str {
         match self {
-            Prepared::Http(spec) => &spec.target.url,
+            Prepared::Http(spec) => spec.target.url.split(['?', '#']).next().unwrap_or_default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod allowlist;
 pub mod cpu;
 pub mod executor;
 pub mod http;
+pub mod identity;
 pub mod probe;
 pub mod procfs;
 pub mod recorder;
@@ -22,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// How an agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Coordinator URL, e.g. `http://10.0.0.5:7700`.
+    /// Coordinator URL, e.g. `https://10.0.0.5:7700`.
     pub coordinator: String,
+    /// Mutual TLS with the coordinator (an https:// URL needs it). Default: none (plain HTTP/2 on loopback).
+    pub tls: Option<identity::AgentTls>,
     /// Name shown in reports; unique per coordinator.
     pub name: String,
     /// Sharding weight. Default: logical cores.
@@ -69,6 +72,7 @@ impl AgentConfig {
     pub fn new(coordinator: impl Into<String>, name: impl Into<String>) -> Self {
         AgentConfig {
             coordinator: coordinator.into(),
+            tls: None,
             name: name.into(),
             cores: std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
@@ -115,7 +119,12 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         }
         match result {
             Ok(()) => tracing::info!("coordinator closed the session"),
-            Err(e) if !config.reconnect => return Err(e.into()),
+            Err(e) if !config.reconnect || e.is_permanent() => return Err(e.into()),
+            Err(e) if e.is_name_taken() => tracing::error!(
+                "{e}: another agent uses the name {:?} (give each agent its own --name); dialing again in {backoff:?} \
+                 in case it is this agent's previous session",
+                config.name
+            ),
             Err(e) => tracing::warn!("{e}; dialing again in {backoff:?}"),
         }
         if !config.reconnect {

@@ -8,9 +8,18 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "loadgrade-agent", version)]
 struct Args {
-    /// Coordinator URL, e.g. http://10.0.0.5:7700
+    /// Coordinator URL, e.g. https://10.0.0.5:7700 (with --tls-*), or http://127.0.0.1:7700 on one machine.
     #[arg(long)]
     coordinator: String,
+    /// This agent's certificate (PEM), made for its --name (see `loadgrade certs`); with --tls-key and --tls-ca.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// This agent's private key (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<std::path::PathBuf>,
+    /// CA (PEM) the coordinator's certificate must chain to.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<std::path::PathBuf>,
     /// Name shown in reports. Default: the host name.
     #[arg(long)]
     name: Option<String>,
@@ -58,10 +67,27 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            match loadgrade_agent::identity::AgentTls::read(cert, key, ca) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("loadgrade-agent: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Err(e) = check_transport(&args.coordinator, tls.is_some()) {
+        eprintln!("loadgrade-agent: {e}");
+        std::process::exit(2);
+    }
     let name = args.name.unwrap_or_else(host_name);
     let spool = args.spool.or_else(|| default_spool(&name));
     let mut config = AgentConfig::new(args.coordinator, name);
     config.allowlist = allowlist;
+    config.tls = tls;
     config.probe_only = args.probe_only;
     config.spool_dir = spool;
     config.caps = Caps {
@@ -95,6 +121,39 @@ fn main() {
         eprintln!("loadgrade-agent: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// https:// needs this agent's certificate; plain http:// off loopback is allowed but warned (assignments, with
+/// the plan's headers, would cross the network readable and the coordinator could not know who this agent is).
+fn check_transport(url: &str, tls: bool) -> Result<(), String> {
+    let https = url.starts_with("https://");
+    if https && !tls {
+        return Err(format!(
+            "{url} is https://: give this agent its certificate (--tls-cert, --tls-key, --tls-ca)"
+        ));
+    }
+    if !https && tls {
+        return Err(format!("--tls-* given but {url} is not https://"));
+    }
+    if !https {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid coordinator URL {url:?}: {e}"))?;
+        let host = uri.host().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            eprintln!(
+                "loadgrade-agent: WARNING: {url} is plain http:// off this machine: assignments travel unencrypted \
+                 and unauthenticated; use https:// with --tls-cert, --tls-key and --tls-ca"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// systemd's state directory, else ~/.local/state/loadgrade-agent/NAME.

@@ -45,7 +45,7 @@ pub enum SessionError {
         url: String,
         source: tonic::transport::Error,
     },
-    #[error("coordinator refused the session: {0}")]
+    #[error("coordinator refused the session: {}", .0.message())]
     Refused(tonic::Status),
     #[error("session closed before hello")]
     ClosedBeforeHello,
@@ -57,6 +57,24 @@ pub enum SessionError {
     Broken(tonic::Status),
     #[error("no word from the coordinator for {0:?}: load stopped, dialing again")]
     Silent(Duration),
+}
+
+impl SessionError {
+    /// A refusal dialing again cannot change: a certificate not for this name, no certificate, another protocol.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SessionError::Refused(status) if matches!(
+            status.code(),
+            tonic::Code::Unauthenticated
+                | tonic::Code::PermissionDenied
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::InvalidArgument
+        ))
+    }
+
+    /// Another agent holds this name (or this agent's previous session has not yet timed out).
+    pub fn is_name_taken(&self) -> bool {
+        matches!(self, SessionError::Refused(status) if status.code() == tonic::Code::AlreadyExists)
+    }
 }
 
 /// Per-run state on this agent.
@@ -94,20 +112,33 @@ pub async fn run_once(
     spool: &Arc<Spool>,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let channel = Endpoint::from_shared(config.coordinator.clone())
+    let mut endpoint = Endpoint::from_shared(config.coordinator.clone())
         .map_err(|source| SessionError::Url {
             url: config.coordinator.clone(),
             source,
         })?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
+        .tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        endpoint =
+            endpoint
+                .tls_config(tls.client_config())
+                .map_err(|source| SessionError::Url {
+                    url: config.coordinator.clone(),
+                    source,
+                })?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|source| SessionError::Connect {
             url: config.coordinator.clone(),
             source,
         })?;
-    let mut client = AgentServiceClient::new(channel);
+    // An assignment carries at most a plan (1 MiB); an interval at most two 1 MiB histograms.
+    let mut client = AgentServiceClient::new(channel)
+        .max_decoding_message_size(8 << 20)
+        .max_encoding_message_size(8 << 20);
     let (tx, rx) = mpsc::channel::<FromAgent>(1024);
     let hello_sent_ms = unix_ms();
     tx.send(FromAgent::Hello(Hello {

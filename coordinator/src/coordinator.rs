@@ -9,6 +9,7 @@ use crate::run::{self, FinishedRun, RunError};
 use crate::server::registry::Registry;
 use crate::store::{Store, StoreError};
 use loadgrade_common::grade::Verdict;
+use loadgrade_common::plan::redact::redact_plan_text;
 use loadgrade_common::plan::{Plan, PlanError};
 use loadgrade_common::report::{Finding, FindingKind};
 use loadgrade_common::run::{RunEvent, RunState};
@@ -90,7 +91,13 @@ impl Coordinator {
         let plan = Plan::parse(file, text)?;
         let id = clock::new_run_id();
         self.store
-            .insert_run(&id, &plan.name, file, text, &clock::now_rfc3339())
+            .insert_run(
+                &id,
+                &plan.name,
+                file,
+                &redact_plan_text(text),
+                &clock::now_rfc3339(),
+            )
             .await?;
         let (events, receiver) = watch::channel(RunEvent {
             run_id: id.clone(),

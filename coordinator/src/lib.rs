@@ -20,4 +20,4 @@ pub mod server;
 pub mod store;
 
 pub use coordinator::{CancelOutcome, Coordinator, RunControl, StartError, StartedRun};
-pub use server::{serve, spawn_server};
+pub use server::{ServerSecurity, serve, spawn_secure_server, spawn_server};

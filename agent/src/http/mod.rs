@@ -138,8 +138,12 @@ impl HttpShardSpec {
         } else {
             transport::Version::Http1
         };
-        let transport =
-            transport::Transport::new(target.https, &target.host, version, &shard.request.ca_pem)?;
+        let transport = transport::Transport::new(
+            target.https,
+            &target.host,
+            version,
+            shard.request.ca_file.as_deref(),
+        )?;
         let open_model = shard.model == LoadModel::Open;
         if shard.profile.profile.length.is_none() && shard.max_requests.is_none() {
             return Err(Refusal::Endless);

@@ -157,7 +157,7 @@ mod tests {
                 .collect(),
             body: body.to_vec(),
             http2: false,
-            ca_pem: Vec::new(),
+            ca_file: None,
             timeout: std::time::Duration::from_secs(1),
             idempotent: true,
         }

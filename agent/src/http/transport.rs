@@ -19,10 +19,10 @@ use tokio_rustls::client::TlsStream;
 /// Why TLS cannot be set up for a shard.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("the plan's CA file does not parse: {0}")]
-    Pem(rustls_pki_types::pem::Error),
-    #[error("the plan's CA certificate is not usable: {0}")]
-    Certificate(rustls::Error),
+    /// One text for every reason (missing, unreadable, not PEM, not a usable certificate): the plan's author
+    /// learns nothing else about this host's files.
+    #[error("ca_file {0} is not a readable file of PEM CA certificates on this agent")]
+    CaFile(String),
     #[error("no trusted root certificates: the system has none and the plan gives no ca_file")]
     NoRoots,
     #[error("TLS setup: {0}")]
@@ -54,8 +54,34 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The largest CA file read: a bundle of every public root is about 250 KiB.
+const MAX_CA_FILE: u64 = 4 << 20;
+
+/// The certificates of a PEM file, or `None` whatever went wrong (the caller gives one text for all of it).
+fn read_ca_file(path: &str) -> Option<Vec<CertificateDer<'static>>> {
+    use std::io::Read as _;
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_CA_FILE + 1)
+        .read_to_end(&mut pem)
+        .ok()?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return None;
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (!certs.is_empty()).then_some(certs)
+}
+
 impl Transport {
-    pub fn new(https: bool, host: &str, version: Version, ca_pem: &[u8]) -> Result<Self, TlsError> {
+    pub fn new(
+        https: bool,
+        host: &str,
+        version: Version,
+        ca_file: Option<&str>,
+    ) -> Result<Self, TlsError> {
         if !https {
             return Ok(Transport { tls: None, version });
         }
@@ -64,10 +90,11 @@ impl Transport {
         for cert in native.certs {
             let _ = roots.add(cert);
         }
-        if !ca_pem.is_empty() {
-            for cert in CertificateDer::pem_slice_iter(ca_pem) {
-                let cert = cert.map_err(TlsError::Pem)?;
-                roots.add(cert).map_err(TlsError::Certificate)?;
+        if let Some(path) = ca_file {
+            for cert in read_ca_file(path).ok_or_else(|| TlsError::CaFile(path.to_owned()))? {
+                roots
+                    .add(cert)
+                    .map_err(|_| TlsError::CaFile(path.to_owned()))?;
             }
         }
         if roots.is_empty() {
@@ -174,5 +201,47 @@ impl Conn {
             Conn::Tls(c) => c.is_reusable(),
             Conn::H2(sender) => !sender.is_closed(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever is wrong with a ca_file, the refusal reads the same (but for the path the plan gave), so a plan
+    /// cannot probe which files exist on an agent's host.
+    #[test]
+    fn every_unusable_ca_file_gets_one_text() {
+        let dir = std::env::temp_dir().join(format!("loadgrade-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("not-pem");
+        std::fs::write(&not_pem, "secret content, not a certificate").expect("write");
+        let key_only = dir.join("key-only");
+        std::fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let texts: Vec<String> = [
+            dir.join("missing"),
+            not_pem,
+            key_only,
+            dir.clone(),
+            "/proc/self/mem".into(),
+        ]
+        .iter()
+        .map(|p| {
+            let path = p.display().to_string();
+            let e = Transport::new(true, "localhost", Version::Http1, Some(&path))
+                .expect_err("refused");
+            e.to_string().replace(&path, "PATH")
+        })
+        .collect();
+        assert!(texts.iter().all(|t| t == &texts[0]), "{texts:#?}");
+        assert_eq!(
+            texts[0],
+            "ca_file PATH is not a readable file of PEM CA certificates on this agent"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -99,7 +99,15 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| format!("invalid url {url:?}: expected http(s)://HOST[:PORT]/PATH"))?;
-    let authority = rest.split('/').next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        // Not echoed: the text before '@' may be a password.
+        return Err(
+            "credentials in a url (user:password@) are not supported: send them in a header such as authorization, \
+             whose value is kept secret"
+                .to_owned(),
+        );
+    }
     if authority.is_empty() {
         return Err(format!("invalid url {url:?}: no host"));
     }

@@ -8,6 +8,7 @@ mod fields;
 pub mod http;
 pub mod ramp;
 mod raw;
+pub mod redact;
 pub mod request;
 mod validate;
 
@@ -27,6 +28,13 @@ use std::time::Duration;
 /// The longest a plan may run, and so the longest any duration in it may be: 7 days. Longer is a plan error, so
 /// no time arithmetic at run time can overflow.
 pub const MAX_RUN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The largest plan text accepted: 1 MiB. A plan is sent whole to the coordinator and each assignment to an agent,
+/// so this bounds every message that carries one.
+pub const MAX_PLAN_BYTES: usize = 1 << 20;
+
+/// The most scenarios a plan may hold.
+pub const MAX_SCENARIOS: usize = 100;
 
 /// What a kind's validation gets: the scenario's name, its table, where its `kind` is written (to locate a missing
 /// field) and the plan file's folder (to read files it names).

@@ -409,3 +409,40 @@ fn cliff_rules_and_settle_are_read_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn credentials_in_a_url_are_refused_without_echoing_them() {
+    let text = GOOD.replacen("http://", "http://admin:hunter2@", 1);
+    let errors = errors_of(&text);
+    assert!(errors.contains("credentials in a url"), "{errors}");
+    assert!(
+        !errors.contains("hunter2"),
+        "the password is echoed: {errors}"
+    );
+}
+
+#[test]
+fn plans_beyond_the_size_and_scenario_bounds_are_plan_errors() {
+    let huge = format!("{GOOD}\n#{}\n", "x".repeat(super::MAX_PLAN_BYTES));
+    assert!(errors_of(&huge).contains("a plan may be at most 1024 KiB"));
+    let scenario = GOOD
+        .split("[[scenario]]")
+        .nth(1)
+        .expect("GOOD has a scenario")
+        .split("\n[[")
+        .next()
+        .expect("its table")
+        .to_owned();
+    let mut many = String::from("name = \"many\"\n");
+    for i in 0..=super::MAX_SCENARIOS {
+        many.push_str(&format!(
+            "[[scenario]]{}\n",
+            scenario.replacen("name = \"", &format!("name = \"s{i}-"), 1)
+        ));
+    }
+    assert!(
+        errors_of(&many).contains("at most 100 scenarios"),
+        "{}",
+        errors_of(&many)
+    );
+}

@@ -8,7 +8,8 @@ use super::raw::field_names;
 use super::raw::{RawCommon, RawPlan, parse_document};
 use super::request::RawRequest;
 use super::{
-    MAX_RUN, Plan, Scenario, ScenarioInput, ScenarioKind, ScenarioSpec, ScenarioTable, http, ramp,
+    MAX_PLAN_BYTES, MAX_RUN, MAX_SCENARIOS, Plan, Scenario, ScenarioInput, ScenarioKind,
+    ScenarioSpec, ScenarioTable, http, ramp,
 };
 use crate::grade::Grade;
 use crate::kind::UnknownKind;
@@ -62,6 +63,20 @@ fn validate_spec(
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
     let mut issues = Issues::new(text);
+    if text.len() > MAX_PLAN_BYTES {
+        issues.at(
+            0..0,
+            format!(
+                "the plan is {} bytes; a plan may be at most {} KiB",
+                text.len(),
+                MAX_PLAN_BYTES >> 10
+            ),
+        );
+        return Err(PlanError {
+            file: file.to_owned(),
+            issues: issues.found,
+        });
+    }
     let base_dir = Path::new(file).parent().unwrap_or(Path::new(""));
     let plan = parse_document(text, &mut issues)
         .map(|doc| validate(doc.plan, doc.scenarios, base_dir, &mut issues));
@@ -148,6 +163,15 @@ fn validate(
         })
         .unwrap_or(Grade::A);
 
+    if tables.len() > MAX_SCENARIOS {
+        issues.at(
+            tables[MAX_SCENARIOS].span.clone(),
+            format!(
+                "a plan may hold at most {MAX_SCENARIOS} scenarios; this is number {}",
+                MAX_SCENARIOS + 1
+            ),
+        );
+    }
     if tables.is_empty() {
         issues.at(0..0, "no scenarios: add at least one [[scenario]] table");
     }

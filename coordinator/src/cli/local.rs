@@ -8,10 +8,13 @@ use loadgrade_agent::signal::terminated;
 use loadgrade_common::plan::Plan;
 use loadgrade_coordinator::demo;
 use loadgrade_coordinator::embedded::Embedded;
-use loadgrade_coordinator::{Coordinator, StartError, spawn_server};
+use loadgrade_coordinator::{Coordinator, ServerSecurity, StartError, spawn_secure_server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
+
+/// The most agents `run` starts in its own process (they share its cores; more adds nothing but threads).
+pub(super) const MAX_EMBEDDED_AGENTS: u32 = 64;
 
 pub(super) async fn run(
     path: &Path,
@@ -22,6 +25,12 @@ pub(super) async fn run(
     let (file, text) = read_plan(path)?;
     let plan = Plan::parse(&file, &text).map_err(|e| Failure::Usage(e.to_string()))?;
     let agents = agents.unwrap_or(plan.min_agents).max(1);
+    if agents > MAX_EMBEDDED_AGENTS {
+        return Err(Failure::Usage(format!(
+            "{agents} in-process agents asked (the plan's min_agents or --agents); `run` starts at most \
+             {MAX_EMBEDDED_AGENTS}: use `serve` with agent processes for more"
+        )));
+    }
     run_embedded(&file, &text, agents, out, database).await
 }
 
@@ -161,15 +170,30 @@ async fn run_embedded(
     deliver(&dir, &finished.report, &finished.json, &finished.markdown)
 }
 
-pub(super) async fn serve(listen: SocketAddr, database: &str) -> Result<i32, Failure> {
+pub(super) async fn serve(
+    listen: SocketAddr,
+    database: &str,
+    security: ServerSecurity,
+) -> Result<i32, Failure> {
     let store = open_store(database).await?;
     let coordinator = Coordinator::new(store);
     recover(&coordinator).await?;
     let shutdown = CancellationToken::new();
-    let (addr, server) = spawn_server(coordinator.clone(), listen, shutdown.clone())
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    out!("loadgrade coordinator listening on http://{addr} (store {database})");
+    let scheme = if security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tokens = if security.tokens.is_empty() {
+        "no tokens"
+    } else {
+        "tokens required"
+    };
+    let (addr, server) =
+        spawn_secure_server(coordinator.clone(), listen, security, shutdown.clone())
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+    out!("loadgrade coordinator listening on {scheme}://{addr} (store {database}, {tokens})");
     terminated()
         .await
         .context("waiting for ctrl-c or SIGTERM")?;

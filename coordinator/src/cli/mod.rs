@@ -4,9 +4,11 @@
 
 #[macro_use]
 mod output;
+mod certs;
 mod history;
 mod local;
 mod remote;
+mod security;
 
 use clap::{Parser, Subcommand};
 use loadgrade_common::plan::Plan;
@@ -31,8 +33,8 @@ pub enum Command {
     Run {
         /// Plan file (TOML).
         plan: PathBuf,
-        /// In-process agents. Default: the plan's min_agents.
-        #[arg(long)]
+        /// In-process agents (1 to 64). Default: the plan's min_agents.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(local::MAX_EMBEDDED_AGENTS)))]
         agents: Option<u32>,
         /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
         #[arg(long)]
@@ -52,13 +54,17 @@ pub enum Command {
     },
     /// The coordinator server: agents and CI connect here.
     Serve {
-        /// Address to listen on; use 0.0.0.0:7700 to accept agents from other hosts.
+        /// Address to listen on. Loopback by default; any other address needs TLS and tokens (or --insecure).
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: SocketAddr,
         /// Results store (sqlite://PATH).
         #[arg(long, default_value = DEFAULT_DATABASE_URL)]
         database: String,
+        #[command(flatten)]
+        security: security::ServeSecurity,
     },
+    /// Make a CA and certificates for mutual TLS: the coordinator's and one per agent (written to --out).
+    Certs(certs::CertsArgs),
     /// Start a run on a coordinator server, show progress, download the reports, exit with the verdict's code.
     Submit {
         /// Plan file (TOML).
@@ -68,9 +74,8 @@ pub enum Command {
         /// another shell.
         #[arg(long, conflicts_with = "plan")]
         attach: Option<String>,
-        /// Coordinator URL, e.g. http://10.0.0.5:7700
-        #[arg(long)]
-        coordinator: String,
+        #[command(flatten)]
+        remote: security::Remote,
         /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -134,17 +139,23 @@ pub async fn execute(cli: Cli) -> i32 {
             database,
         } => local::run(&plan, agents, out, &database).await,
         Command::Demo { out, database } => local::demo(out, &database).await,
-        Command::Serve { listen, database } => local::serve(listen, &database).await,
+        Command::Serve {
+            listen,
+            database,
+            security,
+        } => match security.load(listen) {
+            Ok(security) => local::serve(listen, &database, security).await,
+            Err(e) => Err(e),
+        },
+        Command::Certs(args) => certs::make(&args),
         Command::Submit {
             plan,
             attach,
-            coordinator,
+            remote,
             out,
         } => match (&plan, &attach) {
-            (_, Some(id)) => remote::submit(remote::Target::Attach(id), &coordinator, out).await,
-            (Some(path), None) => {
-                remote::submit(remote::Target::Plan(path), &coordinator, out).await
-            }
+            (_, Some(id)) => remote::submit(remote::Target::Attach(id), &remote, out).await,
+            (Some(path), None) => remote::submit(remote::Target::Plan(path), &remote, out).await,
             (None, None) => Err(Failure::Usage(
                 "submit needs a plan file or --attach RUN_ID".into(),
             )),
@@ -199,13 +210,28 @@ async fn open_store(database: &str) -> Result<Store, Failure> {
         .map_err(|e| Failure::Runtime(anyhow::Error::from(e).context("opening the results store")))
 }
 
+/// Reads a plan file, refusing one larger than a plan may be before reading it whole.
 fn read_plan(path: &Path) -> Result<(String, String), Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| {
         Failure::Usage(format!(
             "loadgrade: cannot read plan {}: {e}",
             path.display()
         ))
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let limit = loadgrade_common::plan::MAX_PLAN_BYTES;
+    let mut text = String::new();
+    file.take(limit as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() > limit {
+        return Err(Failure::Usage(format!(
+            "{}: the plan is larger than {} KiB, the most a plan may be",
+            path.display(),
+            limit >> 10
+        )));
+    }
     Ok((path.display().to_string(), text))
 }
 

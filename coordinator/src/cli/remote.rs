@@ -2,15 +2,14 @@
 //! progress through dropped connections, downloads the reports and exits with the verdict's code.
 
 use super::output::{deliver, report_dir};
+use super::security::{Remote, RunClient};
 use super::{Failure, read_plan};
 use anyhow::Context as _;
 use loadgrade_common::report::Report;
 use loadgrade_common::run::{RunEvent, RunState, StoredReport};
 use loadgrade_proto::v1;
-use loadgrade_proto::v1::run_service_client::RunServiceClient;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// How long `submit` keeps trying to reach the coordinator again after losing it before it gives up.
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
@@ -24,16 +23,17 @@ pub(super) enum Target<'a> {
 
 pub(super) async fn submit(
     target: Target<'_>,
-    coordinator: &str,
+    remote: &Remote,
     out: Option<PathBuf>,
 ) -> Result<i32, Failure> {
-    let mut client = connect(coordinator).await?;
+    let coordinator = remote.coordinator.as_str();
+    let mut client = remote.connect().await?;
     let run_id = match target {
         Target::Plan(path) => start(&mut client, path).await?,
         Target::Attach(id) => id.to_owned(),
     };
     eprintln!("run {run_id} on {coordinator}");
-    let last = follow(&mut client, coordinator, &run_id).await?;
+    let last = follow(&mut client, remote, &run_id).await?;
     if matches!(last.state, RunState::Interrupted) {
         eprintln!(
             "run {run_id} was interrupted: its coordinator stopped mid-run; the report holds what was stored"
@@ -54,14 +54,7 @@ pub(super) async fn submit(
     deliver(&dir, &parsed, &stored.json, &stored.markdown)
 }
 
-async fn connect(coordinator: &str) -> Result<RunServiceClient<Channel>, Failure> {
-    let client = RunServiceClient::connect(coordinator.to_owned())
-        .await
-        .with_context(|| format!("cannot reach coordinator {coordinator}"))?;
-    Ok(client)
-}
-
-async fn start(client: &mut RunServiceClient<Channel>, path: &Path) -> Result<String, Failure> {
+async fn start(client: &mut RunClient, path: &Path) -> Result<String, Failure> {
     let (file, text) = read_plan(path)?;
     match client
         .start_run(v1::StartRunRequest {
@@ -84,10 +77,11 @@ async fn start(client: &mut RunServiceClient<Channel>, path: &Path) -> Result<St
 /// Prints the run's events until its final one. A dropped stream or coordinator is reached again (the run goes on
 /// without this client) for up to [`RECONNECT_FOR`] since the last contact.
 async fn follow(
-    client: &mut RunServiceClient<Channel>,
-    coordinator: &str,
+    client: &mut RunClient,
+    remote: &Remote,
     run_id: &str,
 ) -> Result<RunEvent, Failure> {
+    let coordinator = remote.coordinator.as_str();
     let mut last_contact = Instant::now();
     loop {
         let lost = match watch_once(client, run_id, &mut last_contact).await {
@@ -96,6 +90,17 @@ async fn follow(
             Err(status) if status.code() == tonic::Code::NotFound => {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "coordinator {coordinator} does not know run {run_id}: {}",
+                    status.message()
+                )));
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                ) =>
+            {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "coordinator {coordinator} refused to show run {run_id}: {}",
                     status.message()
                 )));
             }
@@ -111,7 +116,7 @@ async fn follow(
         }
         eprintln!("  lost the coordinator ({lost}); trying again");
         tokio::time::sleep(RECONNECT_EVERY).await;
-        if let Ok(fresh) = RunServiceClient::connect(coordinator.to_owned()).await {
+        if let Ok(fresh) = remote.connect().await {
             *client = fresh;
         }
     }
@@ -119,7 +124,7 @@ async fn follow(
 
 /// One watch stream: `Some(final event)` when the run ended, `None` when the stream ended before that.
 async fn watch_once(
-    client: &mut RunServiceClient<Channel>,
+    client: &mut RunClient,
     run_id: &str,
     last_contact: &mut Instant,
 ) -> Result<Option<RunEvent>, tonic::Status> {

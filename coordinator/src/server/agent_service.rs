@@ -3,6 +3,7 @@
 
 use super::registry::{Registry, RunInput};
 use super::status::ServiceError;
+use super::tls::{IdentityError, agent_identity};
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::protocol::{FromAgent, HeartbeatAck, Hello, ToAgent, Welcome};
 use loadgrade_proto::v1;
@@ -23,11 +24,16 @@ pub const SESSION_SILENCE: Duration = Duration::from_secs(5);
 
 pub struct AgentSessions {
     registry: Arc<Registry>,
+    /// Mutual TLS is on: an agent's name must be one its client certificate is for.
+    require_identity: bool,
 }
 
 impl AgentSessions {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        AgentSessions { registry }
+    pub fn new(registry: Arc<Registry>, require_identity: bool) -> Self {
+        AgentSessions {
+            registry,
+            require_identity,
+        }
     }
 }
 
@@ -60,8 +66,21 @@ impl AgentService for AgentSessions {
         &self,
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer_certs = request.peer_certs();
+        if self.require_identity && peer_certs.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ServiceError::Identity(IdentityError::NoCertificate).into());
+        }
         let mut inbound = request.into_inner();
         let hello = hello(&mut inbound).await?;
+        let identity = if self.require_identity {
+            agent_identity(peer_certs.as_deref().map(Vec::as_slice), &hello.name)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = identity {
+            tracing::warn!(claimed = %hello.name, "agent refused: {e}");
+            return Err(ServiceError::Identity(e).into());
+        }
         let (tx, rx) = mpsc::channel::<ToAgent>(1024);
         let welcome = ToAgent::Welcome(Welcome {
             server_time_unix_ms: unix_ms(),

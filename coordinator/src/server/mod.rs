@@ -2,9 +2,11 @@
 //! registry of connected agents, and the one mapping of errors to statuses.
 
 pub mod agent_service;
+pub mod auth;
 pub mod registry;
 pub mod run_service;
 pub mod status;
+pub mod tls;
 
 use crate::Coordinator;
 use loadgrade_proto::v1::agent_service_server::AgentServiceServer;
@@ -16,10 +18,26 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-/// Serves the agent and run services on `listener` until `shutdown` fires.
+/// Largest message an agent may send (an interval holds at most two histograms of 1 MiB encoded each).
+pub const MAX_AGENT_MESSAGE: usize = 8 << 20;
+/// Largest run-service request: a plan of up to [`loadgrade_common::plan::MAX_PLAN_BYTES`] and its file name.
+pub const MAX_RUN_REQUEST: usize = loadgrade_common::plan::MAX_PLAN_BYTES + (64 << 10);
+
+/// Who may talk to the coordinator: TLS with agent certificates, and tokens for the run service.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSecurity {
+    /// Mutual TLS: agents must present a certificate for their name. `None`: plain HTTP/2, agents are taken at
+    /// their word (loopback, or `--insecure`).
+    pub tls: Option<tls::ServerTls>,
+    /// Tokens for the run service; none configured leaves it open.
+    pub tokens: auth::Tokens,
+}
+
+/// Serves the agent and run services (and grpc.health.v1, open to all) on `listener` until `shutdown` fires.
 pub async fn serve(
     coordinator: Arc<Coordinator>,
     listener: TcpListener,
+    security: ServerSecurity,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let registry = coordinator.registry.clone();
@@ -28,29 +46,53 @@ pub async fn serve(
         shutdown.cancelled().await;
         registry.close_all();
     };
-    tonic::transport::Server::builder()
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RunServiceServer<run_service::Runs>>()
+        .await;
+    health
+        .set_serving::<AgentServiceServer<agent_service::AgentSessions>>()
+        .await;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &security.tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    let agents =
+        agent_service::AgentSessions::new(coordinator.registry.clone(), security.tls.is_some());
+    let runs = run_service::Runs::new(coordinator, security.tokens);
+    builder
         .tcp_nodelay(true)
         // Dead peers (a link cut without a reset) are found by HTTP/2 pings, not only by their silence.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
-        .add_service(AgentServiceServer::new(agent_service::AgentSessions::new(
-            coordinator.registry.clone(),
-        )))
-        .add_service(RunServiceServer::new(run_service::Runs::new(coordinator)))
+        .add_service(health_service)
+        .add_service(AgentServiceServer::new(agents).max_decoding_message_size(MAX_AGENT_MESSAGE))
+        .add_service(RunServiceServer::new(runs).max_decoding_message_size(MAX_RUN_REQUEST))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), closing)
         .await
 }
 
-/// Binds `addr` and serves in the background; returns the bound address.
+/// Binds `addr` and serves in the background without TLS or tokens (loopback: tests, `run`, `demo`); returns the
+/// bound address.
 pub async fn spawn_server(
     coordinator: Arc<Coordinator>,
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    spawn_secure_server(coordinator, addr, ServerSecurity::default(), shutdown).await
+}
+
+/// Binds `addr` and serves in the background with `security`; returns the bound address.
+pub async fn spawn_secure_server(
+    coordinator: Arc<Coordinator>,
+    addr: SocketAddr,
+    security: ServerSecurity,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
-        if let Err(e) = serve(coordinator, listener, shutdown).await {
+        if let Err(e) = serve(coordinator, listener, security, shutdown).await {
             tracing::error!("coordinator server stopped: {e}");
         }
     });

@@ -1,6 +1,7 @@
 //! The gRPC service CI and `loadgrade submit` use: start, watch, cancel and list runs; fetch reports; list agents.
 //! Handlers work in domain types and [`ServiceError`]; the wire and `Status` are reached through `From` only.
 
+use super::auth::{Role, Tokens};
 use super::status::ServiceError;
 use crate::{CancelOutcome, Coordinator};
 use loadgrade_common::run::{AgentSummary, RunEvent};
@@ -16,11 +17,15 @@ pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Runs {
     coordinator: Arc<Coordinator>,
+    tokens: Tokens,
 }
 
 impl Runs {
-    pub fn new(coordinator: Arc<Coordinator>) -> Self {
-        Runs { coordinator }
+    pub fn new(coordinator: Arc<Coordinator>, tokens: Tokens) -> Self {
+        Runs {
+            coordinator,
+            tokens,
+        }
     }
 
     /// Events of a run: live while it is in progress in this process, else its stored final state.
@@ -63,6 +68,7 @@ impl RunService for Runs {
         &self,
         request: Request<v1::StartRunRequest>,
     ) -> Result<Response<v1::StartRunResponse>, Status> {
+        self.tokens.authorize(&request, Role::Submit)?;
         let r = request.into_inner();
         let file = if r.plan_file.is_empty() {
             "plan.toml".to_owned()
@@ -83,6 +89,7 @@ impl RunService for Runs {
         &self,
         request: Request<v1::WatchRunRequest>,
     ) -> Result<Response<Self::WatchRunStream>, Status> {
+        self.tokens.authorize(&request, Role::Read)?;
         let mut events = self.watch(request.into_inner().run_id).await?;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
@@ -99,6 +106,7 @@ impl RunService for Runs {
         &self,
         request: Request<v1::GetReportRequest>,
     ) -> Result<Response<v1::GetReportResponse>, Status> {
+        self.tokens.authorize(&request, Role::Read)?;
         let run_id = request.into_inner().run_id;
         let stored = self
             .coordinator
@@ -114,6 +122,7 @@ impl RunService for Runs {
         &self,
         request: Request<v1::CancelRunRequest>,
     ) -> Result<Response<v1::CancelRunResponse>, Status> {
+        self.tokens.authorize(&request, Role::Submit)?;
         let run_id = request.into_inner().run_id;
         let outcome = self.coordinator.cancel_run(&run_id, CANCEL_WAIT).await;
         let (cancelled, stopped, detail) = match outcome {
@@ -143,6 +152,7 @@ impl RunService for Runs {
         &self,
         request: Request<v1::ListRunsRequest>,
     ) -> Result<Response<v1::ListRunsResponse>, Status> {
+        self.tokens.authorize(&request, Role::Read)?;
         let limit = match request.into_inner().limit {
             0 => 50,
             n => n.min(1000),
@@ -160,8 +170,9 @@ impl RunService for Runs {
 
     async fn list_agents(
         &self,
-        _request: Request<v1::ListAgentsRequest>,
+        request: Request<v1::ListAgentsRequest>,
     ) -> Result<Response<v1::ListAgentsResponse>, Status> {
+        self.tokens.authorize(&request, Role::Read)?;
         let agents = self
             .coordinator
             .registry

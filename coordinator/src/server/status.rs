@@ -28,6 +28,8 @@ pub enum ServiceError {
     DuplicateName(#[from] super::registry::DuplicateName),
     #[error("message does not convert: {0}")]
     Wire(#[from] ConvertError),
+    #[error(transparent)]
+    Identity(#[from] super::tls::IdentityError),
 }
 
 impl From<ServiceError> for Status {
@@ -42,6 +44,10 @@ impl From<ServiceError> for Status {
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,
             ServiceError::DuplicateName(_) => Code::AlreadyExists,
+            ServiceError::Identity(super::tls::IdentityError::NoCertificate) => {
+                Code::Unauthenticated
+            }
+            ServiceError::Identity(_) => Code::PermissionDenied,
         };
         Status::new(code, e.to_string())
     }

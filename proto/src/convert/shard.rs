@@ -113,7 +113,7 @@ impl From<HttpShard> for v1::HttpShard {
             request_timeout_ms: millis(request.timeout),
             max_requests: max_requests.unwrap_or(0),
             http_version: if request.http2 { 2 } else { 1 },
-            ca_pem: request.ca_pem,
+            ca_file: request.ca_file.unwrap_or_default(),
             idempotent: request.idempotent,
             arrivals: match arrivals {
                 Arrivals::Even => v1::Arrivals::Even,
@@ -192,7 +192,7 @@ impl TryFrom<v1::HttpShard> for HttpShard {
                 headers: s.headers.into_iter().map(|h| (h.name, h.value)).collect(),
                 body: s.body,
                 http2,
-                ca_pem: s.ca_pem,
+                ca_file: Some(s.ca_file).filter(|f| !f.is_empty()),
                 timeout: bounded_millis(
                     "HttpShard.request_timeout_ms",
                     s.request_timeout_ms.max(1),
@@ -346,7 +346,7 @@ mod tests {
                 headers: vec![("x-key".into(), "v".into())],
                 body: b"{}".to_vec(),
                 http2: true,
-                ca_pem: b"pem".to_vec(),
+                ca_file: Some("/etc/loadgrade/ca.pem".into()),
                 timeout: Duration::from_millis(2500),
                 idempotent: false,
             },

@@ -178,9 +178,10 @@ pub struct HttpShard {
     /// 1 (or 0): HTTP/1.1. 2: HTTP/2 (prior knowledge on <http://,> ALPN h2 on https://).
     #[prost(uint32, tag = "14")]
     pub http_version: u32,
-    /// Extra trusted CA certificates (PEM) for <https://,> besides the system roots.
-    #[prost(bytes = "vec", tag = "15")]
-    pub ca_pem: ::prost::alloc::vec::Vec<u8>,
+    /// A file of extra trusted CA certificates (PEM) for <https://,> besides the system roots, read on the agent's
+    /// host. Empty: none.
+    #[prost(string, tag = "17")]
+    pub ca_file: ::prost::alloc::string::String,
     /// Resending the request is safe (an idempotent method, or the plan says so): a request on a kept-alive connection
     /// that fails before any response byte is sent again once, and counted in `resent`. Otherwise it is an error.
     #[prost(bool, tag = "16")]

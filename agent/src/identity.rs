@@ -1,0 +1,63 @@
+//! The agent's side of mutual TLS with the coordinator: its certificate and key (its identity: the coordinator
+//! accepts only the names the certificate is for) and the CA it trusts for the coordinator's certificate.
+
+use std::path::{Path, PathBuf};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+/// PEM files read once at start.
+#[derive(Clone)]
+pub struct AgentTls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    ca: Vec<u8>,
+}
+
+impl std::fmt::Debug for AgentTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentTls(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} {path} is not PEM")]
+    NotPem { what: &'static str, path: PathBuf },
+}
+
+fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsFileError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(TlsFileError::NotPem {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+impl AgentTls {
+    pub fn read(cert: &Path, key: &Path, ca: &Path) -> Result<Self, TlsFileError> {
+        Ok(AgentTls {
+            cert: read_pem("certificate", cert)?,
+            key: read_pem("key", key)?,
+            ca: read_pem("CA certificate", ca)?,
+        })
+    }
+
+    /// TLS towards the coordinator: its certificate must chain to our CA; ours is presented as the agent's identity.
+    pub fn client_config(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca))
+            .identity(Identity::from_pem(&self.cert, &self.key))
+    }
+}

@@ -1,0 +1,94 @@
+//! Secrets in a plan: header values that carry credentials. They go to the agents that send the requests and
+//! nowhere else: the plan text kept in the results store has them replaced by [`REDACTED`].
+//!
+//! A header is secret when its name is a known credential header, contains a credential word (`auth`, `token`,
+//! `secret`, `password`, `key`, `session`, `cookie`), or is listed in the scenario's `secret_headers`.
+
+/// What a secret value is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+const CREDENTIAL_WORDS: [&str; 8] = [
+    "auth",
+    "token",
+    "secret",
+    "passw",
+    "key",
+    "session",
+    "cookie",
+    "credential",
+];
+
+/// Whether the header `name` carries a secret, given the scenario's own `secret_headers`.
+pub fn is_secret_header(name: &str, listed: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
+        || listed.iter().any(|l| l.eq_ignore_ascii_case(name))
+}
+
+/// The plan text with every secret header value replaced by [`REDACTED`]. Comments and layout are not kept. A text
+/// that does not parse as TOML (it was validated first, so this does not happen) yields a placeholder, never the
+/// text itself.
+pub fn redact_plan_text(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<toml::Table>() else {
+        return "# plan withheld: it could not be parsed to remove its secrets\n".to_owned();
+    };
+    if let Some(toml::Value::Array(scenarios)) = doc.get_mut("scenario") {
+        for scenario in scenarios.iter_mut().filter_map(toml::Value::as_table_mut) {
+            let listed: Vec<String> = scenario
+                .get("secret_headers")
+                .and_then(toml::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(headers) = scenario
+                .get_mut("headers")
+                .and_then(toml::Value::as_table_mut)
+            {
+                for (name, value) in headers.iter_mut() {
+                    if is_secret_header(name, &listed) {
+                        *value = toml::Value::String(REDACTED.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    toml::to_string(&doc)
+        .unwrap_or_else(|_| "# plan withheld: it could not be written back\n".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_headers_are_replaced_and_the_plan_still_parses() {
+        let text = r#"
+name = "secrets"
+# a comment
+[[scenario]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:1/x"
+requests = 10
+secret_headers = ["X-Tenant"]
+headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" = "acme-secret", accept = "application/json", Cookie = "sid=42" }
+"#;
+        let redacted = redact_plan_text(text);
+        for secret in ["abc123", "k-999", "acme-secret", "sid=42"] {
+            assert!(!redacted.contains(secret), "{secret} left in:\n{redacted}");
+        }
+        assert!(redacted.contains("application/json"), "{redacted}");
+        let plan = crate::plan::Plan::parse("secrets.toml", &redacted)
+            .expect("the redacted plan still validates");
+        assert_eq!(plan.name, "secrets");
+    }
+
+    #[test]
+    fn unparsable_text_is_never_stored() {
+        let out = redact_plan_text("authorization = \"Bearer abc\" [[[");
+        assert!(!out.contains("abc"));
+    }
+}

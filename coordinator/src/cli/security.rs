@@ -1,0 +1,202 @@
+//! Who may reach a coordinator started by `serve`, and how `submit` proves who it is: TLS files, tokens, and the
+//! rule that a listener off loopback needs both (or `--insecure`, warned on every start).
+
+use super::Failure;
+use anyhow::Context as _;
+use loadgrade_coordinator::server::ServerSecurity;
+use loadgrade_coordinator::server::auth::{Role, Tokens};
+use loadgrade_coordinator::server::tls::ServerTls;
+use loadgrade_proto::v1::run_service_client::RunServiceClient;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// Environment variables a coordinator takes tokens from, besides `--tokens`.
+const SUBMIT_TOKEN_VAR: &str = "LOADGRADE_SUBMIT_TOKEN";
+const READ_TOKEN_VAR: &str = "LOADGRADE_READ_TOKEN";
+/// The environment variable `submit` takes its token from, unless `--token-file` is given.
+const CLIENT_TOKEN_VAR: &str = "LOADGRADE_TOKEN";
+/// Largest response `submit` accepts (a report with many ramp steps and their histograms).
+const MAX_CLIENT_RESPONSE: usize = 64 << 20;
+
+/// `serve`'s security options.
+#[derive(Debug, clap::Args)]
+pub struct ServeSecurity {
+    /// Coordinator certificate (PEM) for TLS; with --tls-key and --tls-ca. See `loadgrade certs`.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Coordinator private key (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs agent certificates: an agent must present one for the name it registers with.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// Tokens for the run service: a file of `ROLE TOKEN` lines, role `submit` (start and cancel runs, and read)
+    /// or `read`. Also taken from LOADGRADE_SUBMIT_TOKEN and LOADGRADE_READ_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS or tokens: anyone who reaches it can register agents and start
+    /// load. Warned on every start.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl ServeSecurity {
+    /// The server's security, refusing a listener off loopback without TLS and tokens unless `--insecure`.
+    pub(super) fn load(&self, listen: SocketAddr) -> Result<ServerSecurity, Failure> {
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(
+                ServerTls::read(cert, key, ca)
+                    .map_err(|e| Failure::Usage(format!("loadgrade serve: {e}")))?,
+            ),
+            _ => None,
+        };
+        let mut tokens = match &self.tokens {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::Usage(format!(
+                        "loadgrade serve: cannot read tokens {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Tokens::parse(&text).map_err(|e| {
+                    Failure::Usage(format!("loadgrade serve: tokens {}: {e}", path.display()))
+                })?
+            }
+            None => Tokens::default(),
+        };
+        for (var, role) in [
+            (SUBMIT_TOKEN_VAR, Role::Submit),
+            (READ_TOKEN_VAR, Role::Read),
+        ] {
+            if let Ok(token) = std::env::var(var) {
+                tokens.add(role, token.trim()).map_err(|()| {
+                    Failure::Usage(format!(
+                        "loadgrade serve: {var} must be at least {} characters of visible ASCII",
+                        loadgrade_coordinator::server::auth::MIN_TOKEN_LEN
+                    ))
+                })?;
+            }
+        }
+        let loopback = listen.ip().is_loopback();
+        if !loopback {
+            let missing: Vec<&str> = [
+                tls.is_none()
+                    .then_some("TLS (--tls-cert, --tls-key, --tls-ca)"),
+                tokens
+                    .is_empty()
+                    .then_some("tokens (--tokens or LOADGRADE_SUBMIT_TOKEN)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !missing.is_empty() {
+                if !self.insecure {
+                    return Err(Failure::Usage(format!(
+                        "loadgrade serve: {listen} is not a loopback address and this coordinator has no {}: anyone \
+                         who reaches it could register agents and start load. Give them (see `loadgrade certs`), or \
+                         pass --insecure on a network you trust",
+                        missing.join(" and no ")
+                    )));
+                }
+                eprintln!(
+                    "loadgrade serve: WARNING: --insecure: listening on {listen} without {}; anyone who reaches it \
+                     can register agents, read results and start load",
+                    missing.join(" and without ")
+                );
+            }
+        }
+        Ok(ServerSecurity { tls, tokens })
+    }
+}
+
+/// How `submit` reaches a coordinator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Remote {
+    /// Coordinator URL, e.g. https://10.0.0.5:7700
+    #[arg(long)]
+    pub coordinator: String,
+    /// CA (PEM) to trust for an https:// coordinator, besides the system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// File holding the run-service token. Default: LOADGRADE_TOKEN, if set.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Adds `authorization: Bearer TOKEN` to every call when a token is configured.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type RunClient = RunServiceClient<InterceptedService<Channel, BearerToken>>;
+
+impl Remote {
+    fn token(&self) -> Result<BearerToken, Failure> {
+        let token = match &self.token_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                Failure::Usage(format!("cannot read token file {}: {e}", path.display()))
+            })?),
+            None => std::env::var(CLIENT_TOKEN_VAR).ok(),
+        };
+        let Some(token) = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+            return Ok(BearerToken(None));
+        };
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Failure::Usage("the token must be visible ASCII".to_owned()))?;
+        Ok(BearerToken(Some(value)))
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, Failure> {
+        let mut endpoint = Endpoint::from_shared(self.coordinator.clone())
+            .map_err(|e| {
+                Failure::Usage(format!("bad coordinator URL {:?}: {e}", self.coordinator))
+            })?
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if self.coordinator.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &self.tls_ca {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Failure::Usage(format!("cannot read --tls-ca {}: {e}", path.display()))
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Failure::Usage(format!("TLS for {}: {e}", self.coordinator)))?;
+        } else if self.tls_ca.is_some() {
+            return Err(Failure::Usage(
+                "--tls-ca is given but the coordinator URL is not https://".to_owned(),
+            ));
+        }
+        Ok(endpoint)
+    }
+
+    /// A run-service client, connected, with the token on every call.
+    pub(super) async fn connect(&self) -> Result<RunClient, Failure> {
+        let channel = self
+            .endpoint()?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach coordinator {}", self.coordinator))?;
+        Ok(RunServiceClient::with_interceptor(channel, self.token()?)
+            .max_decoding_message_size(MAX_CLIENT_RESPONSE))
+    }
+}
