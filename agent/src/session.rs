@@ -55,7 +55,7 @@ pub enum SessionError {
     NotWelcome,
     #[error("session broken: {0}")]
     Broken(tonic::Status),
-    #[error("no word from the coordinator for {0:?}: load stopped, dialing again")]
+    #[error("no word from the coordinator for {0:?}: load stopped")]
     Silent(Duration),
 }
 

@@ -15,6 +15,7 @@
 //! | `GET` or `POST /hangup?every=N` | the Nth request on each connection is read, counted, and the connection closed unanswered |
 //! | `POST /_testbed/allocate?mb=N`, `POST /_testbed/free` | hold (touched) memory, or drop it |
 //! | `GET /_testbed/stats` | `{"requests": N}` |
+//! | `GET /_testbed/sources` | `{"ADDRESS": N, ...}`: counted requests by source address (not zeroed by reset) |
 //! | `POST /_testbed/reset` | zero counters, 204 |
 //! | `GET /_testbed/pid` | process id |
 //! | `GET /metrics` | Prometheus text exposition |

@@ -38,6 +38,10 @@ pub(crate) struct AppState {
     ballast: std::sync::Mutex<Vec<Vec<u8>>>,
     /// `/slow`: requests seen so far, across connections.
     slow_seen: std::sync::atomic::AtomicU64,
+    /// Counted requests by the address they came from (`/_testbed/sources`).
+    by_source: std::sync::Mutex<
+        std::collections::BTreeMap<std::net::IpAddr, Arc<std::sync::atomic::AtomicU64>>,
+    >,
 }
 
 /// State of one connection.
@@ -45,6 +49,25 @@ pub(crate) struct AppState {
 pub(crate) struct ConnState {
     /// `/hangup`: requests read on this connection.
     hangup_seen: std::sync::atomic::AtomicU64,
+    /// Counted requests of this connection's source address.
+    source: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ConnState {
+    /// A connection from `peer`, counting into its address's total.
+    pub(crate) fn from_peer(state: &AppState, peer: std::net::IpAddr) -> Self {
+        let source = state
+            .by_source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(peer)
+            .or_default()
+            .clone();
+        ConnState {
+            hangup_seen: std::sync::atomic::AtomicU64::new(0),
+            source,
+        }
+    }
 }
 
 /// What to do with a request.
@@ -62,7 +85,21 @@ impl AppState {
             work_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
             ballast: std::sync::Mutex::new(Vec::new()),
             slow_seen: std::sync::atomic::AtomicU64::new(0),
+            by_source: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// `{"ADDRESS": COUNT, ...}` of counted requests by source address.
+    fn sources_json(&self) -> String {
+        let map = self
+            .by_source
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fields: Vec<String> = map
+            .iter()
+            .map(|(ip, n)| format!("\"{ip}\":{}", n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect();
+        format!("{{{}}}", fields.join(","))
     }
 
     fn slots(&self, slots: u64) -> Arc<tokio::sync::Semaphore> {
@@ -103,7 +140,7 @@ fn is_control(path: &str) -> bool {
 fn allowed_method(path: &str) -> Option<Method> {
     match path {
         "/api/items" | "/health" | "/delay" | "/stall" | "/work" | "/slow" | "/_testbed/stats"
-        | "/_testbed/pid" | "/metrics" => Some(Method::GET),
+        | "/_testbed/pid" | "/_testbed/sources" | "/metrics" => Some(Method::GET),
         "/_testbed/reset" | "/_testbed/allocate" | "/_testbed/free" => Some(Method::POST),
         p if p.starts_with("/status/") => Some(Method::GET),
         _ => None,
@@ -120,6 +157,10 @@ fn allow_header(method: &Method) -> &'static str {
 
 /// Handles one request on a connection. The request body is never read.
 pub(crate) async fn handle_on<B>(req: Request<B>, state: &AppState, conn: &ConnState) -> Handled {
+    if !is_control(req.uri().path()) {
+        conn.source
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if req.uri().path() == "/hangup" {
         // Counted at reception: the target read it, whether or not it answers.
         let _in_flight = state.stats.begin();
@@ -180,6 +221,7 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
             Ok(body(StatusCode::NO_CONTENT, TEXT, Bytes::new()))
         }
         "/_testbed/pid" => Ok(text(StatusCode::OK, std::process::id().to_string())),
+        "/_testbed/sources" => Ok(body(StatusCode::OK, JSON, state.sources_json())),
         "/metrics" => Ok(metrics(&state.stats)),
         _ => match path.strip_prefix("/status/") {
             Some(code) => status(code),

@@ -210,7 +210,7 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn_state = Arc::new(routes::ConnState::default());
+    let conn_state = Arc::new(routes::ConnState::from_peer(&state, peer.ip()));
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
         let conn_state = Arc::clone(&conn_state);

@@ -2,6 +2,7 @@
 //! render and store the report. A [`guard::LoadGuard`] stops the agents' load on every way out, panics included.
 
 pub mod context;
+pub mod coverage;
 pub mod guard;
 pub mod intake;
 pub mod part;

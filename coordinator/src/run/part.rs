@@ -3,6 +3,7 @@
 //! what went wrong with the measurement.
 
 use super::context::RunContext;
+use super::coverage::Coverage;
 use super::intake;
 use super::shards::shard_http;
 use crate::report::agent_health::AgentHealth;
@@ -45,6 +46,10 @@ struct PartRun<'a> {
     health: BTreeMap<String, AgentHealth>,
     aggregate: HttpAggregate,
     last_progress: Instant,
+    /// The common start instant, coordinator clock, Unix ms.
+    start_at_unix_ms: i64,
+    /// Per agent: how far into the part its intervals reach, and how many arrived after it was taken as lost.
+    coverage: BTreeMap<String, Coverage>,
 }
 
 /// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
@@ -73,6 +78,8 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
         health: BTreeMap::new(),
         aggregate: HttpAggregate::new(spec.clone()),
         last_progress: Instant::now(),
+        start_at_unix_ms: 0,
+        coverage: BTreeMap::new(),
     };
     run.assign(ctx, &live);
     ctx.shards_running.send_replace(run.pending.len());
@@ -155,6 +162,7 @@ impl PartRun<'_> {
         let refs: Vec<&AgentInfo> = live.iter().collect();
         let start_at =
             unix_ms().saturating_add(i64::try_from(START_DELAY.as_millis()).unwrap_or(i64::MAX));
+        self.start_at_unix_ms = start_at;
         for share in shard_http(self.spec, &refs) {
             let assignment = Assignment {
                 run_id: ctx.id.clone(),
@@ -270,6 +278,10 @@ impl PartRun<'_> {
             return;
         }
         *self.reported.entry(report.agent.clone()).or_default() += 1;
+        self.coverage
+            .entry(report.agent.clone())
+            .or_default()
+            .add(report, ctx.lost.contains(&report.agent));
         let merged = self
             .health
             .entry(report.agent.clone())
@@ -306,7 +318,6 @@ impl PartRun<'_> {
         }
     }
 
-    /// Adds this part's health to the run's, and notes faults, silent agents and a target that never answered.
     /// Tells the agent its interval was taken (stored, or refused for good): its spool lets it go.
     fn acknowledge(&self, ctx: &RunContext, report: &IntervalReport) {
         ctx.deps.registry.send(
@@ -319,6 +330,7 @@ impl PartRun<'_> {
         );
     }
 
+    /// Adds this part's health to the run's, and notes faults, silent agents and a target that never answered.
     fn finish(&self, ctx: &mut RunContext) {
         for (agent, health) in &self.health {
             if let Err(e) = ctx.health.entry(agent.clone()).or_default().absorb(health) {
@@ -350,13 +362,15 @@ impl PartRun<'_> {
                     ),
                 );
             } else if ctx.lost.contains(agent) {
-                ctx.find(
-                    FindingKind::AgentLost,
-                    format!(
-                        "agent {agent:?} was lost during scenario {}; its {count} intervals up to then are included",
-                        self.part.label
-                    ),
+                let coverage = self.coverage.get(agent).copied().unwrap_or_default();
+                let message = coverage.lost_message(
+                    agent,
+                    &self.part.label,
+                    count,
+                    self.start_at_unix_ms,
+                    self.spec.planned_length(),
                 );
+                ctx.find(FindingKind::AgentLost, message);
             }
         }
         if self.aggregate.histogram().is_empty() {
