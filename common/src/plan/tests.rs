@@ -446,3 +446,61 @@ fn plans_beyond_the_size_and_scenario_bounds_are_plan_errors() {
         errors_of(&many)
     );
 }
+
+/// Plan text from outside never panics validation: arbitrary text, and the demo plan with random edits (so the
+/// parser gets deep into valid structure before meeting the damage). The same inputs are fuzzed in fuzz/.
+mod never_panics {
+    use super::super::Plan;
+    use proptest::prelude::*;
+
+    const DEMO: &str = include_str!("../../../examples/demo.toml");
+
+    /// Replacements likely to reach edge cases: huge and negative numbers, odd durations, wrong types.
+    const TOKENS: [&str; 14] = [
+        "0",
+        "-1",
+        "18446744073709551616",
+        "\"500000000000y\"",
+        "\"0s\"",
+        "\"1ns\"",
+        "[]",
+        "{}",
+        "\"\"",
+        "1e308",
+        "true",
+        "\"1000000d\"",
+        "[[scenario]]",
+        "\"\\u0000\"",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,400}") {
+            let _ = Plan::parse("p.toml", &text);
+        }
+
+        #[test]
+        fn the_demo_plan_with_values_replaced(edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..TOKENS.len()), 1..6)) {
+            let mut text = DEMO.to_owned();
+            for (at, token) in edits {
+                // Replace the value after a random `=`.
+                let equals: Vec<usize> = text.match_indices(" = ").map(|(i, _)| i).collect();
+                if equals.is_empty() {
+                    break;
+                }
+                let start = equals[at.index(equals.len())] + 3;
+                let end = text[start..].find('\n').map_or(text.len(), |e| start + e);
+                text.replace_range(start..end, TOKENS[token]);
+            }
+            let _ = Plan::parse("p.toml", &text);
+        }
+
+        #[test]
+        fn the_demo_plan_cut_anywhere(cut in any::<prop::sample::Index>()) {
+            let boundaries: Vec<usize> = DEMO.char_indices().map(|(i, _)| i).collect();
+            let _ = Plan::parse("p.toml", &DEMO[..boundaries[cut.index(boundaries.len())]]);
+        }
+    }
+}
