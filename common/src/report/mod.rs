@@ -60,6 +60,10 @@ pub struct AgentReport {
     pub clock_rtt_ms: Option<f64>,
     /// Interval reports received.
     pub intervals: u64,
+    /// The agent's sharding weight as it registered (its logical cores by default; 1 to 256): its share of every
+    /// part's load is in this proportion. `None` in reports written before it was recorded.
+    #[serde(default)]
+    pub cores: Option<u32>,
     pub generator: GeneratorReport,
 }
 

@@ -26,6 +26,9 @@ pub struct AgentHealth {
     /// Open-model arrivals and drops over all intervals (warm-up included).
     arrivals_all: u64,
     dropped_all: u64,
+    /// What became of arrivals (warm-up included): requests sent, drops, and discards at a stop. Never more than the
+    /// arrivals in an honest open-model shard.
+    settled_all: u64,
     emfile: u64,
     eaddrnotavail: u64,
     threads: u32,
@@ -47,6 +50,7 @@ impl Default for AgentHealth {
             backlog_max: 0,
             intervals: 0,
             arrivals_all: 0,
+            settled_all: 0,
             dropped_all: 0,
             emfile: 0,
             eaddrnotavail: 0,
@@ -84,6 +88,9 @@ impl AgentHealth {
         self.threads = self.threads.max(health.threads);
         let c = &report.counters;
         self.dropped_all += c.dropped;
+        self.settled_all = self
+            .settled_all
+            .saturating_add(c.requests + c.dropped + c.discarded_at_stop);
         if !report.warmup {
             self.requests += c.requests;
             self.errors += c.errors.total();
@@ -101,6 +108,7 @@ impl AgentHealth {
         self.intervals += other.intervals;
         self.arrivals_all += other.arrivals_all;
         self.dropped_all += other.dropped_all;
+        self.settled_all = self.settled_all.saturating_add(other.settled_all);
         self.emfile += other.emfile;
         self.eaddrnotavail += other.eaddrnotavail;
         self.threads = self.threads.max(other.threads);
@@ -164,6 +172,13 @@ impl AgentHealth {
     /// ran (a thread is one core's worth of work), `cores` only when no interval said how many.
     pub fn faults(&self, agent: &str, cores: u32) -> Vec<String> {
         let mut faults = Vec::new();
+        if self.arrivals_all > 0 && self.settled_all > self.arrivals_all {
+            faults.push(format!(
+                "agent {agent:?} accounts for {} requests, drops and discards but generated {} arrivals: an open-model \
+                 agent cannot send more than it was offered, so its counters are not trustworthy",
+                self.settled_all, self.arrivals_all
+            ));
+        }
         if self.arrivals_all > 0 {
             let share = self.dropped_all as f64 / self.arrivals_all as f64;
             if share > DROP_BOUND {
@@ -213,5 +228,48 @@ impl AgentHealth {
             }
         }
         faults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::intake::check;
+    use loadgrade_common::histogram::{encode, new_histogram};
+
+    fn open_interval(arrivals: u64, requests: u64) -> IntervalReport {
+        let mut h = new_histogram();
+        h.record_n(500, requests).expect("record");
+        let mut r = IntervalReport {
+            hdr_corrected: encode(&h).expect("encode"),
+            duration_ms: 1000,
+            ..IntervalReport::default()
+        };
+        r.counters.requests = requests;
+        r.counters.ok = requests;
+        r.health.arrivals = arrivals;
+        r
+    }
+
+    /// Regression (issue 9): an open-model agent's requests are checked against its own arrivals.
+    #[test]
+    fn more_requests_than_arrivals_is_a_fault() {
+        let mut honest = AgentHealth::default();
+        // A request may complete an interval after it arrived: only the totals must add up.
+        for (arrivals, requests) in [(10, 4), (10, 12), (0, 4)] {
+            let r = open_interval(arrivals, requests);
+            honest.add(&r, &check(&r).expect("valid")).expect("add");
+        }
+        assert!(honest.faults("a", 1).iter().all(|f| !f.contains("offered")));
+        let mut forged = AgentHealth::default();
+        let r = open_interval(10, 500);
+        forged.add(&r, &check(&r).expect("valid")).expect("add");
+        let faults = forged.faults("a", 1);
+        assert!(
+            faults
+                .iter()
+                .any(|f| f.contains("cannot send more than it was offered")),
+            "{faults:?}"
+        );
     }
 }

@@ -32,6 +32,8 @@ pub struct AgentOutcome {
     pub lost: bool,
     pub clock: Option<ClockEstimate>,
     pub open_model: bool,
+    /// Its sharding weight; `None` when it is not known (a report rebuilt after a restart).
+    pub cores: Option<u32>,
 }
 
 /// Judges the outcome against the plan and builds the report.
@@ -61,6 +63,7 @@ pub fn assemble(plan: &Plan, outcome: RunOutcome<'_>) -> Report {
                 clock_offset_ms: a.clock.map_or(0.0, |c| c.offset_ms),
                 clock_rtt_ms: a.clock.map(|c| c.rtt_ms),
                 intervals: a.health.intervals,
+                cores: a.cores,
                 generator,
                 name: a.name,
             }

@@ -28,6 +28,10 @@ pub enum IntakeError {
     Counter { name: &'static str, value: u64 },
     #[error("the interval lasts {0} ms ({MAX_INTERVAL_MS} at most)")]
     Duration(u32),
+    #[error(
+        "{requests} requests but {outcomes} outcomes (successes plus errors by class): every request has one"
+    )]
+    Outcomes { requests: u64, outcomes: u64 },
     #[error("histogram {which}: {source}")]
     Histogram {
         which: &'static str,
@@ -70,6 +74,14 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
     }
     if report.duration_ms > MAX_INTERVAL_MS {
         return Err(IntakeError::Duration(report.duration_ms));
+    }
+    // Each below 2^30, so no sum here can wrap.
+    let outcomes = c.ok + e.total();
+    if outcomes != c.requests {
+        return Err(IntakeError::Outcomes {
+            requests: c.requests,
+            outcomes,
+        });
     }
     let decode = |which: &'static str, bytes: &[u8]| {
         decode(bytes).map_err(|source| IntakeError::Histogram { which, source })
@@ -149,5 +161,14 @@ mod tests {
         let mut long = interval(1, 1);
         long.duration_ms = u32::MAX;
         assert!(matches!(check(&long), Err(IntakeError::Duration(_))));
+        let mut unaccounted = interval(10, 10);
+        unaccounted.counters.requests = 1_000;
+        assert!(matches!(
+            check(&unaccounted),
+            Err(IntakeError::Outcomes {
+                requests: 1_000,
+                outcomes: 10
+            })
+        ));
     }
 }

@@ -149,6 +149,7 @@ fn agent_outcomes(ctx: &RunContext) -> Vec<report::AgentOutcome> {
                 .and_then(|a| a.clock)
                 .or(info.clock),
             open_model: ctx.open_model_agents.contains(&info.name),
+            cores: Some(info.cores),
         })
         .collect()
 }
