@@ -20,7 +20,8 @@ struct Args {
     /// CA (PEM) the coordinator's certificate must chain to.
     #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<std::path::PathBuf>,
-    /// Name shown in reports. Default: the host name.
+    /// Name shown in reports and checked against the certificate: lower-case letters, digits, '-', '_', '.'.
+    /// Default: the host name, in lower case.
     #[arg(long)]
     name: Option<String>,
     /// Sharding weight (1 to 256). Default: logical cores.
@@ -84,6 +85,10 @@ fn main() {
         std::process::exit(2);
     }
     let name = args.name.unwrap_or_else(host_name);
+    if let Err(e) = loadgrade_common::protocol::check_agent_name(&name) {
+        eprintln!("loadgrade-agent: {e} (give one with --name)");
+        std::process::exit(2);
+    }
     let spool = args.spool.or_else(|| default_spool(&name));
     let mut config = AgentConfig::new(args.coordinator, name);
     config.allowlist = allowlist;
@@ -171,7 +176,7 @@ fn default_spool(name: &str) -> Option<std::path::PathBuf> {
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
+        .map(|s| s.trim().to_ascii_lowercase())
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "agent".to_owned())

@@ -5,6 +5,33 @@ use crate::interval::IntervalReport;
 use crate::plan::LocalTarget;
 use crate::shard::{Assignment, PartId};
 
+/// The longest agent name: one DNS label's worth.
+pub const MAX_AGENT_NAME: usize = 63;
+/// The longest agent version text in a hello.
+pub const MAX_AGENT_VERSION: usize = 64;
+
+/// Checks an agent name: 1 to 63 lower-case letters, digits, `-`, `_` and `.`, starting and ending with a letter or
+/// digit. One spelling per agent, so two names never differ only in case or a trailing dot (both of which a
+/// certificate's DNS names ignore), and a name is safe to print and log as it is.
+pub fn check_agent_name(name: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "agent name {name:?} must be 1 to {MAX_AGENT_NAME} lower-case letters, digits, '-', '_' or '.', starting \
+             and ending with a letter or digit"
+        )
+    };
+    let allowed =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty() || name.len() > MAX_AGENT_NAME || !name.chars().all(allowed) {
+        return Err(bad());
+    }
+    if !edge(name.chars().next()) || !edge(name.chars().last()) || name.contains("..") {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// First message of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -153,6 +180,20 @@ pub enum ToAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_names_have_one_spelling() {
+        for good in ["box-1", "a", "load.box_2", "x9"] {
+            assert_eq!(check_agent_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "BOX-1", "Box-1", "box-1.", ".box", "-box", "box..1", "box 1", "box\n1", "bøx",
+            "*.box",
+        ] {
+            assert!(check_agent_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_agent_name(&"a".repeat(64)).is_err());
+    }
 
     #[test]
     fn the_midpoint_estimate_has_half_the_round_trip_as_error_bound() {

@@ -10,6 +10,7 @@ use loadgrade_agent::{AgentConfig, Allowlist};
 use loadgrade_common::histogram::{encode, new_histogram};
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::protocol::{FromAgent, Hello};
+use loadgrade_common::report::FindingKind;
 use loadgrade_common::shard::PartId;
 use loadgrade_coordinator::server::ServerSecurity;
 use loadgrade_coordinator::server::auth::Tokens;
@@ -191,17 +192,20 @@ async fn an_agent_registers_only_under_a_name_its_certificate_is_for() {
         .expect_err("no certificate");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
 
-    // box-1's certificate claiming box-2, or a name in another case.
-    for name in ["box-2", "BOX-2"] {
+    // box-1's certificate claiming box-2; or box-1 spelled another way (a certificate's names ignore case and a
+    // trailing dot, so those spellings would be one identity registered many times): refused by name.
+    for (name, code) in [
+        ("box-2", tonic::Code::PermissionDenied),
+        ("BOX-2", tonic::Code::InvalidArgument),
+        ("BOX-1", tonic::Code::InvalidArgument),
+        ("Box-1", tonic::Code::InvalidArgument),
+        ("box-1.", tonic::Code::InvalidArgument),
+    ] {
         let ch = channel(&secure.url, &ca, Some((&box1.0, &box1.1)))
             .await
             .expect("TLS");
         let refused = session_outcome(ch, name).await.expect_err("not its name");
-        assert_eq!(
-            refused.code(),
-            tonic::Code::PermissionDenied,
-            "{name}: {refused:?}"
-        );
+        assert_eq!(refused.code(), code, "{name}: {refused:?}");
     }
 
     // A certificate from another CA: the handshake itself fails, or the first call does.
@@ -503,5 +507,127 @@ async fn an_agent_outside_the_run_can_neither_forge_its_figures_nor_see_its_secr
             "the secret reached an agent outside the run"
         );
     }
+    testbed.shutdown().await;
+}
+
+/// An agent in the run that floods it: hundreds of intervals for a two-second shard (each one plausible on its
+/// own), and hundreds refused at intake. Its figures cannot claim more time than has passed, and the report lists
+/// a bounded number of findings (the rest counted), so neither the figures nor the report grow with the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_in_the_run_cannot_inflate_its_figures_or_the_report() {
+    use loadgrade_common::protocol::{ShardDone, ShardOutcome, ToAgent};
+    let testbed = Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("testbed");
+    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
+    let shutdown = CancellationToken::new();
+    let (addr, server) = spawn_server(
+        coordinator.clone(),
+        ([127, 0, 0, 1], 0).into(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("server");
+    let ch = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let (rogue, inbound) = raw_session(ch, "rogue", false).await;
+    let mut inbound = inbound.expect("the rogue registers as a load agent");
+    let plan = format!(
+        "name = \"flood\"\n[[scenario]]\nname = \"items\"\nkind = \"http\"\nurl = \"{}\"\nconnections = 1\n\
+         duration = \"2s\"\n",
+        testbed.url("/api/items?limit=3")
+    );
+    let started = coordinator
+        .start_run("flood.toml", &plan)
+        .await
+        .expect("plan accepted");
+    let assignment = loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), inbound.message())
+            .await
+            .expect("an assignment in time")
+            .expect("stream")
+            .expect("a message");
+        if let Ok(ToAgent::Assign(a)) = ToAgent::try_from(message) {
+            break a;
+        }
+    };
+    let mut h = new_histogram();
+    h.record_n(1_000, 1_000).expect("record");
+    let hdr = encode(&h).expect("encode");
+    for seq in 0..600u64 {
+        let mut report = IntervalReport {
+            run_id: started.id.clone(),
+            agent: "rogue".to_owned(),
+            epoch: 7,
+            seq,
+            part: assignment.part.clone(),
+            start_unix_ms: assignment.start_at_unix_ms,
+            duration_ms: 1000,
+            hdr_corrected: hdr.clone(),
+            counters: Counters {
+                requests: 1_000,
+                ok: 1_000,
+                ..Counters::default()
+            },
+            ..IntervalReport::default()
+        };
+        if seq % 2 == 1 {
+            report.counters.requests = u64::MAX; // refused at intake
+        }
+        let _ = rogue
+            .send(v1::AgentMessage::from(FromAgent::Interval(Box::new(
+                report,
+            ))))
+            .await;
+    }
+    let _ = rogue
+        .send(v1::AgentMessage::from(FromAgent::ShardDone(ShardDone {
+            run_id: started.id.clone(),
+            part: assignment.part.clone(),
+            intervals: 600,
+            outcome: ShardOutcome::Completed,
+        })))
+        .await;
+    let finished = tokio::time::timeout(Duration::from_secs(60), started.finished)
+        .await
+        .expect("run ends")
+        .expect("task")
+        .expect("run");
+    let rogue_figures = finished
+        .report
+        .agents
+        .iter()
+        .find(|a| a.name == "rogue")
+        .expect("the rogue is in the report");
+    assert!(
+        rogue_figures.requests <= 20_000,
+        "300 accepted-looking intervals of 1000 requests in ~3 s: {} counted",
+        rogue_figures.requests
+    );
+    let bad = finished
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::BadInterval)
+        .count();
+    assert!(
+        (2..=21).contains(&bad),
+        "{bad} bad-interval findings listed"
+    );
+    assert!(
+        finished.json.len() < 200_000,
+        "the report is {} bytes",
+        finished.json.len()
+    );
+    assert_ne!(
+        finished.report.verdict,
+        loadgrade_common::grade::Verdict::Pass
+    );
+    drop(rogue);
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     testbed.shutdown().await;
 }

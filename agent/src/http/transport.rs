@@ -58,14 +58,24 @@ impl std::fmt::Debug for Transport {
 const MAX_CA_FILE: u64 = 4 << 20;
 
 /// The certificates of a PEM file, or `None` whatever went wrong (the caller gives one text for all of it).
+/// Only a regular file is read: a FIFO or a device could block the agent or never end. It is opened without
+/// blocking (a FIFO swapped in after the check cannot hang the open) and checked again once open.
 fn read_ca_file(path: &str) -> Option<Vec<CertificateDer<'static>>> {
     use std::io::Read as _;
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_CA_FILE + 1)
-        .read_to_end(&mut pem)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
         .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE + 1).read_to_end(&mut pem).ok()?;
     if pem.len() as u64 > MAX_CA_FILE {
         return None;
     }
@@ -216,6 +226,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let not_pem = dir.join("not-pem");
         std::fs::write(&not_pem, "secret content, not a certificate").expect("write");
+        // A FIFO nobody writes to: opening it for reading would block forever.
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
         let key_only = dir.join("key-only");
         std::fs::write(
             &key_only,
@@ -228,6 +245,8 @@ mod tests {
             key_only,
             dir.clone(),
             "/proc/self/mem".into(),
+            fifo.clone(),
+            "/dev/zero".into(),
         ]
         .iter()
         .map(|p| {

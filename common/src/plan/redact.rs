@@ -1,21 +1,36 @@
 //! Secrets in a plan: header values that carry credentials. They go to the agents that send the requests and
 //! nowhere else: the plan text kept in the results store has them replaced by [`REDACTED`].
 //!
-//! A header is secret when its name is a known credential header, contains a credential word (`auth`, `token`,
-//! `secret`, `password`, `key`, `session`, `cookie`), or is listed in the scenario's `secret_headers`.
+//! A header is secret when its name contains a credential word ([`CREDENTIAL_WORDS`]: `auth`, `token`, `key`,
+//! `jwt`, `sig`, ...) or is listed in the scenario's `secret_headers`. The same words mark secret query parameters of
+//! a scenario's `url`, whose values are replaced too.
 
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "<redacted>";
 
-const CREDENTIAL_WORDS: [&str; 8] = [
+/// Parts of header and query parameter names that mark a credential. Redacting a harmless header costs nothing;
+/// missing a secret one leaks it.
+pub const CREDENTIAL_WORDS: [&str; 20] = [
     "auth",
     "token",
     "secret",
-    "passw",
+    "pass",
+    "pwd",
     "key",
     "session",
     "cookie",
     "credential",
+    "jwt",
+    "bearer",
+    "sig",
+    "hmac",
+    "otp",
+    "csrf",
+    "xsrf",
+    "refresh",
+    "access",
+    "license",
+    "private",
 ];
 
 /// Whether the header `name` carries a secret, given the scenario's own `secret_headers`.
@@ -43,6 +58,9 @@ pub fn redact_plan_text(text: &str) -> String {
                         .collect()
                 })
                 .unwrap_or_default();
+            if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
+                *url = redact_query(url, &listed);
+            }
             if let Some(headers) = scenario
                 .get_mut("headers")
                 .and_then(toml::Value::as_table_mut)
@@ -59,6 +77,30 @@ pub fn redact_plan_text(text: &str) -> String {
         .unwrap_or_else(|_| "# plan withheld: it could not be written back\n".to_owned())
 }
 
+/// The url with the values of secret query parameters replaced by `redacted`.
+fn redact_query(url: &str, listed: &[String]) -> String {
+    let Some((base, rest)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if is_secret_header(name, listed) => format!("{name}=redacted"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", params.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,16 +113,29 @@ name = "secrets"
 [[scenario]]
 name = "api"
 kind = "http"
-url = "http://127.0.0.1:1/x"
+url = "http://127.0.0.1:1/x?page=2&api_key=qq-777&sig=zz-888"
 requests = 10
 secret_headers = ["X-Tenant"]
-headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" = "acme-secret", accept = "application/json", Cookie = "sid=42" }
+headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" = "acme-secret", accept = "application/json", Cookie = "sid=42", x-jwt = "j-1", x-hub-signature-256 = "h-2", passphrase = "p-3" }
 "#;
         let redacted = redact_plan_text(text);
-        for secret in ["abc123", "k-999", "acme-secret", "sid=42"] {
+        for secret in [
+            "abc123",
+            "k-999",
+            "acme-secret",
+            "sid=42",
+            "qq-777",
+            "zz-888",
+            "j-1",
+            "h-2",
+            "p-3",
+        ] {
             assert!(!redacted.contains(secret), "{secret} left in:\n{redacted}");
         }
-        assert!(redacted.contains("application/json"), "{redacted}");
+        assert!(
+            redacted.contains("application/json") && redacted.contains("page=2"),
+            "{redacted}"
+        );
         let plan = crate::plan::Plan::parse("secrets.toml", &redacted)
             .expect("the redacted plan still validates");
         assert_eq!(plan.name, "secrets");

@@ -116,11 +116,21 @@ pub(crate) fn validate(
         }
         Some(base_dir.join(f.get_ref()).display().to_string())
     });
-    let headers = raw
+    let headers: Vec<(String, String)> = raw
         .headers
         .as_ref()
         .map(|h| h.get_ref().clone().into_iter().collect())
         .unwrap_or_default();
+    if let Some(field) = &raw.headers {
+        for (name, value) in &headers {
+            if let Err(why) = check_header(name, value) {
+                issues.at(
+                    field.span(),
+                    format!("scenario {name:?}: {why}", name = input.name),
+                );
+            }
+        }
+    }
     let body = raw
         .body
         .as_ref()
@@ -140,6 +150,26 @@ pub(crate) fn validate(
         ca_file,
         timeout,
     })
+}
+
+/// Longest header value accepted.
+const MAX_HEADER_VALUE: usize = 8 << 10;
+
+/// A header name is an RFC 9110 token; a value has no control characters but tab. The value is never echoed: it may
+/// be a secret.
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(tchar) {
+        return Err(format!(
+            "header name {name:?} is not a valid HTTP field name"
+        ));
+    }
+    if value.len() > MAX_HEADER_VALUE || value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!(
+            "the value of header {name:?} has a control character or is longer than {MAX_HEADER_VALUE} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// Methods RFC 9110 (9.2.2) defines as idempotent.

@@ -504,3 +504,22 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn bad_header_names_and_values_are_refused_without_echoing_the_value() {
+    let text = GOOD.replacen(
+        "kind = \"http\"",
+        "kind = \"http\"\nheaders = { \"bad name\" = \"x\", authorization = \"Bearer top\\nsecret-1\" }",
+        1,
+    );
+    let errors = errors_of(&text);
+    assert!(
+        errors.contains("\"bad name\" is not a valid HTTP field name"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("header \"authorization\" has a control character"),
+        "{errors}"
+    );
+    assert!(!errors.contains("secret-1"), "{errors}");
+}

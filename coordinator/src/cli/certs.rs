@@ -64,11 +64,12 @@ fn leaf(
 
 pub(super) fn make(args: &CertsArgs) -> Result<i32, Failure> {
     for name in &args.agents {
-        let valid = rustls_pki_types::ServerName::try_from(name.as_str())
+        loadgrade_common::protocol::check_agent_name(name).map_err(Failure::Usage)?;
+        let dns = rustls_pki_types::ServerName::try_from(name.as_str())
             .is_ok_and(|n| matches!(n, rustls_pki_types::ServerName::DnsName(_)));
-        if !valid {
+        if !dns || name.contains('_') {
             return Err(Failure::Usage(format!(
-                "agent name {name:?} is not a DNS name (letters, digits, '-' and '.')"
+                "agent name {name:?} is not a DNS name (letters, digits, '-' and '.'), so no certificate can be for it"
             )));
         }
     }

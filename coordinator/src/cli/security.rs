@@ -73,11 +73,8 @@ impl ServeSecurity {
             (READ_TOKEN_VAR, Role::Read),
         ] {
             if let Ok(token) = std::env::var(var) {
-                tokens.add(role, token.trim()).map_err(|()| {
-                    Failure::Usage(format!(
-                        "loadgrade serve: {var} must be at least {} characters of visible ASCII",
-                        loadgrade_coordinator::server::auth::MIN_TOKEN_LEN
-                    ))
+                tokens.add(role, token.trim()).map_err(|reason| {
+                    Failure::Usage(format!("loadgrade serve: {var}: {reason}"))
                 })?;
             }
         }

@@ -27,6 +27,9 @@ pub struct RunSignals {
     pub shards_running: Arc<watch::Sender<usize>>,
 }
 
+/// The most findings of one kind a run lists; more are counted in one finding.
+pub const MAX_FINDINGS_PER_KIND: usize = 20;
+
 pub struct RunContext {
     pub deps: RunDeps,
     pub id: String,
@@ -38,7 +41,9 @@ pub struct RunContext {
     pub agents: Vec<AgentInfo>,
     /// Messages from the reserved agents' sessions.
     pub route: mpsc::UnboundedReceiver<RunInput>,
-    pub findings: Vec<Finding>,
+    findings: Vec<Finding>,
+    /// Findings beyond [`MAX_FINDINGS_PER_KIND`] of their kind: counted, not kept.
+    unlisted: Vec<(FindingKind, u64)>,
     /// Each agent's health over the run: the sum of its parts.
     pub health: BTreeMap<String, AgentHealth>,
     /// Agents whose session ended while they had work.
@@ -66,6 +71,7 @@ impl RunContext {
             agents: Vec::new(),
             route,
             findings: Vec::new(),
+            unlisted: Vec::new(),
             health: BTreeMap::new(),
             lost: BTreeSet::new(),
             open_model_agents: BTreeSet::new(),
@@ -85,8 +91,28 @@ impl RunContext {
         });
     }
 
-    /// Notes something wrong with the measurement.
+    /// Notes something wrong with the measurement. The first [`MAX_FINDINGS_PER_KIND`] of a kind are kept word for
+    /// word, the others counted: an agent sending a flood of bad intervals cannot grow the report without bound.
     pub fn find(&mut self, kind: FindingKind, message: impl Into<String>) {
-        self.findings.push(Finding::new(kind, message));
+        if self.findings.iter().filter(|f| f.kind == kind).count() < MAX_FINDINGS_PER_KIND {
+            self.findings.push(Finding::new(kind, message));
+            return;
+        }
+        match self.unlisted.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.unlisted.push((kind, 1)),
+        }
+    }
+
+    /// The run's findings, with one more per kind that had too many to list, saying how many were left out.
+    pub fn take_findings(&mut self) -> Vec<Finding> {
+        let mut findings = std::mem::take(&mut self.findings);
+        for (kind, n) in std::mem::take(&mut self.unlisted) {
+            findings.push(Finding::new(
+                kind,
+                format!("and {n} more findings of this kind, not listed (the first {MAX_FINDINGS_PER_KIND} are)"),
+            ));
+        }
+        findings
     }
 }

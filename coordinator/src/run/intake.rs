@@ -12,6 +12,11 @@ pub const MAX_PER_INTERVAL: u64 = 1 << 30;
 /// flight, up to their timeout).
 pub const MAX_INTERVAL_MS: u32 = 3_600_000;
 
+/// Most bytes received in one interval of one agent (a terabyte a second).
+pub const MAX_BYTES_PER_INTERVAL: u64 = 1 << 40;
+/// How far an interval may lie outside its part's time (clock offset error, a final interval's wait), ms.
+pub const TIME_SLACK_MS: i64 = 10_000;
+
 /// An interval's histograms, decoded.
 pub struct Decoded {
     pub corrected: LatencyHistogram,
@@ -32,6 +37,16 @@ pub enum IntakeError {
         "{requests} requests but {outcomes} outcomes (successes plus errors by class): every request has one"
     )]
     Outcomes { requests: u64, outcomes: u64 },
+    #[error("{0} bytes received, beyond any real interval ({MAX_BYTES_PER_INTERVAL} at most)")]
+    Bytes(u64),
+    #[error(
+        "the interval lies outside its part's time (it starts {start_ms} ms after the part, {now_ms} ms have passed)"
+    )]
+    OutsideThePart { start_ms: i64, now_ms: i64 },
+    #[error(
+        "the agent's intervals add up to {claimed_ms} ms of the part, more than the {elapsed_ms} ms that have passed"
+    )]
+    MoreTimeThanPassed { claimed_ms: u64, elapsed_ms: i64 },
     #[error("histogram {which}: {source}")]
     Histogram {
         which: &'static str,
@@ -75,6 +90,9 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
     if report.duration_ms > MAX_INTERVAL_MS {
         return Err(IntakeError::Duration(report.duration_ms));
     }
+    if c.bytes_received > MAX_BYTES_PER_INTERVAL {
+        return Err(IntakeError::Bytes(c.bytes_received));
+    }
     // Each below 2^30, so no sum here can wrap.
     let outcomes = c.ok + e.total();
     if outcomes != c.requests {
@@ -112,6 +130,34 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
         });
     }
     Ok(decoded)
+}
+
+/// Checks an interval against its part's time: it lies between the part's start and now (within
+/// [`TIME_SLACK_MS`]), and with it the agent's intervals in this part add up to no more time than has passed. An agent
+/// cannot send the same figures twice under another epoch, or a second's figures many times. Adds the interval's
+/// length to `claimed_ms` when it passes.
+pub fn check_time(
+    report: &IntervalReport,
+    part_start_unix_ms: i64,
+    now_unix_ms: i64,
+    claimed_ms: &mut u64,
+) -> Result<(), IntakeError> {
+    let start_ms = report.start_unix_ms.saturating_sub(part_start_unix_ms);
+    let end_ms = start_ms.saturating_add(i64::from(report.duration_ms));
+    let now_ms = now_unix_ms.saturating_sub(part_start_unix_ms);
+    if start_ms < -TIME_SLACK_MS || end_ms > now_ms.saturating_add(TIME_SLACK_MS) {
+        return Err(IntakeError::OutsideThePart { start_ms, now_ms });
+    }
+    let claimed = claimed_ms.saturating_add(u64::from(report.duration_ms));
+    let allowed = now_ms.saturating_add(TIME_SLACK_MS).max(0);
+    if claimed > allowed.unsigned_abs() {
+        return Err(IntakeError::MoreTimeThanPassed {
+            claimed_ms: claimed,
+            elapsed_ms: now_ms,
+        });
+    }
+    *claimed_ms = claimed;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -161,6 +207,9 @@ mod tests {
         let mut long = interval(1, 1);
         long.duration_ms = u32::MAX;
         assert!(matches!(check(&long), Err(IntakeError::Duration(_))));
+        let mut bytes = interval(1, 1);
+        bytes.counters.bytes_received = u64::MAX;
+        assert!(matches!(check(&bytes), Err(IntakeError::Bytes(_))));
         let mut unaccounted = interval(10, 10);
         unaccounted.counters.requests = 1_000;
         assert!(matches!(
@@ -170,5 +219,46 @@ mod tests {
                 outcomes: 10
             })
         ));
+    }
+
+    /// Regression (issue 9): an agent sent 23,540 one-second intervals for a 2 s shard (25 trillion requests), and the
+    /// same seq again under other epochs.
+    #[test]
+    fn an_agent_cannot_claim_more_time_than_has_passed() {
+        let start = 1_000_000;
+        let mut claimed = 0;
+        let at = |offset: i64| IntervalReport {
+            start_unix_ms: start + offset,
+            duration_ms: 1000,
+            ..IntervalReport::default()
+        };
+        // Two honest seconds, 2.5 s after the start.
+        for offset in [0, 1000] {
+            check_time(&at(offset), start, start + 2500, &mut claimed).expect("honest");
+        }
+        // The same two seconds again (another epoch) fit the slack; beyond it they are refused.
+        let mut refused = 0;
+        for _ in 0..20 {
+            if check_time(&at(0), start, start + 2500, &mut claimed).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(claimed <= 12_500, "{claimed}");
+        assert!(refused >= 10);
+        let mut fresh = 0;
+        assert!(matches!(
+            check_time(&at(-3_600_000), start, start + 2500, &mut fresh),
+            Err(IntakeError::OutsideThePart { .. })
+        ));
+        assert!(matches!(
+            check_time(&at(60_000), start, start + 2500, &mut fresh),
+            Err(IntakeError::OutsideThePart { .. })
+        ));
+        let absurd = IntervalReport {
+            start_unix_ms: i64::MIN,
+            duration_ms: u32::MAX,
+            ..IntervalReport::default()
+        };
+        assert!(check_time(&absurd, start, start + 2500, &mut fresh).is_err());
     }
 }

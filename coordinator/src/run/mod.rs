@@ -100,7 +100,7 @@ pub async fn execute(
         run_id: id.clone(),
         started_at,
         scenarios: plan.scenarios.iter().zip(results).collect(),
-        findings: std::mem::take(&mut ctx.findings),
+        findings: ctx.take_findings(),
         agents: agent_outcomes(&ctx),
     };
     let report = report::assemble(&plan, outcome);

@@ -50,6 +50,8 @@ struct PartRun<'a> {
     start_at_unix_ms: i64,
     /// Per agent: how far into the part its intervals reach, and how many arrived after it was taken as lost.
     coverage: BTreeMap<String, Coverage>,
+    /// Per agent: the time its accepted intervals add up to, milliseconds (never more than has passed).
+    claimed_ms: BTreeMap<String, u64>,
 }
 
 /// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
@@ -80,6 +82,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
         last_progress: Instant::now(),
         start_at_unix_ms: 0,
         coverage: BTreeMap::new(),
+        claimed_ms: BTreeMap::new(),
     };
     run.assign(ctx, &live);
     ctx.shards_running.send_replace(run.pending.len());
@@ -236,14 +239,22 @@ impl PartRun<'_> {
         }
     }
 
-    /// Checks an interval, stores it once, acknowledges it, and merges it when it belongs to this part. Only agents
-    /// of this run are heard; only those assigned this part are merged into it.
+    /// Checks an interval, stores it once, acknowledges it, and merges it. Only agents assigned this part are
+    /// heard; an interval of another part (a late one of an earlier part) is acknowledged and let go.
     async fn interval(&mut self, ctx: &mut RunContext, report: &IntervalReport) {
-        if !ctx.agents.iter().any(|a| a.name == report.agent) {
-            tracing::warn!(run = %ctx.id, agent = %report.agent, "interval from an agent not in this run, ignored");
+        if report.part != self.part.id || !self.assigned.contains(&report.agent) {
+            tracing::warn!(
+                run = %ctx.id, agent = ?report.agent, part = ?report.part,
+                "interval not of the part in progress or of an agent not assigned it: not stored"
+            );
+            self.acknowledge(ctx, report);
             return;
         }
-        let decoded = match intake::check(report) {
+        let checked = intake::check(report).and_then(|decoded| {
+            let claimed = self.claimed_ms.entry(report.agent.clone()).or_default();
+            intake::check_time(report, self.start_at_unix_ms, unix_ms(), claimed).map(|()| decoded)
+        });
+        let decoded = match checked {
             Ok(decoded) => decoded,
             Err(e) => {
                 ctx.find(
@@ -274,9 +285,6 @@ impl PartRun<'_> {
             }
         }
         self.acknowledge(ctx, report);
-        if report.part != self.part.id || !self.assigned.contains(&report.agent) {
-            return;
-        }
         *self.reported.entry(report.agent.clone()).or_default() += 1;
         self.coverage
             .entry(report.agent.clone())

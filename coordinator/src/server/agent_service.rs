@@ -5,7 +5,9 @@ use super::registry::{Registry, RunInput};
 use super::status::ServiceError;
 use super::tls::{IdentityError, agent_identity};
 use loadgrade_common::clock::unix_ms;
-use loadgrade_common::protocol::{FromAgent, HeartbeatAck, Hello, ToAgent, Welcome};
+use loadgrade_common::protocol::{
+    FromAgent, HeartbeatAck, Hello, MAX_AGENT_VERSION, ToAgent, Welcome, check_agent_name,
+};
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::agent_service_server::AgentService;
 use std::pin::Pin;
@@ -37,9 +39,15 @@ impl AgentSessions {
     }
 }
 
-/// The first message must be a hello in this coordinator's protocol, from a named agent.
+/// How long a new session may take to say hello.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+/// The first message must be a hello in this coordinator's protocol, from a named agent, within [`HELLO_WITHIN`].
 async fn hello(inbound: &mut Streaming<v1::AgentMessage>) -> Result<Hello, ServiceError> {
-    let first = inbound.message().await.map_err(|_| ServiceError::Closed)?;
+    let first = tokio::time::timeout(HELLO_WITHIN, inbound.message())
+        .await
+        .map_err(|_| ServiceError::NoHello(HELLO_WITHIN))?
+        .map_err(|_| ServiceError::Closed)?;
     let hello = match first.map(FromAgent::try_from) {
         Some(Ok(FromAgent::Hello(hello))) => hello,
         _ => return Err(ServiceError::NotHello),
@@ -50,8 +58,11 @@ async fn hello(inbound: &mut Streaming<v1::AgentMessage>) -> Result<Hello, Servi
             ours: loadgrade_proto::PROTOCOL_VERSION,
         });
     }
-    if hello.name.trim().is_empty() {
-        return Err(ServiceError::EmptyName);
+    check_agent_name(&hello.name).map_err(ServiceError::BadName)?;
+    if hello.version.len() > MAX_AGENT_VERSION
+        || !hello.version.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ServiceError::BadVersion(MAX_AGENT_VERSION));
     }
     Ok(hello)
 }
@@ -78,7 +89,7 @@ impl AgentService for AgentSessions {
             Ok(())
         };
         if let Err(e) = identity {
-            tracing::warn!(claimed = %hello.name, "agent refused: {e}");
+            tracing::warn!(claimed = ?hello.name, "agent refused: {e}");
             return Err(ServiceError::Identity(e).into());
         }
         let (tx, rx) = mpsc::channel::<ToAgent>(1024);
@@ -149,7 +160,7 @@ async fn receive(
                 // Who measured it is the session's agent, whatever the message says; only a run's own agents
                 // reach it.
                 if report.agent != name {
-                    tracing::warn!(agent = %name, claimed = %report.agent, "interval claims another agent; taken as its sender's");
+                    tracing::warn!(agent = %name, claimed = ?report.agent, "interval claims another agent; taken as its sender's");
                     report.agent = name.clone();
                 }
                 match registry.route_for(&report.run_id, &name) {
@@ -159,7 +170,7 @@ async fn receive(
                     None => {
                         // Not a run in progress with this agent (it ended, was interrupted by a restart, or never
                         // had it): acknowledged so the agent's spool lets it go, and not stored.
-                        tracing::warn!(agent = %name, run = %report.run_id, seq = report.seq, "interval for a run this agent is not in progress in, dropped");
+                        tracing::warn!(agent = %name, run = ?report.run_id, seq = report.seq, "interval for a run this agent is not in progress in, dropped");
                         let _ = tx.try_send(ToAgent::Ack {
                             run_id: report.run_id,
                             epoch: report.epoch,

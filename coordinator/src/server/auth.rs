@@ -42,8 +42,17 @@ pub enum TokenError {
     Shape { line: usize },
     #[error("line {line}: {reason}")]
     Role { line: usize, reason: String },
-    #[error("line {line}: a token must be at least {MIN_TOKEN_LEN} characters of visible ASCII")]
-    Weak { line: usize },
+    #[error("line {line}: {reason}")]
+    Token { line: usize, reason: TokenRefused },
+}
+
+/// Why a token was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum TokenRefused {
+    #[error("a token must be at least {MIN_TOKEN_LEN} characters of visible ASCII")]
+    Weak,
+    #[error("this token is already given (one role per token)")]
+    Duplicate,
 }
 
 /// Shorter tokens are refused: a guessable token is no authentication.
@@ -68,16 +77,19 @@ impl Tokens {
                 .map_err(|reason| TokenError::Role { line, reason })?;
             tokens
                 .add(role, token)
-                .map_err(|()| TokenError::Weak { line })?;
+                .map_err(|reason| TokenError::Token { line, reason })?;
         }
         Ok(tokens)
     }
 
-    /// Adds one token; refused when shorter than [`MIN_TOKEN_LEN`] or not visible ASCII (it travels in a header).
-    #[allow(clippy::result_unit_err)]
-    pub fn add(&mut self, role: Role, token: &str) -> Result<(), ()> {
+    /// Adds one token; refused when shorter than [`MIN_TOKEN_LEN`] or not visible ASCII (it travels in a header),
+    /// or when already given (a token has one role).
+    pub fn add(&mut self, role: Role, token: &str) -> Result<(), TokenRefused> {
         if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(());
+            return Err(TokenRefused::Weak);
+        }
+        if self.role_of(token.as_bytes()).is_some() {
+            return Err(TokenRefused::Duplicate);
         }
         self.tokens.push((role, token.as_bytes().to_vec()));
         Ok(())
@@ -197,7 +209,17 @@ mod tests {
         );
         assert_eq!(
             Tokens::parse("read short").map(|_| ()),
-            Err(TokenError::Weak { line: 1 })
+            Err(TokenError::Token {
+                line: 1,
+                reason: TokenRefused::Weak
+            })
+        );
+        assert_eq!(
+            Tokens::parse("read abcdefghijklmnopq\nsubmit abcdefghijklmnopq").map(|_| ()),
+            Err(TokenError::Token {
+                line: 2,
+                reason: TokenRefused::Duplicate
+            })
         );
         assert_eq!(format!("{:?}", tokens()), "Tokens(2 configured)");
     }

@@ -20,8 +20,12 @@ pub enum ServiceError {
     NotHello,
     #[error("agent speaks protocol {agent}, this coordinator speaks {ours}")]
     Protocol { agent: u32, ours: u32 },
-    #[error("agent name is empty")]
-    EmptyName,
+    #[error("{0}")]
+    BadName(String),
+    #[error("agent version text is longer than {0} characters or not printable")]
+    BadVersion(usize),
+    #[error("no hello within {0:?}")]
+    NoHello(std::time::Duration),
     #[error("session closed")]
     Closed,
     #[error(transparent)]
@@ -37,12 +41,14 @@ impl From<ServiceError> for Status {
         let code = match &e {
             ServiceError::Start(StartError::Plan(_))
             | ServiceError::NotHello
-            | ServiceError::EmptyName
+            | ServiceError::BadName(_)
+            | ServiceError::BadVersion(_)
             | ServiceError::Wire(_) => Code::InvalidArgument,
             ServiceError::Start(StartError::Store(_)) | ServiceError::Store(_) => Code::Internal,
             ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,
+            ServiceError::NoHello(_) => Code::DeadlineExceeded,
             ServiceError::DuplicateName(_) => Code::AlreadyExists,
             ServiceError::Identity(super::tls::IdentityError::NoCertificate) => {
                 Code::Unauthenticated

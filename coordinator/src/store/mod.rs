@@ -55,8 +55,10 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         let connect_url = match backend {
-            // Create the file when missing; `sqlite::memory:` is left as it is.
+            // Create the file when missing (readable by its owner only: it holds plans and results, and sqlite
+            // gives its -wal and -shm files the same mode); `sqlite::memory:` is left as it is.
             Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=") => {
+                create_private(url);
                 format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
             }
             _ => url.to_owned(),
@@ -242,6 +244,26 @@ fn summary(row: &AnyRow) -> Result<RunSummary, StoreError> {
         started_at: row.try_get("started_at")?,
         id,
     })
+}
+
+/// Creates the SQLite file of `url` with mode 0600 when it does not exist yet (an existing file keeps its mode).
+fn create_private(url: &str) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() {
+        return;
+    }
+    // A failure here (a missing folder, no permission) is reported by the connection that follows.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 #[cfg(test)]
