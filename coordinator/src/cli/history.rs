@@ -17,7 +17,7 @@ pub(super) async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
         return Ok(0);
     }
     out!(
-        "{:<24} {:<10} {:<9} {:<32} plan",
+        "{:<24} {:<11} {:<9} {:<32} plan",
         "run",
         "state",
         "verdict",
@@ -25,7 +25,7 @@ pub(super) async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
     );
     for r in rows {
         out!(
-            "{:<24} {:<10} {:<9} {:<32} {}",
+            "{:<24} {:<11} {:<9} {:<32} {}",
             r.id,
             r.state.as_str(),
             r.verdict.map_or_else(|| "-".to_owned(), |v| v.to_string()),

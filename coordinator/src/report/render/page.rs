@@ -84,6 +84,7 @@ fn agents(report: &Report) -> Block {
     Block::Table {
         headers: vec![
             "agent",
+            "weight",
             "requests",
             "errors",
             "intervals",
@@ -106,6 +107,7 @@ fn agents(report: &Report) -> Block {
                 let g = &a.generator;
                 vec![
                     text(a.name.as_str()),
+                    a.cores.map_or_else(|| text("not recorded"), count),
                     count(a.requests),
                     count(a.errors),
                     count(a.intervals),
