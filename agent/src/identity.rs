@@ -30,7 +30,8 @@ pub enum TlsFileError {
     NotPem { what: &'static str, path: PathBuf },
 }
 
-fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
+/// Reads a PEM file (`what` names it in errors): the one reader of TLS files, the coordinator's included.
+pub fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
     let bytes = std::fs::read(path).map_err(|source| TlsFileError::Read {
         what,
         path: path.to_owned(),

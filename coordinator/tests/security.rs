@@ -388,6 +388,37 @@ async fn the_run_service_wants_a_token_with_the_right_role_and_health_wants_none
     let _ = std::fs::remove_dir_all(&pki);
 }
 
+/// A coordinator without TLS or tokens on loopback (as `run` starts one).
+struct Plain {
+    coordinator: Arc<Coordinator>,
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The testbed and a [`Plain`] coordinator.
+async fn plain_setup() -> (Testbed, Plain) {
+    let testbed = Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("testbed");
+    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
+    let shutdown = CancellationToken::new();
+    let (addr, server) = spawn_server(
+        coordinator.clone(),
+        ([127, 0, 0, 1], 0).into(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("server");
+    let plain = Plain {
+        coordinator,
+        addr,
+        shutdown,
+        server,
+    };
+    (testbed, plain)
+}
+
 /// An interval as a forger would send it: huge counters, a histogram that agrees with them.
 fn forged(run_id: &str, claimed_agent: &str, seq: u64) -> v1::AgentMessage {
     let mut h = new_histogram();
@@ -418,18 +449,13 @@ fn forged(run_id: &str, claimed_agent: &str, seq: u64) -> v1::AgentMessage {
 /// neither an assignment nor the plan's secret header ever reaches it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_outside_the_run_can_neither_forge_its_figures_nor_see_its_secrets() {
-    let testbed = Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
-        .await
-        .expect("testbed");
-    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
-    let shutdown = CancellationToken::new();
-    let (addr, server) = spawn_server(
-        coordinator.clone(),
-        ([127, 0, 0, 1], 0).into(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("server");
+    let (testbed, plain) = plain_setup().await;
+    let Plain {
+        coordinator,
+        addr,
+        shutdown,
+        server,
+    } = plain;
     let url = format!("http://{addr}");
     let mut config = AgentConfig::new(url.clone(), "real");
     config.allowlist = Allowlist::loopback();
@@ -516,18 +542,13 @@ async fn an_agent_outside_the_run_can_neither_forge_its_figures_nor_see_its_secr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_in_the_run_cannot_inflate_its_figures_or_the_report() {
     use loadgrade_common::protocol::{ShardDone, ShardOutcome, ToAgent};
-    let testbed = Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
-        .await
-        .expect("testbed");
-    let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
-    let shutdown = CancellationToken::new();
-    let (addr, server) = spawn_server(
-        coordinator.clone(),
-        ([127, 0, 0, 1], 0).into(),
-        shutdown.clone(),
-    )
-    .await
-    .expect("server");
+    let (testbed, plain) = plain_setup().await;
+    let Plain {
+        coordinator,
+        addr,
+        shutdown,
+        server,
+    } = plain;
     let ch = Endpoint::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect()

@@ -2,7 +2,7 @@
 //! An agent's identity is its certificate: the name it registers with must be one the certificate is valid for.
 
 use rustls_pki_types::{CertificateDer, ServerName};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// PEM files of the coordinator's TLS, read once at start.
@@ -19,54 +19,16 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsFileError {
-    #[error("cannot read {what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{what} {path} holds no PEM {expected}")]
-    NotPem {
-        what: &'static str,
-        path: PathBuf,
-        expected: &'static str,
-    },
-}
-
-fn read_pem(
-    what: &'static str,
-    path: &Path,
-    expected: &'static str,
-) -> Result<Vec<u8>, TlsFileError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsFileError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-    })?;
-    let marker = format!("-----BEGIN {expected}");
-    let text = String::from_utf8_lossy(&bytes);
-    // A key may also be "EC PRIVATE KEY" or "RSA PRIVATE KEY".
-    let found =
-        text.contains(&marker) || (expected == "PRIVATE KEY" && text.contains(" PRIVATE KEY-----"));
-    if !found {
-        return Err(TlsFileError::NotPem {
-            what,
-            path: path.to_owned(),
-            expected,
-        });
-    }
-    Ok(bytes)
-}
+pub use loadgrade_agent::identity::TlsFileError;
+use loadgrade_agent::identity::read_pem;
 
 impl ServerTls {
     /// Reads the coordinator's certificate and key, and the CA that signs agent certificates.
     pub fn read(cert: &Path, key: &Path, client_ca: &Path) -> Result<Self, TlsFileError> {
         Ok(ServerTls {
-            cert: read_pem("certificate", cert, "CERTIFICATE")?,
-            key: read_pem("key", key, "PRIVATE KEY")?,
-            client_ca: read_pem("CA certificate", client_ca, "CERTIFICATE")?,
+            cert: read_pem("certificate", cert)?,
+            key: read_pem("key", key)?,
+            client_ca: read_pem("CA certificate", client_ca)?,
         })
     }
 
