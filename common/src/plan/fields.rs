@@ -95,10 +95,12 @@ pub(crate) fn whole(
 
 /// An http:// or https:// URL with a host.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    // Errors show the url without its query: it may carry a key.
+    let shown = url.split(['?', '#']).next().unwrap_or_default();
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("invalid url {url:?}: expected http(s)://HOST[:PORT]/PATH"))?;
+        .ok_or_else(|| format!("invalid url {shown:?}: expected http(s)://HOST[:PORT]/PATH"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
         // Not echoed: the text before '@' may be a password.
@@ -109,7 +111,7 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
         );
     }
     if authority.is_empty() {
-        return Err(format!("invalid url {url:?}: no host"));
+        return Err(format!("invalid url {shown:?}: no host"));
     }
     Ok(())
 }

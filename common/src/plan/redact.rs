@@ -1,7 +1,7 @@
 //! Secrets in a plan: header values that carry credentials. They go to the agents that send the requests and
 //! nowhere else: the plan text kept in the results store has them replaced by [`REDACTED`].
 //!
-//! A header is secret when its name contains a credential word ([`CREDENTIAL_WORDS`]: `auth`, `token`, `key`,
+//! A request `body` is always replaced (by its length). A header is secret when its name contains a credential word ([`CREDENTIAL_WORDS`]: `auth`, `token`, `key`,
 //! `jwt`, `sig`, ...) or is listed in the scenario's `secret_headers`. The same words mark secret query parameters of
 //! a scenario's `url`, whose values are replaced too.
 
@@ -10,16 +10,18 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Parts of header and query parameter names that mark a credential. Redacting a harmless header costs nothing;
 /// missing a secret one leaks it.
-pub const CREDENTIAL_WORDS: [&str; 20] = [
+pub const CREDENTIAL_WORDS: [&str; 34] = [
     "auth",
     "token",
+    "tok",
     "secret",
     "pass",
     "pwd",
     "key",
     "session",
+    "sid",
     "cookie",
-    "credential",
+    "cred",
     "jwt",
     "bearer",
     "sig",
@@ -31,6 +33,18 @@ pub const CREDENTIAL_WORDS: [&str; 20] = [
     "access",
     "license",
     "private",
+    "dpop",
+    "pin",
+    "mfa",
+    "2fa",
+    "cvv",
+    "ssn",
+    "cert",
+    "code",
+    "assertion",
+    "ticket",
+    "hash",
+    "sas",
 ];
 
 /// Whether the header `name` carries a secret, given the scenario's own `secret_headers`.
@@ -58,6 +72,10 @@ pub fn redact_plan_text(text: &str) -> String {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A body may carry anything (a login form): kept out of the store whole, its length said.
+            if let Some(toml::Value::String(body)) = scenario.get_mut("body") {
+                *body = format!("<redacted: {} bytes>", body.len());
+            }
             if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
                 *url = redact_query(url, &listed);
             }
@@ -115,11 +133,13 @@ name = "api"
 kind = "http"
 url = "http://127.0.0.1:1/x?page=2&api_key=qq-777&sig=zz-888"
 requests = 10
+body = "user=ann&password=b0dy-secret"
 secret_headers = ["X-Tenant"]
 headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" = "acme-secret", accept = "application/json", Cookie = "sid=42", x-jwt = "j-1", x-hub-signature-256 = "h-2", passphrase = "p-3" }
 "#;
         let redacted = redact_plan_text(text);
         for secret in [
+            "b0dy-secret",
             "abc123",
             "k-999",
             "acme-secret",

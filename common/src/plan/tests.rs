@@ -523,3 +523,13 @@ fn bad_header_names_and_values_are_refused_without_echoing_the_value() {
     );
     assert!(!errors.contains("secret-1"), "{errors}");
 }
+
+#[test]
+fn names_are_one_printable_line() {
+    let text = GOOD.replacen("name = \"", "name = \"forged\\n  - PASS ", 1);
+    assert!(
+        errors_of(&text).contains("plan name must be one line"),
+        "{}",
+        errors_of(&text)
+    );
+}

@@ -61,6 +61,14 @@ fn validate_spec(
     })
 }
 
+/// Names are printed in reports, logs and terminals: one line of at most 200 characters.
+const NAME_RULE: &str =
+    "NAME must be one line of at most 200 characters, without control characters";
+
+fn fit_name(name: &str) -> bool {
+    name.chars().count() <= 200 && !name.chars().any(char::is_control)
+}
+
 pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {
     let mut issues = Issues::new(text);
     if text.len() > MAX_PLAN_BYTES {
@@ -99,6 +107,10 @@ fn validate(
     issues: &mut Issues<'_>,
 ) -> Plan {
     let name = match raw.name {
+        Some(n) if !fit_name(n.get_ref()) => {
+            issues.at(n.span(), NAME_RULE.replace("NAME", "plan name"));
+            String::new()
+        }
         Some(n) if !n.get_ref().trim().is_empty() => n.into_inner(),
         Some(n) => {
             issues.at(n.span(), "plan name is empty");
@@ -218,6 +230,10 @@ fn scenario(
 ) -> Option<Scenario> {
     let common: RawCommon = table.part(issues)?;
     let name = match &common.name {
+        Some(n) if !fit_name(n.get_ref()) => {
+            issues.at(n.span(), NAME_RULE.replace("NAME", "scenario name"));
+            return None;
+        }
         Some(n) if !n.get_ref().trim().is_empty() => n.get_ref().clone(),
         Some(n) => {
             issues.at(n.span(), "scenario name is empty");

@@ -62,9 +62,16 @@ impl ServeSecurity {
                         path.display()
                     ))
                 })?;
-                Tokens::parse(&text).map_err(|e| {
+                let tokens = Tokens::parse(&text).map_err(|e| {
                     Failure::Usage(format!("loadgrade serve: tokens {}: {e}", path.display()))
-                })?
+                })?;
+                if tokens.is_empty() {
+                    return Err(Failure::Usage(format!(
+                        "loadgrade serve: tokens {} holds no token (lines `submit TOKEN` or `read TOKEN`)",
+                        path.display()
+                    )));
+                }
+                tokens
             }
             None => Tokens::default(),
         };

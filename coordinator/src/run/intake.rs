@@ -15,7 +15,11 @@ pub const MAX_INTERVAL_MS: u32 = 3_600_000;
 /// Most bytes received in one interval of one agent (a terabyte a second).
 pub const MAX_BYTES_PER_INTERVAL: u64 = 1 << 40;
 /// How far an interval may lie outside its part's time (clock offset error, a final interval's wait), ms.
-pub const TIME_SLACK_MS: i64 = 10_000;
+pub const TIME_SLACK_MS: i64 = 2_000;
+/// Most requests one agent does in a millisecond (ten million a second).
+pub const MAX_REQUESTS_PER_MS: u64 = 10_000;
+/// Most bytes one agent receives in a millisecond (100 GiB a second).
+pub const MAX_BYTES_PER_MS: u64 = 100 << 20;
 
 /// An interval's histograms, decoded.
 pub struct Decoded {
@@ -47,6 +51,28 @@ pub enum IntakeError {
         "the agent's intervals add up to {claimed_ms} ms of the part, more than the {elapsed_ms} ms that have passed"
     )]
     MoreTimeThanPassed { claimed_ms: u64, elapsed_ms: i64 },
+    #[error("{name} is {value} in {duration_ms} ms: faster than any agent")]
+    Rate {
+        name: &'static str,
+        value: u64,
+        duration_ms: u32,
+    },
+    #[error("the agent was not assigned this part")]
+    NotAssigned,
+    #[error(
+        "the agent sent more intervals for this part than it has run seconds ({allowed} at most so far)"
+    )]
+    TooManyIntervals { allowed: u64 },
+    #[error(
+        "{responses} responses in the interval, but {connections} connections taking at least {fastest_us} µs each \
+         complete at most {most}"
+    )]
+    FasterThanConnections {
+        responses: u64,
+        most: u64,
+        connections: u64,
+        fastest_us: u64,
+    },
     #[error("histogram {which}: {source}")]
     Histogram {
         which: &'static str,
@@ -93,6 +119,20 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
     if c.bytes_received > MAX_BYTES_PER_INTERVAL {
         return Err(IntakeError::Bytes(c.bytes_received));
     }
+    // However short the interval, no agent does more than ten million requests or 100 GiB a second.
+    let ms = u64::from(report.duration_ms) + 1;
+    for (name, value, per_ms) in [
+        ("requests", c.requests, MAX_REQUESTS_PER_MS),
+        ("bytes_received", c.bytes_received, MAX_BYTES_PER_MS),
+    ] {
+        if value > ms.saturating_mul(per_ms) {
+            return Err(IntakeError::Rate {
+                name,
+                value,
+                duration_ms: report.duration_ms,
+            });
+        }
+    }
     // Each below 2^30, so no sum here can wrap.
     let outcomes = c.ok + e.total();
     if outcomes != c.requests {
@@ -132,31 +172,83 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
     Ok(decoded)
 }
 
-/// Checks an interval against its part's time: it lies between the part's start and now (within
-/// [`TIME_SLACK_MS`]), and with it the agent's intervals in this part add up to no more time than has passed. An agent
-/// cannot send the same figures twice under another epoch, or a second's figures many times. Adds the interval's
-/// length to `claimed_ms` when it passes.
-pub fn check_time(
+/// What the coordinator knows of one agent's shard, to judge its intervals by.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardBounds {
+    /// The common start instant, coordinator clock, Unix ms.
+    pub start_unix_ms: i64,
+    /// The longest the shard may legitimately last from its start (warm-up, measured phase, a last timeout), ms.
+    pub bound_ms: i64,
+    /// Its connections: none completes requests faster than their own latency.
+    pub connections: u64,
+}
+
+/// What an agent's accepted intervals of one part add up to.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ledger {
+    claimed_ms: u64,
+    intervals: u64,
+}
+
+/// Checks an interval against what its shard can have done, and books it in `ledger` when it passes:
+/// - it lies between the shard's start and now, and not past the shard's bound (within [`TIME_SLACK_MS`]);
+/// - with it, the agent's intervals add up to no more time, and no more intervals (one a second, a few cuts more),
+///   than the shard has run: the same figures cannot count twice under another sequence number or epoch;
+/// - its latency histogram holds no more values than the shard's connections can have completed in it, each
+///   taking at least the fastest latency recorded (plus one request per connection begun before the interval).
+pub fn check_plausible(
     report: &IntervalReport,
-    part_start_unix_ms: i64,
+    decoded: &Decoded,
+    shard: &ShardBounds,
     now_unix_ms: i64,
-    claimed_ms: &mut u64,
+    ledger: &mut Ledger,
 ) -> Result<(), IntakeError> {
-    let start_ms = report.start_unix_ms.saturating_sub(part_start_unix_ms);
+    let start_ms = report.start_unix_ms.saturating_sub(shard.start_unix_ms);
     let end_ms = start_ms.saturating_add(i64::from(report.duration_ms));
-    let now_ms = now_unix_ms.saturating_sub(part_start_unix_ms);
-    if start_ms < -TIME_SLACK_MS || end_ms > now_ms.saturating_add(TIME_SLACK_MS) {
+    let now_ms = now_unix_ms.saturating_sub(shard.start_unix_ms);
+    let ran_ms = now_ms
+        .min(shard.bound_ms)
+        .saturating_add(TIME_SLACK_MS)
+        .max(0);
+    if start_ms < -TIME_SLACK_MS || end_ms > ran_ms {
         return Err(IntakeError::OutsideThePart { start_ms, now_ms });
     }
-    let claimed = claimed_ms.saturating_add(u64::from(report.duration_ms));
-    let allowed = now_ms.saturating_add(TIME_SLACK_MS).max(0);
-    if claimed > allowed.unsigned_abs() {
+    let claimed = ledger
+        .claimed_ms
+        .saturating_add(u64::from(report.duration_ms));
+    if claimed > ran_ms.unsigned_abs() {
         return Err(IntakeError::MoreTimeThanPassed {
             claimed_ms: claimed,
             elapsed_ms: now_ms,
         });
     }
-    *claimed_ms = claimed;
+    let allowed_intervals = ran_ms.unsigned_abs() / 1000 + 3;
+    if ledger.intervals + 1 > allowed_intervals {
+        return Err(IntakeError::TooManyIntervals {
+            allowed: allowed_intervals,
+        });
+    }
+    // The service time is the raw latency where there is one (open model); the corrected one adds queueing.
+    let timed = if decoded.raw.is_empty() {
+        &decoded.corrected
+    } else {
+        &decoded.raw
+    };
+    if !timed.is_empty() {
+        let fastest_us = timed.min().max(1);
+        let per_connection = u64::from(report.duration_ms).saturating_mul(1000) / fastest_us + 1;
+        let most = shard.connections.max(1).saturating_mul(per_connection);
+        if decoded.corrected.len() > most {
+            return Err(IntakeError::FasterThanConnections {
+                responses: decoded.corrected.len(),
+                most,
+                connections: shard.connections,
+                fastest_us,
+            });
+        }
+    }
+    ledger.claimed_ms = claimed;
+    ledger.intervals += 1;
     Ok(())
 }
 
@@ -210,6 +302,17 @@ mod tests {
         let mut bytes = interval(1, 1);
         bytes.counters.bytes_received = u64::MAX;
         assert!(matches!(check(&bytes), Err(IntakeError::Bytes(_))));
+        let mut instant = interval(1, 1);
+        instant.duration_ms = 0;
+        instant.counters.errors.connect = 1 << 29;
+        instant.counters.requests += 1 << 29;
+        assert!(matches!(
+            check(&instant),
+            Err(IntakeError::Rate {
+                name: "requests",
+                ..
+            })
+        ));
         let mut unaccounted = interval(10, 10);
         unaccounted.counters.requests = 1_000;
         assert!(matches!(
@@ -221,44 +324,76 @@ mod tests {
         ));
     }
 
-    /// Regression (issue 9): an agent sent 23,540 one-second intervals for a 2 s shard (25 trillion requests), and the
-    /// same seq again under other epochs.
-    #[test]
-    fn an_agent_cannot_claim_more_time_than_has_passed() {
-        let start = 1_000_000;
-        let mut claimed = 0;
-        let at = |offset: i64| IntervalReport {
+    fn at(
+        start: i64,
+        offset: i64,
+        duration_ms: u32,
+        responses: u64,
+        latency_us: u64,
+    ) -> (IntervalReport, Decoded) {
+        let mut h = new_histogram();
+        if responses > 0 {
+            h.record_n(latency_us, responses).expect("record");
+        }
+        let mut r = IntervalReport {
             start_unix_ms: start + offset,
-            duration_ms: 1000,
+            duration_ms,
+            hdr_corrected: encode(&h).expect("encode"),
             ..IntervalReport::default()
         };
-        // Two honest seconds, 2.5 s after the start.
+        r.counters.requests = responses;
+        r.counters.ok = responses;
+        let decoded = check(&r).expect("valid on its own");
+        (r, decoded)
+    }
+
+    /// Regression (issue 9): an agent sent 23,540 one-second intervals for a 2 s shard (25 trillion requests),
+    /// 3,000 zero-length ones, intervals for 22 s of a 2 s shard, and the same seq again under other epochs.
+    #[test]
+    fn an_agent_cannot_claim_more_than_its_shard_can_have_done() {
+        let start = 1_000_000;
+        let shard = ShardBounds {
+            start_unix_ms: start,
+            bound_ms: 3_000,
+            connections: 2,
+        };
+        let now = start + 2_500;
+        let mut ledger = Ledger::default();
+        // Two honest seconds: 2 connections at 1 ms a request complete at most ~2000 a second.
         for offset in [0, 1000] {
-            check_time(&at(offset), start, start + 2500, &mut claimed).expect("honest");
+            let (r, d) = at(start, offset, 1000, 1900, 1000);
+            check_plausible(&r, &d, &shard, now, &mut ledger).expect("honest");
         }
-        // The same two seconds again (another epoch) fit the slack; beyond it they are refused.
-        let mut refused = 0;
-        for _ in 0..20 {
-            if check_time(&at(0), start, start + 2500, &mut claimed).is_err() {
-                refused += 1;
+        // The same seconds again (another epoch), or zero-length intervals, soon run out of room.
+        let mut accepted = 0;
+        for _ in 0..50 {
+            let (r, d) = at(start, 0, 0, 1, 1000);
+            if check_plausible(&r, &d, &shard, now, &mut ledger).is_ok() {
+                accepted += 1;
             }
         }
-        assert!(claimed <= 12_500, "{claimed}");
-        assert!(refused >= 10);
-        let mut fresh = 0;
+        assert!(accepted <= 5, "{accepted} zero-length intervals accepted");
+        let mut fresh = Ledger::default();
+        // Faster than its connections can go.
+        let (r, d) = at(start, 0, 1000, 1_000_000, 1000);
         assert!(matches!(
-            check_time(&at(-3_600_000), start, start + 2500, &mut fresh),
+            check_plausible(&r, &d, &shard, now, &mut fresh),
+            Err(IntakeError::FasterThanConnections { .. })
+        ));
+        // Past the shard's bound, however long the agent holds its end back.
+        let (r, d) = at(start, 20_000, 1000, 10, 1000);
+        assert!(matches!(
+            check_plausible(&r, &d, &shard, start + 30_000, &mut fresh),
             Err(IntakeError::OutsideThePart { .. })
         ));
+        let (r, d) = at(start, -3_600_000, 1000, 10, 1000);
         assert!(matches!(
-            check_time(&at(60_000), start, start + 2500, &mut fresh),
+            check_plausible(&r, &d, &shard, now, &mut fresh),
             Err(IntakeError::OutsideThePart { .. })
         ));
-        let absurd = IntervalReport {
-            start_unix_ms: i64::MIN,
-            duration_ms: u32::MAX,
-            ..IntervalReport::default()
-        };
-        assert!(check_time(&absurd, start, start + 2500, &mut fresh).is_err());
+        let (mut r, d) = at(start, 0, 1000, 10, 1000);
+        r.start_unix_ms = i64::MIN;
+        r.duration_ms = u32::MAX;
+        assert!(check_plausible(&r, &d, &shard, now, &mut fresh).is_err());
     }
 }

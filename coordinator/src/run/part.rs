@@ -50,8 +50,8 @@ struct PartRun<'a> {
     start_at_unix_ms: i64,
     /// Per agent: how far into the part its intervals reach, and how many arrived after it was taken as lost.
     coverage: BTreeMap<String, Coverage>,
-    /// Per agent: the time its accepted intervals add up to, milliseconds (never more than has passed).
-    claimed_ms: BTreeMap<String, u64>,
+    /// Per agent: what its shard can have done, and what its accepted intervals add up to.
+    bounds: BTreeMap<String, (intake::ShardBounds, intake::Ledger)>,
 }
 
 /// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
@@ -82,7 +82,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
         last_progress: Instant::now(),
         start_at_unix_ms: 0,
         coverage: BTreeMap::new(),
-        claimed_ms: BTreeMap::new(),
+        bounds: BTreeMap::new(),
     };
     run.assign(ctx, &live);
     ctx.shards_running.send_replace(run.pending.len());
@@ -182,6 +182,14 @@ impl PartRun<'_> {
                 if self.spec.model == LoadModel::Open {
                     ctx.open_model_agents.insert(share.agent.clone());
                 }
+                let bounds = intake::ShardBounds {
+                    start_unix_ms: start_at,
+                    bound_ms: i64::try_from(self.spec.load_bound().as_millis()).unwrap_or(i64::MAX),
+                    // The whole part's connections bound any one agent's (its share is never more).
+                    connections: self.spec.max_connections(),
+                };
+                self.bounds
+                    .insert(share.agent.clone(), (bounds, intake::Ledger::default()));
                 self.pending.insert(share.agent);
             } else {
                 ctx.lost.insert(share.agent.clone());
@@ -250,10 +258,14 @@ impl PartRun<'_> {
             self.acknowledge(ctx, report);
             return;
         }
-        let checked = intake::check(report).and_then(|decoded| {
-            let claimed = self.claimed_ms.entry(report.agent.clone()).or_default();
-            intake::check_time(report, self.start_at_unix_ms, unix_ms(), claimed).map(|()| decoded)
-        });
+        let checked =
+            intake::check(report).and_then(|decoded| match self.bounds.get_mut(&report.agent) {
+                Some((shard, ledger)) => {
+                    intake::check_plausible(report, &decoded, shard, unix_ms(), ledger)
+                        .map(|()| decoded)
+                }
+                None => Err(intake::IntakeError::NotAssigned),
+            });
         let decoded = match checked {
             Ok(decoded) => decoded,
             Err(e) => {

@@ -128,6 +128,8 @@ async fn receive(
     mut inbound: Streaming<v1::AgentMessage>,
     tx: mpsc::Sender<ToAgent>,
 ) {
+    // Intervals dropped because their run is not in progress with this agent: logged once per session, counted.
+    let mut dropped = 0u64;
     loop {
         let wire = match tokio::time::timeout(SESSION_SILENCE, inbound.message()).await {
             Ok(Ok(Some(wire))) => wire,
@@ -170,7 +172,13 @@ async fn receive(
                     None => {
                         // Not a run in progress with this agent (it ended, was interrupted by a restart, or never
                         // had it): acknowledged so the agent's spool lets it go, and not stored.
-                        tracing::warn!(agent = %name, run = ?report.run_id, seq = report.seq, "interval for a run this agent is not in progress in, dropped");
+                        if dropped == 0 {
+                            tracing::warn!(
+                                agent = %name, run = ?report.run_id, seq = report.seq,
+                                "interval for a run this agent is not in progress in, dropped (said once a session)"
+                            );
+                        }
+                        dropped += 1;
                         let _ = tx.try_send(ToAgent::Ack {
                             run_id: report.run_id,
                             epoch: report.epoch,
@@ -198,6 +206,9 @@ async fn receive(
             FromAgent::ProbeReply(reply) => registry.probe_replied(reply),
             FromAgent::Hello(_) => tracing::warn!(agent = %name, "ignoring a second hello"),
         }
+    }
+    if dropped > 1 {
+        tracing::warn!(agent = %name, dropped, "intervals for runs not in progress, dropped in this session");
     }
     tracing::info!(agent = %name, "agent disconnected");
     registry.unregister(&name, session);

@@ -35,6 +35,42 @@ pub enum ConvertError {
 }
 
 /// A required enum value: unknown or unspecified values are errors.
+/// The most characters of an agent's free text (a refusal's reason, a failure) kept.
+pub const MAX_AGENT_TEXT: usize = 500;
+
+/// An agent's free text made safe to print, log and render: at most [`MAX_AGENT_TEXT`] characters, every control
+/// character (a newline, an escape sequence) written as its escape, so no text can forge a line.
+fn agent_text(text: String) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_AGENT_TEXT));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_AGENT_TEXT {
+            out.push_str("… (cut)");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn known<E: TryFrom<i32>>(field: &'static str, value: i32) -> Result<E, ConvertError> {
     E::try_from(value).map_err(|_| ConvertError::UnknownEnum { field, value })
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn agent_text_cannot_forge_lines_or_grow_without_bound() {
+        assert_eq!(
+            agent_text("a\n  - PASS\u{1b}[2J".into()),
+            "a\\n  - PASS\\u{1b}[2J"
+        );
+        let long = agent_text("x".repeat(1_000_000));
+        assert!(long.chars().count() <= MAX_AGENT_TEXT + 10);
+    }
 }

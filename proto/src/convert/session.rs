@@ -1,6 +1,6 @@
 //! The agent session's messages: hello, welcome, heartbeats, shard outcomes, probes, and the two envelopes.
 
-use super::{ConvertError, known};
+use super::{ConvertError, agent_text, known};
 use crate::v1;
 use crate::v1::agent_message::Kind as FromAgentKind;
 use crate::v1::coordinator_message::Kind as ToAgentKind;
@@ -187,7 +187,7 @@ impl TryFrom<v1::AgentMessage> for FromAgent {
                     let outcome = match known::<v1::ShardOutcome>("ShardDone.outcome", d.outcome)? {
                         v1::ShardOutcome::Completed => ShardOutcome::Completed,
                         v1::ShardOutcome::Stopped => ShardOutcome::Stopped,
-                        v1::ShardOutcome::Failed => ShardOutcome::Failed(d.error),
+                        v1::ShardOutcome::Failed => ShardOutcome::Failed(agent_text(d.error)),
                         v1::ShardOutcome::Unspecified => {
                             return Err(ConvertError::UnknownEnum {
                                 field: "ShardDone.outcome",
@@ -211,7 +211,7 @@ impl TryFrom<v1::AgentMessage> for FromAgent {
                         scenario: r.scenario,
                         stage: r.stage,
                     },
-                    reason: r.reason,
+                    reason: agent_text(r.reason),
                 }),
                 FromAgentKind::ProbeReply(r) => FromAgent::ProbeReply(ProbeReply {
                     request_id: r.request_id,
@@ -221,7 +221,7 @@ impl TryFrom<v1::AgentMessage> for FromAgent {
                             cpu_seconds: r.has_cpu.then_some(r.cpu_seconds),
                         })
                     } else {
-                        ProbeOutcome::Failed(r.error)
+                        ProbeOutcome::Failed(agent_text(r.error))
                     },
                 }),
             },

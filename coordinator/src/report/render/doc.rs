@@ -123,12 +123,41 @@ pub fn html(blocks: &[Block]) -> String {
 
 struct Markdown;
 
+/// Text safe in Markdown: its markup characters (HTML's `<` too) backslash-escaped, one line (so no text can start a list item,
+/// a table row or a heading of its own).
+fn md_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' | '>' | '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text safe in a Markdown code span: no backtick to close it, no bar to split a table cell, one line.
+fn md_code(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '`' => "'".to_owned(),
+            '|' => "\\|".to_owned(),
+            c if c.is_control() => " ".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 impl Format for Markdown {
     fn inline(out: &mut String, inline: &Inline) {
         let _ = match inline {
-            Inline::Text(t) => write!(out, "{t}"),
-            Inline::Strong(t) | Inline::Bad(t) => write!(out, "**{t}**"),
-            Inline::Code(t) => write!(out, "`{t}`"),
+            Inline::Text(t) => write!(out, "{}", md_escape(t)),
+            Inline::Strong(t) | Inline::Bad(t) => write!(out, "**{}**", md_escape(t)),
+            Inline::Code(t) => write!(out, "`{}`", md_code(t)),
             Inline::Figure(Some(v)) => write!(out, "{v:.3}"),
             Inline::Figure(None) => write!(out, "not measured"),
         };
@@ -146,7 +175,8 @@ impl Format for Markdown {
     fn verdict(out: &mut String, verdict: Verdict, grade: Grade, reason: &str) {
         let _ = write!(
             out,
-            "**Verdict: {verdict}** · grade **{grade}** · {reason}\n\n"
+            "**Verdict: {verdict}** · grade **{grade}** · {}\n\n",
+            md_escape(reason)
         );
     }
 
@@ -253,6 +283,20 @@ impl Format for Html {
 mod tests {
     use super::*;
 
+    /// Regression (issue 9): an agent's refusal text went into report.md as written: new lines forged list items,
+    /// `<script>` and links went through.
+    #[test]
+    fn markdown_text_cannot_forge_markup() {
+        let blocks = [Block::Paragraph(vec![text(
+            "ok\n- PASS <script>x</script> [a](javascript:x) | *b*",
+        )])];
+        let md = markdown(&blocks);
+        assert!(
+            !md.contains("\n- PASS") && !md.contains("<script>") && !md.contains("[a]("),
+            "{md}"
+        );
+    }
+
     #[test]
     fn one_table_two_renderings() {
         let blocks = [Block::Table {
@@ -264,7 +308,7 @@ mod tests {
         }];
         assert_eq!(
             markdown(&blocks),
-            "| a | b |\n|---|---|\n| x<y | not measured |\n| **late** | 1.000 |\n\n"
+            "| a | b |\n|---|---|\n| x\\<y | not measured |\n| **late** | 1.000 |\n\n"
         );
         assert_eq!(
             html(&blocks),
