@@ -335,3 +335,52 @@ async fn submit_runs_on_a_server_and_downloads_the_report() {
     embedded.stop().await;
     testbed.shutdown().await;
 }
+
+/// Regression (issue 9): anyone who reached `serve` could start load. Off loopback it needs TLS and tokens, or
+/// `--insecure` (which it warns about); a tokens file that holds none, or gives a token twice, is refused.
+#[test]
+fn serve_refuses_an_open_network_listener_and_bad_tokens() {
+    let dir = scratch("serve-refusals");
+    let out = loadgrade(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--database",
+            "sqlite://s.db",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a loopback address") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("empty-tokens"), "# nothing\n").expect("write");
+    std::fs::write(
+        dir.join("twice"),
+        "submit aaaaaaaaaaaaaaaaaaaa\nread aaaaaaaaaaaaaaaaaaaa\n",
+    )
+    .expect("write");
+    for (file, says) in [
+        ("empty-tokens", "holds no token"),
+        ("twice", "already given"),
+    ] {
+        let out = loadgrade(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                "sqlite://s.db",
+                "--tokens",
+                file,
+            ],
+            &dir,
+        );
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{file}: {stderr}");
+    }
+}
