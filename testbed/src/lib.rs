@@ -6,6 +6,7 @@
 //! | route | behaviour |
 //! |---|---|
 //! | `GET /api/items?limit=N` | JSON array of N items (default 20, max 1000) |
+//! | `GET /api/complete?key=K&ms=M&capacity=C&size=S` | K's answer (S bytes, default 256) from an LRU cache of C entries (default 1000) before an origin of M ms (default 200); `X-Cache: HIT` or `MISS`; hits, misses, evictions, bytes on /metrics |
 //! | `GET /health` | `ok` |
 //! | `GET /delay?ms=N` | sleep N ms (max 60000), then 200 |
 //! | `GET /status/CODE` | respond with CODE (200..=599; else 400) |
@@ -22,6 +23,7 @@
 //!
 //! Requests under `/_testbed/` and to `/metrics` are not counted.
 
+mod cache;
 mod routes;
 mod server;
 mod stats;

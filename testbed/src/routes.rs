@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     work_slots: std::sync::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>>,
     /// `/_testbed/allocate`: memory held on purpose (and touched, so it counts in RSS).
     ballast: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// `/api/complete`: the caches in front of a slow origin.
+    pub(crate) caches: crate::cache::Caches,
     /// `/slow`: requests seen so far, across connections.
     slow_seen: std::sync::atomic::AtomicU64,
     /// Counted requests by the address they came from (`/_testbed/sources`).
@@ -85,6 +87,7 @@ impl AppState {
             work_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
             ballast: std::sync::Mutex::new(Vec::new()),
             slow_seen: std::sync::atomic::AtomicU64::new(0),
+            caches: crate::cache::Caches::default(),
             by_source: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
@@ -139,8 +142,10 @@ fn is_control(path: &str) -> bool {
 /// The method a known path answers to, or `None` for an unknown path.
 fn allowed_method(path: &str) -> Option<Method> {
     match path {
-        "/api/items" | "/health" | "/delay" | "/stall" | "/work" | "/slow" | "/_testbed/stats"
-        | "/_testbed/pid" | "/_testbed/sources" | "/metrics" => Some(Method::GET),
+        "/api/items" | "/api/complete" | "/health" | "/delay" | "/stall" | "/work" | "/slow"
+        | "/_testbed/stats" | "/_testbed/pid" | "/_testbed/sources" | "/metrics" => {
+            Some(Method::GET)
+        }
         "/_testbed/reset" | "/_testbed/allocate" | "/_testbed/free" => Some(Method::POST),
         p if p.starts_with("/status/") => Some(Method::GET),
         _ => None,
@@ -197,6 +202,7 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
     let query = req.uri().query();
     let reply = match path {
         "/api/items" => items(query),
+        "/api/complete" => complete(query, state).await,
         "/health" => Ok(text(StatusCode::OK, "ok")),
         "/delay" => delay(query).await,
         "/slow" => slow(query, state).await,
@@ -222,13 +228,30 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
         }
         "/_testbed/pid" => Ok(text(StatusCode::OK, std::process::id().to_string())),
         "/_testbed/sources" => Ok(body(StatusCode::OK, JSON, state.sources_json())),
-        "/metrics" => Ok(metrics(&state.stats)),
+        "/metrics" => Ok(metrics(&state.stats, state.caches.counters())),
         _ => match path.strip_prefix("/status/") {
             Some(code) => status(code),
             None => Ok(text(StatusCode::NOT_FOUND, "not found")),
         },
     };
     reply.unwrap_or_else(|e| text(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// `GET /api/complete?key=K&ms=M&capacity=C&size=S`: the answer for K from a cache of C entries (default 1000) in
+/// front of an origin that takes M ms (default 200, at most 60 s); S bytes (default 256). `X-Cache: HIT|MISS`.
+async fn complete(query: Option<&str>, state: &AppState) -> Reply {
+    use crate::cache::{CAPACITY_DEFAULT, SIZE_DEFAULT};
+    let key = param(query, "key").ok_or_else(|| BadRequest("key is required".to_owned()))?;
+    let origin_ms = num_param(query, "ms", 200)?.min(MAX_HOLD_MS);
+    let capacity = num_param(query, "capacity", CAPACITY_DEFAULT)?;
+    let size = num_param(query, "size", SIZE_DEFAULT)?;
+    let (answer, hit) = state.caches.complete(key, capacity, size, origin_ms).await;
+    let mut response = body(StatusCode::OK, JSON, answer);
+    response.headers_mut().insert(
+        "x-cache",
+        HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
+    );
+    Ok(response)
 }
 
 /// `GET /api/items?limit=N`: a deterministic JSON array of N items.
@@ -365,16 +388,32 @@ fn status(code: &str) -> Reply {
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-fn metrics(stats: &Stats) -> Response<Full<Bytes>> {
+fn metrics(stats: &Stats, cache: crate::cache::Counters) -> Response<Full<Bytes>> {
     let out = format!(
         "# HELP loadgrade_testbed_requests_total Requests received, excluding /_testbed/ and /metrics.\n\
          # TYPE loadgrade_testbed_requests_total counter\n\
          loadgrade_testbed_requests_total {}\n\
          # HELP loadgrade_testbed_in_flight Counted requests currently being handled.\n\
          # TYPE loadgrade_testbed_in_flight gauge\n\
-         loadgrade_testbed_in_flight {}\n",
+         loadgrade_testbed_in_flight {}\n\
+         # HELP loadgrade_testbed_cache_hits_total /api/complete answers from the cache.\n\
+         # TYPE loadgrade_testbed_cache_hits_total counter\n\
+         loadgrade_testbed_cache_hits_total {}\n\
+         # HELP loadgrade_testbed_cache_misses_total /api/complete answers from the origin.\n\
+         # TYPE loadgrade_testbed_cache_misses_total counter\n\
+         loadgrade_testbed_cache_misses_total {}\n\
+         # HELP loadgrade_testbed_cache_evictions_total Entries pushed out of a full cache.\n\
+         # TYPE loadgrade_testbed_cache_evictions_total counter\n\
+         loadgrade_testbed_cache_evictions_total {}\n\
+         # HELP loadgrade_testbed_cache_bytes Answer bytes held by the caches.\n\
+         # TYPE loadgrade_testbed_cache_bytes gauge\n\
+         loadgrade_testbed_cache_bytes {}\n",
         stats.requests(),
         stats.in_flight(),
+        cache.hits,
+        cache.misses,
+        cache.evictions,
+        cache.bytes,
     );
     body(StatusCode::OK, PROMETHEUS, out)
 }
