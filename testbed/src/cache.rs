@@ -15,10 +15,13 @@ pub(crate) const CAPACITY_MAX: u64 = 1_000_000;
 pub(crate) const SIZE_DEFAULT: u64 = 256;
 pub(crate) const SIZE_MAX: u64 = 64 << 10;
 
+/// One cache: answers by key, the least recently used pushed out when full.
+type Cache = Arc<Mutex<lru::LruCache<String, Bytes>>>;
+
 /// Every cache of the testbed, by capacity, and their counters.
 #[derive(Debug, Default)]
 pub(crate) struct Caches {
-    by_capacity: Mutex<HashMap<u64, Arc<Mutex<lru::LruCache<String, Bytes>>>>>,
+    by_capacity: Mutex<HashMap<u64, Cache>>,
     counters: Mutex<Counters>,
 }
 
@@ -32,7 +35,7 @@ pub(crate) struct Counters {
 }
 
 impl Caches {
-    fn cache(&self, capacity: u64) -> Arc<Mutex<lru::LruCache<String, Bytes>>> {
+    fn cache(&self, capacity: u64) -> Cache {
         let entries =
             NonZeroUsize::new(usize::try_from(capacity.clamp(1, CAPACITY_MAX)).unwrap_or(1))
                 .unwrap_or(NonZeroUsize::MIN);
