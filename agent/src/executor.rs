@@ -22,6 +22,8 @@ pub enum Refusal {
     Wire(#[from] loadgrade_proto::ConvertError),
     #[error(transparent)]
     Http(#[from] http::Refusal),
+    #[error(transparent)]
+    Cache(crate::cache::Refusal),
 }
 
 /// Why a running shard ended with incomplete figures.
@@ -54,6 +56,10 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
             }
             Prepared::Http(Arc::new(spec))
         }
+        // A cache shard runs on the HTTP executor, each request a lookup.
+        Work::Cache(shard) => Prepared::Http(Arc::new(
+            crate::cache::prepare(shard, &config.allowlist, &config.caps, config.cores).await?,
+        )),
     })
 }
 

@@ -3,6 +3,7 @@
 //! the coordinator's code.
 
 pub mod allowlist;
+pub mod cache;
 pub mod cpu;
 pub mod executor;
 pub mod http;

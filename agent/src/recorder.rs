@@ -3,7 +3,7 @@
 
 use crate::cpu::{CpuClock, LoadThreads};
 use loadgrade_common::histogram::{LatencyHistogram, encode, new_histogram};
-use loadgrade_common::interval::{Counters, Health, IntervalReport};
+use loadgrade_common::interval::{CacheFigures, Counters, Health, IntervalReport};
 use loadgrade_common::shard::PartId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,6 +36,29 @@ struct Interval {
     emfile: u64,
     eaddrnotavail: u64,
     arrivals: u64,
+    /// A cache shard's lookups by outcome.
+    cache: Option<CacheInterval>,
+}
+
+/// A cache shard's lookups in one interval.
+struct CacheInterval {
+    hits: u64,
+    misses: u64,
+    hit: LatencyHistogram,
+    miss: LatencyHistogram,
+    lookup: LatencyHistogram,
+}
+
+impl CacheInterval {
+    fn new() -> Self {
+        CacheInterval {
+            hits: 0,
+            misses: 0,
+            hit: new_histogram(),
+            miss: new_histogram(),
+            lookup: new_histogram(),
+        }
+    }
 }
 
 impl Interval {
@@ -52,6 +75,7 @@ impl Interval {
             emfile: 0,
             eaddrnotavail: 0,
             arrivals: 0,
+            cache: None,
         }
     }
 
@@ -73,6 +97,14 @@ impl Interval {
         self.emfile += other.emfile;
         self.eaddrnotavail += other.eaddrnotavail;
         self.arrivals += other.arrivals;
+        if let Some(theirs) = &other.cache {
+            let mine = self.cache.get_or_insert_with(CacheInterval::new);
+            mine.hits += theirs.hits;
+            mine.misses += theirs.misses;
+            let _ = mine.hit.add(&theirs.hit);
+            let _ = mine.miss.add(&theirs.miss);
+            let _ = mine.lookup.add(&theirs.lookup);
+        }
     }
 }
 
@@ -138,6 +170,25 @@ impl Recorder {
     }
 
     /// An open-model arrival found the backlog full.
+    /// Records a cache lookup's outcome beside the request itself ([`Self::request`]): a hit or a miss with its end
+    /// to end latency (corrected, as the request's), and the cache round trip alone where there is one.
+    pub fn lookup(&self, hit: bool, end_to_end: Duration, round_trip: Option<Duration>) {
+        self.with(|i| {
+            let c = i.cache.get_or_insert_with(CacheInterval::new);
+            let us = micros(end_to_end).max(1);
+            if hit {
+                c.hits += 1;
+                let _ = c.hit.record(us);
+            } else {
+                c.misses += 1;
+                let _ = c.miss.record(us);
+            }
+            if let Some(rtt) = round_trip {
+                let _ = c.lookup.record(micros(rtt).max(1));
+            }
+        });
+    }
+
     pub fn dropped(&self) {
         self.with(|i| i.counters.dropped += 1);
     }
@@ -311,6 +362,13 @@ impl IntervalCutter {
                 arrivals: interval.arrivals,
                 threads: self.threads,
             },
+            cache: interval.cache.as_ref().map(|c| CacheFigures {
+                hits: c.hits,
+                misses: c.misses,
+                hdr_hit: encode_or_empty(&c.hit),
+                hdr_miss: encode_or_empty(&c.miss),
+                hdr_lookup: encode_or_empty(&c.lookup),
+            }),
         };
         self.cut_count += 1;
         report

@@ -28,6 +28,21 @@ pub struct IntervalReport {
     pub hdr_raw: Vec<u8>,
     pub counters: Counters,
     pub health: Health,
+    /// A cache shard's lookups by outcome; `None` for other kinds.
+    pub cache: Option<CacheFigures>,
+}
+
+/// A cache shard's lookups in one interval: hits and misses, each with its own latency histogram (their sum is
+/// in `hdr_corrected`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheFigures {
+    pub hits: u64,
+    pub misses: u64,
+    /// End to end, microseconds, HDR V2 + deflate.
+    pub hdr_hit: Vec<u8>,
+    pub hdr_miss: Vec<u8>,
+    /// Redis mode: the GET round trip alone.
+    pub hdr_lookup: Vec<u8>,
 }
 
 /// Request outcome counters.

@@ -12,20 +12,24 @@ pub enum ScenarioKind {
     Http,
     /// Concurrent capacity: closed-model steps, the target probed, cliff and capacity analysis.
     Ramp,
+    /// Cache effectiveness: hit rate, hit vs miss latency, speedup, the cache server's own figures.
+    Cache,
 }
 
 /// Kinds named in DESIGN.md that this build does not run yet: recognised so a plan gets a clear message.
-pub const PLANNED_KINDS: &[&str] = &["cache", "pagination", "scrape"];
+pub const PLANNED_KINDS: &[&str] = &["pagination", "scrape"];
 
 impl ScenarioKind {
     /// Every kind this build runs.
-    pub const ALL: [ScenarioKind; 2] = [ScenarioKind::Http, ScenarioKind::Ramp];
+    pub const ALL: [ScenarioKind; 3] =
+        [ScenarioKind::Http, ScenarioKind::Ramp, ScenarioKind::Cache];
 
     /// The plan's `kind` value.
     pub fn as_str(self) -> &'static str {
         match self {
             ScenarioKind::Http => "http",
             ScenarioKind::Ramp => "ramp",
+            ScenarioKind::Cache => "cache",
         }
     }
 
@@ -34,6 +38,7 @@ impl ScenarioKind {
         match self {
             ScenarioKind::Http => crate::report::http::metric_paths(),
             ScenarioKind::Ramp => crate::report::ramp::metric_paths(),
+            ScenarioKind::Cache => crate::report::cache::metric_paths(),
         }
     }
 
@@ -80,7 +85,7 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ScenarioKind>(), Ok(kind));
         }
         assert!(matches!(
-            "cache".parse::<ScenarioKind>(),
+            "pagination".parse::<ScenarioKind>(),
             Err(UnknownKind::Planned(_))
         ));
         assert!(

@@ -29,6 +29,42 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
     Http(HttpShard),
+    Cache(CacheShard),
+}
+
+/// One agent's shard of a cache scenario: its part of the load, each unit a lookup of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheShard {
+    /// The load, and the request of a lookup (http mode) or of a miss's origin fetch (redis mode); its URL holds
+    /// `{key}`.
+    pub load: HttpShard,
+    pub target: CacheShardTarget,
+    pub key_space: u64,
+    pub zipf: f64,
+    pub seed: u64,
+    /// Every key of the run starts with it.
+    pub key_prefix: String,
+}
+
+/// Where the cache is, as an agent needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheShardTarget {
+    Redis {
+        url: String,
+        password_env: Option<String>,
+        ttl: Duration,
+    },
+    Http {
+        hit_header: String,
+        hit_value: String,
+    },
+}
+
+impl CacheShard {
+    /// The key a lookup of key number `n` uses.
+    pub fn key(&self, n: u64) -> String {
+        format!("{}{n}", self.key_prefix)
+    }
 }
 
 /// One agent's shard of an HTTP load (an `http` scenario or a ramp step).

@@ -79,7 +79,16 @@ async fn connection(ctx: Arc<ThreadContext>, index: u64, mut active: watch::Rece
                 }
             },
         };
-        if send(&ctx.spec, &ctx.recorder, &mut c, &mut timer, None).await {
+        if send(
+            &ctx.spec,
+            ctx.cache.as_ref(),
+            &ctx.recorder,
+            &mut c,
+            &mut timer,
+            None,
+        )
+        .await
+        {
             conn = Some(c);
         }
     }

@@ -52,11 +52,15 @@ pub async fn open(
 /// error.
 pub async fn send(
     spec: &HttpShardSpec,
+    cache: Option<&crate::cache::ThreadCache>,
     recorder: &Recorder,
     conn: &mut Conn,
     timer: &mut Pin<&mut Sleep>,
     intended: Option<Instant>,
 ) -> bool {
+    if let Some(thread) = cache {
+        return crate::cache::lookup(spec, thread, recorder, conn, timer, intended).await;
+    }
     let mut resent = false;
     loop {
         let sent = Instant::now();

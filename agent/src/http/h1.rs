@@ -44,7 +44,15 @@ pub struct H1Conn<S> {
     served: u64,
     buf: Vec<u8>,
     reusable: bool,
+    /// A response header (lower-case name, value) to look for: whether the last response had it is `watched`.
+    pub watch: Option<Box<(Vec<u8>, Vec<u8>)>>,
+    pub watched: bool,
+    /// When set, the last response's body is kept here (at most [`MAX_CAPTURE`] bytes) instead of discarded.
+    pub capture: Option<Vec<u8>>,
 }
+
+/// Most body bytes kept when a response is captured (a cache value).
+pub const MAX_CAPTURE: usize = 1 << 20;
 
 enum Framing {
     Empty,
@@ -75,6 +83,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             served: 0,
             buf: Vec::with_capacity(BUFFER),
             reusable: true,
+            watch: None,
+            watched: false,
+            capture: None,
         }
     }
 
@@ -106,17 +117,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             .map_err(|_| stale_or(Outcome::Other, 0))?;
         self.buf.clear();
         let mut received = 0u64;
-        let (status, framing, head_len, close) = loop {
-            if let Some((status, framing, head_len, close)) = parse_head(&self.buf, head_request)? {
-                if (100..200).contains(&status) && status != 101 {
-                    // Interim response (100 Continue, 103 Early Hints): the real one follows.
-                    self.buf.drain(..head_len);
-                    continue;
+        if let Some(c) = &mut self.capture {
+            c.clear();
+        }
+        // Kept aside while the head is read (reading borrows the connection), put back on every path.
+        let watch = self.watch.take();
+        let head = loop {
+            match parse_head(&self.buf, head_request, watch.as_deref()) {
+                Err(e) => break Err(e),
+                Ok(Some((status, framing, head_len, close, watched))) => {
+                    self.watched = watched;
+                    if (100..200).contains(&status) && status != 101 {
+                        // Interim response (100 Continue, 103 Early Hints): the real one follows.
+                        self.buf.drain(..head_len);
+                        continue;
+                    }
+                    break Ok((status, framing, head_len, close));
                 }
-                break (status, framing, head_len, close);
+                Ok(None) => match self.read_more().await {
+                    Ok(n) => received += n,
+                    Err(o) => break Err(stale_or(o, received)),
+                },
             }
-            received += self.read_more().await.map_err(|o| stale_or(o, received))?;
         };
+        self.watch = watch;
+        let (status, framing, head_len, close) = head?;
         if close {
             self.reusable = false;
         }
@@ -127,16 +152,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             Framing::Chunked => received += self.skip_chunked(head_len).await?,
             Framing::UntilClose => {
                 self.reusable = false;
+                keep(&mut self.capture, &self.buf[head_len..]);
                 loop {
                     self.buf.clear();
                     match self.read_more_or_eof().await? {
                         0 => break,
-                        n => received += n as u64,
+                        n => {
+                            keep(&mut self.capture, &self.buf);
+                            received += n as u64;
+                        }
                     }
                 }
             }
         }
         Ok((status, received))
+    }
+
+    /// [`Self::read_more`], keeping what it read when capturing.
+    async fn read_more_kept(&mut self) -> Result<u64, Outcome> {
+        let before = self.buf.len();
+        let n = self.read_more().await?;
+        keep(&mut self.capture, &self.buf[before..]);
+        Ok(n)
     }
 
     /// Reads at least one byte; EOF or an I/O error before the response is complete is an error.
@@ -157,13 +194,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             .map_err(|_| Outcome::Other)
     }
 
-    /// Consumes `length` body bytes that start at `start` in the buffer.
+    /// Consumes `length` body bytes that start at `start` in the buffer (keeping them when capturing).
     async fn skip_body(&mut self, start: usize, length: u64) -> Result<u64, Outcome> {
+        let first = &self.buf[start..];
+        let first = &first[..first
+            .len()
+            .min(usize::try_from(length).unwrap_or(usize::MAX))];
+        keep(&mut self.capture, first);
         let mut remaining = length.saturating_sub((self.buf.len() - start) as u64);
         let mut received = 0;
         while remaining > 0 {
             self.buf.clear();
             let n = self.read_more().await?;
+            let body = &self.buf[..self
+                .buf
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX))];
+            keep(&mut self.capture, body);
             received += n;
             remaining = remaining.saturating_sub(n);
         }
@@ -174,6 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     async fn skip_chunked(&mut self, start: usize) -> Result<u64, Outcome> {
         let mut pos = start;
         let mut received = 0;
+        // A capture keeps the chunked body as it came (chunk sizes included).
+        keep(&mut self.capture, &self.buf[start..]);
         // Bytes of chunk data (plus its CRLF) still to skip.
         let mut skip: u64 = 0;
         loop {
@@ -186,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                     skip -= available;
                     self.buf.clear();
                     pos = 0;
-                    received += self.read_more().await?;
+                    received += self.read_more_kept().await?;
                     continue;
                 }
             }
@@ -202,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                         if rest.windows(4).any(|w| w == b"\r\n\r\n") {
                             return Ok(received);
                         }
-                        received += self.read_more().await?;
+                        received += self.read_more_kept().await?;
                     }
                 }
                 Ok(httparse::Status::Complete((consumed, size))) => {
@@ -212,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                 Ok(httparse::Status::Partial) => {
                     self.buf.drain(..pos);
                     pos = 0;
-                    received += self.read_more().await?;
+                    received += self.read_more_kept().await?;
                 }
                 Err(_) => return Err(Outcome::Other),
             }
@@ -220,13 +269,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
     }
 }
 
-/// Parses a response head: status, body framing, head length, and whether the server closes the connection after
-/// it (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`). `None` when more bytes are needed.
+/// Appends body bytes to a capture, up to [`MAX_CAPTURE`].
+fn keep(capture: &mut Option<Vec<u8>>, bytes: &[u8]) {
+    if let Some(c) = capture {
+        let room = MAX_CAPTURE.saturating_sub(c.len());
+        c.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+/// Parses a response head: status, body framing, head length, whether the server closes the connection after it
+/// (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`), and whether the `watch`ed header has its
+/// value. `None` when more bytes are needed.
 #[allow(clippy::type_complexity)]
 fn parse_head(
     buf: &[u8],
     head_request: bool,
-) -> Result<Option<(u16, Framing, usize, bool)>, Outcome> {
+    watch: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<Option<(u16, Framing, usize, bool, bool)>, Outcome> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buf) {
@@ -238,7 +297,14 @@ fn parse_head(
     let mut length = None;
     let mut chunked = false;
     let mut close = response.version == Some(0);
+    let mut watched = false;
     for h in response.headers.iter() {
+        if let Some((name, value)) = watch
+            && h.name.as_bytes().eq_ignore_ascii_case(name)
+            && h.value.trim_ascii() == value.as_slice()
+        {
+            watched = true;
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value).map_err(|_| Outcome::Other)?;
             length = Some(text.trim().parse::<u64>().map_err(|_| Outcome::Other)?);
@@ -269,7 +335,7 @@ fn parse_head(
     } else {
         Framing::UntilClose
     };
-    Ok(Some((status, framing, head_len, close)))
+    Ok(Some((status, framing, head_len, close, watched)))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod open;
 mod precise;
 mod share;
 mod target;
-mod transport;
+pub mod transport;
 
 pub use share::ThreadShare;
 pub use target::{HttpTarget, TargetError};
@@ -116,6 +116,8 @@ pub struct HttpShardSpec {
     pub allowed: crate::allowlist::Resolved,
     /// Longest the shard may run (the agent's `--max-duration`).
     pub max_duration: Option<Duration>,
+    /// A cache shard: each request is a lookup of a key (crate::cache).
+    pub cache: Option<Arc<crate::cache::CacheLookup>>,
     /// Injected fault: block every load thread for `.1` once every `.0`.
     #[cfg(feature = "fault-injection")]
     pub block: Option<(Duration, Duration)>,
@@ -191,6 +193,7 @@ impl HttpShardSpec {
             idempotent: shard.request.idempotent,
             allowed,
             max_duration: caps.max_duration,
+            cache: None,
             #[cfg(feature = "fault-injection")]
             block: None,
         })
@@ -275,6 +278,8 @@ pub struct ThreadContext {
     pub connections: u64,
     /// Open model: this thread's backlog.
     pub backlog: u64,
+    /// A cache shard: this thread's key stream and Redis connection.
+    pub cache: Option<crate::cache::ThreadCache>,
 }
 
 impl ThreadContext {
@@ -363,6 +368,10 @@ pub async fn run(
             warmup_end,
             connections: connections[t],
             backlog: backlogs[t].max(1),
+            cache: spec
+                .cache
+                .clone()
+                .map(|lookup| crate::cache::ThreadCache::new(lookup, t as u64)),
         });
         let done = done_tx.clone();
         let load_threads = load_threads.clone();

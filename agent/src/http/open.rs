@@ -159,6 +159,7 @@ async fn connection(
         };
         if send(
             &ctx.spec,
+            ctx.cache.as_ref(),
             &ctx.recorder,
             &mut c,
             &mut timer,

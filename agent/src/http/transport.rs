@@ -171,6 +171,17 @@ where
     Ok(Conn::H2(sender))
 }
 
+/// What [`Conn::exchange_bytes`] got.
+#[derive(Debug)]
+pub struct Exchanged {
+    pub status: u16,
+    pub bytes: u64,
+    /// The watched header had its value.
+    pub watched: bool,
+    /// The body, when captured.
+    pub body: Option<Vec<u8>>,
+}
+
 pub enum Conn {
     Plain(H1Conn<TcpStream>),
     Tls(Box<H1Conn<TlsStream<TcpStream>>>),
@@ -201,6 +212,46 @@ impl Conn {
                 }
                 Ok((status, bytes))
             }
+        }
+    }
+
+    /// Sends prebuilt HTTP/1.1 request bytes (a cache lookup's, whose key changes per request). `watch`: a response
+    /// header (lower-case name, value) whose presence is returned; `capture`: keep the body (returned).
+    pub async fn exchange_bytes(
+        &mut self,
+        request: &[u8],
+        watch: Option<&(Vec<u8>, Vec<u8>)>,
+        capture: bool,
+    ) -> Result<Exchanged, Outcome> {
+        fn on<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+            c: &mut H1Conn<S>,
+            watch: Option<&(Vec<u8>, Vec<u8>)>,
+            capture: bool,
+        ) {
+            if c.watch.is_none()
+                && let Some(w) = watch
+            {
+                c.watch = Some(Box::new(w.clone()));
+            }
+            c.capture = capture.then(|| c.capture.take().unwrap_or_default());
+        }
+        macro_rules! exchange {
+            ($c:expr) => {{
+                on($c, watch, capture);
+                let (status, bytes) = $c.exchange(request, false).await?;
+                Ok(Exchanged {
+                    status,
+                    bytes,
+                    watched: $c.watched,
+                    body: $c.capture.take(),
+                })
+            }};
+        }
+        match self {
+            Conn::Plain(c) => exchange!(c),
+            Conn::Tls(c) => exchange!(c.as_mut()),
+            // Cache lookups are refused over HTTP/2 when the shard is prepared.
+            Conn::H2(_) => Err(Outcome::Other),
         }
     }
 

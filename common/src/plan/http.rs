@@ -153,8 +153,18 @@ pub(crate) fn never_produced(spec: &HttpSpec, metric: &str) -> Option<String> {
 
 /// Validates an `http` scenario.
 pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -> Option<HttpSpec> {
-    let raw: RawHttp = input.table.part(issues)?;
     let request = request::validate(input, issues);
+    validate_load(input, issues, request)
+}
+
+/// Validates the load of a scenario (model, connections, rate, stages, duration, budget, warm-up) around a request
+/// read by the caller: an `http` scenario's, or a `cache` scenario's lookup.
+pub(crate) fn validate_load(
+    input: &ScenarioInput<'_, '_>,
+    issues: &mut Issues<'_>,
+    request: Option<HttpRequest>,
+) -> Option<HttpSpec> {
+    let raw: RawHttp = input.table.part(issues)?;
     let (name, kind_span) = (input.name, &input.kind_span);
     let stages_name_rate = raw
         .stages

@@ -1,8 +1,9 @@
 //! Plans: the typed, validated form of a plan file (format v1, DESIGN.md). Parse with [`Plan::parse`].
 //!
-//! One module per scenario kind ([`http`], [`ramp`]) owns its raw fields, its validation and its typed spec;
+//! One module per scenario kind ([`http`], [`ramp`], [`cache`]) owns its raw fields, its validation and its typed spec;
 //! [`ScenarioSpec`] holds one of them, and [`crate::kind::ScenarioKind`] names it.
 
+pub mod cache;
 mod errors;
 mod fields;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod request;
 mod validate;
 
 pub use crate::kind::ScenarioKind;
+pub use cache::{CacheSpec, CacheTarget, RedisCache};
 pub use errors::{PlanError, PlanIssue};
 pub use http::{Arrivals, HttpSpec, LoadModel};
 pub use ramp::{CliffRule, LocalTarget, ProbeSpec, RampSpec};
@@ -74,6 +76,7 @@ pub struct Scenario {
 pub enum ScenarioSpec {
     Http(HttpSpec),
     Ramp(RampSpec),
+    Cache(CacheSpec),
 }
 
 impl Scenario {
@@ -81,6 +84,7 @@ impl Scenario {
         match self.spec {
             ScenarioSpec::Http(_) => ScenarioKind::Http,
             ScenarioSpec::Ramp(_) => ScenarioKind::Ramp,
+            ScenarioSpec::Cache(_) => ScenarioKind::Cache,
         }
     }
 
@@ -89,6 +93,7 @@ impl Scenario {
         match &self.spec {
             ScenarioSpec::Http(spec) => spec.planned_length(),
             ScenarioSpec::Ramp(ramp) => ramp.planned_length(),
+            ScenarioSpec::Cache(cache) => cache.load.planned_length(),
         }
     }
 }

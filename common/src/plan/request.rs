@@ -52,13 +52,35 @@ pub(crate) fn validate(
     input: &ScenarioInput<'_, '_>,
     issues: &mut Issues<'_>,
 ) -> Option<HttpRequest> {
+    validate_with_url(input, issues, None)
+}
+
+/// Reads and validates a scenario's request fields, its URL from `url`, or from another field when `url_from` names
+/// one (`origin` in a cache scenario: then `url` itself is refused).
+pub(crate) fn validate_with_url(
+    input: &ScenarioInput<'_, '_>,
+    issues: &mut Issues<'_>,
+    url_from: Option<(&'static str, Option<&toml::Spanned<String>>)>,
+) -> Option<HttpRequest> {
     let raw: RawRequest = input.table.part(issues)?;
     let (name, kind_span, base_dir) = (input.name, &input.kind_span, input.base_dir);
-    let url = match &raw.url {
+    let (field, given) = match url_from {
+        Some((field, given)) => {
+            if let Some(u) = &raw.url {
+                issues.at(
+                    u.span(),
+                    format!("this scenario takes its URL from `{field}`, not `url`"),
+                );
+            }
+            (field, given)
+        }
+        None => ("url", raw.url.as_ref()),
+    };
+    let url = match given {
         None => {
             issues.at(
                 kind_span.clone(),
-                format!("scenario {name:?}: `url` is required"),
+                format!("scenario {name:?}: `{field}` is required"),
             );
             None
         }

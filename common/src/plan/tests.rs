@@ -90,7 +90,7 @@ fn every_problem_is_reported() {
         .replace("rate = 200", "rate = -3")
         .replace(
             "kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"",
-            "kind = \"cache\"",
+            "kind = \"scrape\"",
         );
     let e = errors_of(&text);
     assert_eq!(e.lines().count(), 3, "{e}");
@@ -99,7 +99,7 @@ fn every_problem_is_reported() {
         "{e}"
     );
     assert!(
-        e.contains("kind \"cache\" is not supported by this build yet"),
+        e.contains("kind \"scrape\" is not supported by this build yet"),
         "{e}"
     );
 }

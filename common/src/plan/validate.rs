@@ -9,7 +9,7 @@ use super::raw::{RawCommon, RawPlan, parse_document};
 use super::request::RawRequest;
 use super::{
     MAX_PLAN_BYTES, MAX_RUN, MAX_SCENARIOS, Plan, Scenario, ScenarioInput, ScenarioKind,
-    ScenarioSpec, ScenarioTable, http, ramp,
+    ScenarioSpec, ScenarioTable, cache, http, ramp,
 };
 use crate::grade::Grade;
 use crate::kind::UnknownKind;
@@ -37,6 +37,11 @@ fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
             keys.extend(field_names::<RawRequest>());
             keys.extend(field_names::<ramp::RawRamp>());
         }
+        ScenarioKind::Cache => {
+            keys.extend(field_names::<RawRequest>());
+            keys.extend(field_names::<http::RawHttp>());
+            keys.extend(field_names::<cache::RawCache>());
+        }
     }
     keys
 }
@@ -46,6 +51,7 @@ fn never_produced(spec: &ScenarioSpec, metric: &str, memory_budget: Option<u64>)
     match spec {
         ScenarioSpec::Http(spec) => http::never_produced(spec, metric),
         ScenarioSpec::Ramp(spec) => ramp::never_produced(spec, metric, memory_budget),
+        ScenarioSpec::Cache(spec) => cache::never_produced(spec, metric),
     }
 }
 
@@ -58,6 +64,7 @@ fn validate_spec(
     Some(match kind {
         ScenarioKind::Http => ScenarioSpec::Http(http::validate(input, issues)?),
         ScenarioKind::Ramp => ScenarioSpec::Ramp(ramp::validate(input, issues)?),
+        ScenarioKind::Cache => ScenarioSpec::Cache(cache::validate(input, issues)?),
     })
 }
 

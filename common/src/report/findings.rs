@@ -48,6 +48,8 @@ pub enum FindingKind {
     NoResponse,
     /// A thresholded figure was not measured.
     NotMeasured,
+    /// The cache server could not be prepared as the plan asks (flush).
+    CacheServer,
 }
 
 impl FindingKind {

@@ -4,6 +4,7 @@
 //! `compare` read figures through [`ScenarioMetrics::figure`], renderers match on the variant. Nothing outside
 //! this module turns metrics into or out of JSON.
 
+pub mod cache;
 mod findings;
 pub mod http;
 pub mod ramp;
@@ -113,6 +114,7 @@ pub struct ScenarioReport {
 pub enum ScenarioMetrics {
     Http(HttpMetrics),
     Ramp(RampMetrics),
+    Cache(cache::CacheMetrics),
 }
 
 impl ScenarioMetrics {
@@ -120,6 +122,7 @@ impl ScenarioMetrics {
         match self {
             ScenarioMetrics::Http(_) => ScenarioKind::Http,
             ScenarioMetrics::Ramp(_) => ScenarioKind::Ramp,
+            ScenarioMetrics::Cache(_) => ScenarioKind::Cache,
         }
     }
 
@@ -129,6 +132,7 @@ impl ScenarioMetrics {
         match self {
             ScenarioMetrics::Http(m) => m.figure(path),
             ScenarioMetrics::Ramp(m) => m.figure(path),
+            ScenarioMetrics::Cache(m) => m.figure(path),
         }
         .filter(|v| v.is_finite())
     }
@@ -137,7 +141,7 @@ impl ScenarioMetrics {
     /// that is all) rather than because the measurement failed (which makes the run INVALID).
     pub fn absent_by_result(&self, path: &str) -> bool {
         match self {
-            ScenarioMetrics::Http(_) => false,
+            ScenarioMetrics::Http(_) | ScenarioMetrics::Cache(_) => false,
             ScenarioMetrics::Ramp(m) => m.absent_by_result(path),
         }
     }
@@ -146,6 +150,7 @@ impl ScenarioMetrics {
         match self {
             ScenarioMetrics::Http(m) => serde_json::to_value(m),
             ScenarioMetrics::Ramp(m) => serde_json::to_value(m),
+            ScenarioMetrics::Cache(m) => serde_json::to_value(m),
         }
     }
 
@@ -153,6 +158,7 @@ impl ScenarioMetrics {
         Ok(match kind {
             ScenarioKind::Http => ScenarioMetrics::Http(serde_json::from_value(value)?),
             ScenarioKind::Ramp => ScenarioMetrics::Ramp(serde_json::from_value(value)?),
+            ScenarioKind::Cache => ScenarioMetrics::Cache(serde_json::from_value(value)?),
         })
     }
 }
@@ -363,6 +369,7 @@ mod tests {
         for metrics in [
             ScenarioMetrics::Http(http::tests::sample()),
             ScenarioMetrics::Ramp(ramp::tests::sample()),
+            ScenarioMetrics::Cache(cache::tests::sample()),
         ] {
             let json = metrics.to_json().expect("json");
             for path in metrics.kind().metric_paths() {

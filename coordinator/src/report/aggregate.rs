@@ -28,6 +28,17 @@ pub struct HttpAggregate {
     window_ms: BTreeMap<String, u64>,
     /// Requests completed during warm-up (not in any figure, but counted, so the target's count reconciles).
     warmup_requests: u64,
+    /// A cache load's hits and misses (measured intervals).
+    cache: CacheSums,
+}
+
+/// A cache load's merged hits and misses.
+pub struct CacheSums {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit: LatencyHistogram,
+    pub miss: LatencyHistogram,
+    pub lookup: LatencyHistogram,
 }
 
 impl HttpAggregate {
@@ -41,6 +52,13 @@ impl HttpAggregate {
             in_window: Counters::default(),
             window_ms: BTreeMap::new(),
             warmup_requests: 0,
+            cache: CacheSums {
+                hits: 0,
+                misses: 0,
+                hit: new_histogram(),
+                miss: new_histogram(),
+                lookup: new_histogram(),
+            },
         }
     }
 
@@ -56,6 +74,13 @@ impl HttpAggregate {
         merge(&mut self.corrected, &decoded.corrected)?;
         merge(&mut self.raw, &decoded.raw)?;
         merge(&mut self.send_late, &decoded.send_late)?;
+        if let Some(c) = &decoded.cache {
+            merge(&mut self.cache.hit, &c.hit)?;
+            merge(&mut self.cache.miss, &c.miss)?;
+            merge(&mut self.cache.lookup, &c.lookup)?;
+            self.cache.hits = self.cache.hits.saturating_add(c.hits);
+            self.cache.misses = self.cache.misses.saturating_add(c.misses);
+        }
         self.counters.add(&report.counters);
         if !report.after_window {
             self.in_window.add(&report.counters);
@@ -63,6 +88,11 @@ impl HttpAggregate {
                 u64::from(report.duration_ms);
         }
         Ok(())
+    }
+
+    /// A cache load's hits and misses.
+    pub fn cache(&self) -> &CacheSums {
+        &self.cache
     }
 
     pub fn requests(&self) -> u64 {

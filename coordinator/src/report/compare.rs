@@ -28,6 +28,12 @@ fn figures(kind: ScenarioKind) -> &'static [(&'static str, Better)] {
             ("peak_throughput_rps", Better::Higher),
             ("memory_at_90pct_bytes", Better::Lower),
         ],
+        ScenarioKind::Cache => &[
+            ("hit_rate", Better::Higher),
+            ("hit_latency_ms.p95", Better::Lower),
+            ("miss_latency_ms.p95", Better::Lower),
+            ("success_rps", Better::Higher),
+        ],
     }
 }
 

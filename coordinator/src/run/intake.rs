@@ -29,6 +29,17 @@ pub struct Decoded {
     pub lag: LatencyHistogram,
     pub connection_wait: LatencyHistogram,
     pub connect: LatencyHistogram,
+    /// A cache shard's hits and misses.
+    pub cache: Option<DecodedCache>,
+}
+
+/// A cache interval's figures, decoded and checked.
+pub struct DecodedCache {
+    pub hits: u64,
+    pub misses: u64,
+    pub hit: LatencyHistogram,
+    pub miss: LatencyHistogram,
+    pub lookup: LatencyHistogram,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,17 @@ pub enum IntakeError {
         name: &'static str,
         value: u64,
         duration_ms: u32,
+    },
+    #[error(
+        "{hits} hits and {misses} misses, but {ok} successful lookups and histograms of {hit_values} and \
+         {miss_values} values: every successful lookup is one hit or one miss"
+    )]
+    CacheCounts {
+        hits: u64,
+        misses: u64,
+        ok: u64,
+        hit_values: u64,
+        miss_values: u64,
     },
     #[error("the agent was not assigned this part")]
     NotAssigned,
@@ -152,6 +174,34 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
         lag: decode("lag", &h.hdr_lag)?,
         connection_wait: decode("connection_wait", &h.hdr_connection_wait)?,
         connect: decode("connect", &h.hdr_connect)?,
+        cache: match &report.cache {
+            None => None,
+            Some(cache) => {
+                let decoded = DecodedCache {
+                    hits: cache.hits,
+                    misses: cache.misses,
+                    hit: decode("cache hit", &cache.hdr_hit)?,
+                    miss: decode("cache miss", &cache.hdr_miss)?,
+                    lookup: decode("cache lookup", &cache.hdr_lookup)?,
+                };
+                // Every successful lookup (a response below 400) is one hit or one miss, each one value.
+                let consistent = cache.hits <= MAX_PER_INTERVAL
+                    && cache.misses <= MAX_PER_INTERVAL
+                    && cache.hits + cache.misses == c.ok
+                    && decoded.hit.len() == cache.hits
+                    && decoded.miss.len() == cache.misses;
+                if !consistent {
+                    return Err(IntakeError::CacheCounts {
+                        hits: cache.hits,
+                        misses: cache.misses,
+                        ok: c.ok,
+                        hit_values: decoded.hit.len(),
+                        miss_values: decoded.miss.len(),
+                    });
+                }
+                Some(decoded)
+            }
+        },
     };
     // Every response (whatever its status) and every timeout is one latency value; nothing else is.
     let counted = c.ok + e.status_4xx + e.status_5xx + e.timeout;

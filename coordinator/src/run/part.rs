@@ -15,7 +15,7 @@ use loadgrade_common::plan::{HttpSpec, LoadModel};
 use loadgrade_common::protocol::{ShardOutcome, ToAgent};
 use loadgrade_common::report::FindingKind;
 use loadgrade_common::run::RunState;
-use loadgrade_common::shard::{Assignment, PartId, Work};
+use loadgrade_common::shard::{Assignment, HttpShard, PartId, Work};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
@@ -38,6 +38,8 @@ pub struct Part {
 struct PartRun<'a> {
     part: &'a Part,
     spec: &'a HttpSpec,
+    /// What each agent's share becomes: an http shard, or a cache shard around it.
+    work: &'a (dyn Fn(HttpShard) -> Work + Sync),
     assigned: BTreeSet<String>,
     pending: BTreeSet<String>,
     refused: BTreeSet<String>,
@@ -57,6 +59,16 @@ struct PartRun<'a> {
 /// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
 /// left to run it.
 pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Option<HttpAggregate> {
+    run_part_as(ctx, part, spec, &Work::Http).await
+}
+
+/// [`run_part`], each agent's share of the load made into its work by `work` (a cache shard around it).
+pub async fn run_part_as(
+    ctx: &mut RunContext,
+    part: &Part,
+    spec: &HttpSpec,
+    work: &(dyn Fn(HttpShard) -> Work + Sync),
+) -> Option<HttpAggregate> {
     let live: Vec<AgentInfo> = ctx
         .agents
         .iter()
@@ -73,6 +85,7 @@ pub async fn run_part(ctx: &mut RunContext, part: &Part, spec: &HttpSpec) -> Opt
     let mut run = PartRun {
         part,
         spec,
+        work,
         assigned: BTreeSet::new(),
         pending: BTreeSet::new(),
         refused: BTreeSet::new(),
@@ -172,7 +185,7 @@ impl PartRun<'_> {
                 part: self.part.id.clone(),
                 start_at_unix_ms: start_at,
                 orphan_timeout: ctx.orphan_timeout,
-                work: Work::Http(share.shard),
+                work: (self.work)(share.shard),
             };
             if ctx.deps.registry.send_for_run(
                 &share.agent,

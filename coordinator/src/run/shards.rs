@@ -93,7 +93,7 @@ mod tests {
         .expect("plan");
         match plan.scenarios[0].spec.clone() {
             ScenarioSpec::Http(spec) => spec,
-            ScenarioSpec::Ramp(_) => unreachable!("an http plan"),
+            other => panic!("an http plan, got {other:?}"),
         }
     }
 

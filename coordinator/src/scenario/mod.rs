@@ -1,6 +1,7 @@
 //! The coordinator's part of each scenario kind: how a kind is run over the agents (in one part or several) and
 //! how its merged figures become its metrics. One module per kind; [`run`] is the one match that ties them in.
 
+pub mod cache;
 pub mod http;
 pub mod ramp;
 
@@ -19,6 +20,9 @@ pub fn replay(
     match &scenario.spec {
         ScenarioSpec::Http(spec) => {
             http::replay(scenario, spec, intervals).map(ScenarioMetrics::Http)
+        }
+        ScenarioSpec::Cache(spec) => {
+            cache::replay(scenario, spec, intervals).map(ScenarioMetrics::Cache)
         }
         ScenarioSpec::Ramp(spec) => {
             let any = intervals.iter().any(|i| i.part.scenario == scenario.name);
@@ -42,5 +46,8 @@ pub async fn run(
         ScenarioSpec::Ramp(spec) => Some(ScenarioMetrics::Ramp(
             ramp::run(ctx, scenario, spec, plan.memory_budget).await,
         )),
+        ScenarioSpec::Cache(spec) => cache::run(ctx, scenario, spec)
+            .await
+            .map(ScenarioMetrics::Cache),
     }
 }

@@ -2,6 +2,9 @@
 //! a run the coordinator did not see to its end, and the runs left unfinished by a coordinator that stopped.
 
 use super::{Store, StoreError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use loadgrade_common::interval::CacheFigures;
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::PartId;
@@ -25,13 +28,21 @@ impl Store {
     /// Stores an interval report. Returns false when this (run, agent, epoch, seq) was already stored.
     pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
         let c = &report.counters;
-        let counters_json = serde_json::json!({
+        let mut counters_json = serde_json::json!({
             "requests": c.requests, "ok": c.ok,
             "errors_connect": c.errors.connect, "errors_timeout": c.errors.timeout,
             "errors_status_4xx": c.errors.status_4xx, "errors_status_5xx": c.errors.status_5xx,
             "errors_other": c.errors.other, "dropped": c.dropped,
             "bytes_received": c.bytes_received, "resent": c.resent, "discarded_at_stop": c.discarded_at_stop,
         });
+        if let Some(cache) = &report.cache {
+            // A cache interval's figures ride along (histograms as base64): a report can be rebuilt from the store.
+            counters_json["cache"] = serde_json::json!({
+                "hits": cache.hits, "misses": cache.misses,
+                "hdr_hit": BASE64.encode(&cache.hdr_hit), "hdr_miss": BASE64.encode(&cache.hdr_miss),
+                "hdr_lookup": BASE64.encode(&cache.hdr_lookup),
+            });
+        }
         let health_json = serde_json::json!({
             "cpu_percent": report.health.cpu_percent, "backlog_max": report.health.backlog_max,
         });
@@ -172,6 +183,33 @@ fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
             bytes_received: n("bytes_received"),
             resent: n("resent"),
             discarded_at_stop: n("discarded_at_stop"),
+        },
+        cache: match counters.get("cache") {
+            None => None,
+            Some(cache) => {
+                let blob = |key: &str| -> Result<Vec<u8>, StoreError> {
+                    let text = cache
+                        .get(key)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default();
+                    BASE64
+                        .decode(text)
+                        .map_err(|e| corrupt(format!("cache {key}: {e}")))
+                };
+                let number = |key: &str| {
+                    cache
+                        .get(key)
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                };
+                Some(CacheFigures {
+                    hits: number("hits"),
+                    misses: number("misses"),
+                    hdr_hit: blob("hdr_hit")?,
+                    hdr_miss: blob("hdr_miss")?,
+                    hdr_lookup: blob("hdr_lookup")?,
+                })
+            }
         },
         health: Default::default(),
     })

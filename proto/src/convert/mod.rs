@@ -19,6 +19,7 @@ macro_rules! mirror {
     };
 }
 
+mod cache;
 mod run;
 mod session;
 mod shard;

@@ -2,19 +2,19 @@
 
 use super::{ConvertError, known};
 use crate::v1;
-use loadgrade_common::interval::{Counters, Health, IntervalReport};
+use loadgrade_common::interval::{CacheFigures, Counters, Health, IntervalReport};
 use loadgrade_common::plan::{Arrivals, HttpRequest, LoadModel, MAX_RUN};
 use loadgrade_common::profile::{Profile, Stage};
 use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::{Assignment, HttpShard, PartId, ShardProfile, Work};
 use std::time::Duration;
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A duration from the wire, no longer than a run may last.
-fn bounded_millis(field: &'static str, ms: u64) -> Result<Duration, ConvertError> {
+pub(super) fn bounded_millis(field: &'static str, ms: u64) -> Result<Duration, ConvertError> {
     let d = Duration::from_millis(ms);
     if d > MAX_RUN {
         return Err(ConvertError::Invalid {
@@ -37,6 +37,7 @@ impl From<Assignment> for v1::AssignShard {
             orphan_timeout_ms: millis(a.orphan_timeout),
             work: Some(match a.work {
                 Work::Http(shard) => v1::assign_shard::Work::Http(shard.into()),
+                Work::Cache(shard) => v1::assign_shard::Work::Cache(shard.into()),
             }),
         }
     }
@@ -48,6 +49,7 @@ impl TryFrom<v1::AssignShard> for Assignment {
     fn try_from(a: v1::AssignShard) -> Result<Self, ConvertError> {
         let work = match a.work.ok_or(ConvertError::Missing("AssignShard.work"))? {
             v1::assign_shard::Work::Http(shard) => Work::Http(shard.try_into()?),
+            v1::assign_shard::Work::Cache(shard) => Work::Cache(shard.try_into()?),
         };
         Ok(Assignment {
             run_id: a.run_id,
@@ -307,6 +309,13 @@ impl From<IntervalReport> for v1::IntervalReport {
             hdr_raw: r.hdr_raw,
             counters: Some(r.counters.into()),
             health: Some(r.health.into()),
+            cache: r.cache.map(|c| v1::CacheFigures {
+                hits: c.hits,
+                misses: c.misses,
+                hdr_hit: c.hdr_hit,
+                hdr_miss: c.hdr_miss,
+                hdr_lookup: c.hdr_lookup,
+            }),
         }
     }
 }
@@ -330,6 +339,13 @@ impl From<v1::IntervalReport> for IntervalReport {
             hdr_raw: r.hdr_raw,
             counters: r.counters.unwrap_or_default().into(),
             health: r.health.unwrap_or_default().into(),
+            cache: r.cache.map(|c| CacheFigures {
+                hits: c.hits,
+                misses: c.misses,
+                hdr_hit: c.hdr_hit,
+                hdr_miss: c.hdr_miss,
+                hdr_lookup: c.hdr_lookup,
+            }),
         }
     }
 }

@@ -202,7 +202,7 @@ pub struct AssignShard {
     /// The plan's orphan_timeout: an agent that hears nothing from the coordinator this long stops this run's load.
     #[prost(uint64, tag = "5")]
     pub orphan_timeout_ms: u64,
-    #[prost(oneof = "assign_shard::Work", tags = "10")]
+    #[prost(oneof = "assign_shard::Work", tags = "10, 11")]
     pub work: ::core::option::Option<assign_shard::Work>,
 }
 /// Nested message and enum types in `AssignShard`.
@@ -212,7 +212,64 @@ pub mod assign_shard {
     pub enum Work {
         #[prost(message, tag = "10")]
         Http(super::HttpShard),
+        #[prost(message, tag = "11")]
+        Cache(super::CacheShard),
     }
+}
+/// A cache scenario's shard: lookups of keys from a shared key space, each a hit or a miss.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CacheShard {
+    /// The load, and the request of a lookup (http mode) or of a miss's origin fetch (redis mode); its URL holds
+    /// {key}.
+    #[prost(message, optional, tag = "1")]
+    pub load: ::core::option::Option<HttpShard>,
+    #[prost(uint64, tag = "4")]
+    pub key_space: u64,
+    /// Zipf exponent of key popularity; 0: uniform.
+    #[prost(double, tag = "5")]
+    pub zipf: f64,
+    /// The key sampler's seed (each agent and connection derives its own stream from it).
+    #[prost(uint64, tag = "6")]
+    pub seed: u64,
+    /// Every key this run reads or writes starts with it ("loadgrade:<run id>:").
+    #[prost(string, tag = "7")]
+    pub key_prefix: ::prost::alloc::string::String,
+    #[prost(oneof = "cache_shard::Target", tags = "2, 3")]
+    pub target: ::core::option::Option<cache_shard::Target>,
+}
+/// Nested message and enum types in `CacheShard`.
+pub mod cache_shard {
+    #[allow(clippy::all)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Target {
+        #[prost(message, tag = "2")]
+        Redis(super::RedisTarget),
+        #[prost(message, tag = "3")]
+        Http(super::HttpCacheTarget),
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RedisTarget {
+    /// redis:// or rediss://, possibly with a password.
+    #[prost(string, tag = "1")]
+    pub url: ::prost::alloc::string::String,
+    /// An environment variable on the agent that holds the password; empty: none.
+    #[prost(string, tag = "2")]
+    pub password_env: ::prost::alloc::string::String,
+    /// Time to live of a key set after a miss, milliseconds.
+    #[prost(uint64, tag = "3")]
+    pub ttl_ms: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HttpCacheTarget {
+    /// A response whose header hit_header (lower case) has the value hit_value is a hit; any other, a miss.
+    #[prost(string, tag = "1")]
+    pub hit_header: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub hit_value: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -340,6 +397,25 @@ pub struct IntervalReport {
     /// but not part of the window's throughput.
     #[prost(bool, tag = "14")]
     pub after_window: bool,
+    /// A cache shard's lookups by outcome (hdr_corrected holds them all).
+    #[prost(message, optional, tag = "15")]
+    pub cache: ::core::option::Option<CacheFigures>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CacheFigures {
+    #[prost(uint64, tag = "1")]
+    pub hits: u64,
+    #[prost(uint64, tag = "2")]
+    pub misses: u64,
+    /// End to end, microseconds, HDR V2 + deflate.
+    #[prost(bytes = "vec", tag = "3")]
+    pub hdr_hit: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub hdr_miss: ::prost::alloc::vec::Vec<u8>,
+    /// Redis mode: the GET round trip alone.
+    #[prost(bytes = "vec", tag = "5")]
+    pub hdr_lookup: ::prost::alloc::vec::Vec<u8>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -64,7 +64,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     });
 }
 
-fn latency_row(label: &str, stats: Option<&LatencyStats>) -> Vec<Inline> {
+pub(super) fn latency_row(label: &str, stats: Option<&LatencyStats>) -> Vec<Inline> {
     let mut row = vec![text(label)];
     row.extend(
         LatencyStats::FIELDS

@@ -3,6 +3,7 @@
 //! module (`http`, `ramp`) that the page reaches through one match on
 //! [`loadgrade_common::report::ScenarioMetrics`].
 
+mod cache;
 mod doc;
 mod html;
 mod http;

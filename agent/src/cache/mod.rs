@@ -1,0 +1,243 @@
+//! The cache executor: a cache scenario's shard runs on the HTTP executor's load threads (closed or open model,
+//! limits, intervals, health), each unit a lookup of a key instead of a fixed request. In redis mode a lookup is
+//! cache-aside against Redis: GET, and on a miss the origin (through the lean HTTP/1.1 client) and SET with a TTL.
+//! In http mode it asks the application and reads the hit from a response header. Hits and misses go to their own
+//! histograms beside the request's own figures.
+
+mod keys;
+mod lookup;
+
+pub use keys::KeySampler;
+pub use lookup::lookup;
+
+use crate::allowlist::Allowlist;
+use crate::http::HttpShardSpec;
+use crate::{Caps, executor};
+use loadgrade_common::shard::{CacheShard, CacheShardTarget};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Put in place of `{key}` while the request is built, then cut out.
+const MARKER: &str = "LOADGRADEKEYMARKER";
+
+/// How a shard's lookups go.
+#[derive(Debug)]
+pub struct CacheLookup {
+    /// The request's bytes before and after its key.
+    pub request_prefix: Vec<u8>,
+    pub request_suffix: Vec<u8>,
+    pub key_prefix: String,
+    pub key_space: u64,
+    pub zipf: f64,
+    pub seed: u64,
+    pub agent_index: u64,
+    pub mode: Mode,
+}
+
+#[derive(Debug)]
+pub enum Mode {
+    Redis {
+        client: redis::Client,
+        ttl_s: u64,
+    },
+    /// A response with this header (lower-case name, value) is a hit.
+    Http {
+        watch: (Vec<u8>, Vec<u8>),
+    },
+}
+
+/// Why a cache shard is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("cache lookups run over HTTP/1.1 (http = \"2\" is not supported for cache scenarios)")]
+    Http2,
+    #[error("the request holds no {{key}} place")]
+    NoKey,
+    #[error("the redis URL is not usable: {0}")]
+    RedisUrl(String),
+    #[error("environment variable {0} (password_env) is not set on this agent")]
+    NoPassword(String),
+    #[error("redis over a unix socket is not supported: give a host")]
+    Unix,
+    #[error("redis host {host}: {why}")]
+    RedisHost { host: String, why: String },
+}
+
+impl CacheLookup {
+    /// The request bytes of a lookup of `key`.
+    pub fn request(&self, key: &str) -> Vec<u8> {
+        let mut r =
+            Vec::with_capacity(self.request_prefix.len() + key.len() + self.request_suffix.len());
+        r.extend_from_slice(&self.request_prefix);
+        r.extend_from_slice(key.as_bytes());
+        r.extend_from_slice(&self.request_suffix);
+        r
+    }
+
+    /// This run's name of key number `n`.
+    pub fn key(&self, n: u64) -> String {
+        format!("{}{n}", self.key_prefix)
+    }
+}
+
+/// Checks a cache shard can run here: its HTTP side as an http shard is checked (allowlist, caps, files), its
+/// Redis host against the allowlist, its password where the plan says it is.
+pub async fn prepare(
+    shard: CacheShard,
+    allowlist: &Allowlist,
+    caps: &Caps,
+    cores: u32,
+) -> Result<HttpShardSpec, executor::Refusal> {
+    let mut load = shard.load;
+    if load.request.http2 {
+        return Err(Refusal::Http2.into());
+    }
+    if !load.request.url.contains("{key}") {
+        return Err(Refusal::NoKey.into());
+    }
+    load.request.url = load.request.url.replace("{key}", MARKER);
+    let mut spec = HttpShardSpec::prepare(load, allowlist, caps, cores).await?;
+    let request = spec.target.request.clone();
+    let at = request
+        .windows(MARKER.len())
+        .position(|w| w == MARKER.as_bytes())
+        .ok_or(Refusal::NoKey)?;
+    let mode = match shard.target {
+        CacheShardTarget::Redis {
+            url,
+            password_env,
+            ttl,
+        } => Mode::Redis {
+            client: redis_client(&url, password_env.as_deref(), allowlist).await?,
+            ttl_s: ttl.as_secs().max(1),
+        },
+        CacheShardTarget::Http {
+            hit_header,
+            hit_value,
+        } => Mode::Http {
+            watch: (
+                hit_header.to_ascii_lowercase().into_bytes(),
+                hit_value.into_bytes(),
+            ),
+        },
+    };
+    spec.cache = Some(Arc::new(CacheLookup {
+        request_prefix: request[..at].to_vec(),
+        request_suffix: request[at + MARKER.len()..].to_vec(),
+        key_prefix: shard.key_prefix,
+        key_space: shard.key_space,
+        zipf: shard.zipf,
+        seed: shard.seed,
+        agent_index: spec.profile.index as u64,
+        mode,
+    }));
+    Ok(spec)
+}
+
+/// A Redis client for `url` (its password, or the one in `password_env`), its host checked against the allowlist.
+/// Errors never repeat the URL: it may hold a password.
+async fn redis_client(
+    url: &str,
+    password_env: Option<&str>,
+    allowlist: &Allowlist,
+) -> Result<redis::Client, Refusal> {
+    use redis::IntoConnectionInfo as _;
+    let mut info = url
+        .into_connection_info()
+        .map_err(|e| Refusal::RedisUrl(format!("{:?}", e.kind())))?;
+    if let Some(var) = password_env {
+        let password = std::env::var(var).map_err(|_| Refusal::NoPassword(var.to_owned()))?;
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+        // A unix socket, or an address kind this build does not know.
+        _ => return Err(Refusal::Unix),
+    };
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Refusal::RedisHost {
+            host: host.clone(),
+            why: format!("does not resolve: {e}"),
+        })?
+        .collect();
+    allowlist
+        .resolve()
+        .await
+        .check(&addrs)
+        .map_err(|e| Refusal::RedisHost {
+            host: host.clone(),
+            why: e.to_string(),
+        })?;
+    redis::Client::open(info).map_err(|e| Refusal::RedisUrl(format!("{:?}", e.kind())))
+}
+
+/// What one load thread keeps for its lookups: its key stream and its Redis connection (multiplexed: every
+/// connection task of the thread sends on it).
+#[derive(Debug)]
+pub struct ThreadCache {
+    pub lookup: Arc<CacheLookup>,
+    pub sampler: std::sync::Mutex<KeySampler>,
+    pub redis: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl ThreadCache {
+    pub fn new(lookup: Arc<CacheLookup>, thread: u64) -> Self {
+        let sampler = KeySampler::new(
+            lookup.seed,
+            lookup.agent_index,
+            thread,
+            lookup.key_space,
+            lookup.zipf,
+        );
+        ThreadCache {
+            lookup,
+            sampler: std::sync::Mutex::new(sampler),
+            redis: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The next key of this thread's stream.
+    pub fn next_key(&self) -> String {
+        let n = self
+            .sampler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next_key();
+        self.lookup.key(n)
+    }
+
+    /// The thread's Redis connection, made on first use (or after a failure) within `timeout`.
+    pub async fn redis(
+        &self,
+        client: &redis::Client,
+        timeout: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, ()> {
+        let mut slot = self.redis.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| tracing::debug!("redis connection failed: {:?}", e.kind()))?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the connection after a failure, so the next lookup makes a new one.
+    pub async fn reset_redis(&self) {
+        *self.redis.lock().await = None;
+    }
+}
+
+impl From<Refusal> for executor::Refusal {
+    fn from(r: Refusal) -> Self {
+        executor::Refusal::Cache(r)
+    }
+}
