@@ -61,6 +61,8 @@ pub enum Refusal {
     Unix,
     #[error("redis host {host}: {why}")]
     RedisHost { host: String, why: String },
+    #[error("cannot use the cache at {url}: {why}")]
+    RedisConnect { url: String, why: String },
 }
 
 impl CacheLookup {
@@ -108,7 +110,11 @@ pub async fn prepare(
             password_env,
             ttl,
         } => Mode::Redis {
-            client: redis_client(&url, password_env.as_deref(), allowlist).await?,
+            client: {
+                let client = redis_client(&url, password_env.as_deref(), allowlist).await?;
+                check_redis(&client, &url, spec.timeout).await?;
+                client
+            },
             ttl_s: ttl.as_secs().max(1),
         },
         CacheShardTarget::Http {
@@ -172,6 +178,34 @@ async fn redis_client(
             why: e.to_string(),
         })?;
     redis::Client::open(info).map_err(|e| Refusal::RedisUrl(format!("{:?}", e.kind())))
+}
+
+/// Connects once and sends PING, so a wrong address or password refuses the shard with its reason instead of
+/// failing every lookup.
+async fn check_redis(client: &redis::Client, url: &str, timeout: Duration) -> Result<(), Refusal> {
+    let fail = |why: String| Refusal::RedisConnect {
+        url: loadgrade_common::plan::cache::redacted_url(url),
+        why,
+    };
+    let describe = |e: redis::RedisError| {
+        format!(
+            "{:?}{}",
+            e.kind(),
+            e.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        )
+    };
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| fail(describe(e)))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| fail(describe(e)))?;
+    Ok(())
 }
 
 /// What one load thread keeps for its lookups: its key stream and its Redis connection (multiplexed: every

@@ -309,6 +309,21 @@ fn check_redis_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A redis URL fit to show: its password (and user) replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a redis URL)".to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
 /// The database index a redis URL names, if it names one.
 pub fn database_index(url: &str) -> Option<u32> {
     let rest = url.split_once("://")?.1;
@@ -334,6 +349,9 @@ mod tests {
             assert!(!e.contains("s3cret"), "{e}");
         }
         assert_eq!(database_index("redis://h:1/5"), Some(5));
+        assert_eq!(redacted_url("redis://:s3cret@h:1/2"), "redis://***@h:1/2");
+        assert_eq!(redacted_url("rediss://u:p@h"), "rediss://***@h");
+        assert_eq!(redacted_url("redis://h:1/0"), "redis://h:1/0");
         assert_eq!(database_index("redis://h:1"), None);
     }
 }

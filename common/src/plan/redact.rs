@@ -76,6 +76,9 @@ pub fn redact_plan_text(text: &str) -> String {
             if let Some(toml::Value::String(body)) = scenario.get_mut("body") {
                 *body = format!("<redacted: {} bytes>", body.len());
             }
+            if let Some(toml::Value::String(redis)) = scenario.get_mut("redis") {
+                *redis = super::cache::redacted_url(redis);
+            }
             if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
                 *url = redact_query(url, &listed);
             }

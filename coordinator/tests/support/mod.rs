@@ -62,6 +62,16 @@ pub fn ramp_metrics(report: &Report, scenario: &str) -> RampMetrics {
     }
 }
 
+pub fn cache_metrics(
+    report: &Report,
+    scenario: &str,
+) -> loadgrade_common::report::cache::CacheMetrics {
+    match metrics(report, scenario) {
+        ScenarioMetrics::Cache(m) => m,
+        other => panic!("{scenario}: not cache metrics: {other:?}"),
+    }
+}
+
 fn metrics(report: &Report, scenario: &str) -> ScenarioMetrics {
     report
         .scenarios

@@ -74,7 +74,10 @@ pub async fn run(
                 server = Some(s);
             }
             Err(e) => {
-                let why = format!("the coordinator could not reach the cache server: {e}");
+                let why = format!(
+                    "the coordinator could not use the cache server {}: {e}",
+                    loadgrade_common::plan::cache::redacted_url(&redis.url)
+                );
                 view.note(&SERVER_FIGURES, &why);
                 view.note(&["keys_deleted"], &why);
             }

@@ -26,7 +26,7 @@ pub struct Info {
 pub enum ServerError {
     #[error("environment variable {0} (password_env) is not set for the coordinator")]
     NoPassword(String),
-    #[error("cannot reach the redis server: {0}")]
+    #[error("the redis server: {0}")]
     Redis(String),
     #[error("redis INFO lacks {0}")]
     Missing(&'static str),
