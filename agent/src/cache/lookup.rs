@@ -49,17 +49,14 @@ pub async fn lookup(
             done.reusable
         }
         Some(Err(failure)) => {
+            // A Redis connection that failed was dropped with the lookup.
             recorder.request(failure.outcome, Duration::ZERO, Duration::ZERO, 0);
-            if failure.redis_broken {
-                thread.reset_redis().await;
-            }
             false
         }
         None => {
+            // The lookup (and its Redis connection, which may hold an unanswered command) is dropped.
             let (corrected, raw) = since(began);
             recorder.request(Outcome::Timeout, corrected, raw, 0);
-            // The Redis connection may hold an unanswered command: start a fresh one.
-            thread.reset_redis().await;
             false
         }
     }
@@ -76,15 +73,11 @@ struct Done {
 
 struct Failed {
     outcome: Outcome,
-    redis_broken: bool,
 }
 
 impl Failed {
     fn redis(outcome: Outcome) -> Self {
-        Failed {
-            outcome,
-            redis_broken: true,
-        }
+        Failed { outcome }
     }
 
     fn http(outcome: Outcome) -> Self {
@@ -94,7 +87,6 @@ impl Failed {
                 Outcome::Stale => Outcome::Other,
                 o => o,
             },
-            redis_broken: false,
         }
     }
 }
@@ -123,7 +115,7 @@ async fn run(
         }
         Mode::Redis { client, ttl_s } => {
             let mut redis = thread
-                .redis(client, spec.timeout)
+                .take_redis(client, spec.timeout)
                 .await
                 .map_err(|()| Failed::redis(Outcome::Connect))?;
             let cached: Option<Vec<u8>> = redis
@@ -132,6 +124,7 @@ async fn run(
                 .map_err(|_| Failed::redis(Outcome::Other))?;
             let round_trip = Some(began.elapsed());
             if let Some(value) = cached {
+                thread.give_back(redis);
                 return Ok(Done {
                     status: 200,
                     bytes: value.len() as u64,
@@ -140,10 +133,14 @@ async fn run(
                     reusable: true,
                 });
             }
-            let got = conn
-                .exchange_bytes(&lookup.request(key), None, true)
-                .await
-                .map_err(Failed::http)?;
+            let got = match conn.exchange_bytes(&lookup.request(key), None, true).await {
+                Ok(got) => got,
+                Err(outcome) => {
+                    // The origin failed; the Redis connection is fine.
+                    thread.give_back(redis);
+                    return Err(Failed::http(outcome));
+                }
+            };
             if got.status < 400 {
                 let value = got.body.unwrap_or_default();
                 let () = redis
@@ -151,6 +148,7 @@ async fn run(
                     .await
                     .map_err(|_| Failed::redis(Outcome::Other))?;
             }
+            thread.give_back(redis);
             Ok(Done {
                 status: got.status,
                 bytes: got.bytes,

@@ -208,13 +208,14 @@ async fn check_redis(client: &redis::Client, url: &str, timeout: Duration) -> Re
     Ok(())
 }
 
-/// What one load thread keeps for its lookups: its key stream and its Redis connection (multiplexed: every
-/// connection task of the thread sends on it).
+/// What one load thread keeps for its lookups: its key stream and its idle Redis connections. A lookup takes one
+/// for itself and gives it back, so each connection carries one command at a time (no pipelining), and a thread
+/// holds as many as it has lookups in flight: the plan's connections, as for HTTP.
 #[derive(Debug)]
 pub struct ThreadCache {
     pub lookup: Arc<CacheLookup>,
     pub sampler: std::sync::Mutex<KeySampler>,
-    pub redis: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    idle: std::sync::Mutex<Vec<redis::aio::MultiplexedConnection>>,
 }
 
 impl ThreadCache {
@@ -229,7 +230,7 @@ impl ThreadCache {
         ThreadCache {
             lookup,
             sampler: std::sync::Mutex::new(sampler),
-            redis: tokio::sync::Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -243,30 +244,35 @@ impl ThreadCache {
         self.lookup.key(n)
     }
 
-    /// The thread's Redis connection, made on first use (or after a failure) within `timeout`.
-    pub async fn redis(
+    /// An idle Redis connection of this thread for one lookup, or a new one (within `timeout`). Give it back with
+    /// [`Self::give_back`] when the lookup went well; a failed one is dropped.
+    pub async fn take_redis(
         &self,
         client: &redis::Client,
         timeout: Duration,
     ) -> Result<redis::aio::MultiplexedConnection, ()> {
-        let mut slot = self.redis.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        let conn = client
+        client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| tracing::debug!("redis connection failed: {:?}", e.kind()))?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+            .map_err(|e| tracing::debug!("redis connection failed: {:?}", e.kind()))
     }
 
-    /// Forgets the connection after a failure, so the next lookup makes a new one.
-    pub async fn reset_redis(&self) {
-        *self.redis.lock().await = None;
+    pub fn give_back(&self, conn: redis::aio::MultiplexedConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
     }
 }
 
