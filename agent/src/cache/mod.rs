@@ -187,13 +187,9 @@ async fn check_redis(client: &redis::Client, url: &str, timeout: Duration) -> Re
         url: loadgrade_common::plan::cache::redacted_url(url),
         why,
     };
-    let describe = |e: redis::RedisError| {
-        format!(
-            "{:?}{}",
-            e.kind(),
-            e.detail().map(|d| format!(": {d}")).unwrap_or_default()
-        )
-    };
+    // The error's own text (the socket's error, or the server's reply such as WRONGPASS); redis errors never hold
+    // the URL or the password.
+    let describe = |e: redis::RedisError| e.to_string();
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));

@@ -33,12 +33,8 @@ pub enum ServerError {
 }
 
 fn redis_error(e: redis::RedisError) -> ServerError {
-    // The kind and the server's own text; never the URL.
-    ServerError::Redis(format!(
-        "{:?}{}",
-        e.kind(),
-        e.detail().map(|d| format!(": {d}")).unwrap_or_default()
-    ))
+    // The socket's error or the server's own text; redis errors never hold the URL or the password.
+    ServerError::Redis(e.to_string())
 }
 
 /// A connection to the plan's Redis.
