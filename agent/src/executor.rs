@@ -1,4 +1,5 @@
-//! The executors: one module per kind of work ([`crate::http`] today), tied together here. A shard is prepared
+//! The executors: one module per kind of work ([`crate::http`], [`crate::pagination`]; a cache shard runs on the
+//! HTTP executor), tied together here. A shard is prepared
 //! (checked against this agent's allowlist and limits, refused with a reason if it cannot run) and then run.
 
 use crate::AgentConfig;
@@ -24,6 +25,8 @@ pub enum Refusal {
     Http(#[from] http::Refusal),
     #[error(transparent)]
     Cache(crate::cache::Refusal),
+    #[error(transparent)]
+    Pagination(#[from] crate::pagination::Refusal),
 }
 
 /// Why a running shard ended with incomplete figures.
@@ -31,12 +34,15 @@ pub enum Refusal {
 pub enum Failure {
     #[error(transparent)]
     Http(#[from] http::Failure),
+    #[error(transparent)]
+    Pagination(#[from] crate::pagination::Failure),
 }
 
 /// A shard ready to run.
 #[derive(Debug)]
 pub enum Prepared {
     Http(Arc<HttpShardSpec>),
+    Pagination(Arc<crate::pagination::Prepared>),
 }
 
 /// Checks `work` can run on this agent.
@@ -60,6 +66,10 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
         Work::Cache(shard) => Prepared::Http(Arc::new(
             crate::cache::prepare(shard, &config.allowlist, &config.caps, config.cores).await?,
         )),
+        Work::Pagination(shard) => Prepared::Pagination(Arc::new(
+            crate::pagination::prepare(shard, &config.allowlist, config.caps.max_connections)
+                .await?,
+        )),
     })
 }
 
@@ -69,6 +79,7 @@ impl Prepared {
     pub fn target(&self) -> &str {
         match self {
             Prepared::Http(spec) => spec.target.url.split(['?', '#']).next().unwrap_or_default(),
+            Prepared::Pagination(p) => &p.shown,
         }
     }
 
@@ -81,6 +92,7 @@ impl Prepared {
     ) -> Result<u64, Failure> {
         match self {
             Prepared::Http(spec) => Ok(http::run(spec, start, output, stop).await?),
+            Prepared::Pagination(p) => Ok(crate::pagination::run(p, start, output, stop).await?),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod executor;
 pub mod http;
 pub mod identity;
+pub mod pagination;
 pub mod probe;
 pub mod procfs;
 pub mod recorder;

@@ -369,6 +369,7 @@ impl IntervalCutter {
                 hdr_miss: encode_or_empty(&c.miss),
                 hdr_lookup: encode_or_empty(&c.lookup),
             }),
+            pagination: None,
         };
         self.cut_count += 1;
         report

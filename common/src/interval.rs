@@ -30,6 +30,44 @@ pub struct IntervalReport {
     pub health: Health,
     /// A cache shard's lookups by outcome; `None` for other kinds.
     pub cache: Option<CacheFigures>,
+    /// A pagination shard's queries by depth; `None` for other kinds.
+    pub pagination: Option<PaginationFigures>,
+}
+
+/// A pagination shard's figures in one interval: per depth the timed OFFSET and keyset queries (all of them are
+/// also in `hdr_corrected`), the seeding's progress, and once what the shard learned of the table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PaginationFigures {
+    pub depths: Vec<DepthFigures>,
+    /// Rows this shard has inserted so far while seeding (cumulative).
+    pub seeded_rows: u64,
+    /// Sent in the first interval after the checks, and again when EXPLAIN is done.
+    pub table: Option<TableFacts>,
+}
+
+/// One depth's queries in one interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DepthFigures {
+    pub page: u64,
+    /// Microseconds, HDR V2 + deflate.
+    pub hdr_offset: Vec<u8>,
+    pub hdr_cursor: Vec<u8>,
+    /// Rows a page returned (the warm run's, both queries agreeing).
+    pub rows_per_page: u64,
+}
+
+/// What an agent found out about the database and the table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableFacts {
+    pub server_version: String,
+    /// Rows matching the plan's `where`.
+    pub rows: u64,
+    /// Seeded by loadgrade (now, or earlier with exactly `seed_rows`).
+    pub seeded: bool,
+    /// `EXPLAIN` method, deepest OFFSET plan, deepest keyset plan; empty when not asked or not done.
+    pub explain_method: String,
+    pub explain_offset: String,
+    pub explain_cursor: String,
 }
 
 /// A cache shard's lookups in one interval: hits and misses, each with its own latency histogram (their sum is

@@ -14,15 +14,21 @@ pub enum ScenarioKind {
     Ramp,
     /// Cache effectiveness: hit rate, hit vs miss latency, speedup, the cache server's own figures.
     Cache,
+    /// OFFSET vs keyset pagination by page depth on a real database.
+    Pagination,
 }
 
 /// Kinds named in DESIGN.md that this build does not run yet: recognised so a plan gets a clear message.
-pub const PLANNED_KINDS: &[&str] = &["pagination", "scrape"];
+pub const PLANNED_KINDS: &[&str] = &["scrape"];
 
 impl ScenarioKind {
     /// Every kind this build runs.
-    pub const ALL: [ScenarioKind; 3] =
-        [ScenarioKind::Http, ScenarioKind::Ramp, ScenarioKind::Cache];
+    pub const ALL: [ScenarioKind; 4] = [
+        ScenarioKind::Http,
+        ScenarioKind::Ramp,
+        ScenarioKind::Cache,
+        ScenarioKind::Pagination,
+    ];
 
     /// The plan's `kind` value.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +36,7 @@ impl ScenarioKind {
             ScenarioKind::Http => "http",
             ScenarioKind::Ramp => "ramp",
             ScenarioKind::Cache => "cache",
+            ScenarioKind::Pagination => "pagination",
         }
     }
 
@@ -39,6 +46,7 @@ impl ScenarioKind {
             ScenarioKind::Http => crate::report::http::metric_paths(),
             ScenarioKind::Ramp => crate::report::ramp::metric_paths(),
             ScenarioKind::Cache => crate::report::cache::metric_paths(),
+            ScenarioKind::Pagination => crate::report::pagination::metric_paths(),
         }
     }
 
@@ -85,7 +93,7 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ScenarioKind>(), Ok(kind));
         }
         assert!(matches!(
-            "pagination".parse::<ScenarioKind>(),
+            "scrape".parse::<ScenarioKind>(),
             Err(UnknownKind::Planned(_))
         ));
         assert!(

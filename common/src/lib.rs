@@ -7,6 +7,7 @@ pub mod grade;
 pub mod histogram;
 pub mod interval;
 pub mod kind;
+pub mod pagination_sql;
 pub mod plan;
 pub mod profile;
 pub mod protocol;

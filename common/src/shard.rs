@@ -1,7 +1,7 @@
 //! Work handed to one agent: which part of the plan (a scenario, or one step of a ramp), when to start, and its
 //! shard of the load. One definition used by both sides; `loadgrade-proto` converts it to and from the wire.
 
-use crate::plan::{Arrivals, HttpRequest, LoadModel};
+use crate::plan::{Arrivals, HttpRequest, LoadModel, PaginationSpec};
 use crate::profile::{Profile, part};
 use std::time::Duration;
 
@@ -30,6 +30,26 @@ pub struct Assignment {
 pub enum Work {
     Http(HttpShard),
     Cache(CacheShard),
+    Pagination(PaginationShard),
+}
+
+/// One agent's pagination work: the scenario as planned (every agent times every depth), and which phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaginationShard {
+    pub spec: PaginationSpec,
+    pub phase: PaginationPhase,
+}
+
+/// What a pagination shard does. With several agents and a seeded table, one agent seeds first (a part of its
+/// own) and then all measure; otherwise one shard does both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaginationPhase {
+    /// Check the table and seed it if the plan asks; time nothing.
+    Seed,
+    /// Check the table (seeded with exactly `seed_rows` when the plan asks) and time every depth.
+    Measure,
+    /// Both.
+    SeedAndMeasure,
 }
 
 /// One agent's shard of a cache scenario: its part of the load, each unit a lookup of a key.

@@ -1,12 +1,13 @@
 //! Plans: the typed, validated form of a plan file (format v1, DESIGN.md). Parse with [`Plan::parse`].
 //!
-//! One module per scenario kind ([`http`], [`ramp`], [`cache`]) owns its raw fields, its validation and its typed spec;
+//! One module per scenario kind ([`http`], [`ramp`], [`cache`], [`pagination`]) owns its raw fields, its validation and its typed spec;
 //! [`ScenarioSpec`] holds one of them, and [`crate::kind::ScenarioKind`] names it.
 
 pub mod cache;
 mod errors;
 mod fields;
 pub mod http;
+pub mod pagination;
 pub mod ramp;
 mod raw;
 pub mod redact;
@@ -17,6 +18,7 @@ pub use crate::kind::ScenarioKind;
 pub use cache::{CacheSpec, CacheTarget, RedisCache};
 pub use errors::{PlanError, PlanIssue};
 pub use http::{Arrivals, HttpSpec, LoadModel};
+pub use pagination::{Backend, PaginationSpec};
 pub use ramp::{CliffRule, LocalTarget, ProbeSpec, RampSpec};
 pub use request::HttpRequest;
 
@@ -77,6 +79,7 @@ pub enum ScenarioSpec {
     Http(HttpSpec),
     Ramp(RampSpec),
     Cache(CacheSpec),
+    Pagination(PaginationSpec),
 }
 
 impl Scenario {
@@ -85,6 +88,7 @@ impl Scenario {
             ScenarioSpec::Http(_) => ScenarioKind::Http,
             ScenarioSpec::Ramp(_) => ScenarioKind::Ramp,
             ScenarioSpec::Cache(_) => ScenarioKind::Cache,
+            ScenarioSpec::Pagination(_) => ScenarioKind::Pagination,
         }
     }
 
@@ -94,6 +98,8 @@ impl Scenario {
             ScenarioSpec::Http(spec) => spec.planned_length(),
             ScenarioSpec::Ramp(ramp) => ramp.planned_length(),
             ScenarioSpec::Cache(cache) => cache.load.planned_length(),
+            // Its length is what the queries take; `max_duration` bounds it.
+            ScenarioSpec::Pagination(_) => None,
         }
     }
 }

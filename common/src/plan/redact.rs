@@ -79,6 +79,9 @@ pub fn redact_plan_text(text: &str) -> String {
             if let Some(toml::Value::String(redis)) = scenario.get_mut("redis") {
                 *redis = super::cache::redacted_url(redis);
             }
+            if let Some(toml::Value::String(database)) = scenario.get_mut("database") {
+                *database = super::pagination::redacted_database_url(database);
+            }
             if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
                 *url = redact_query(url, &listed);
             }

@@ -9,7 +9,7 @@ use super::raw::{RawCommon, RawPlan, parse_document};
 use super::request::RawRequest;
 use super::{
     MAX_PLAN_BYTES, MAX_RUN, MAX_SCENARIOS, Plan, Scenario, ScenarioInput, ScenarioKind,
-    ScenarioSpec, ScenarioTable, cache, http, ramp,
+    ScenarioSpec, ScenarioTable, cache, http, pagination, ramp,
 };
 use crate::grade::Grade;
 use crate::kind::UnknownKind;
@@ -42,6 +42,7 @@ fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
             keys.extend(field_names::<http::RawHttp>());
             keys.extend(field_names::<cache::RawCache>());
         }
+        ScenarioKind::Pagination => keys.extend(field_names::<pagination::RawPagination>()),
     }
     keys
 }
@@ -52,6 +53,7 @@ fn never_produced(spec: &ScenarioSpec, metric: &str, memory_budget: Option<u64>)
         ScenarioSpec::Http(spec) => http::never_produced(spec, metric),
         ScenarioSpec::Ramp(spec) => ramp::never_produced(spec, metric, memory_budget),
         ScenarioSpec::Cache(spec) => cache::never_produced(spec, metric),
+        ScenarioSpec::Pagination(_) => None,
     }
 }
 
@@ -65,6 +67,7 @@ fn validate_spec(
         ScenarioKind::Http => ScenarioSpec::Http(http::validate(input, issues)?),
         ScenarioKind::Ramp => ScenarioSpec::Ramp(ramp::validate(input, issues)?),
         ScenarioKind::Cache => ScenarioSpec::Cache(cache::validate(input, issues)?),
+        ScenarioKind::Pagination => ScenarioSpec::Pagination(pagination::validate(input, issues)?),
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod cache;
 mod findings;
 pub mod http;
+pub mod pagination;
 pub mod ramp;
 
 pub use findings::{Finding, FindingKind, Severity};
@@ -115,6 +116,7 @@ pub enum ScenarioMetrics {
     Http(HttpMetrics),
     Ramp(RampMetrics),
     Cache(cache::CacheMetrics),
+    Pagination(pagination::PaginationMetrics),
 }
 
 impl ScenarioMetrics {
@@ -123,6 +125,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Http(_) => ScenarioKind::Http,
             ScenarioMetrics::Ramp(_) => ScenarioKind::Ramp,
             ScenarioMetrics::Cache(_) => ScenarioKind::Cache,
+            ScenarioMetrics::Pagination(_) => ScenarioKind::Pagination,
         }
     }
 
@@ -133,6 +136,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Http(m) => m.figure(path),
             ScenarioMetrics::Ramp(m) => m.figure(path),
             ScenarioMetrics::Cache(m) => m.figure(path),
+            ScenarioMetrics::Pagination(m) => m.figure(path),
         }
         .filter(|v| v.is_finite())
     }
@@ -141,7 +145,9 @@ impl ScenarioMetrics {
     /// that is all) rather than because the measurement failed (which makes the run INVALID).
     pub fn absent_by_result(&self, path: &str) -> bool {
         match self {
-            ScenarioMetrics::Http(_) | ScenarioMetrics::Cache(_) => false,
+            ScenarioMetrics::Http(_)
+            | ScenarioMetrics::Cache(_)
+            | ScenarioMetrics::Pagination(_) => false,
             ScenarioMetrics::Ramp(m) => m.absent_by_result(path),
         }
     }
@@ -151,6 +157,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Http(m) => serde_json::to_value(m),
             ScenarioMetrics::Ramp(m) => serde_json::to_value(m),
             ScenarioMetrics::Cache(m) => serde_json::to_value(m),
+            ScenarioMetrics::Pagination(m) => serde_json::to_value(m),
         }
     }
 
@@ -159,6 +166,7 @@ impl ScenarioMetrics {
             ScenarioKind::Http => ScenarioMetrics::Http(serde_json::from_value(value)?),
             ScenarioKind::Ramp => ScenarioMetrics::Ramp(serde_json::from_value(value)?),
             ScenarioKind::Cache => ScenarioMetrics::Cache(serde_json::from_value(value)?),
+            ScenarioKind::Pagination => ScenarioMetrics::Pagination(serde_json::from_value(value)?),
         })
     }
 }
@@ -370,6 +378,7 @@ mod tests {
             ScenarioMetrics::Http(http::tests::sample()),
             ScenarioMetrics::Ramp(ramp::tests::sample()),
             ScenarioMetrics::Cache(cache::tests::sample()),
+            ScenarioMetrics::Pagination(pagination::tests::sample()),
         ] {
             let json = metrics.to_json().expect("json");
             for path in metrics.kind().metric_paths() {

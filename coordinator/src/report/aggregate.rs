@@ -30,6 +30,19 @@ pub struct HttpAggregate {
     warmup_requests: u64,
     /// A cache load's hits and misses (measured intervals).
     cache: CacheSums,
+    /// A pagination shard's queries by depth.
+    pagination: PaginationSums,
+}
+
+/// A pagination scenario's merged queries by depth, and what the agents learned of the table.
+#[derive(Default)]
+pub struct PaginationSums {
+    /// Per page: OFFSET and keyset histograms, rows a page returned.
+    pub depths: BTreeMap<u64, (LatencyHistogram, LatencyHistogram, u64)>,
+    /// Most rows any agent reported seeded.
+    pub seeded_rows: u64,
+    /// The latest facts any agent sent.
+    pub table: Option<loadgrade_common::interval::TableFacts>,
 }
 
 /// A cache load's merged hits and misses.
@@ -59,6 +72,7 @@ impl HttpAggregate {
                 miss: new_histogram(),
                 lookup: new_histogram(),
             },
+            pagination: PaginationSums::default(),
         }
     }
 
@@ -81,6 +95,22 @@ impl HttpAggregate {
             self.cache.hits = self.cache.hits.saturating_add(c.hits);
             self.cache.misses = self.cache.misses.saturating_add(c.misses);
         }
+        if let Some(p) = &decoded.pagination {
+            for (page, offset, cursor, rows) in &p.depths {
+                let depth = self
+                    .pagination
+                    .depths
+                    .entry(*page)
+                    .or_insert_with(|| (new_histogram(), new_histogram(), 0));
+                merge(&mut depth.0, offset)?;
+                merge(&mut depth.1, cursor)?;
+                depth.2 = depth.2.max(*rows);
+            }
+            self.pagination.seeded_rows = self.pagination.seeded_rows.max(p.seeded_rows);
+            if let Some(t) = &p.table {
+                self.pagination.table = Some(t.clone());
+            }
+        }
         self.counters.add(&report.counters);
         if !report.after_window {
             self.in_window.add(&report.counters);
@@ -93,6 +123,32 @@ impl HttpAggregate {
     /// A cache load's hits and misses.
     pub fn cache(&self) -> &CacheSums {
         &self.cache
+    }
+
+    /// A pagination scenario's queries by depth.
+    pub fn pagination(&self) -> &PaginationSums {
+        &self.pagination
+    }
+
+    /// What has been done so far, for a progress line.
+    pub fn progress(&self) -> String {
+        let p = &self.pagination;
+        if p.table.is_some() || p.seeded_rows > 0 || !p.depths.is_empty() {
+            let depths = p.depths.keys().map(u64::to_string).collect::<Vec<_>>();
+            format!(
+                "{} rows seeded, {} queries ({} errors){}",
+                p.seeded_rows,
+                self.requests(),
+                self.errors(),
+                if depths.is_empty() {
+                    String::new()
+                } else {
+                    format!(", pages {} timed", depths.join(", "))
+                }
+            )
+        } else {
+            format!("{} requests, {} errors", self.requests(), self.errors())
+        }
     }
 
     pub fn requests(&self) -> u64 {

@@ -34,6 +34,11 @@ fn figures(kind: ScenarioKind) -> &'static [(&'static str, Better)] {
             ("miss_latency_ms.p95", Better::Lower),
             ("success_rps", Better::Higher),
         ],
+        ScenarioKind::Pagination => &[
+            ("offset_at_deepest_ms.p50", Better::Lower),
+            ("cursor_at_deepest_ms.p50", Better::Lower),
+            ("speedup_at_deepest", Better::Higher),
+        ],
     }
 }
 

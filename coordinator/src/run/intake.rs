@@ -31,7 +31,20 @@ pub struct Decoded {
     pub connect: LatencyHistogram,
     /// A cache shard's hits and misses.
     pub cache: Option<DecodedCache>,
+    /// A pagination shard's queries by depth.
+    pub pagination: Option<DecodedPagination>,
 }
+
+/// A pagination interval's figures, decoded and checked.
+pub struct DecodedPagination {
+    /// Per page: the OFFSET and keyset histograms and the rows a page returned.
+    pub depths: Vec<(u64, LatencyHistogram, LatencyHistogram, u64)>,
+    pub seeded_rows: u64,
+    pub table: Option<loadgrade_common::interval::TableFacts>,
+}
+
+/// Most depths in one interval (a plan has at most 64).
+const MAX_DEPTHS: usize = 64;
 
 /// A cache interval's figures, decoded and checked.
 pub struct DecodedCache {
@@ -78,6 +91,14 @@ pub enum IntakeError {
         ok: u64,
         hit_values: u64,
         miss_values: u64,
+    },
+    #[error(
+        "pagination figures: {depths} depths (at most {MAX_DEPTHS}, each page once) holding {values} values, but          {counted} timed queries; or a page, a row count or the seeded rows beyond any plan"
+    )]
+    PaginationCounts {
+        depths: usize,
+        values: u64,
+        counted: u64,
     },
     #[error("the agent was not assigned this part")]
     NotAssigned,
@@ -202,6 +223,10 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
                 Some(decoded)
             }
         },
+        pagination: match &report.pagination {
+            None => None,
+            Some(p) => Some(check_pagination(p, c.ok + e.timeout, &decode)?),
+        },
     };
     // Every response (whatever its status) and every timeout is one latency value; nothing else is.
     let counted = c.ok + e.status_4xx + e.status_5xx + e.timeout;
@@ -220,6 +245,44 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
         });
     }
     Ok(decoded)
+}
+
+/// Decodes one named histogram of an interval.
+type Decode<'a> = dyn Fn(&'static str, &[u8]) -> Result<LatencyHistogram, IntakeError> + 'a;
+
+/// A pagination interval: each page once, its histograms decoded, and their values exactly the timed queries
+/// (each success and each timeout is one value at its depth).
+fn check_pagination(
+    p: &loadgrade_common::interval::PaginationFigures,
+    counted: u64,
+    decode: &Decode<'_>,
+) -> Result<DecodedPagination, IntakeError> {
+    use loadgrade_common::plan::pagination::MAX_SEED_ROWS;
+    let mut depths = Vec::with_capacity(p.depths.len());
+    let mut values = 0u64;
+    let mut pages = std::collections::BTreeSet::new();
+    let mut plausible = p.depths.len() <= MAX_DEPTHS && p.seeded_rows <= MAX_SEED_ROWS;
+    for d in &p.depths {
+        let offset = decode("pagination offset", &d.hdr_offset)?;
+        let cursor = decode("pagination cursor", &d.hdr_cursor)?;
+        values = values
+            .saturating_add(offset.len())
+            .saturating_add(cursor.len());
+        plausible &= pages.insert(d.page) && d.page >= 1 && d.rows_per_page <= 10_000;
+        depths.push((d.page, offset, cursor, d.rows_per_page));
+    }
+    if !plausible || values != counted {
+        return Err(IntakeError::PaginationCounts {
+            depths: p.depths.len(),
+            values,
+            counted,
+        });
+    }
+    Ok(DecodedPagination {
+        depths,
+        seeded_rows: p.seeded_rows,
+        table: p.table.clone(),
+    })
 }
 
 /// What the coordinator knows of one agent's shard, to judge its intervals by.

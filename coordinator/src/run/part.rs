@@ -32,6 +32,26 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct Part {
     pub id: PartId,
     pub label: String,
+    /// At most this many of the live agents run it; `None`: all.
+    pub max_agents: Option<usize>,
+    /// What the part does, for the progress line; `None`: the load's model, connections and length.
+    pub what: Option<String>,
+    /// It times something: a part that ends with nothing timed is a finding. False for a part that only
+    /// prepares (a pagination table's seeding).
+    pub timed: bool,
+}
+
+impl Part {
+    /// A part that times a load on every live agent.
+    pub fn new(id: PartId, label: String) -> Part {
+        Part {
+            id,
+            label,
+            max_agents: None,
+            what: None,
+            timed: true,
+        }
+    }
 }
 
 /// One part in flight: who was assigned, who is still running, what arrived.
@@ -73,6 +93,7 @@ pub async fn run_part_as(
         .agents
         .iter()
         .filter(|a| !ctx.lost.contains(&a.name))
+        .take(part.max_agents.unwrap_or(usize::MAX))
         .cloned()
         .collect();
     if live.is_empty() {
@@ -221,7 +242,10 @@ impl PartRun<'_> {
             format!(
                 "scenario {}: {} on {} agents",
                 self.part.label,
-                describe(self.spec),
+                self.part
+                    .what
+                    .clone()
+                    .unwrap_or_else(|| describe(self.spec)),
                 self.pending.len()
             ),
         );
@@ -342,10 +366,9 @@ impl PartRun<'_> {
             ctx.event(
                 RunState::Running,
                 format!(
-                    "scenario {}: {} requests, {} errors so far",
+                    "scenario {}: {} so far",
                     self.part.label,
-                    self.aggregate.requests(),
-                    self.aggregate.errors()
+                    self.aggregate.progress()
                 ),
             );
         }
@@ -406,7 +429,7 @@ impl PartRun<'_> {
                 ctx.find(FindingKind::AgentLost, message);
             }
         }
-        if self.aggregate.histogram().is_empty() {
+        if self.part.timed && self.aggregate.histogram().is_empty() {
             let m = self.aggregate.metrics();
             let e = m.errors_by_class;
             ctx.find(

@@ -14,13 +14,13 @@ pub async fn run(
     scenario: &Scenario,
     spec: &HttpSpec,
 ) -> Option<HttpMetrics> {
-    let part = Part {
-        id: PartId {
+    let part = Part::new(
+        PartId {
             scenario: scenario.name.clone(),
             stage: 0,
         },
-        label: format!("{:?}", scenario.name),
-    };
+        format!("{:?}", scenario.name),
+    );
     run_part(ctx, &part, spec)
         .await
         .map(|aggregate| aggregate.metrics())

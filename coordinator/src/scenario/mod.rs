@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod http;
+pub mod pagination;
 pub mod ramp;
 
 use crate::run::context::RunContext;
@@ -23,6 +24,9 @@ pub fn replay(
         }
         ScenarioSpec::Cache(spec) => {
             cache::replay(scenario, spec, intervals).map(ScenarioMetrics::Cache)
+        }
+        ScenarioSpec::Pagination(spec) => {
+            pagination::replay(scenario, spec, intervals).map(ScenarioMetrics::Pagination)
         }
         ScenarioSpec::Ramp(spec) => {
             let any = intervals.iter().any(|i| i.part.scenario == scenario.name);
@@ -49,5 +53,8 @@ pub async fn run(
         ScenarioSpec::Cache(spec) => cache::run(ctx, scenario, spec)
             .await
             .map(ScenarioMetrics::Cache),
+        ScenarioSpec::Pagination(spec) => pagination::run(ctx, scenario, spec)
+            .await
+            .map(ScenarioMetrics::Pagination),
     }
 }

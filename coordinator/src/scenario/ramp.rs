@@ -25,18 +25,18 @@ pub async fn run(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let part = Part {
-            id: PartId {
+        let part = Part::new(
+            PartId {
                 scenario: scenario.name.clone(),
                 stage: u32::try_from(index).unwrap_or(u32::MAX),
             },
-            label: format!(
+            format!(
                 "{:?} step {} of {} ({concurrency} connections)",
                 scenario.name,
                 index + 1,
                 ramp.steps.len()
             ),
-        };
+        );
         let registry = ctx.deps.registry.clone();
         let sampler = ramp.probe.clone().map(|p| Sampler::start(p, registry));
         let aggregate = run_part(ctx, &part, &ramp.step(index)).await;

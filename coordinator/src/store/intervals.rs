@@ -4,7 +4,7 @@
 use super::{Store, StoreError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use loadgrade_common::interval::CacheFigures;
+use loadgrade_common::interval::{CacheFigures, DepthFigures, PaginationFigures, TableFacts};
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::PartId;
@@ -41,6 +41,20 @@ impl Store {
                 "hits": cache.hits, "misses": cache.misses,
                 "hdr_hit": BASE64.encode(&cache.hdr_hit), "hdr_miss": BASE64.encode(&cache.hdr_miss),
                 "hdr_lookup": BASE64.encode(&cache.hdr_lookup),
+            });
+        }
+        if let Some(p) = &report.pagination {
+            counters_json["pagination"] = serde_json::json!({
+                "seeded_rows": p.seeded_rows,
+                "depths": p.depths.iter().map(|d| serde_json::json!({
+                    "page": d.page, "rows_per_page": d.rows_per_page,
+                    "hdr_offset": BASE64.encode(&d.hdr_offset), "hdr_cursor": BASE64.encode(&d.hdr_cursor),
+                })).collect::<Vec<_>>(),
+                "table": p.table.as_ref().map(|t| serde_json::json!({
+                    "server_version": t.server_version, "rows": t.rows, "seeded": t.seeded,
+                    "explain_method": t.explain_method, "explain_offset": t.explain_offset,
+                    "explain_cursor": t.explain_cursor,
+                })),
             });
         }
         let health_json = serde_json::json!({
@@ -211,6 +225,62 @@ fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
                 })
             }
         },
+        pagination: match counters.get("pagination") {
+            None => None,
+            Some(p) => Some(pagination(p).map_err(|e| corrupt(format!("pagination: {e}")))?),
+        },
         health: Default::default(),
+    })
+}
+
+/// A pagination interval's figures as `insert_interval` wrote them.
+fn pagination(p: &serde_json::Value) -> Result<PaginationFigures, String> {
+    let number = |v: &serde_json::Value, key: &str| {
+        v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+    };
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let blob = |v: &serde_json::Value, key: &str| {
+        BASE64
+            .decode(text(v, key))
+            .map_err(|e| format!("{key}: {e}"))
+    };
+    let depths = p
+        .get("depths")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            Ok(DepthFigures {
+                page: number(d, "page"),
+                rows_per_page: number(d, "rows_per_page"),
+                hdr_offset: blob(d, "hdr_offset")?,
+                hdr_cursor: blob(d, "hdr_cursor")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let table = p
+        .get("table")
+        .filter(|t| t.is_object())
+        .map(|t| TableFacts {
+            server_version: text(t, "server_version"),
+            rows: number(t, "rows"),
+            seeded: t
+                .get("seeded")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            explain_method: text(t, "explain_method"),
+            explain_offset: text(t, "explain_offset"),
+            explain_cursor: text(t, "explain_cursor"),
+        });
+    Ok(PaginationFigures {
+        depths,
+        seeded_rows: number(p, "seeded_rows"),
+        table,
     })
 }

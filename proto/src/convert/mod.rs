@@ -20,6 +20,7 @@ macro_rules! mirror {
 }
 
 mod cache;
+mod pagination;
 mod run;
 mod session;
 mod shard;

@@ -9,12 +9,12 @@ use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::{Assignment, HttpShard, PartId, ShardProfile, Work};
 use std::time::Duration;
 
-pub(super) fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A duration from the wire, no longer than a run may last.
-pub(super) fn bounded_millis(field: &'static str, ms: u64) -> Result<Duration, ConvertError> {
+pub(crate) fn bounded_millis(field: &'static str, ms: u64) -> Result<Duration, ConvertError> {
     let d = Duration::from_millis(ms);
     if d > MAX_RUN {
         return Err(ConvertError::Invalid {
@@ -38,6 +38,7 @@ impl From<Assignment> for v1::AssignShard {
             work: Some(match a.work {
                 Work::Http(shard) => v1::assign_shard::Work::Http(shard.into()),
                 Work::Cache(shard) => v1::assign_shard::Work::Cache(shard.into()),
+                Work::Pagination(shard) => v1::assign_shard::Work::Pagination(shard.into()),
             }),
         }
     }
@@ -50,6 +51,7 @@ impl TryFrom<v1::AssignShard> for Assignment {
         let work = match a.work.ok_or(ConvertError::Missing("AssignShard.work"))? {
             v1::assign_shard::Work::Http(shard) => Work::Http(shard.try_into()?),
             v1::assign_shard::Work::Cache(shard) => Work::Cache(shard.try_into()?),
+            v1::assign_shard::Work::Pagination(shard) => Work::Pagination(shard.try_into()?),
         };
         Ok(Assignment {
             run_id: a.run_id,
@@ -316,6 +318,7 @@ impl From<IntervalReport> for v1::IntervalReport {
                 hdr_miss: c.hdr_miss,
                 hdr_lookup: c.hdr_lookup,
             }),
+            pagination: r.pagination.map(Into::into),
         }
     }
 }
@@ -346,6 +349,7 @@ impl From<v1::IntervalReport> for IntervalReport {
                 hdr_miss: c.hdr_miss,
                 hdr_lookup: c.hdr_lookup,
             }),
+            pagination: r.pagination.map(Into::into),
         }
     }
 }

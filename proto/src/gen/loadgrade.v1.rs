@@ -202,7 +202,7 @@ pub struct AssignShard {
     /// The plan's orphan_timeout: an agent that hears nothing from the coordinator this long stops this run's load.
     #[prost(uint64, tag = "5")]
     pub orphan_timeout_ms: u64,
-    #[prost(oneof = "assign_shard::Work", tags = "10, 11")]
+    #[prost(oneof = "assign_shard::Work", tags = "10, 11, 12")]
     pub work: ::core::option::Option<assign_shard::Work>,
 }
 /// Nested message and enum types in `AssignShard`.
@@ -214,7 +214,54 @@ pub mod assign_shard {
         Http(super::HttpShard),
         #[prost(message, tag = "11")]
         Cache(super::CacheShard),
+        #[prost(message, tag = "12")]
+        Pagination(super::PaginationShard),
     }
+}
+/// A pagination scenario's shard: every depth's OFFSET and keyset queries, timed on the agent's own connections.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PaginationShard {
+    /// postgres://, mysql:// (mariadb://) or sqlite://PATH, possibly with a password.
+    #[prost(string, tag = "1")]
+    pub database: ::prost::alloc::string::String,
+    /// An environment variable on the agent that holds the password; empty: none.
+    #[prost(string, tag = "2")]
+    pub password_env: ::prost::alloc::string::String,
+    /// `name` or `schema.name`; plain names only (checked again on the agent).
+    #[prost(string, tag = "3")]
+    pub table: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub key: ::prost::alloc::string::String,
+    /// Columns beside the key; none: every column.
+    #[prost(string, repeated, tag = "5")]
+    pub columns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// A condition every page keeps; empty: none.
+    #[prost(string, tag = "6")]
+    pub r#where: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "7")]
+    pub page_size: u64,
+    /// Page numbers from 1, ascending.
+    #[prost(uint64, repeated, tag = "8")]
+    pub pages: ::prost::alloc::vec::Vec<u64>,
+    /// 0: the table exists and is only read.
+    #[prost(uint64, tag = "9")]
+    pub seed_rows: u64,
+    #[prost(uint64, tag = "10")]
+    pub iterations: u64,
+    #[prost(uint64, tag = "11")]
+    pub concurrency: u64,
+    #[prost(bool, tag = "12")]
+    pub explain: bool,
+    #[prost(uint64, tag = "13")]
+    pub query_timeout_ms: u64,
+    #[prost(uint64, tag = "14")]
+    pub max_duration_ms: u64,
+    #[prost(enumeration = "PaginationPhase", tag = "15")]
+    pub phase: i32,
+    /// Agents that run the scenario (for the report; each runs every depth).
+    #[prost(uint64, tag = "16")]
+    pub agents: u64,
 }
 /// A cache scenario's shard: lookups of keys from a shared key space, each a hit or a miss.
 #[allow(clippy::all)]
@@ -400,6 +447,50 @@ pub struct IntervalReport {
     /// A cache shard's lookups by outcome (hdr_corrected holds them all).
     #[prost(message, optional, tag = "15")]
     pub cache: ::core::option::Option<CacheFigures>,
+    /// A pagination shard's queries by depth (hdr_corrected holds them all).
+    #[prost(message, optional, tag = "16")]
+    pub pagination: ::core::option::Option<PaginationFigures>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PaginationFigures {
+    #[prost(message, repeated, tag = "1")]
+    pub depths: ::prost::alloc::vec::Vec<DepthFigures>,
+    /// Rows inserted so far while seeding (cumulative).
+    #[prost(uint64, tag = "2")]
+    pub seeded_rows: u64,
+    /// What the agent found out about the database and the table; sent once checked, and again after EXPLAIN.
+    #[prost(message, optional, tag = "3")]
+    pub table: ::core::option::Option<TableFacts>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DepthFigures {
+    #[prost(uint64, tag = "1")]
+    pub page: u64,
+    /// Microseconds, HDR V2 + deflate.
+    #[prost(bytes = "vec", tag = "2")]
+    pub hdr_offset: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub hdr_cursor: ::prost::alloc::vec::Vec<u8>,
+    #[prost(uint64, tag = "4")]
+    pub rows_per_page: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TableFacts {
+    #[prost(string, tag = "1")]
+    pub server_version: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub rows: u64,
+    #[prost(bool, tag = "3")]
+    pub seeded: bool,
+    #[prost(string, tag = "4")]
+    pub explain_method: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub explain_offset: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub explain_cursor: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -547,6 +638,41 @@ impl Arrivals {
             "ARRIVALS_UNSPECIFIED" => Some(Self::Unspecified),
             "ARRIVALS_EVEN" => Some(Self::Even),
             "ARRIVALS_POISSON" => Some(Self::Poisson),
+            _ => None,
+        }
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum PaginationPhase {
+    Unspecified = 0,
+    /// Check the table and seed it; time nothing.
+    Seed = 1,
+    /// Check the table and time every depth.
+    Measure = 2,
+    SeedAndMeasure = 3,
+}
+impl PaginationPhase {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "PAGINATION_PHASE_UNSPECIFIED",
+            Self::Seed => "PAGINATION_PHASE_SEED",
+            Self::Measure => "PAGINATION_PHASE_MEASURE",
+            Self::SeedAndMeasure => "PAGINATION_PHASE_SEED_AND_MEASURE",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "PAGINATION_PHASE_UNSPECIFIED" => Some(Self::Unspecified),
+            "PAGINATION_PHASE_SEED" => Some(Self::Seed),
+            "PAGINATION_PHASE_MEASURE" => Some(Self::Measure),
+            "PAGINATION_PHASE_SEED_AND_MEASURE" => Some(Self::SeedAndMeasure),
             _ => None,
         }
     }

@@ -46,6 +46,8 @@ pub enum Block {
     },
     /// HTML only (a chart): Markdown leaves it out.
     Html(String),
+    /// Preformatted text (a statement, a database's plan), lines kept.
+    Code(String),
 }
 
 /// How a format writes each piece; [`render`] walks the blocks once for every format.
@@ -61,6 +63,7 @@ trait Format {
     fn cell(out: &mut String, start: bool);
     fn table_end(out: &mut String);
     fn html(out: &mut String, fragment: &str);
+    fn code(out: &mut String, text: &str);
 }
 
 fn render<F: Format>(blocks: &[Block]) -> String {
@@ -106,6 +109,7 @@ fn render<F: Format>(blocks: &[Block]) -> String {
                 F::table_end(&mut out);
             }
             Block::Html(fragment) => F::html(&mut out, fragment),
+            Block::Code(text) => F::code(&mut out, text),
         }
     }
     out
@@ -214,6 +218,17 @@ impl Format for Markdown {
     }
 
     fn html(_out: &mut String, _fragment: &str) {}
+
+    /// A fenced block whose fence is longer than any run of backticks in the text, so nothing in it can close it.
+    fn code(out: &mut String, text: &str) {
+        let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        let body: String = text
+            .chars()
+            .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+            .collect();
+        let _ = write!(out, "{fence}\n{}\n{fence}\n\n", body.trim_end());
+    }
 }
 
 struct Html;
@@ -276,6 +291,10 @@ impl Format for Html {
 
     fn html(out: &mut String, fragment: &str) {
         out.push_str(fragment);
+    }
+
+    fn code(out: &mut String, text: &str) {
+        let _ = write!(out, "<pre>{}</pre>", escape(text));
     }
 }
 

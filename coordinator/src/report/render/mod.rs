@@ -10,6 +10,7 @@ mod http;
 mod junit;
 mod markdown;
 mod page;
+mod pagination;
 mod ramp;
 
 pub use html::html;

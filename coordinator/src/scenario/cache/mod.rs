@@ -107,13 +107,13 @@ pub async fn run(
             key_prefix: key_prefix.clone(),
         })
     };
-    let part = Part {
-        id: PartId {
+    let part = Part::new(
+        PartId {
             scenario: scenario.name.clone(),
             stage: 0,
         },
-        label: format!("{:?}", scenario.name),
-    };
+        format!("{:?}", scenario.name),
+    );
     let aggregate = run_part_as(ctx, &part, &spec.load, &work).await;
     if let (Some(s), CacheTarget::Redis(redis)) = (server.as_mut(), &spec.target) {
         match s.info().await {

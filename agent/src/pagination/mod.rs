@@ -1,0 +1,543 @@
+//! The pagination executor: a shard connects to the scenario's database (a host this agent's allowlist covers),
+//! checks the table (it exists, the key column exists, is unique and never NULL, the deepest page lies within
+//! it), seeds it when the plan asks, then for each depth times the OFFSET and keyset queries on `concurrency`
+//! connections, after checking that both return the same keys. Figures go out as interval reports every second.
+
+mod db;
+mod figures;
+mod seed;
+
+use crate::Allowlist;
+use crate::http::ShardOutput;
+use db::{Conn, Pool, Value};
+use figures::{Cutter, Ended, Figures, Query};
+use loadgrade_common::interval::TableFacts;
+use loadgrade_common::pagination_sql::{self as sql, Statements};
+use loadgrade_common::plan::pagination::{Backend, PaginationSpec};
+use loadgrade_common::shard::{PaginationPhase, PaginationShard};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+/// Why a pagination shard is refused before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the database URL does not parse: {0}")]
+    Url(String),
+    #[error("the database host {host} {why}")]
+    Host { host: String, why: String },
+    #[error(
+        "a SQLite database is a file on this agent's host: this agent only runs it when its allowlist covers \
+         loopback (--allow-loopback)"
+    )]
+    LocalFile,
+    #[error("the environment variable {0} (password_env) is not set on this agent")]
+    NoPassword(String),
+    #[error("concurrency {wanted} is above this agent's --max-connections {cap}")]
+    Connections { wanted: u64, cap: u64 },
+}
+
+/// Why a pagination shard stopped without its figures.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("cannot connect to {database}: {why}")]
+    Connect { database: String, why: String },
+    #[error("table {table:?} cannot be read: {why}")]
+    NoTable { table: String, why: String },
+    #[error("table {table:?} has no column {key:?} (the plan's key): {why}")]
+    NoKey {
+        table: String,
+        key: String,
+        why: String,
+    },
+    #[error("the plan's columns cannot be read from {table:?}: {why}")]
+    Columns { table: String, why: String },
+    #[error(
+        "the key {key:?} is not unique in {table:?}: {rows} rows, {distinct} distinct keys; keyset pages need a unique key"
+    )]
+    NotUnique {
+        table: String,
+        key: String,
+        rows: u64,
+        distinct: u64,
+    },
+    #[error(
+        "the key {key:?} is NULL in {nulls} rows of {table:?}; keyset pages skip them while OFFSET counts them"
+    )]
+    Nulls {
+        table: String,
+        key: String,
+        nulls: u64,
+    },
+    #[error("page {page} starts at row {} but {table:?} has {rows} rows{}: choose pages within the table", offset + 1, if *filtered { " matching `where`" } else { "" })]
+    PagePastEnd {
+        table: String,
+        page: u64,
+        offset: u64,
+        rows: u64,
+        filtered: bool,
+    },
+    #[error(
+        "page {page}: the OFFSET query and the keyset query returned different rows ({offset_rows} vs {cursor_rows} \
+         rows, first difference at row {first_difference} of the page), so the comparison at this depth is void"
+    )]
+    RowsDiffer {
+        page: u64,
+        offset_rows: usize,
+        cursor_rows: usize,
+        first_difference: usize,
+    },
+    #[error("{what} failed: {why}")]
+    Query { what: String, why: String },
+    #[error("seeding {table:?} failed: {why}")]
+    Seed { table: String, why: String },
+    #[error(
+        "table {table:?} exists with {rows} rows that are not {wanted} seeded rows (keys 1..={wanted}): it is reused \
+         only as loadgrade seeded it; drop it or name another table"
+    )]
+    NotSeedable {
+        table: String,
+        rows: u64,
+        wanted: u64,
+    },
+    #[error("table {table:?} has {rows} rows, not the {wanted} seed_rows it was seeded with")]
+    SeedMismatch {
+        table: String,
+        rows: u64,
+        wanted: u64,
+    },
+    #[error(
+        "the scenario did not finish within max_duration ({0:?}): raise it, or lower pages, iterations or seed_rows"
+    )]
+    TooLong(Duration),
+    #[error("stopped")]
+    Stopped,
+}
+
+/// A shard ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    spec: PaginationSpec,
+    phase: PaginationPhase,
+    password: Option<String>,
+    /// For logs: the database URL without its password.
+    pub shown: String,
+}
+
+/// Checks the database is one this agent may reach and reads the password.
+pub async fn prepare(
+    shard: PaginationShard,
+    allowlist: &Allowlist,
+    max_connections: Option<u64>,
+) -> Result<Prepared, Refusal> {
+    let spec = shard.spec;
+    let allowed = allowlist.resolve().await;
+    if spec.backend == Backend::Sqlite {
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        allowed.check(&[loopback]).map_err(|_| Refusal::LocalFile)?;
+    } else {
+        let (host, port) = host_port(&spec)?;
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| Refusal::Host {
+                host: host.clone(),
+                why: format!("does not resolve: {e}"),
+            })?
+            .collect();
+        allowed.check(&addrs).map_err(|e| Refusal::Host {
+            host: host.clone(),
+            why: e.to_string(),
+        })?;
+    }
+    if let Some(cap) = max_connections
+        && spec.concurrency > cap
+    {
+        return Err(Refusal::Connections {
+            wanted: spec.concurrency,
+            cap,
+        });
+    }
+    let password = match &spec.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| Refusal::NoPassword(var.clone()))?),
+        None => None,
+    };
+    Ok(Prepared {
+        shown: db::shown(&spec),
+        spec,
+        phase: shard.phase,
+        password,
+    })
+}
+
+/// The host and port the database URL names (sqlx's defaults: 5432, 3306).
+fn host_port(spec: &PaginationSpec) -> Result<(String, u16), Refusal> {
+    use std::str::FromStr as _;
+    let url = spec.database.replacen("mariadb://", "mysql://", 1);
+    let bad = |e: sqlx::Error| Refusal::Url(e.to_string().replace(&spec.database, "(the URL)"));
+    match spec.backend {
+        Backend::Postgres => {
+            let o = sqlx::postgres::PgConnectOptions::from_str(&url).map_err(bad)?;
+            if o.get_socket().is_some() {
+                return Err(Refusal::Url(
+                    "a unix socket is not a host the allowlist can check".into(),
+                ));
+            }
+            Ok((o.get_host().to_owned(), o.get_port()))
+        }
+        Backend::Mysql => {
+            let o = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(bad)?;
+            if o.get_socket().is_some() {
+                return Err(Refusal::Url(
+                    "a unix socket is not a host the allowlist can check".into(),
+                ));
+            }
+            Ok((o.get_host().to_owned(), o.get_port()))
+        }
+        Backend::Sqlite => Err(Refusal::LocalFile),
+    }
+}
+
+/// Runs the shard from `start`: returns the interval reports sent.
+pub async fn run(
+    prepared: Arc<Prepared>,
+    start: Instant,
+    output: ShardOutput,
+    stop: CancellationToken,
+) -> Result<u64, Failure> {
+    tokio::select! {
+        () = sleep_until(start) => {}
+        () = stop.cancelled() => return Ok(0),
+    }
+    let figures = Arc::new(Figures::default());
+    let mut cutter = Cutter {
+        figures: figures.clone(),
+        shard: output.shard,
+        seq: output.seq,
+        started: start,
+        started_unix_ms: output.start_unix_ms,
+        last_cut: start,
+        threads: u32::try_from(prepared.spec.concurrency).unwrap_or(u32::MAX),
+    };
+    let work = execute(&prepared, &figures, &stop);
+    tokio::pin!(work);
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut sent = 0u64;
+    let deadline = sleep_until(start + prepared.spec.max_duration);
+    tokio::pin!(deadline);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticker.tick() => {
+                if output.reports.send(cutter.cut(Instant::now())).await.is_ok() {
+                    sent += 1;
+                }
+            }
+            () = &mut deadline => break Err(Failure::TooLong(prepared.spec.max_duration)),
+            () = stop.cancelled() => break Err(Failure::Stopped),
+        }
+    };
+    // Whatever was measured is sent, however the shard ended.
+    if output
+        .reports
+        .send(cutter.cut(Instant::now()))
+        .await
+        .is_ok()
+    {
+        sent += 1;
+    }
+    match result {
+        Err(Failure::Stopped) => Ok(sent),
+        Err(e) => Err(e),
+        Ok(()) => Ok(sent),
+    }
+}
+
+/// Checks, seeding, and every depth.
+async fn execute(
+    p: &Prepared,
+    figures: &Arc<Figures>,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    let spec = &p.spec;
+    let seeding = spec.seed_rows.is_some() && p.phase != PaginationPhase::Measure;
+    let measuring = p.phase != PaginationPhase::Seed;
+    let connections = u32::try_from(spec.concurrency.saturating_add(1)).unwrap_or(u32::MAX);
+    let pool = Pool::connect(spec, p.password.as_deref(), connections, !seeding)
+        .await
+        .map_err(|e| Failure::Connect {
+            database: p.shown.clone(),
+            why: e.0,
+        })?;
+    let result = async {
+        let mut conn = pool.acquire().await.map_err(|e| Failure::Connect {
+            database: p.shown.clone(),
+            why: e.0,
+        })?;
+        let query = |what: &str| {
+            let what = what.to_owned();
+            move |e: db::DbError| Failure::Query { what, why: e.0 }
+        };
+        let version = conn
+            .texts(sql::version_query(spec.backend), &[], 0)
+            .await
+            .map_err(query("reading the server version"))?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if let (true, Some(rows)) = (seeding, spec.seed_rows) {
+            seed::ensure(&mut conn, spec, rows, figures, stop).await?;
+        }
+        let statements = Arc::new(Statements::new(spec));
+        let rows = check_table(&mut conn, spec, &statements).await?;
+        let mut facts = TableFacts {
+            server_version: version.clone(),
+            rows,
+            seeded: spec.seed_rows.is_some(),
+            ..TableFacts::default()
+        };
+        figures.table(facts.clone());
+        if !measuring {
+            return Ok(());
+        }
+        let mut deepest: Option<(Vec<Value>, String, Vec<Value>)> = None;
+        for &page in &spec.pages {
+            if stop.is_cancelled() {
+                return Err(Failure::Stopped);
+            }
+            let offset = spec.offset_of(page);
+            if offset >= rows {
+                return Err(Failure::PagePastEnd {
+                    table: spec.table.clone(),
+                    page,
+                    offset,
+                    rows,
+                    filtered: spec.filter.is_some(),
+                });
+            }
+            let offset_params = vec![Value::Int(i64::try_from(offset).unwrap_or(i64::MAX))];
+            let (cursor_sql, cursor_params) = if page == 1 {
+                (statements.cursor_first.clone(), Vec::new())
+            } else {
+                let before = vec![Value::Int(i64::try_from(offset - 1).unwrap_or(i64::MAX))];
+                let last = conn
+                    .keys(&statements.key_at, &before)
+                    .await
+                    .map_err(query(&format!("reading the key before page {page}")))?;
+                (
+                    statements.cursor_next.clone(),
+                    last.into_iter().take(1).collect(),
+                )
+            };
+            // The untimed warm run: both queries, and the same keys in the same order, or the depth is void.
+            let by_offset = conn
+                .keys(&statements.offset, &offset_params)
+                .await
+                .map_err(query(&format!("the OFFSET query at page {page}")))?;
+            let by_cursor = conn
+                .keys(&cursor_sql, &cursor_params)
+                .await
+                .map_err(query(&format!("the keyset query at page {page}")))?;
+            if by_offset != by_cursor {
+                return Err(Failure::RowsDiffer {
+                    page,
+                    offset_rows: by_offset.len(),
+                    cursor_rows: by_cursor.len(),
+                    first_difference: by_offset
+                        .iter()
+                        .zip(&by_cursor)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(by_offset.len().min(by_cursor.len()))
+                        + 1,
+                });
+            }
+            figures.rows_per_page(page, u64::try_from(by_offset.len()).unwrap_or(u64::MAX));
+            time_depth(
+                &pool,
+                spec,
+                page,
+                &statements,
+                &offset_params,
+                &cursor_sql,
+                &cursor_params,
+                figures,
+                stop,
+            )
+            .await?;
+            deepest = Some((offset_params, cursor_sql, cursor_params));
+        }
+        if spec.explain
+            && let Some((offset_params, cursor_sql, cursor_params)) = deepest
+        {
+            let (method, offset_explain, column) =
+                sql::explain(spec.backend, &version, &statements.offset);
+            let (_, cursor_explain, _) = sql::explain(spec.backend, &version, &cursor_sql);
+            let text = |lines: Vec<String>| lines.join("\n");
+            facts.explain_method = method;
+            facts.explain_offset = conn
+                .texts(&offset_explain, &offset_params, column)
+                .await
+                .map(text)
+                .unwrap_or_else(|e| format!("EXPLAIN failed: {e}"));
+            facts.explain_cursor = conn
+                .texts(&cursor_explain, &cursor_params, column)
+                .await
+                .map(text)
+                .unwrap_or_else(|e| format!("EXPLAIN failed: {e}"));
+            figures.table(facts);
+        }
+        Ok(())
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+/// The table, key and columns exist, the key is unique and never NULL. Returns the rows pages run through.
+async fn check_table(
+    conn: &mut Conn,
+    spec: &PaginationSpec,
+    s: &Statements,
+) -> Result<u64, Failure> {
+    conn.fetch(&s.probe_table, &[])
+        .await
+        .map_err(|e| Failure::NoTable {
+            table: spec.table.clone(),
+            why: e.0,
+        })?;
+    conn.fetch(&s.probe_key, &[])
+        .await
+        .map_err(|e| Failure::NoKey {
+            table: spec.table.clone(),
+            key: spec.key.clone(),
+            why: e.0,
+        })?;
+    conn.fetch(&s.probe_columns, &[])
+        .await
+        .map_err(|e| Failure::Columns {
+            table: spec.table.clone(),
+            why: e.0,
+        })?;
+    let counts = conn.integers(&s.count).await.map_err(|e| Failure::Query {
+        what: "counting the rows".to_owned(),
+        why: e.0,
+    })?;
+    let [rows, keyed, distinct] = counts[..] else {
+        return Err(Failure::Query {
+            what: "counting the rows".to_owned(),
+            why: "three counts did not come back".to_owned(),
+        });
+    };
+    let (rows, keyed, distinct) = (
+        u64::try_from(rows).unwrap_or(0),
+        u64::try_from(keyed).unwrap_or(0),
+        u64::try_from(distinct).unwrap_or(0),
+    );
+    if keyed != rows {
+        return Err(Failure::Nulls {
+            table: spec.table.clone(),
+            key: spec.key.clone(),
+            nulls: rows - keyed.min(rows),
+        });
+    }
+    if distinct != rows {
+        return Err(Failure::NotUnique {
+            table: spec.table.clone(),
+            key: spec.key.clone(),
+            rows,
+            distinct,
+        });
+    }
+    if let Some(wanted) = spec.seed_rows
+        && rows != wanted
+    {
+        return Err(Failure::SeedMismatch {
+            table: spec.table.clone(),
+            rows,
+            wanted,
+        });
+    }
+    Ok(rows)
+}
+
+/// `iterations` timed runs of each query at one depth on each of `concurrency` connections (each warmed by one
+/// untimed run), alternating which goes first so neither always meets a cache the other warmed.
+#[allow(clippy::too_many_arguments)]
+async fn time_depth(
+    pool: &Pool,
+    spec: &PaginationSpec,
+    page: u64,
+    statements: &Arc<Statements>,
+    offset_params: &[Value],
+    cursor_sql: &str,
+    cursor_params: &[Value],
+    figures: &Arc<Figures>,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    let mut tasks = JoinSet::new();
+    for _ in 0..spec.concurrency {
+        let pool = pool.clone();
+        let statements = statements.clone();
+        let offset_params = offset_params.to_vec();
+        let cursor_sql = cursor_sql.to_owned();
+        let cursor_params = cursor_params.to_vec();
+        let figures = figures.clone();
+        let stop = stop.clone();
+        let (iterations, timeout) = (spec.iterations, spec.query_timeout);
+        tasks.spawn(async move {
+            let mut conn = pool.acquire().await?;
+            let _ = conn.fetch(&statements.offset, &offset_params).await;
+            let _ = conn.fetch(&cursor_sql, &cursor_params).await;
+            for i in 0..iterations {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let order = if i % 2 == 0 {
+                    [Query::Offset, Query::Cursor]
+                } else {
+                    [Query::Cursor, Query::Offset]
+                };
+                for q in order {
+                    let (sql, params) = match q {
+                        Query::Offset => (statements.offset.as_str(), offset_params.as_slice()),
+                        Query::Cursor => (cursor_sql.as_str(), cursor_params.as_slice()),
+                    };
+                    let began = Instant::now();
+                    let ended = match tokio::time::timeout(timeout, conn.fetch(sql, params)).await {
+                        Ok(Ok(_)) => Ended::Rows(began.elapsed()),
+                        Ok(Err(_)) => Ended::Failed,
+                        Err(_) => {
+                            let took = began.elapsed();
+                            // A connection given up mid-query is not reused.
+                            drop(conn);
+                            conn = pool.acquire().await?;
+                            Ended::Timeout(took)
+                        }
+                    };
+                    figures.record(page, q, ended);
+                }
+            }
+            Ok::<(), db::DbError>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Failure::Connect {
+                    database: db::shown(spec),
+                    why: e.0,
+                });
+            }
+            Err(e) => {
+                return Err(Failure::Query {
+                    what: format!("timing page {page}"),
+                    why: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Seeding a scratch table: `key BIGINT PRIMARY KEY, name, score, payload` (about 130 bytes a row), keys 1..=N,
+//! filled by COPY on PostgreSQL and multi-row INSERTs elsewhere, its progress reported every interval. A table
+//! that already has exactly N such rows is reused; one that does not look like ours is never touched.
+
+use super::Failure;
+use super::db::{Conn, DbError};
+use super::figures::Figures;
+use loadgrade_common::pagination_sql::quote;
+use loadgrade_common::plan::pagination::{Backend, PaginationSpec};
+use tokio_util::sync::CancellationToken;
+
+/// Rows per COPY (PostgreSQL) or per INSERT statement (elsewhere).
+const COPY_ROWS: u64 = 20_000;
+const INSERT_ROWS: u64 = 2_000;
+/// SQLite: INSERTs per transaction.
+const SQLITE_BATCHES_PER_COMMIT: u64 = 10;
+const PAYLOAD_CHARS: usize = 100;
+
+/// The columns of a row `n`, as the seeded table holds them.
+fn row(n: u64) -> (u64, String, u64, String) {
+    let mut payload = format!("payload {n} ");
+    while payload.len() < PAYLOAD_CHARS {
+        payload.push(char::from(
+            b'a' + u8::try_from(payload.len() % 26).unwrap_or(0),
+        ));
+    }
+    (n, format!("item {n}"), n.wrapping_mul(7919) % 1000, payload)
+}
+
+/// Makes `spec.table` hold exactly `wanted` seeded rows. Returns the rows it inserted.
+pub async fn ensure(
+    conn: &mut Conn,
+    spec: &PaginationSpec,
+    wanted: u64,
+    figures: &Figures,
+    stop: &CancellationToken,
+) -> Result<u64, Failure> {
+    let b = spec.backend;
+    let table = quote(b, &spec.table);
+    let key = quote(b, &spec.key);
+    let (name, score, payload) = (quote(b, "name"), quote(b, "score"), quote(b, "payload"));
+    let text = match b {
+        Backend::Mysql => "VARCHAR(200)",
+        Backend::Postgres | Backend::Sqlite => "TEXT",
+    };
+    let key_type = match b {
+        // SQLite: the rowid itself.
+        Backend::Sqlite => "INTEGER",
+        Backend::Postgres | Backend::Mysql => "BIGINT",
+    };
+    let seed = |why: DbError| Failure::Seed {
+        table: spec.table.clone(),
+        why: why.0,
+    };
+    conn.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({key} {key_type} PRIMARY KEY, {name} {text} NOT NULL, \
+         {score} INTEGER NOT NULL, {payload} {text} NOT NULL)"
+    ))
+    .await
+    .map_err(seed)?;
+    let counts = conn
+        .integers(&format!(
+            "SELECT COUNT(*), COALESCE(MAX({key}), 0) FROM {table}"
+        ))
+        .await
+        .map_err(seed)?;
+    let (rows, max_key) = match counts[..] {
+        [rows, max] => (u64::try_from(rows).unwrap_or(0), max),
+        _ => return Err(seed(DbError("the row count did not come back".into()))),
+    };
+    if rows == wanted {
+        return Ok(0);
+    }
+    if rows > wanted || i64::try_from(rows).ok() != Some(max_key) {
+        return Err(Failure::NotSeedable {
+            table: spec.table.clone(),
+            rows,
+            wanted,
+        });
+    }
+    let columns = format!("{key}, {name}, {score}, {payload}");
+    let mut next = rows + 1;
+    let mut batches = 0u64;
+    if b == Backend::Sqlite {
+        conn.execute("BEGIN").await.map_err(seed)?;
+    }
+    while next <= wanted {
+        if stop.is_cancelled() {
+            break;
+        }
+        let per = if b == Backend::Postgres {
+            COPY_ROWS
+        } else {
+            INSERT_ROWS
+        };
+        let last = next.saturating_add(per - 1).min(wanted);
+        match b {
+            Backend::Postgres => {
+                let mut data =
+                    Vec::with_capacity(usize::try_from((last - next + 1) * 140).unwrap_or(0));
+                for n in next..=last {
+                    let (k, name, score, payload) = row(n);
+                    data.extend_from_slice(format!("{k}\t{name}\t{score}\t{payload}\n").as_bytes());
+                }
+                conn.copy_in(&format!("COPY {table} ({columns}) FROM STDIN"), data)
+                    .await
+                    .map_err(seed)?;
+            }
+            Backend::Mysql | Backend::Sqlite => {
+                let values: Vec<String> = (next..=last)
+                    .map(|n| {
+                        let (k, name, score, payload) = row(n);
+                        format!("({k}, '{name}', {score}, '{payload}')")
+                    })
+                    .collect();
+                conn.execute(&format!(
+                    "INSERT INTO {table} ({columns}) VALUES {}",
+                    values.join(", ")
+                ))
+                .await
+                .map_err(seed)?;
+                batches += 1;
+                if b == Backend::Sqlite && batches.is_multiple_of(SQLITE_BATCHES_PER_COMMIT) {
+                    conn.execute("COMMIT").await.map_err(seed)?;
+                    conn.execute("BEGIN").await.map_err(seed)?;
+                }
+            }
+        }
+        figures.seeded(last - rows);
+        next = last + 1;
+    }
+    if b == Backend::Sqlite {
+        conn.execute("COMMIT").await.map_err(seed)?;
+    }
+    if stop.is_cancelled() {
+        return Err(Failure::Stopped);
+    }
+    // Fresh statistics, so the planner knows the table's size.
+    let analyze = match b {
+        Backend::Postgres => format!("ANALYZE {table}"),
+        Backend::Mysql => format!("ANALYZE TABLE {table}"),
+        Backend::Sqlite => "ANALYZE".to_owned(),
+    };
+    conn.execute(&analyze).await.map_err(seed)?;
+    Ok(wanted - rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_plain_and_the_same_width() {
+        let (k, name, _, payload) = row(123_456);
+        assert_eq!((k, name.as_str()), (123_456, "item 123456"));
+        assert_eq!(payload.len(), PAYLOAD_CHARS);
+        assert!(
+            payload
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        );
+    }
+}
