@@ -115,6 +115,7 @@ impl Pool {
                 if let Some(p) = password {
                     options = options.password(p);
                 }
+                first_connection(&options, acquire).await.map_err(redact)?;
                 Pool::Postgres(
                     sqlx::postgres::PgPoolOptions::new()
                         .max_connections(max_connections)
@@ -145,6 +146,7 @@ impl Pool {
                 } else {
                     pool
                 };
+                first_connection(&options, acquire).await.map_err(redact)?;
                 Pool::Mysql(pool.connect_with(options).await.map_err(redact)?)
             }
             Backend::Sqlite => {
@@ -154,6 +156,7 @@ impl Pool {
                     .create_if_missing(!read_only)
                     .busy_timeout(acquire)
                     .disable_statement_logging();
+                first_connection(&options, acquire).await.map_err(redact)?;
                 Pool::Sqlite(
                     sqlx::sqlite::SqlitePoolOptions::new()
                         .max_connections(max_connections)
@@ -263,6 +266,24 @@ impl Conn {
             .await
             .map(|_| ())
             .map_err(|e| describe(&e, &[]))
+    }
+}
+
+/// One connection opened and closed before the pool is built: a pool reports any failure to connect as its own
+/// timeout, this says why (refused, unknown host, bad password).
+async fn first_connection<O>(options: &O, timeout: Duration) -> Result<(), sqlx::Error>
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    use sqlx::Connection as _;
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(conn)) => conn.close().await,
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {timeout:?}"),
+        ))),
     }
 }
 
