@@ -533,3 +533,99 @@ fn names_are_one_printable_line() {
         errors_of(&text)
     );
 }
+
+const PAGES: &str = r#"
+name = "pages"
+[[scenario]]
+name = "p"
+kind = "pagination"
+database = "postgres://app:s3cret@127.0.0.1:5432/shop"
+table = "shop.orders"
+key = "id"
+pages = [1, 100, 1000]
+"#;
+
+#[test]
+fn a_pagination_scenario_has_defaults_and_is_read_only_without_seed_rows() {
+    let plan = Plan::parse("pages.toml", PAGES).expect("valid");
+    let ScenarioSpec::Pagination(p) = &plan.scenarios[0].spec else {
+        panic!("a pagination scenario")
+    };
+    assert_eq!(p.backend, Backend::Postgres);
+    assert_eq!(
+        (p.page_size, p.iterations, p.concurrency, p.agents),
+        (20, 10, 1, 1)
+    );
+    assert!(p.read_only());
+    assert_eq!(p.offset_of(1000), 19_980);
+    assert_eq!(p.check(), Ok(()));
+}
+
+#[test]
+fn pagination_names_pages_and_conditions_are_checked_without_echoing_the_password() {
+    for (from, to, expected) in [
+        (
+            "table = \"shop.orders\"",
+            "table = \"orders; DROP TABLE x\"",
+            "is not a plain name",
+        ),
+        ("key = \"id\"", "key = \"a.b\"", "is not a plain name"),
+        ("pages = [1, 100, 1000]", "pages = [100, 1]", "ascending"),
+        (
+            "pages = [1, 100, 1000]",
+            "pages = [0]",
+            "whole number from 1",
+        ),
+        (
+            "pages = [1, 100, 1000]",
+            "pages = []",
+            "1 to 64 page numbers",
+        ),
+        (
+            "key = \"id\"",
+            "key = \"id\"\nwhere = \"1=1; DELETE FROM orders\"",
+            "no `;`",
+        ),
+        (
+            "key = \"id\"",
+            "key = \"id\"\nwhere = \"x = 1 -- \"",
+            "no comments",
+        ),
+        (
+            "key = \"id\"",
+            "key = \"id\"\nseed_rows = 10000",
+            "page 1000 starts at row 19981",
+        ),
+        (
+            "key = \"id\"",
+            "key = \"id\"\nconcurrency = 0",
+            "concurrency must be 1 to 256",
+        ),
+        (
+            "postgres://app:s3cret@127.0.0.1:5432/shop",
+            "redis://app:s3cret@h",
+            "must start with postgres://",
+        ),
+        (
+            "postgres://app:s3cret@127.0.0.1:5432/shop",
+            "sqlite::memory:",
+            "must be a file",
+        ),
+    ] {
+        let e = errors_of(&PAGES.replace(from, to));
+        assert!(e.contains(expected), "{to}: {e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+    let e = errors_of(&PAGES.replace("pages = [1, 100, 1000]\n", ""));
+    assert!(e.contains("`pages`"), "{e}");
+}
+
+#[test]
+fn a_stored_pagination_plan_keeps_no_database_password() {
+    let stored = redact::redact_plan_text(PAGES);
+    assert!(!stored.contains("s3cret"), "{stored}");
+    assert!(
+        stored.contains("postgres://app:***@127.0.0.1:5432/shop"),
+        "{stored}"
+    );
+}
