@@ -266,6 +266,78 @@ async fn a_missing_or_non_unique_key_is_an_error_naming_it() {
     testbed.shutdown().await;
 }
 
+/// Seeding writes only into a scratch table of its own: a table with other columns, a view, or one whose keys
+/// are not 1..M is refused and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
+    let Some(url) = support::service_url("POSTGRES") else {
+        return;
+    };
+    postgres(
+        &url,
+        &[
+            "DROP VIEW IF EXISTS loadgrade_foreign_view",
+            "DROP TABLE IF EXISTS loadgrade_foreign",
+            "DROP TABLE IF EXISTS loadgrade_sparse",
+            "CREATE TABLE loadgrade_foreign (id BIGINT PRIMARY KEY, name TEXT, score INTEGER, payload TEXT, \
+             tenant TEXT NOT NULL DEFAULT 'x')",
+            "CREATE VIEW loadgrade_foreign_view AS SELECT id, name, score, payload FROM loadgrade_foreign",
+            "CREATE TABLE loadgrade_sparse (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
+             payload TEXT NOT NULL)",
+            "INSERT INTO loadgrade_sparse VALUES (1, 'a', 1, 'p'), (5, 'b', 2, 'p')",
+        ],
+    )
+    .await;
+    let embedded = support::embedded(1).await;
+    let seed = "seed_rows = 100\npages = [1]\niterations = 1";
+    let finished = support::run_plan(
+        &embedded,
+        &plan(&format!(
+            "{}{}{}",
+            scenario("columns", &url, "loadgrade_foreign", seed),
+            scenario("view", &url, "loadgrade_foreign_view", seed),
+            scenario(
+                "sparse",
+                &url,
+                "loadgrade_sparse",
+                "seed_rows = 2\npages = [1]\niterations = 1"
+            ),
+        )),
+    )
+    .await;
+    for (scenario, why) in [
+        (
+            "columns",
+            "its columns are (id, name, score, payload, tenant)",
+        ),
+        ("view", "it is a view"),
+        ("sparse", "keys 1..=5"),
+    ] {
+        let message = finished
+            .report
+            .findings
+            .iter()
+            .find(|f| f.message.contains(&format!("scenario \"{scenario}\"")))
+            .unwrap_or_else(|| panic!("nothing about {scenario}: {:?}", finished.report.findings))
+            .message
+            .clone();
+        assert!(
+            message.contains("is not a scratch table") && message.contains(why),
+            "{message}"
+        );
+    }
+    let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+    for (table, rows) in [("loadgrade_foreign", 0i64), ("loadgrade_sparse", 2)] {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(n, rows, "{table} untouched");
+    }
+    pool.close().await;
+    embedded.stop().await;
+}
+
 /// Without seed_rows the table is only read: a role that may only SELECT runs it, and a seeding plan with that
 /// role fails on the CREATE it is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,8 @@ pub enum Refusal {
     RedisUrl(String),
     #[error("environment variable {0} (password_env) is not set on this agent")]
     NoPassword(String),
+    #[error("{0}")]
+    PasswordEnv(String),
     #[error("redis over a unix socket is not supported: give a host")]
     Unix,
     #[error("redis host {host}: {why}")]
@@ -152,6 +154,10 @@ async fn redis_client(
         .into_connection_info()
         .map_err(|e| Refusal::RedisUrl(format!("{:?}", e.kind())))?;
     if let Some(var) = password_env {
+        // Checked again here: an agent reads no variable a plan could not name.
+        if let Some(problem) = loadgrade_common::plan::password_env_problem(var) {
+            return Err(Refusal::PasswordEnv(problem));
+        }
         let password = std::env::var(var).map_err(|_| Refusal::NoPassword(var.to_owned()))?;
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);

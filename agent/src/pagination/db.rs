@@ -136,16 +136,27 @@ impl Pool {
                 let pool = sqlx::mysql::MySqlPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(acquire);
-                let pool = if read_only {
-                    pool.after_connect(|conn, _| {
-                        Box::pin(async move {
+                // The server gives up a second after the agent does: MariaDB's max_statement_time (seconds),
+                // MySQL's max_execution_time (ms, SELECTs); each server ignores the other's (the error is let go).
+                let server_timeout = spec.query_timeout.saturating_add(Duration::from_secs(1));
+                let pool = pool.after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        let seconds = server_timeout.as_secs_f64();
+                        let millis = server_timeout.as_millis();
+                        let _ = conn
+                            .execute(
+                                format!("SET SESSION max_statement_time = {seconds:.3}").as_str(),
+                            )
+                            .await;
+                        let _ = conn
+                            .execute(format!("SET SESSION max_execution_time = {millis}").as_str())
+                            .await;
+                        if read_only {
                             conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                            Ok(())
-                        })
+                        }
+                        Ok(())
                     })
-                } else {
-                    pool
-                };
+                });
                 first_connection(&options, acquire).await.map_err(redact)?;
                 Pool::Mysql(pool.connect_with(options).await.map_err(redact)?)
             }

@@ -94,14 +94,10 @@ pub enum Failure {
     #[error("seeding {table:?} failed: {why}")]
     Seed { table: String, why: String },
     #[error(
-        "table {table:?} exists with {rows} rows that are not {wanted} seeded rows (keys 1..={wanted}): it is reused \
-         only as loadgrade seeded it; drop it or name another table"
+        "table {table:?} exists and is not a scratch table of loadgrade's: {why}; it was not written. Drop it or name \
+         another table"
     )]
-    NotSeedable {
-        table: String,
-        rows: u64,
-        wanted: u64,
-    },
+    NotSeedable { table: String, why: String },
     #[error("table {table:?} has {rows} rows, not the {wanted} seed_rows it was seeded with")]
     SeedMismatch {
         table: String,
@@ -159,6 +155,7 @@ pub async fn prepare(
             cap,
         });
     }
+    // The spec was checked on arrival (a password_env outside LOADGRADE_ is refused there too).
     let password = match &spec.password_env {
         Some(var) => Some(std::env::var(var).map_err(|_| Refusal::NoPassword(var.clone()))?),
         None => None,

@@ -3,7 +3,7 @@
 //! that already has exactly N such rows is reused; one that does not look like ours is never touched.
 
 use super::Failure;
-use super::db::{Conn, DbError};
+use super::db::{Conn, DbError, Value};
 use super::figures::Figures;
 use loadgrade_common::pagination_sql::quote;
 use loadgrade_common::plan::pagination::{Backend, PaginationSpec};
@@ -52,30 +52,56 @@ pub async fn ensure(
         table: spec.table.clone(),
         why: why.0,
     };
-    conn.execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {table} ({key} {key_type} PRIMARY KEY, {name} {text} NOT NULL, \
-         {score} INTEGER NOT NULL, {payload} {text} NOT NULL)"
-    ))
-    .await
-    .map_err(seed)?;
+    match existing(conn, spec).await.map_err(seed)? {
+        None => conn
+            .execute(&format!(
+                "CREATE TABLE {table} ({key} {key_type} PRIMARY KEY, {name} {text} NOT NULL, \
+                 {score} INTEGER NOT NULL, {payload} {text} NOT NULL)"
+            ))
+            .await
+            .map_err(seed)?,
+        Some(found) => {
+            let ours = [spec.key.as_str(), "name", "score", "payload"];
+            let why = if !found.base_table {
+                Some("it is a view, not a table".to_owned())
+            } else if found.columns != ours {
+                Some(format!(
+                    "its columns are ({}), not the scratch table's ({})",
+                    found.columns.join(", "),
+                    ours.join(", ")
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Failure::NotSeedable {
+                    table: spec.table.clone(),
+                    why,
+                });
+            }
+        }
+    }
     let counts = conn
         .integers(&format!(
-            "SELECT COUNT(*), COALESCE(MAX({key}), 0) FROM {table}"
+            "SELECT COUNT(*), COALESCE(MIN({key}), 0), COALESCE(MAX({key}), 0) FROM {table}"
         ))
         .await
         .map_err(seed)?;
-    let (rows, max_key) = match counts[..] {
-        [rows, max] => (u64::try_from(rows).unwrap_or(0), max),
+    let (rows, min_key, max_key) = match counts[..] {
+        [rows, min, max] => (u64::try_from(rows).unwrap_or(0), min, max),
         _ => return Err(seed(DbError("the row count did not come back".into()))),
     };
-    if rows == wanted {
+    // Ours holds keys 1..=rows: reused when that is 1..=wanted, filled up when it is fewer.
+    let dense = rows == 0 || (min_key == 1 && i64::try_from(rows).ok() == Some(max_key));
+    if rows == wanted && dense {
         return Ok(0);
     }
-    if rows > wanted || i64::try_from(rows).ok() != Some(max_key) {
+    if rows > wanted || !dense {
         return Err(Failure::NotSeedable {
             table: spec.table.clone(),
-            rows,
-            wanted,
+            why: format!(
+                "it holds {rows} rows with keys {min_key}..={max_key}, not {wanted} seeded rows (keys 1..={wanted})"
+            ),
         });
     }
     let columns = format!("{key}, {name}, {score}, {payload}");
@@ -143,6 +169,63 @@ pub async fn ensure(
     };
     conn.execute(&analyze).await.map_err(seed)?;
     Ok(wanted - rows)
+}
+
+/// A table that exists: whether it is a base table, and its columns in order.
+struct Existing {
+    base_table: bool,
+    columns: Vec<String>,
+}
+
+/// What the database says `spec.table` is, if it exists.
+async fn existing(conn: &mut Conn, spec: &PaginationSpec) -> Result<Option<Existing>, DbError> {
+    let (schema, name) = match spec.table.split_once('.') {
+        Some((schema, name)) => (Some(schema.to_owned()), name.to_owned()),
+        None => (None, spec.table.clone()),
+    };
+    let mut params = vec![Value::Text(name)];
+    let (kind_sql, columns_sql) = match spec.backend {
+        Backend::Postgres | Backend::Mysql => {
+            let (p1, p2, current, text) = if spec.backend == Backend::Postgres {
+                ("$1", "$2", "current_schema()", "TEXT")
+            } else {
+                ("?", "?", "DATABASE()", "CHAR(64)")
+            };
+            let schema_is = match schema {
+                Some(s) => {
+                    params.push(Value::Text(s));
+                    p2.to_owned()
+                }
+                None => current.to_owned(),
+            };
+            (
+                format!(
+                    "SELECT CAST(table_type AS {text}) FROM information_schema.tables \
+                     WHERE table_name = {p1} AND table_schema = {schema_is}"
+                ),
+                format!(
+                    "SELECT CAST(column_name AS {text}) FROM information_schema.columns \
+                     WHERE table_name = {p1} AND table_schema = {schema_is} ORDER BY ordinal_position"
+                ),
+            )
+        }
+        Backend::Sqlite => (
+            "SELECT type FROM sqlite_master WHERE name = ?".to_owned(),
+            "SELECT name FROM pragma_table_info(?)".to_owned(),
+        ),
+    };
+    let Some(kind) = conn.texts(&kind_sql, &params, 0).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(Some(Existing {
+        base_table: matches!(kind.trim(), "BASE TABLE" | "table"),
+        columns: conn
+            .texts(&columns_sql, &params, 0)
+            .await?
+            .into_iter()
+            .map(|c| c.trim().to_owned())
+            .collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -267,16 +267,9 @@ fn redis_target(
     }
     let password_env = raw.password_env.as_ref().map(|p| p.get_ref().clone());
     if let Some(p) = &raw.password_env
-        && (p.get_ref().is_empty()
-            || !p
-                .get_ref()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        && let Some(problem) = super::password_env_problem(p.get_ref())
     {
-        issues.at(
-            p.span(),
-            "password_env must name an environment variable (letters, digits, _)",
-        );
+        issues.at(p.span(), problem);
     }
     Some(RedisCache {
         url: url?,

@@ -37,6 +37,27 @@ pub const MAX_RUN: Duration = Duration::from_secs(7 * 24 * 3600);
 /// so this bounds every message that carries one.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
+/// A plan may name, for a password, only environment variables whose name starts with this: an agent's
+/// operator decides what a plan can read (`LOADGRADE_PG_PASSWORD`), and no plan can make an agent send another
+/// variable of its environment to a server of the plan's choosing.
+pub const PASSWORD_ENV_PREFIX: &str = "LOADGRADE_";
+
+/// What is wrong with `password_env`'s variable name, if anything.
+pub fn password_env_problem(name: &str) -> Option<String> {
+    let plain = name.len() > PASSWORD_ENV_PREFIX.len()
+        && name.len() <= 128
+        && name.starts_with(PASSWORD_ENV_PREFIX)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    (!plain).then(|| {
+        format!(
+            "password_env must name an environment variable starting with {PASSWORD_ENV_PREFIX} (upper-case \
+             letters, digits, _), e.g. {PASSWORD_ENV_PREFIX}DB_PASSWORD: agents read no other variable for a plan"
+        )
+    })
+}
+
 /// The most scenarios a plan may hold.
 pub const MAX_SCENARIOS: usize = 100;
 

@@ -148,10 +148,15 @@ impl PaginationSpec {
                 return Err(format!("{what} must be 1 to {max}, got {value}"));
             }
         }
-        if self.password_env.as_deref().is_some_and(|p| {
-            p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }) {
-            return Err("password_env must name an environment variable".to_owned());
+        if let Some(problem) = self
+            .password_env
+            .as_deref()
+            .and_then(super::password_env_problem)
+        {
+            return Err(problem);
+        }
+        if self.seed_rows.is_some() && self.backend == Backend::Sqlite && self.table.contains('.') {
+            return Err("a SQLite scratch table is named without a schema".to_owned());
         }
         Ok(())
     }
@@ -314,17 +319,11 @@ pub(crate) fn validate(
         }
     }
     let password_env = raw.password_env.as_ref().and_then(|p| {
-        let ok = !p.get_ref().is_empty()
-            && p.get_ref()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            issues.at(
-                p.span(),
-                "password_env must name an environment variable (letters, digits, _)",
-            );
+        let problem = super::password_env_problem(p.get_ref());
+        if let Some(problem) = &problem {
+            issues.at(p.span(), problem.clone());
         }
-        ok.then(|| p.get_ref().clone())
+        problem.is_none().then(|| p.get_ref().clone())
     });
     let (database, backend) = database?;
     if backend == Backend::Sqlite && password_env.is_some() {
@@ -388,22 +387,156 @@ fn pages(
     Some(out)
 }
 
-/// What is wrong with a `where` condition, if anything.
+/// Words a `where` may call as functions (besides AND, OR, NOT, IN and the like before a parenthesis): pure ones,
+/// the same on every backend. Anything else followed by `(` is refused: a function may write (`nextval`,
+/// `set_config`, `lo_import`), wait (`pg_sleep`, `SLEEP`) or read files (`LOAD_FILE`).
+pub const WHERE_FUNCTIONS: &[&str] = &[
+    "abs",
+    "cast",
+    "ceil",
+    "ceiling",
+    "coalesce",
+    "date",
+    "floor",
+    "greatest",
+    "least",
+    "length",
+    "lower",
+    "mod",
+    "now",
+    "nullif",
+    "round",
+    "substr",
+    "substring",
+    "trim",
+    "upper",
+];
+
+/// Words that may stand before `(` as SQL syntax rather than a call.
+const WHERE_SYNTAX: &[&str] = &["and", "or", "not", "in", "is", "between", "like", "as"];
+
+/// Words a `where` may not hold at all (outside quotes): they would turn the condition into another statement or
+/// a query of other tables.
+const WHERE_FORBIDDEN: &[&str] = &[
+    "select",
+    "union",
+    "intersect",
+    "except",
+    "into",
+    "outfile",
+    "dumpfile",
+    "from",
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "alter",
+    "create",
+    "grant",
+    "copy",
+    "call",
+    "do",
+    "exec",
+    "execute",
+    "prepare",
+    "handler",
+    "limit",
+    "order",
+    "group",
+    "having",
+    "window",
+    "returning",
+    "with",
+];
+
+/// What is wrong with a `where` condition, if anything. It must be one condition over the table's own columns:
+/// literals, operators, AND/OR/NOT/IN/BETWEEN/LIKE/IS, balanced parentheses, and the functions in
+/// [`WHERE_FUNCTIONS`]; no comment, no `;`, no backslash (MySQL reads one inside quotes differently), no
+/// subquery, no other function.
 pub fn where_problem(text: &str) -> Option<String> {
     if text.is_empty() {
-        Some("`where` is empty: leave it out to page through every row".to_owned())
-    } else if text.chars().count() > MAX_WHERE_CHARS {
-        Some(format!(
-            "`where` may be at most {MAX_WHERE_CHARS} characters"
-        ))
-    } else if text.contains(';') || text.contains("--") || text.contains("/*") {
-        Some(
-            "`where` is one SQL condition: no `;` and no comments (it goes into every page's query)"
-                .to_owned(),
-        )
-    } else {
-        None
+        return Some("`where` is empty: leave it out to page through every row".to_owned());
     }
+    if text.chars().count() > MAX_WHERE_CHARS {
+        return Some(format!(
+            "`where` may be at most {MAX_WHERE_CHARS} characters"
+        ));
+    }
+    let rule = "`where` is one condition over the table's columns: literals, operators, AND/OR/NOT/IN/BETWEEN/LIKE/IS, \
+                parentheses and the functions abs, cast, ceil, coalesce, date, floor, greatest, least, length, lower, mod, \
+                now, nullif, round, substr, substring, trim, upper";
+    let chars: Vec<char> = text.chars().collect();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut last_word: Option<String> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' | '`' => {
+                // A quoted literal or name: up to the same quote, a doubled quote inside it kept.
+                let mut j = i + 1;
+                loop {
+                    match chars.get(j) {
+                        None => return Some(format!("`where` has an unterminated {c} quote")),
+                        Some(q) if *q == c && chars.get(j + 1) == Some(&c) => j += 2,
+                        Some(q) if *q == c => break,
+                        Some('\\') => return Some(format!("{rule}: no backslash")),
+                        Some(_) => j += 1,
+                    }
+                }
+                i = j + 1;
+                last_word = None;
+                continue;
+            }
+            ';' | '#' | '\\' | '{' | '}' | '[' | ']' | '$' | '?' | ':' | '@' => {
+                return Some(format!("{rule}: no `{c}`"));
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => return Some(format!("{rule}: no comments")),
+            '/' if chars.get(i + 1) == Some(&'*') => return Some(format!("{rule}: no comments")),
+            '(' => {
+                if let Some(word) = &last_word
+                    && !WHERE_FUNCTIONS.contains(&word.as_str())
+                    && !WHERE_SYNTAX.contains(&word.as_str())
+                {
+                    return Some(format!("{rule}: `{word}(` is not one of them"));
+                }
+                depth += 1;
+            }
+            ')' => {
+                if depth == 0 {
+                    return Some(format!("{rule}: a `)` closes nothing"));
+                }
+                depth -= 1;
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let mut j = i;
+                while chars
+                    .get(j)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                {
+                    j += 1;
+                }
+                let word: String = chars[i..j].iter().collect::<String>().to_ascii_lowercase();
+                if WHERE_FORBIDDEN.contains(&word.as_str()) {
+                    return Some(format!("{rule}: no `{word}`"));
+                }
+                // A call is a word then `(`, spaces between allowed.
+                let mut k = j;
+                while chars.get(k).is_some_and(|c| c.is_whitespace()) {
+                    k += 1;
+                }
+                let calls = chars.get(k) == Some(&'(');
+                i = if calls { k } else { j };
+                last_word = calls.then_some(word);
+                continue;
+            }
+            c if !c.is_ascii() => return Some(format!("{rule}: ASCII only outside quotes")),
+            _ => {}
+        }
+        last_word = None;
+        i += 1;
+    }
+    (depth != 0).then(|| format!("{rule}: a `(` is never closed"))
 }
 
 /// A table or column name: letters, digits and `_`, not starting with a digit, at most 63 bytes; a table may be
@@ -441,11 +574,35 @@ fn identifier(
     }
 }
 
+/// Query parameters a database URL may carry (each backend ignores the others').
+const URL_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "application_name",
+    "connect_timeout",
+    "charset",
+    "collation",
+    "timezone",
+];
+
 /// A database URL loadgrade can page through. Errors never repeat the URL: it may hold a password.
 pub fn check_database_url(url: &str) -> Result<Backend, String> {
     let backend = Backend::of_url(url).ok_or(
         "the database URL must start with postgres://, mysql:// (mariadb://) or sqlite://",
     )?;
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            let name = pair.split('=').next().unwrap_or_default();
+            if !URL_PARAMETERS.contains(&name) {
+                // The name only: a value may be a password.
+                return Err(format!(
+                    "the database URL's parameter {name:?} is not one loadgrade passes on (it takes {}): a password \
+                     goes in the URL's user part or in password_env",
+                    URL_PARAMETERS.join(", ")
+                ));
+            }
+        }
+    }
     match backend {
         Backend::Sqlite => {
             let path = url
@@ -457,6 +614,21 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
                 return Err(
                     "a SQLite database must be a file (sqlite://PATH): an in-memory one is private to one connection"
                         .to_owned(),
+                );
+            }
+            if path
+                .split('/')
+                .next()
+                .is_some_and(|first| first.contains('@'))
+            {
+                return Err("a SQLite URL has no user or password: sqlite://PATH".to_owned());
+            }
+            if ![".db", ".sqlite", ".sqlite3"]
+                .iter()
+                .any(|ext| path.ends_with(ext))
+            {
+                return Err(
+                    "a SQLite database file's name must end in .db, .sqlite or .sqlite3".to_owned(),
                 );
             }
         }
@@ -499,6 +671,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_where_is_one_condition_over_the_columns() {
+        for good in [
+            "status = 'open'",
+            "status IN ('open', 'held') AND total >= 10.5",
+            "lower(name) LIKE 'a%' OR (score BETWEEN 1 AND 9 AND NOT archived)",
+            "created_at > now() AND note IS NOT NULL",
+            "name = 'it''s (fine); -- really'",
+            "coalesce (region, 'none') <> 'eu'",
+        ] {
+            assert_eq!(where_problem(good), None, "{good}");
+        }
+        for bad in [
+            "1=1) INTO OUTFILE '/tmp/x' #",
+            "set_config('default_transaction_read_only','off',false) IS NOT NULL",
+            "nextval('s') > 0",
+            "pg_sleep (5) IS NULL",
+            "1=1) UNION SELECT 1,2,3 WHERE (1=1",
+            "id IN (SELECT id FROM other)",
+            "x = 1 -- comment",
+            "x = 1 /* c */",
+            "x = 'a\\' OR 1=1",
+            "x = $$a$$",
+            "x::int = 1",
+            "@v := 1",
+            "(x = 1",
+            "x = 1)",
+            "x = 'open",
+            "[(] = 1",
+            "n\u{0430}me = 1",
+            "x = 1; DELETE FROM t",
+        ] {
+            assert!(where_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
     fn database_urls_are_redacted_and_checked() {
         assert_eq!(
             redacted_database_url("postgres://app:s3cret@db:5432/shop?sslmode=disable"),
@@ -517,7 +725,15 @@ mod tests {
             Ok(Backend::Postgres)
         );
         assert_eq!(check_database_url("mariadb://h/db"), Ok(Backend::Mysql));
+        assert_eq!(
+            check_database_url("postgres://h/db?sslmode=disable"),
+            Ok(Backend::Postgres)
+        );
         for bad in [
+            "postgres://h/db?password=pw",
+            "postgres://h/db?sslmode=disable&PASSWORD=pw",
+            "sqlite://u:pw@/tmp/x.db",
+            "sqlite:///etc/passwd",
             "http://h",
             "sqlite::memory:",
             "sqlite://",

@@ -629,3 +629,25 @@ fn a_stored_pagination_plan_keeps_no_database_password() {
         "{stored}"
     );
 }
+
+#[test]
+fn password_env_names_only_loadgrade_variables() {
+    for name in [
+        "PATH",
+        "AWS_SECRET_ACCESS_KEY",
+        "LOADGRADE_",
+        "loadgrade_pw",
+        "LOADGRADE_A-B",
+    ] {
+        let e = errors_of(&PAGES.replace(
+            "key = \"id\"",
+            &format!("key = \"id\"\npassword_env = \"{name}\""),
+        ));
+        assert!(e.contains("starting with LOADGRADE_"), "{name}: {e}");
+    }
+    let ok = PAGES.replace(
+        "key = \"id\"",
+        "key = \"id\"\npassword_env = \"LOADGRADE_SHOP_PW\"",
+    );
+    Plan::parse("pages.toml", &ok).expect("a LOADGRADE_ variable is fine");
+}
