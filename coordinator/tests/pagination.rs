@@ -285,6 +285,13 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
             "CREATE TABLE loadgrade_sparse (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
              payload TEXT NOT NULL)",
             "INSERT INTO loadgrade_sparse VALUES (1, 'a', 1, 'p'), (5, 'b', 2, 'p')",
+            "DROP TABLE IF EXISTS loadgrade_trig",
+            "CREATE TABLE loadgrade_trig (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
+             payload TEXT NOT NULL)",
+            "CREATE OR REPLACE FUNCTION loadgrade_trig_fn() RETURNS trigger LANGUAGE plpgsql AS \
+             'BEGIN RETURN NEW; END'",
+            "CREATE TRIGGER loadgrade_trig_t BEFORE INSERT ON loadgrade_trig FOR EACH ROW \
+             EXECUTE FUNCTION loadgrade_trig_fn()",
         ],
     )
     .await;
@@ -293,8 +300,9 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
     let finished = support::run_plan(
         &embedded,
         &plan(&format!(
-            "{}{}{}",
+            "{}{}{}{}",
             scenario("columns", &url, "loadgrade_foreign", seed),
+            scenario("trigger", &url, "loadgrade_trig", seed),
             scenario("view", &url, "loadgrade_foreign_view", seed),
             scenario(
                 "sparse",
@@ -312,6 +320,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ),
         ("view", "it is a view"),
         ("sparse", "keys 1..=5"),
+        ("trigger", "1 trigger(s)"),
     ] {
         let message = finished
             .report
@@ -327,7 +336,11 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         );
     }
     let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
-    for (table, rows) in [("loadgrade_foreign", 0i64), ("loadgrade_sparse", 2)] {
+    for (table, rows) in [
+        ("loadgrade_foreign", 0i64),
+        ("loadgrade_sparse", 2),
+        ("loadgrade_trig", 0),
+    ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&pool)
             .await

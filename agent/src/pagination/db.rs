@@ -223,9 +223,9 @@ impl Conn {
     }
 
     /// The integers of the first row (counts).
-    pub async fn integers(&mut self, sql: &str) -> Result<Vec<i64>, DbError> {
+    pub async fn integers(&mut self, sql: &str, params: &[Value]) -> Result<Vec<i64>, DbError> {
         on_conn!(self, c => {
-            let row = sqlx::query(sql)
+            let row = bound!(sql, params)
                 .fetch_one(&mut **c)
                 .await
                 .map_err(|e| describe(&e, &[]))?;
@@ -313,8 +313,7 @@ fn describe(e: &sqlx::Error, secrets: &[&str]) -> DbError {
 /// The password a `scheme://user:password@host` URL holds, percent-decoded as sqlx reads it.
 fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (user, _) = authority.rsplit_once('@')?;
+    let user = loadgrade_common::plan::pagination::split_user_part(rest).0?;
     let raw = user.split_once(':')?.1;
     let mut bytes = Vec::with_capacity(raw.len());
     let mut it = raw.bytes();

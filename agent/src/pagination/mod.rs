@@ -417,10 +417,13 @@ async fn check_table(
             table: spec.table.clone(),
             why: e.0,
         })?;
-    let counts = conn.integers(&s.count).await.map_err(|e| Failure::Query {
-        what: "counting the rows".to_owned(),
-        why: e.0,
-    })?;
+    let counts = conn
+        .integers(&s.count, &[])
+        .await
+        .map_err(|e| Failure::Query {
+            what: "counting the rows".to_owned(),
+            why: e.0,
+        })?;
     let [rows, keyed, distinct] = counts[..] else {
         return Err(Failure::Query {
             what: "counting the rows".to_owned(),

@@ -64,6 +64,13 @@ pub async fn ensure(
             let ours = [spec.key.as_str(), "name", "score", "payload"];
             let why = if !found.base_table {
                 Some("it is a view, not a table".to_owned())
+            } else if !found.owned {
+                Some("it belongs to another role".to_owned())
+            } else if found.triggers > 0 {
+                Some(format!(
+                    "it has {} trigger(s) or rule(s), which a seeding would fire",
+                    found.triggers
+                ))
             } else if found.columns != ours {
                 Some(format!(
                     "its columns are ({}), not the scratch table's ({})",
@@ -82,9 +89,12 @@ pub async fn ensure(
         }
     }
     let counts = conn
-        .integers(&format!(
-            "SELECT COUNT(*), COALESCE(MIN({key}), 0), COALESCE(MAX({key}), 0) FROM {table}"
-        ))
+        .integers(
+            &format!(
+                "SELECT COUNT(*), COALESCE(MIN({key}), 0), COALESCE(MAX({key}), 0) FROM {table}"
+            ),
+            &[],
+        )
         .await
         .map_err(seed)?;
     let (rows, min_key, max_key) = match counts[..] {
@@ -175,6 +185,10 @@ pub async fn ensure(
 struct Existing {
     base_table: bool,
     columns: Vec<String>,
+    /// PostgreSQL: owned by the connected role (elsewhere: true).
+    owned: bool,
+    /// Triggers (and PostgreSQL rules) on it.
+    triggers: u64,
 }
 
 /// What the database says `spec.table` is, if it exists.
@@ -217,7 +231,55 @@ async fn existing(conn: &mut Conn, spec: &PaginationSpec) -> Result<Option<Exist
     let Some(kind) = conn.texts(&kind_sql, &params, 0).await?.into_iter().next() else {
         return Ok(None);
     };
+    let (owned, triggers) = match spec.backend {
+        Backend::Postgres => {
+            let regclass = vec![Value::Text(quote(Backend::Postgres, &spec.table))];
+            let found = conn
+                .integers(
+                    "SELECT CASE WHEN (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)) \
+                     = current_user THEN 1 ELSE 0 END, \
+                     (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal) + \
+                     (SELECT COUNT(*) FROM pg_rewrite WHERE ev_class = to_regclass($1) AND rulename <> '_RETURN')",
+                    &regclass,
+                )
+                .await?;
+            (
+                found.first() == Some(&1),
+                found.get(1).copied().unwrap_or(1),
+            )
+        }
+        Backend::Mysql => {
+            let sql = if params.len() > 1 {
+                "SELECT COUNT(*) FROM information_schema.triggers WHERE event_object_table = ? \
+                 AND event_object_schema = ?"
+            } else {
+                "SELECT COUNT(*) FROM information_schema.triggers WHERE event_object_table = ? \
+                 AND event_object_schema = DATABASE()"
+            };
+            (
+                true,
+                conn.integers(sql, &params)
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(1),
+            )
+        }
+        Backend::Sqlite => {
+            let sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?";
+            (
+                true,
+                conn.integers(sql, &params)
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(1),
+            )
+        }
+    };
     Ok(Some(Existing {
+        owned,
+        triggers: u64::try_from(triggers).unwrap_or(1),
         base_table: matches!(kind.trim(), "BASE TABLE" | "table"),
         columns: conn
             .texts(&columns_sql, &params, 0)

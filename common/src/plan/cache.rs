@@ -307,13 +307,10 @@ pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(a redis URL)".to_owned();
     };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => url.to_owned(),
+    // The user part ends at the last '@', so a password holding '/', '?' or '#' stays in it.
+    match super::pagination::split_user_part(rest) {
+        (Some(_), after) => format!("{scheme}://***@{after}"),
+        (None, _) => url.to_owned(),
     }
 }
 

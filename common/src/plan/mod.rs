@@ -38,9 +38,9 @@ pub const MAX_RUN: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
 /// A plan may name, for a password, only environment variables whose name starts with this: an agent's
-/// operator decides what a plan can read (`LOADGRADE_PG_PASSWORD`), and no plan can make an agent send another
-/// variable of its environment to a server of the plan's choosing.
-pub const PASSWORD_ENV_PREFIX: &str = "LOADGRADE_";
+/// operator decides what a plan can read (`LOADGRADE_SECRET_PG`), and no plan can make an agent send another
+/// variable of its environment (loadgrade's own tokens included) to a server of the plan's choosing.
+pub const PASSWORD_ENV_PREFIX: &str = "LOADGRADE_SECRET_";
 
 /// What is wrong with `password_env`'s variable name, if anything.
 pub fn password_env_problem(name: &str) -> Option<String> {
@@ -53,7 +53,7 @@ pub fn password_env_problem(name: &str) -> Option<String> {
     (!plain).then(|| {
         format!(
             "password_env must name an environment variable starting with {PASSWORD_ENV_PREFIX} (upper-case \
-             letters, digits, _), e.g. {PASSWORD_ENV_PREFIX}DB_PASSWORD: agents read no other variable for a plan"
+             letters, digits, _), e.g. {PASSWORD_ENV_PREFIX}DB: agents read no other variable for a plan"
         )
     })
 }

@@ -485,6 +485,14 @@ pub fn where_problem(text: &str) -> Option<String> {
                     }
                 }
                 i = j + 1;
+                // A quoted name is never called: `"set_config"(..)` would skip the list of functions.
+                let mut k = i;
+                while chars.get(k).is_some_and(|c| c.is_whitespace()) {
+                    k += 1;
+                }
+                if chars.get(k) == Some(&'(') {
+                    return Some(format!("{rule}: no call of a quoted name"));
+                }
                 last_word = None;
                 continue;
             }
@@ -575,29 +583,35 @@ fn identifier(
 }
 
 /// Query parameters a database URL may carry (each backend ignores the others').
-const URL_PARAMETERS: &[&str] = &[
-    "sslmode",
-    "ssl-mode",
-    "application_name",
-    "connect_timeout",
-    "charset",
-    "collation",
-    "timezone",
-];
+/// (MySQL's `timezone`, `charset` and `collation` are not among them: sqlx writes them into a statement unescaped.)
+const URL_PARAMETERS: &[&str] = &["sslmode", "ssl-mode", "application_name", "connect_timeout"];
+
+/// A URL's parts after `scheme://`: the user part (up to the last `@`, so a password holding `/`, `?` or `#`
+/// stays in it) and the rest (host, port, path, query).
+pub fn split_user_part(rest: &str) -> (Option<&str>, &str) {
+    match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    }
+}
 
 /// A database URL loadgrade can page through. Errors never repeat the URL: it may hold a password.
 pub fn check_database_url(url: &str) -> Result<Backend, String> {
     let backend = Backend::of_url(url).ok_or(
         "the database URL must start with postgres://, mysql:// (mariadb://) or sqlite://",
     )?;
-    if let Some((_, query)) = url.split_once('?') {
+    let after_user = split_user_part(url.split_once("://").map_or(url, |(_, rest)| rest)).1;
+    if let Some((_, query)) = after_user.split_once('?') {
         for pair in query.split('&') {
-            let name = pair.split('=').next().unwrap_or_default();
-            if !URL_PARAMETERS.contains(&name) {
-                // The name only: a value may be a password.
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let plain = value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !URL_PARAMETERS.contains(&name) || !plain {
+                // Neither name nor value is echoed: either may be a password.
                 return Err(format!(
-                    "the database URL's parameter {name:?} is not one loadgrade passes on (it takes {}): a password \
-                     goes in the URL's user part or in password_env",
+                    "the database URL may only carry the parameters {} with plain values (letters, digits, _ - .): \
+                     a password goes in the URL's user part or in password_env",
                     URL_PARAMETERS.join(", ")
                 ));
             }
@@ -633,9 +647,8 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
             }
         }
         Backend::Postgres | Backend::Mysql => {
-            let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            if authority.rsplit('@').next().unwrap_or("").is_empty() {
+            let host = after_user.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() {
                 return Err("the database URL has no host".to_owned());
             }
         }
@@ -651,18 +664,15 @@ pub fn redacted_database_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(a database URL)".to_owned();
     };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
+    let (user, after) = split_user_part(rest);
     // The query may carry a password too (?password=..): left out.
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => format!("{scheme}://{user}@{host}{path}"),
-        },
-        None => format!("{scheme}://{authority}{path}"),
+    let host_path = after.split(['?', '#']).next().unwrap_or_default();
+    match user.map(|u| u.split_once(':').map_or(u, |(name, _password)| name)) {
+        Some(name) if user.is_some_and(|u| u.contains(':')) => {
+            format!("{scheme}://{name}:***@{host_path}")
+        }
+        Some(name) => format!("{scheme}://{name}@{host_path}"),
+        None => format!("{scheme}://{host_path}"),
     }
 }
 
@@ -701,6 +711,10 @@ mod tests {
             "[(] = 1",
             "n\u{0430}me = 1",
             "x = 1; DELETE FROM t",
+            "\"set_config\"('a','b',false) IS NOT NULL",
+            "pg_catalog.\"pg_sleep\" (1) IS NULL",
+            "`load_file`('/etc/hostname') IS NULL",
+            "pg_catalog.lower(x) = 'a'",
         ] {
             assert!(where_problem(bad).is_some(), "{bad}");
         }
@@ -720,6 +734,16 @@ mod tests {
             redacted_database_url("sqlite://pages.db"),
             "sqlite://pages.db"
         );
+        for odd in [
+            "postgres://u:SEC/RET@h/db",
+            "postgres://u:SEC#RET@h/db",
+            "postgres://u:SEC?RET@h/db",
+        ] {
+            assert_eq!(redacted_database_url(odd), "postgres://u:***@h/db", "{odd}");
+            if let Err(e) = check_database_url(odd) {
+                assert!(!e.contains("RET") && !e.contains("SEC"), "{e}");
+            }
+        }
         assert_eq!(
             check_database_url("postgresql://h/db"),
             Ok(Backend::Postgres)
@@ -732,6 +756,8 @@ mod tests {
         for bad in [
             "postgres://h/db?password=pw",
             "postgres://h/db?sslmode=disable&PASSWORD=pw",
+            "postgres://h/db?sslmode=disable;password=pw",
+            "mysql://h/db?timezone=%2B00%3A00'%3B",
             "sqlite://u:pw@/tmp/x.db",
             "sqlite:///etc/passwd",
             "http://h",

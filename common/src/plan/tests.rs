@@ -635,19 +635,21 @@ fn password_env_names_only_loadgrade_variables() {
     for name in [
         "PATH",
         "AWS_SECRET_ACCESS_KEY",
-        "LOADGRADE_",
-        "loadgrade_pw",
-        "LOADGRADE_A-B",
+        "LOADGRADE_SECRET_",
+        "LOADGRADE_SUBMIT_TOKEN",
+        "LOADGRADE_TOKEN",
+        "loadgrade_secret_pw",
+        "LOADGRADE_SECRET_A-B",
     ] {
         let e = errors_of(&PAGES.replace(
             "key = \"id\"",
             &format!("key = \"id\"\npassword_env = \"{name}\""),
         ));
-        assert!(e.contains("starting with LOADGRADE_"), "{name}: {e}");
+        assert!(e.contains("starting with LOADGRADE_SECRET_"), "{name}: {e}");
     }
     let ok = PAGES.replace(
         "key = \"id\"",
-        "key = \"id\"\npassword_env = \"LOADGRADE_SHOP_PW\"",
+        "key = \"id\"\npassword_env = \"LOADGRADE_SECRET_SHOP\"",
     );
-    Plan::parse("pages.toml", &ok).expect("a LOADGRADE_ variable is fine");
+    Plan::parse("pages.toml", &ok).expect("a LOADGRADE_SECRET_ variable is fine");
 }

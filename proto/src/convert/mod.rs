@@ -43,13 +43,18 @@ pub const MAX_AGENT_TEXT: usize = 500;
 /// An agent's free text made safe to print, log and render: at most [`MAX_AGENT_TEXT`] characters, every control
 /// character (a newline, an escape sequence) written as its escape, so no text can forge a line.
 fn agent_text(text: String) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_AGENT_TEXT));
+    bounded_text(&text, MAX_AGENT_TEXT, false)
+}
+
+/// At most `max` characters of `text`, control characters escaped (newlines kept when `lines`).
+fn bounded_text(text: &str, max: usize, lines: bool) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
     for (i, c) in text.chars().enumerate() {
-        if i == MAX_AGENT_TEXT {
+        if i == max {
             out.push_str("… (cut)");
             break;
         }
-        if c.is_control() {
+        if c.is_control() && !(lines && c == '\n') {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -146,17 +146,5 @@ impl From<v1::PaginationFigures> for PaginationFigures {
 /// An EXPLAIN's text: its lines kept, every other control character escaped, at most [`MAX_EXPLAIN_TEXT`]
 /// characters.
 fn explain_text(text: String) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_EXPLAIN_TEXT));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_EXPLAIN_TEXT {
-            out.push_str("… (cut)");
-            break;
-        }
-        if c.is_control() && c != '\n' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    super::bounded_text(&text, MAX_EXPLAIN_TEXT, true)
 }
