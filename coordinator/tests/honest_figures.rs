@@ -138,7 +138,10 @@ async fn a_ramp_where_nothing_holds_fails_with_max_concurrency_zero() {
     testbed.shutdown().await;
 }
 
-/// Item 5: a ramp against a target answering well under a millisecond declared a latency cliff on noise.
+/// Item 5: a ramp against a target answering well under a millisecond declared a latency cliff on noise. On this
+/// 2-core machine the testbed, both agents and the coordinator share the CPU, so latency grows in proportion to
+/// concurrency once it is saturated (queueing, reported as saturation): the ramp stays within 2x concurrency, so
+/// only noise could reach the 4x factor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_healthy_target_has_no_latency_cliff() {
     let testbed = support::testbed().await;
@@ -146,8 +149,8 @@ async fn a_fast_healthy_target_has_no_latency_cliff() {
     let finished = support::run_plan(
         &embedded,
         &plan(&format!(
-            "[[scenario]]\nname = \"fast\"\nkind = \"ramp\"\nurl = \"{}\"\nstart = 2\nstop = 6\nstep = 2\n\
-             hold = \"1s\"\nthresholds = [\"max_concurrency >= 6\"]\n",
+            "[[scenario]]\nname = \"fast\"\nkind = \"ramp\"\nurl = \"{}\"\nstart = 2\nstop = 4\nstep = 1\n\
+             hold = \"1s\"\nthresholds = [\"max_concurrency >= 4\"]\n",
             testbed.url("/health")
         )),
     )
@@ -165,7 +168,7 @@ async fn a_fast_healthy_target_has_no_latency_cliff() {
     );
     if !m.cliff_found {
         assert!(m.absent.contains_key("cliff_concurrency"), "{:?}", m.absent);
-        assert_eq!(m.max_concurrency, Some(6));
+        assert_eq!(m.max_concurrency, Some(4));
     }
     embedded.stop().await;
     testbed.shutdown().await;
