@@ -285,6 +285,9 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
             "CREATE TABLE loadgrade_sparse (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
              payload TEXT NOT NULL)",
             "INSERT INTO loadgrade_sparse VALUES (1, 'a', 1, 'p'), (5, 'b', 2, 'p')",
+            "DROP TABLE IF EXISTS loadgrade_checked",
+            "CREATE TABLE loadgrade_checked (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL \
+             CHECK (score >= 0), payload TEXT NOT NULL)",
             "DROP TABLE IF EXISTS loadgrade_trig",
             "CREATE TABLE loadgrade_trig (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
              payload TEXT NOT NULL)",
@@ -300,8 +303,9 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
     let finished = support::run_plan(
         &embedded,
         &plan(&format!(
-            "{}{}{}{}",
+            "{}{}{}{}{}",
             scenario("columns", &url, "loadgrade_foreign", seed),
+            scenario("checked", &url, "loadgrade_checked", seed),
             scenario("trigger", &url, "loadgrade_trig", seed),
             scenario("view", &url, "loadgrade_foreign_view", seed),
             scenario(
@@ -321,6 +325,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ("view", "it is a view"),
         ("sparse", "keys 1..=5"),
         ("trigger", "1 trigger(s)"),
+        ("checked", "CHECK constraint"),
     ] {
         let message = finished
             .report
@@ -340,6 +345,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ("loadgrade_foreign", 0i64),
         ("loadgrade_sparse", 2),
         ("loadgrade_trig", 0),
+        ("loadgrade_checked", 0),
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&pool)

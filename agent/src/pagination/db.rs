@@ -102,11 +102,7 @@ impl Pool {
                     .application_name("loadgrade")
                     .disable_statement_logging();
                 // The server gives up a second after the agent does, so a slow query is the agent's timeout.
-                let timeout_ms = spec
-                    .query_timeout
-                    .saturating_add(Duration::from_secs(1))
-                    .as_millis()
-                    .to_string();
+                let timeout_ms = server_timeout(spec).as_millis().to_string();
                 let mut settings = vec![("statement_timeout", timeout_ms)];
                 if read_only {
                     settings.push(("default_transaction_read_only", "on".to_owned()));
@@ -138,7 +134,7 @@ impl Pool {
                     .acquire_timeout(acquire);
                 // The server gives up a second after the agent does: MariaDB's max_statement_time (seconds),
                 // MySQL's max_execution_time (ms, SELECTs); each server ignores the other's (the error is let go).
-                let server_timeout = spec.query_timeout.saturating_add(Duration::from_secs(1));
+                let server_timeout = server_timeout(spec);
                 let pool = pool.after_connect(move |conn, _| {
                     Box::pin(async move {
                         let seconds = server_timeout.as_secs_f64();
@@ -278,6 +274,14 @@ impl Conn {
             .map(|_| ())
             .map_err(|e| describe(&e, &[]))
     }
+}
+
+/// How long the server may run one statement: a second past the agent's query timeout, and never past the
+/// scenario's `max_duration` (a query the agent gave up on must not outlive the run on the server).
+fn server_timeout(spec: &PaginationSpec) -> Duration {
+    spec.query_timeout
+        .min(spec.max_duration)
+        .saturating_add(Duration::from_secs(1))
 }
 
 /// One connection opened and closed before the pool is built: a pool reports any failure to connect as its own

@@ -526,9 +526,16 @@ async fn time_depth(
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
+                // The first connection worked, so a later one failing is most often the server's limit.
                 return Err(Failure::Connect {
                     database: db::shown(spec),
-                    why: e.0,
+                    why: format!(
+                        "{} (while opening {} connections: concurrency {} and one for the checks; does the server's \
+                         max_connections allow them?)",
+                        e.0,
+                        spec.concurrency + 1,
+                        spec.concurrency
+                    ),
                 });
             }
             Err(e) => {

@@ -68,7 +68,8 @@ pub async fn ensure(
                 Some("it belongs to another role".to_owned())
             } else if found.triggers > 0 {
                 Some(format!(
-                    "it has {} trigger(s) or rule(s), which a seeding would fire",
+                    "it has {} trigger(s), rule(s), CHECK constraint(s), partition(s) or inheritance, which a \
+                     seeding could set off",
                     found.triggers
                 ))
             } else if found.columns != ours {
@@ -187,7 +188,8 @@ struct Existing {
     columns: Vec<String>,
     /// PostgreSQL: owned by the connected role (elsewhere: true).
     owned: bool,
-    /// Triggers (and PostgreSQL rules) on it.
+    /// What an INSERT into it could set off besides the insert: triggers; on PostgreSQL also rules, CHECK
+    /// constraints (they may call any function), partitions and inheritance.
     triggers: u64,
 }
 
@@ -239,7 +241,10 @@ async fn existing(conn: &mut Conn, spec: &PaginationSpec) -> Result<Option<Exist
                     "SELECT CASE WHEN (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)) \
                      = current_user THEN 1 ELSE 0 END, \
                      (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal) + \
-                     (SELECT COUNT(*) FROM pg_rewrite WHERE ev_class = to_regclass($1) AND rulename <> '_RETURN')",
+                     (SELECT COUNT(*) FROM pg_rewrite WHERE ev_class = to_regclass($1) AND rulename <> '_RETURN') + \
+                     (SELECT COUNT(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype IN ('c', 't')) + \
+                     (SELECT COUNT(*) FROM pg_class WHERE oid = to_regclass($1) AND relkind <> 'r') + \
+                     (SELECT COUNT(*) FROM pg_inherits WHERE inhparent = to_regclass($1) OR inhrelid = to_regclass($1))",
                     &regclass,
                 )
                 .await?;
@@ -266,7 +271,7 @@ async fn existing(conn: &mut Conn, spec: &PaginationSpec) -> Result<Option<Exist
             )
         }
         Backend::Sqlite => {
-            let sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?";
+            let sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND lower(tbl_name) = lower(?)";
             (
                 true,
                 conn.integers(sql, &params)

@@ -389,14 +389,13 @@ fn pages(
 
 /// Words a `where` may call as functions (besides AND, OR, NOT, IN and the like before a parenthesis): pure ones,
 /// the same on every backend. Anything else followed by `(` is refused: a function may write (`nextval`,
-/// `set_config`, `lo_import`), wait (`pg_sleep`, `SLEEP`) or read files (`LOAD_FILE`).
+/// `set_config`, `lo_import`), wait (`pg_sleep`, `SLEEP`) or read files (`LOAD_FILE`). No cast either: a failed
+/// cast's error quotes the value, which would put data in the report.
 pub const WHERE_FUNCTIONS: &[&str] = &[
     "abs",
-    "cast",
     "ceil",
     "ceiling",
     "coalesce",
-    "date",
     "floor",
     "greatest",
     "least",
@@ -447,6 +446,9 @@ const WHERE_FORBIDDEN: &[&str] = &[
     "window",
     "returning",
     "with",
+    "table",
+    "values",
+    "next",
 ];
 
 /// What is wrong with a `where` condition, if anything. It must be one condition over the table's own columns:
@@ -463,8 +465,8 @@ pub fn where_problem(text: &str) -> Option<String> {
         ));
     }
     let rule = "`where` is one condition over the table's columns: literals, operators, AND/OR/NOT/IN/BETWEEN/LIKE/IS, \
-                parentheses and the functions abs, cast, ceil, coalesce, date, floor, greatest, least, length, lower, mod, \
-                now, nullif, round, substr, substring, trim, upper";
+                parentheses and the functions abs, ceil, coalesce, floor, greatest, least, length, lower, mod, now, \
+                nullif, round, substr, substring, trim, upper";
     let chars: Vec<char> = text.chars().collect();
     let mut depth = 0usize;
     let mut i = 0;
@@ -600,14 +602,19 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
     let backend = Backend::of_url(url).ok_or(
         "the database URL must start with postgres://, mysql:// (mariadb://) or sqlite://",
     )?;
-    let after_user = split_user_part(url.split_once("://").map_or(url, |(_, rest)| rest)).1;
-    if let Some((_, query)) = after_user.split_once('?') {
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    // Parsed as sqlx parses it (the url crate), so what is checked is what the driver will read.
+    let parsed = url::Url::parse(url).map_err(|_| {
+        "the database URL does not parse (percent-encode any `@ : / ? #` in the user name or password)".to_owned()
+    })?;
+    if backend == Backend::Sqlite && url.contains('?') {
+        return Err("a SQLite URL takes no parameters".to_owned());
+    }
+    if backend != Backend::Sqlite {
+        for (name, value) in parsed.query_pairs() {
             let plain = value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if !URL_PARAMETERS.contains(&name) || !plain {
+            if !URL_PARAMETERS.contains(&name.as_ref()) || !plain {
                 // Neither name nor value is echoed: either may be a password.
                 return Err(format!(
                     "the database URL may only carry the parameters {} with plain values (letters, digits, _ - .): \
@@ -647,9 +654,13 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
             }
         }
         Backend::Postgres | Backend::Mysql => {
-            let host = after_user.split(['/', '?', '#']).next().unwrap_or("");
-            if host.is_empty() {
+            if parsed.host_str().is_none_or(str::is_empty) {
                 return Err("the database URL has no host".to_owned());
+            }
+            if parsed.fragment().is_some() {
+                return Err(
+                    "the database URL has a `#` part: percent-encode it in a password".to_owned(),
+                );
             }
         }
     }
@@ -664,6 +675,18 @@ pub fn redacted_database_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(a database URL)".to_owned();
     };
+    // As the driver reads it, when it parses; else everything up to the last '@' is taken for the user part.
+    if let Ok(parsed) = url::Url::parse(url)
+        && let Some(host) = parsed.host_str()
+    {
+        let user = match (parsed.username(), parsed.password()) {
+            ("", None) => String::new(),
+            (name, None) => format!("{name}@"),
+            (name, Some(_)) => format!("{name}:***@"),
+        };
+        let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+        return format!("{scheme}://{user}{host}{port}{}", parsed.path());
+    }
     let (user, after) = split_user_part(rest);
     // The query may carry a password too (?password=..): left out.
     let host_path = after.split(['?', '#']).next().unwrap_or_default();
@@ -704,6 +727,10 @@ mod tests {
             "x = 'a\\' OR 1=1",
             "x = $$a$$",
             "x::int = 1",
+            "CAST((TABLE secrets) AS int) = 1",
+            "id IN (TABLE other)",
+            "CAST(pw AS int) = 0",
+            "id = NEXT VALUE FOR s",
             "@v := 1",
             "(x = 1",
             "x = 1)",
@@ -734,6 +761,10 @@ mod tests {
             redacted_database_url("sqlite://pages.db"),
             "sqlite://pages.db"
         );
+        assert_eq!(
+            redacted_database_url("postgres://u:SEC@127.0.0.1:5432/test@x"),
+            "postgres://u:***@127.0.0.1:5432/test@x"
+        );
         for odd in [
             "postgres://u:SEC/RET@h/db",
             "postgres://u:SEC#RET@h/db",
@@ -758,6 +789,8 @@ mod tests {
             "postgres://h/db?sslmode=disable&PASSWORD=pw",
             "postgres://h/db?sslmode=disable;password=pw",
             "mysql://h/db?timezone=%2B00%3A00'%3B",
+            "mysql://root@h:3306/test?timezone=%2B00%3A00'%3B&z=@y",
+            "postgres://h/db?options=-c%20x%3Dy&z=@y",
             "sqlite://u:pw@/tmp/x.db",
             "sqlite:///etc/passwd",
             "http://h",
