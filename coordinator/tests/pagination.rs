@@ -285,6 +285,11 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
             "CREATE TABLE loadgrade_sparse (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
              payload TEXT NOT NULL)",
             "INSERT INTO loadgrade_sparse VALUES (1, 'a', 1, 'p'), (5, 'b', 2, 'p')",
+            "DROP TABLE IF EXISTS loadgrade_domain",
+            "DROP DOMAIN IF EXISTS loadgrade_text",
+            "CREATE DOMAIN loadgrade_text AS TEXT CHECK (length(VALUE) < 1000)",
+            "CREATE TABLE loadgrade_domain (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL, \
+             payload loadgrade_text NOT NULL)",
             "DROP TABLE IF EXISTS loadgrade_checked",
             "CREATE TABLE loadgrade_checked (id BIGINT PRIMARY KEY, name TEXT NOT NULL, score INTEGER NOT NULL \
              CHECK (score >= 0), payload TEXT NOT NULL)",
@@ -303,8 +308,9 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
     let finished = support::run_plan(
         &embedded,
         &plan(&format!(
-            "{}{}{}{}{}",
+            "{}{}{}{}{}{}",
             scenario("columns", &url, "loadgrade_foreign", seed),
+            scenario("domain", &url, "loadgrade_domain", seed),
             scenario("checked", &url, "loadgrade_checked", seed),
             scenario("trigger", &url, "loadgrade_trig", seed),
             scenario("view", &url, "loadgrade_foreign_view", seed),
@@ -326,6 +332,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ("sparse", "keys 1..=5"),
         ("trigger", "1 trigger(s)"),
         ("checked", "CHECK constraint"),
+        ("domain", "domain-typed"),
     ] {
         let message = finished
             .report
@@ -346,6 +353,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ("loadgrade_sparse", 2),
         ("loadgrade_trig", 0),
         ("loadgrade_checked", 0),
+        ("loadgrade_domain", 0),
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&pool)

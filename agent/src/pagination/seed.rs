@@ -68,8 +68,8 @@ pub async fn ensure(
                 Some("it belongs to another role".to_owned())
             } else if found.triggers > 0 {
                 Some(format!(
-                    "it has {} trigger(s), rule(s), CHECK constraint(s), partition(s) or inheritance, which a \
-                     seeding could set off",
+                    "it has {} trigger(s), rule(s), CHECK constraint(s), partition(s), inheritance, domain-typed \
+                     column(s), expression or partial index(es) or extended statistics, which a seeding could set off",
                     found.triggers
                 ))
             } else if found.columns != ours {
@@ -188,8 +188,9 @@ struct Existing {
     columns: Vec<String>,
     /// PostgreSQL: owned by the connected role (elsewhere: true).
     owned: bool,
-    /// What an INSERT into it could set off besides the insert: triggers; on PostgreSQL also rules, CHECK
-    /// constraints (they may call any function), partitions and inheritance.
+    /// What an INSERT (or the ANALYZE after it) could set off besides the insert: triggers; on PostgreSQL also
+    /// rules, CHECK constraints, partitions and inheritance, columns of a domain (its CHECK), expression or partial
+    /// indexes and extended statistics (each may call any function).
     triggers: u64,
 }
 
@@ -244,7 +245,12 @@ async fn existing(conn: &mut Conn, spec: &PaginationSpec) -> Result<Option<Exist
                      (SELECT COUNT(*) FROM pg_rewrite WHERE ev_class = to_regclass($1) AND rulename <> '_RETURN') + \
                      (SELECT COUNT(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype IN ('c', 't')) + \
                      (SELECT COUNT(*) FROM pg_class WHERE oid = to_regclass($1) AND relkind <> 'r') + \
-                     (SELECT COUNT(*) FROM pg_inherits WHERE inhparent = to_regclass($1) OR inhrelid = to_regclass($1))",
+                     (SELECT COUNT(*) FROM pg_inherits WHERE inhparent = to_regclass($1) OR inhrelid = to_regclass($1)) + \
+                     (SELECT COUNT(*) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype <> 'b') + \
+                     (SELECT COUNT(*) FROM pg_index WHERE indrelid = to_regclass($1) \
+                      AND (indexprs IS NOT NULL OR indpred IS NOT NULL)) + \
+                     (SELECT COUNT(*) FROM pg_statistic_ext WHERE stxrelid = to_regclass($1))",
                     &regclass,
                 )
                 .await?;

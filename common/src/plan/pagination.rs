@@ -637,6 +637,13 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
                         .to_owned(),
                 );
             }
+            if path.starts_with("file:") || path.contains('%') {
+                // sqlx opens SQLite in URI mode: a file: URI or an encoded `?` would carry parameters.
+                return Err(
+                    "a SQLite URL is a plain path (no file: URI, no %-encoding): sqlite://PATH"
+                        .to_owned(),
+                );
+            }
             if path
                 .split('/')
                 .next()
@@ -793,6 +800,8 @@ mod tests {
             "postgres://h/db?options=-c%20x%3Dy&z=@y",
             "sqlite://u:pw@/tmp/x.db",
             "sqlite:///etc/passwd",
+            "sqlite://file:/tmp/s.db%3Fvfs%3Dbogus%26x%3D.db",
+            "sqlite:///tmp/a%3Fmode%3Dmemory.db",
             "http://h",
             "sqlite::memory:",
             "sqlite://",
