@@ -21,6 +21,7 @@ async fn tls_testbed(name: &str) -> (Testbed, PathBuf) {
             cert_pem: cert.pem(),
             key_pem: signing_key.serialize_pem(),
         }),
+        metrics_series: 0,
     };
     (Testbed::start(config).await.expect("TLS testbed"), ca)
 }

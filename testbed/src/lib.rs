@@ -19,7 +19,7 @@
 //! | `GET /_testbed/sources` | `{"ADDRESS": N, ...}`: counted requests by source address (not zeroed by reset) |
 //! | `POST /_testbed/reset` | zero counters, 204 |
 //! | `GET /_testbed/pid` | process id |
-//! | `GET /metrics` | Prometheus text exposition |
+//! | `GET /metrics` | Prometheus text exposition: counters, cache figures, `--metrics-series N` synthetic histogram series, and `loadgrade_testbed_exposed_series` (how many series the page holds) |
 //!
 //! Requests under `/_testbed/` and to `/metrics` are not counted.
 
@@ -27,6 +27,7 @@ mod cache;
 mod routes;
 mod server;
 mod stats;
+mod synthetic;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -40,6 +41,9 @@ pub struct TestbedConfig {
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this certificate. Default: plain HTTP (HTTP/1.1, and HTTP/2
     /// with prior knowledge).
     pub tls: Option<TlsIdentity>,
+    /// Synthetic histogram series on /metrics (whole histograms of 13 series: at least this many, at most
+    /// 200,000), for scrape scenarios. Default: 0.
+    pub metrics_series: u64,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -52,7 +56,11 @@ pub struct TlsIdentity {
 impl TestbedConfig {
     /// Plain HTTP on `listen`.
     pub fn plain(listen: SocketAddr) -> Self {
-        TestbedConfig { listen, tls: None }
+        TestbedConfig {
+            listen,
+            tls: None,
+            metrics_series: 0,
+        }
     }
 }
 

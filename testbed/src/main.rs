@@ -20,6 +20,9 @@ struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Synthetic histogram series on /metrics (request durations by route and status), for scrape scenarios.
+    #[arg(long, default_value_t = 0)]
+    metrics_series: u64,
 }
 
 fn tls_identity(args: &Args) -> anyhow::Result<Option<loadgrade_testbed::TlsIdentity>> {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
                 rt.block_on(loadgrade_testbed::run(TestbedConfig {
                     listen: args.listen,
                     tls,
+                    metrics_series: args.metrics_series,
                 }))
             })
     });

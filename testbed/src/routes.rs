@@ -1,6 +1,7 @@
 //! Request routing and the handlers behind every testbed endpoint.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub(crate) struct AppState {
     ballast: std::sync::Mutex<Vec<Vec<u8>>>,
     /// `/api/complete`: the caches in front of a slow origin.
     pub(crate) caches: crate::cache::Caches,
+    /// `/metrics`: the synthetic series.
+    synthetic: crate::synthetic::Synthetic,
     /// `/slow`: requests seen so far, across connections.
     slow_seen: std::sync::atomic::AtomicU64,
     /// Counted requests by the address they came from (`/_testbed/sources`).
@@ -80,8 +83,9 @@ pub(crate) enum Handled {
 }
 
 impl AppState {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(synthetic: crate::synthetic::Synthetic) -> Self {
         AppState {
+            synthetic,
             stats: Stats::default(),
             started: Instant::now(),
             work_slots: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -228,7 +232,11 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
         }
         "/_testbed/pid" => Ok(text(StatusCode::OK, std::process::id().to_string())),
         "/_testbed/sources" => Ok(body(StatusCode::OK, JSON, state.sources_json())),
-        "/metrics" => Ok(metrics(&state.stats, state.caches.counters())),
+        "/metrics" => Ok(metrics(
+            &state.stats,
+            state.caches.counters(),
+            state.synthetic,
+        )),
         _ => match path.strip_prefix("/status/") {
             Some(code) => status(code),
             None => Ok(text(StatusCode::NOT_FOUND, "not found")),
@@ -387,9 +395,16 @@ fn status(code: &str) -> Reply {
     Ok(text(status, content))
 }
 
+/// Series /metrics always has: requests, in flight, and the four cache figures.
+const BASE_SERIES: u64 = 6;
+
 /// `GET /metrics`: Prometheus text exposition.
-fn metrics(stats: &Stats, cache: crate::cache::Counters) -> Response<Full<Bytes>> {
-    let out = format!(
+fn metrics(
+    stats: &Stats,
+    cache: crate::cache::Counters,
+    synthetic: crate::synthetic::Synthetic,
+) -> Response<Full<Bytes>> {
+    let mut out = format!(
         "# HELP loadgrade_testbed_requests_total Requests received, excluding /_testbed/ and /metrics.\n\
          # TYPE loadgrade_testbed_requests_total counter\n\
          loadgrade_testbed_requests_total {}\n\
@@ -414,6 +429,15 @@ fn metrics(stats: &Stats, cache: crate::cache::Counters) -> Response<Full<Bytes>
         cache.misses,
         cache.evictions,
         cache.bytes,
+    );
+    synthetic.render(&mut out, stats.requests());
+    // The six series above, this one, and the synthetic ones.
+    let _ = write!(
+        out,
+        "# HELP loadgrade_testbed_exposed_series Series on this page, this one included.\n\
+         # TYPE loadgrade_testbed_exposed_series gauge\n\
+         loadgrade_testbed_exposed_series {}\n",
+        BASE_SERIES + 1 + synthetic.series()
     );
     body(StatusCode::OK, PROMETHEUS, out)
 }

@@ -43,7 +43,9 @@ impl Testbed {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let state = Arc::new(AppState::new());
+        let state = Arc::new(AppState::new(crate::synthetic::Synthetic::with_series(
+            config.metrics_series,
+        )));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tls = config.tls.as_ref().map(acceptor).transpose()?;
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&state), tls, shutdown_rx));

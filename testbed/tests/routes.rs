@@ -332,3 +332,35 @@ async fn keep_alive_and_shutdown_with_open_connection() {
         .expect("clean close");
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// `--metrics-series N`: /metrics holds whole synthetic histograms (at least N series), and says how many series
+/// it holds in all; every sample line is one series.
+#[tokio::test]
+async fn metrics_series_are_exposed_and_counted() {
+    for asked in [0u64, 1_000, 50_000] {
+        let mut config = TestbedConfig::plain("127.0.0.1:0".parse().expect("valid address"));
+        config.metrics_series = asked;
+        let tb = Testbed::start(config).await.expect("testbed starts");
+        get(&tb, "/health").await;
+        let metrics = get(&tb, "/metrics").await;
+        assert_eq!(metrics.status, 200);
+        let samples = metrics
+            .body
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count() as u64;
+        let said: u64 = metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("loadgrade_testbed_exposed_series "))
+            .expect("the count of series")
+            .parse()
+            .expect("a number");
+        assert_eq!(samples, said, "{asked} asked");
+        assert!(
+            said >= asked + 7 && said < asked + 7 + 13,
+            "{asked} asked, {said} exposed"
+        );
+        tb.shutdown().await;
+    }
+}
