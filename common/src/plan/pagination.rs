@@ -754,6 +754,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text, however odd, gets an answer from the `where` check and the URL checks: no panic, no endless
+        /// loop (the lexer always moves forward).
+        #[test]
+        fn the_checks_answer_any_text(text in "[ -~\\t\\n\\u{a0}é\"'`()]{0,80}") {
+            let _ = where_problem(&text);
+            let _ = check_database_url(&format!("postgres://{text}"));
+            let _ = redacted_database_url(&format!("mysql://{text}"));
+        }
+    }
+
     #[test]
     fn database_urls_are_redacted_and_checked() {
         assert_eq!(
