@@ -8,6 +8,10 @@ use loadgrade_coordinator::embedded::Embedded;
 use loadgrade_coordinator::store::Store;
 use std::time::Duration;
 
+/// These tests measure timing (send lateness, lag, latency by concurrency): they run one at a time, so that on a
+/// 2-core machine each measures the code and not the other tests' load.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn plan(body: &str) -> String {
     format!("name = \"honest\"\nmin_agents = 2\n{body}")
 }
@@ -16,6 +20,7 @@ fn plan(body: &str) -> String {
 /// deadline and waits for them. Throughput must be the window's, and agree with what the target served in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_is_over_the_window_not_the_wind_down() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
     let finished = support::run_plan(
@@ -52,6 +57,7 @@ async fn throughput_is_over_the_window_not_the_wind_down() {
 /// large sample among hundreds and the run passed. With expected-interval correction it is INVALID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_thread_blocked_every_second_makes_the_run_invalid() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = Embedded::start_with(Store::in_memory().await.expect("store"), 1, |config| {
         config.faults.block_load_threads =
@@ -101,6 +107,7 @@ async fn a_load_thread_blocked_every_second_makes_the_run_invalid() {
 /// max_concurrency 0, not INVALID with max_concurrency null; failed requests are not capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ramp_where_nothing_holds_fails_with_max_concurrency_zero() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
     let finished = support::run_plan(
@@ -144,6 +151,7 @@ async fn a_ramp_where_nothing_holds_fails_with_max_concurrency_zero() {
 /// only noise could reach the 4x factor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_healthy_target_has_no_latency_cliff() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
     let finished = support::run_plan(
@@ -179,6 +187,7 @@ async fn a_fast_healthy_target_has_no_latency_cliff() {
 /// read; a POST is not resent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resends_are_counted_and_only_idempotent_requests_are_resent() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
     let get = support::run_plan(
@@ -229,6 +238,7 @@ async fn resends_are_counted_and_only_idempotent_requests_are_resent() {
 /// noise).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_model_does_not_depend_on_the_agents_core_count() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let body = format!(
         "name = \"cores\"\n[[scenario]]\nname = \"open\"\nkind = \"http\"\nurl = \"{}\"\nrate = 360\n\
@@ -259,6 +269,7 @@ async fn the_open_model_does_not_depend_on_the_agents_core_count() {
 /// target were exactly the ones left out. Now it is recorded at the time given up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_are_in_the_corrected_latency() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(2).await;
     let finished = support::run_plan(
@@ -285,6 +296,7 @@ async fn timeouts_are_in_the_corrected_latency() {
 /// fraction of a millisecond most of the corrected latency was the generator's own timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_timing_does_not_blur_a_fast_target() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(1).await;
     let finished = support::run_plan(
@@ -316,6 +328,7 @@ async fn send_timing_does_not_blur_a_fast_target() {
 /// Item 13: arrivals still queued when a run was cancelled were counted as dropped (backlog full).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrivals_queued_at_a_stop_are_not_called_drops() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let testbed = support::testbed().await;
     let embedded = support::embedded(1).await;
     let started = embedded
