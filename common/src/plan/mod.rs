@@ -4,6 +4,7 @@
 //! [`ScenarioSpec`] holds one of them, and [`crate::kind::ScenarioKind`] names it.
 
 pub mod cache;
+mod condition;
 mod errors;
 mod fields;
 pub mod http;
