@@ -3,21 +3,22 @@
 //! it), seeds it when the plan asks, then for each depth times the OFFSET and keyset queries on `concurrency`
 //! connections, after checking that both return the same keys. Figures go out as interval reports every second.
 
+mod checks;
 mod db;
 mod figures;
 mod seed;
+mod timing;
 
 use crate::Allowlist;
 use crate::http::ShardOutput;
-use db::{Conn, Pool, Value};
-use figures::{Cutter, Ended, Figures, Query};
+use db::{Pool, Value};
+use figures::{Cutter, Figures};
 use loadgrade_common::interval::TableFacts;
 use loadgrade_common::pagination_sql::{self as sql, Statements};
 use loadgrade_common::plan::pagination::{Backend, PaginationSpec};
 use loadgrade_common::shard::{PaginationPhase, PaginationShard};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -288,7 +289,7 @@ async fn execute(
             seed::ensure(&mut conn, spec, rows, figures, stop).await?;
         }
         let statements = Arc::new(Statements::new(spec));
-        let rows = check_table(&mut conn, spec, &statements).await?;
+        let rows = checks::check_table(&mut conn, spec, &statements).await?;
         let mut facts = TableFacts {
             server_version: version.clone(),
             rows,
@@ -351,7 +352,7 @@ async fn execute(
                 });
             }
             figures.rows_per_page(page, u64::try_from(by_offset.len()).unwrap_or(u64::MAX));
-            time_depth(
+            timing::time_depth(
                 &pool,
                 spec,
                 page,
@@ -390,161 +391,4 @@ async fn execute(
     .await;
     pool.close().await;
     result
-}
-
-/// The table, key and columns exist, the key is unique and never NULL. Returns the rows pages run through.
-async fn check_table(
-    conn: &mut Conn,
-    spec: &PaginationSpec,
-    s: &Statements,
-) -> Result<u64, Failure> {
-    conn.fetch(&s.probe_table, &[])
-        .await
-        .map_err(|e| Failure::NoTable {
-            table: spec.table.clone(),
-            why: e.0,
-        })?;
-    conn.fetch(&s.probe_key, &[])
-        .await
-        .map_err(|e| Failure::NoKey {
-            table: spec.table.clone(),
-            key: spec.key.clone(),
-            why: e.0,
-        })?;
-    conn.fetch(&s.probe_columns, &[])
-        .await
-        .map_err(|e| Failure::Columns {
-            table: spec.table.clone(),
-            why: e.0,
-        })?;
-    let counts = conn
-        .integers(&s.count, &[])
-        .await
-        .map_err(|e| Failure::Query {
-            what: "counting the rows".to_owned(),
-            why: e.0,
-        })?;
-    let [rows, keyed, distinct] = counts[..] else {
-        return Err(Failure::Query {
-            what: "counting the rows".to_owned(),
-            why: "three counts did not come back".to_owned(),
-        });
-    };
-    let (rows, keyed, distinct) = (
-        u64::try_from(rows).unwrap_or(0),
-        u64::try_from(keyed).unwrap_or(0),
-        u64::try_from(distinct).unwrap_or(0),
-    );
-    if keyed != rows {
-        return Err(Failure::Nulls {
-            table: spec.table.clone(),
-            key: spec.key.clone(),
-            nulls: rows - keyed.min(rows),
-        });
-    }
-    if distinct != rows {
-        return Err(Failure::NotUnique {
-            table: spec.table.clone(),
-            key: spec.key.clone(),
-            rows,
-            distinct,
-        });
-    }
-    if let Some(wanted) = spec.seed_rows
-        && rows != wanted
-    {
-        return Err(Failure::SeedMismatch {
-            table: spec.table.clone(),
-            rows,
-            wanted,
-        });
-    }
-    Ok(rows)
-}
-
-/// `iterations` timed runs of each query at one depth on each of `concurrency` connections (each warmed by one
-/// untimed run), alternating which goes first so neither always meets a cache the other warmed.
-#[allow(clippy::too_many_arguments)]
-async fn time_depth(
-    pool: &Pool,
-    spec: &PaginationSpec,
-    page: u64,
-    statements: &Arc<Statements>,
-    offset_params: &[Value],
-    cursor_sql: &str,
-    cursor_params: &[Value],
-    figures: &Arc<Figures>,
-    stop: &CancellationToken,
-) -> Result<(), Failure> {
-    let mut tasks = JoinSet::new();
-    for _ in 0..spec.concurrency {
-        let pool = pool.clone();
-        let statements = statements.clone();
-        let offset_params = offset_params.to_vec();
-        let cursor_sql = cursor_sql.to_owned();
-        let cursor_params = cursor_params.to_vec();
-        let figures = figures.clone();
-        let stop = stop.clone();
-        let (iterations, timeout) = (spec.iterations, spec.query_timeout);
-        tasks.spawn(async move {
-            let mut conn = pool.acquire().await?;
-            let _ = conn.fetch(&statements.offset, &offset_params).await;
-            let _ = conn.fetch(&cursor_sql, &cursor_params).await;
-            for i in 0..iterations {
-                if stop.is_cancelled() {
-                    break;
-                }
-                let order = if i % 2 == 0 {
-                    [Query::Offset, Query::Cursor]
-                } else {
-                    [Query::Cursor, Query::Offset]
-                };
-                for q in order {
-                    let (sql, params) = match q {
-                        Query::Offset => (statements.offset.as_str(), offset_params.as_slice()),
-                        Query::Cursor => (cursor_sql.as_str(), cursor_params.as_slice()),
-                    };
-                    let began = Instant::now();
-                    let ended = match tokio::time::timeout(timeout, conn.fetch(sql, params)).await {
-                        Ok(Ok(_)) => Ended::Rows(began.elapsed()),
-                        Ok(Err(_)) => Ended::Failed,
-                        Err(_) => {
-                            let took = began.elapsed();
-                            // A connection given up mid-query is not reused.
-                            drop(conn);
-                            conn = pool.acquire().await?;
-                            Ended::Timeout(took)
-                        }
-                    };
-                    figures.record(page, q, ended);
-                }
-            }
-            Ok::<(), db::DbError>(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                // The first connection worked, so a later one failing is most often the server's limit.
-                return Err(Failure::Connect {
-                    database: db::shown(spec),
-                    why: format!(
-                        "{} (while opening {} connections: concurrency {} and one for the checks; does the server's \
-                         max_connections allow them?)",
-                        e.0,
-                        spec.concurrency + 1,
-                        spec.concurrency
-                    ),
-                });
-            }
-            Err(e) => {
-                return Err(Failure::Query {
-                    what: format!("timing page {page}"),
-                    why: e.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
