@@ -264,21 +264,7 @@ async fn a_wrong_password_is_a_clear_refusal_and_the_rest_of_the_plan_runs() {
         ),
     )
     .expect("plan");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
-        .args([
-            "run",
-            "plan.toml",
-            "--agents",
-            "1",
-            "--out",
-            "report",
-            "--database",
-            "sqlite://runs.db",
-        ])
-        .current_dir(&dir)
-        .output()
-        .await
-        .expect("loadgrade runs");
+    let out = support::run_plan_file(&dir).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "INVALID\n{stdout}\n{stderr}");

@@ -229,18 +229,8 @@ async fn a_missing_or_non_unique_key_is_an_error_naming_it() {
     .await;
     support::assert_schema_valid(&finished.json);
     assert_eq!(finished.report.verdict, Verdict::Invalid);
-    let failed = |scenario: &str| -> String {
-        finished
-            .report
-            .findings
-            .iter()
-            .find(|f| {
-                f.kind == FindingKind::AgentFailed
-                    && f.message.contains(&format!("scenario \"{scenario}\""))
-            })
-            .unwrap_or_else(|| panic!("no failure for {scenario}: {:?}", finished.report.findings))
-            .message
-            .clone()
+    let failed = |scenario: &str| {
+        support::finding_about(&finished.report, scenario, Some(FindingKind::AgentFailed))
     };
     let nokey = failed("nokey");
     assert!(nokey.contains("has no column \"nope\""), "{nokey}");
@@ -334,14 +324,7 @@ async fn seeding_never_writes_into_a_table_that_is_not_its_own() {
         ("checked", "CHECK constraint"),
         ("domain", "domain-typed"),
     ] {
-        let message = finished
-            .report
-            .findings
-            .iter()
-            .find(|f| f.message.contains(&format!("scenario \"{scenario}\"")))
-            .unwrap_or_else(|| panic!("nothing about {scenario}: {:?}", finished.report.findings))
-            .message
-            .clone();
+        let message = support::finding_about(&finished.report, scenario, None);
         assert!(
             message.contains("is not a scratch table") && message.contains(why),
             "{message}"
@@ -413,19 +396,11 @@ async fn read_only_mode_needs_only_select() {
     assert_eq!(m.rows, Some(20_000));
     assert_eq!(m.errors, 0);
     assert!(m.speedup_at_deepest.is_some());
-    let refused_write = finished
-        .report
-        .findings
-        .iter()
-        .find(|f| f.message.contains("scenario \"write\""))
-        .expect("the seeding scenario failed");
+    let refused_write = support::finding_about(&finished.report, "write", None);
     assert!(
-        refused_write
-            .message
-            .contains("seeding \"loadgrade_reader_scratch\" failed")
-            && refused_write.message.contains("permission denied"),
-        "{}",
-        refused_write.message
+        refused_write.contains("seeding \"loadgrade_reader_scratch\" failed")
+            && refused_write.contains("permission denied"),
+        "{refused_write}"
     );
     embedded.stop().await;
 }
@@ -485,21 +460,7 @@ async fn unreachable_and_refused_databases_are_clear_errors_without_the_password
         testbed.url("/api/items"),
     ));
     std::fs::write(dir.join("plan.toml"), text).expect("plan");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
-        .args([
-            "run",
-            "plan.toml",
-            "--agents",
-            "1",
-            "--out",
-            "report",
-            "--database",
-            "sqlite://runs.db",
-        ])
-        .current_dir(&dir)
-        .output()
-        .await
-        .expect("loadgrade runs");
+    let out = support::run_plan_file(&dir).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "INVALID\n{stdout}\n{stderr}");
@@ -517,15 +478,7 @@ async fn unreachable_and_refused_databases_are_clear_errors_without_the_password
         }
     }
     let report: Report = serde_json::from_str(&json).expect("parses");
-    let message = |scenario: &str| -> String {
-        report
-            .findings
-            .iter()
-            .find(|f| f.message.contains(&format!("scenario \"{scenario}\"")))
-            .unwrap_or_else(|| panic!("nothing about {scenario}: {:?}", report.findings))
-            .message
-            .clone()
-    };
+    let message = |scenario: &str| support::finding_about(&report, scenario, None);
     let unreachable = message("unreachable");
     assert!(
         unreachable.contains(&format!(

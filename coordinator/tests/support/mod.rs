@@ -134,3 +134,40 @@ pub fn service_url(name: &str) -> Option<String> {
         }
     }
 }
+
+/// `loadgrade run plan.toml --agents 1 --out report --database sqlite://runs.db` in `dir`, as a user types it.
+pub async fn run_plan_file(dir: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
+        .args([
+            "run",
+            "plan.toml",
+            "--agents",
+            "1",
+            "--out",
+            "report",
+            "--database",
+            "sqlite://runs.db",
+        ])
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("loadgrade runs")
+}
+
+/// The message of the first finding about `scenario` (of `kind`, when given).
+pub fn finding_about(
+    report: &Report,
+    scenario: &str,
+    kind: Option<loadgrade_common::report::FindingKind>,
+) -> String {
+    report
+        .findings
+        .iter()
+        .find(|f| {
+            kind.is_none_or(|k| f.kind == k)
+                && f.message.contains(&format!("scenario \"{scenario}\""))
+        })
+        .unwrap_or_else(|| panic!("nothing about {scenario}: {:?}", report.findings))
+        .message
+        .clone()
+}
