@@ -2,7 +2,7 @@
 //! side by side, the speedup, and the cache's memory against its limit.
 
 use super::doc::{Block, figure, text};
-use super::http::latency_row;
+use super::http::{latency_row, latency_table};
 use loadgrade_common::report::cache::{CacheMetrics, CacheMode};
 
 pub(super) fn section(blocks: &mut Vec<Block>, m: &CacheMetrics) {
@@ -55,18 +55,5 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &CacheMetrics) {
             m.lookup_latency_ms.as_ref(),
         ));
     }
-    blocks.push(Block::Table {
-        headers: vec![
-            "latency (ms)",
-            "min",
-            "mean",
-            "p50",
-            "p90",
-            "p95",
-            "p99",
-            "p99.9",
-            "max",
-        ],
-        rows,
-    });
+    blocks.push(latency_table(rows));
 }

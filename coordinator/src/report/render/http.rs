@@ -48,7 +48,12 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
             m.latency_raw_ms.as_ref(),
         ));
     }
-    blocks.push(Block::Table {
+    blocks.push(latency_table(rows));
+}
+
+/// A table of latency rows (see [`latency_row`]) under the latency headers.
+pub(super) fn latency_table(rows: Vec<Vec<Inline>>) -> Block {
+    Block::Table {
         headers: vec![
             "latency (ms)",
             "min",
@@ -61,7 +66,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
             "max",
         ],
         rows,
-    });
+    }
 }
 
 pub(super) fn latency_row(label: &str, stats: Option<&LatencyStats>) -> Vec<Inline> {
