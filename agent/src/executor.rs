@@ -1,6 +1,5 @@
-//! The executors: one module per kind of work ([`crate::http`], [`crate::pagination`]; a cache shard runs on the
-//! HTTP executor), tied together here. A shard is prepared
-//! (checked against this agent's allowlist and limits, refused with a reason if it cannot run) and then run.
+//! The executors: one module per kind of work ([`crate::http`], [`crate::pagination`], [`crate::scrape`]; a cache
+//! shard runs on the HTTP executor), tied together here. A shard is prepared (checked against this agent's allowlist and limits, refused with a reason if it cannot run) and then run.
 
 use crate::AgentConfig;
 use crate::http::{self, HttpShardSpec, ShardOutput};
@@ -27,6 +26,8 @@ pub enum Refusal {
     Cache(crate::cache::Refusal),
     #[error(transparent)]
     Pagination(#[from] crate::pagination::Refusal),
+    #[error(transparent)]
+    Scrape(#[from] crate::scrape::Refusal),
 }
 
 /// Why a running shard ended with incomplete figures.
@@ -36,6 +37,8 @@ pub enum Failure {
     Http(#[from] http::Failure),
     #[error(transparent)]
     Pagination(#[from] crate::pagination::Failure),
+    #[error(transparent)]
+    Scrape(#[from] crate::scrape::Failure),
 }
 
 /// A shard ready to run.
@@ -43,6 +46,7 @@ pub enum Failure {
 pub enum Prepared {
     Http(Arc<HttpShardSpec>),
     Pagination(Arc<crate::pagination::Prepared>),
+    Scrape(Arc<crate::scrape::Prepared>),
 }
 
 /// Checks `work` can run on this agent.
@@ -70,6 +74,9 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
             crate::pagination::prepare(shard, &config.allowlist, config.caps.max_connections)
                 .await?,
         )),
+        Work::Scrape(shard) => Prepared::Scrape(Arc::new(
+            crate::scrape::prepare(shard, &config.allowlist).await?,
+        )),
     })
 }
 
@@ -80,6 +87,7 @@ impl Prepared {
         match self {
             Prepared::Http(spec) => spec.target.url.split(['?', '#']).next().unwrap_or_default(),
             Prepared::Pagination(p) => &p.shown,
+            Prepared::Scrape(p) => &p.shown,
         }
     }
 
@@ -93,6 +101,7 @@ impl Prepared {
         match self {
             Prepared::Http(spec) => Ok(http::run(spec, start, output, stop).await?),
             Prepared::Pagination(p) => Ok(crate::pagination::run(p, start, output, stop).await?),
+            Prepared::Scrape(p) => Ok(crate::scrape::run(p, start, output, stop).await?),
         }
     }
 }

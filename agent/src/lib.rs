@@ -9,6 +9,7 @@ pub mod executor;
 pub mod http;
 pub mod identity;
 pub mod pagination;
+pub mod scrape;
 pub mod probe;
 pub mod procfs;
 pub mod recorder;

@@ -370,6 +370,7 @@ impl IntervalCutter {
                 hdr_lookup: encode_or_empty(&c.lookup),
             }),
             pagination: None,
+            scrape: None,
         };
         self.cut_count += 1;
         report

@@ -32,6 +32,37 @@ pub struct IntervalReport {
     pub cache: Option<CacheFigures>,
     /// A pagination shard's queries by depth; `None` for other kinds.
     pub pagination: Option<PaginationFigures>,
+    /// A scrape shard's series, samples and Prometheus figures; `None` for other kinds.
+    pub scrape: Option<ScrapeFigures>,
+}
+
+/// A scrape shard's figures in one interval (each scrape of the target is also one request in `counters` and one
+/// value in `hdr_corrected`, its response bytes in `bytes_received`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScrapeFigures {
+    /// Series the target exposed at the last good scrape of this interval (0: none).
+    pub target_series: u64,
+    /// Series served per scrape (the target's times the replicas), at the same scrape.
+    pub series: u64,
+    /// Samples served, every good scrape of this interval.
+    pub samples: u64,
+    /// Sent once, in the last interval: what the Prometheus run at this interval measured.
+    pub prometheus: Option<PrometheusFigures>,
+    /// Sent once when the Prometheus side was not measured: why.
+    pub prometheus_not_measured: String,
+}
+
+/// A Prometheus's own figures over the measured window, read from its /metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrometheusFigures {
+    /// First line of its `--version`.
+    pub version: String,
+    pub window_ms: u64,
+    pub head_series: u64,
+    pub samples_appended_per_s: f64,
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+    pub heap_inuse_bytes: u64,
 }
 
 /// A pagination shard's figures in one interval: per depth the timed OFFSET and keyset queries (all of them are

@@ -16,18 +16,21 @@ pub enum ScenarioKind {
     Cache,
     /// OFFSET vs keyset pagination by page depth on a real database.
     Pagination,
+    /// Monitoring cost: scrape interval A vs B at the target and on a real Prometheus.
+    Scrape,
 }
 
 /// Kinds named in DESIGN.md that this build does not run yet: recognised so a plan gets a clear message.
-pub const PLANNED_KINDS: &[&str] = &["scrape"];
+pub const PLANNED_KINDS: &[&str] = &[];
 
 impl ScenarioKind {
     /// Every kind this build runs.
-    pub const ALL: [ScenarioKind; 4] = [
+    pub const ALL: [ScenarioKind; 5] = [
         ScenarioKind::Http,
         ScenarioKind::Ramp,
         ScenarioKind::Cache,
         ScenarioKind::Pagination,
+        ScenarioKind::Scrape,
     ];
 
     /// The plan's `kind` value.
@@ -37,6 +40,7 @@ impl ScenarioKind {
             ScenarioKind::Ramp => "ramp",
             ScenarioKind::Cache => "cache",
             ScenarioKind::Pagination => "pagination",
+            ScenarioKind::Scrape => "scrape",
         }
     }
 
@@ -47,6 +51,7 @@ impl ScenarioKind {
             ScenarioKind::Ramp => crate::report::ramp::metric_paths(),
             ScenarioKind::Cache => crate::report::cache::metric_paths(),
             ScenarioKind::Pagination => crate::report::pagination::metric_paths(),
+            ScenarioKind::Scrape => crate::report::scrape::metric_paths(),
         }
     }
 
@@ -92,10 +97,6 @@ mod tests {
         for kind in ScenarioKind::ALL {
             assert_eq!(kind.as_str().parse::<ScenarioKind>(), Ok(kind));
         }
-        assert!(matches!(
-            "scrape".parse::<ScenarioKind>(),
-            Err(UnknownKind::Planned(_))
-        ));
         assert!(
             "nope"
                 .parse::<ScenarioKind>()

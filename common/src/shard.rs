@@ -2,6 +2,7 @@
 //! shard of the load. One definition used by both sides; `loadgrade-proto` converts it to and from the wire.
 
 use crate::plan::{Arrivals, HttpRequest, LoadModel, PaginationSpec};
+use crate::plan::scrape::ScrapeSpec;
 use crate::profile::{Profile, part};
 use std::time::Duration;
 
@@ -31,6 +32,22 @@ pub enum Work {
     Http(HttpShard),
     Cache(CacheShard),
     Pagination(PaginationShard),
+    Scrape(ScrapeShard),
+}
+
+/// One agent's scrape work: the scenario as planned, and which of its intervals this part measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeShard {
+    pub spec: ScrapeSpec,
+    /// Index into `spec.intervals`.
+    pub interval: usize,
+}
+
+impl ScrapeShard {
+    /// The interval this part measures.
+    pub fn interval(&self) -> Option<Duration> {
+        self.spec.intervals.get(self.interval).copied()
+    }
 }
 
 /// One agent's pagination work: the scenario as planned (every agent times every depth), and which phase.

@@ -180,6 +180,7 @@ impl Cutter {
                 seeded_rows: self.figures.seeded_rows.load(Ordering::Relaxed),
                 table: since.table,
             }),
+            scrape: None,
         }
     }
 }

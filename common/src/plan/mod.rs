@@ -9,6 +9,7 @@ mod errors;
 mod fields;
 pub mod http;
 pub mod pagination;
+pub mod scrape;
 pub mod ramp;
 mod raw;
 pub mod redact;
@@ -20,6 +21,7 @@ pub use cache::{CacheSpec, CacheTarget, RedisCache};
 pub use errors::{PlanError, PlanIssue};
 pub use http::{Arrivals, HttpSpec, LoadModel};
 pub use pagination::{Backend, PaginationSpec};
+pub use scrape::ScrapeSpec;
 pub use ramp::{CliffRule, LocalTarget, ProbeSpec, RampSpec};
 pub use request::HttpRequest;
 
@@ -102,6 +104,7 @@ pub enum ScenarioSpec {
     Ramp(RampSpec),
     Cache(CacheSpec),
     Pagination(PaginationSpec),
+    Scrape(ScrapeSpec),
 }
 
 impl Scenario {
@@ -111,6 +114,7 @@ impl Scenario {
             ScenarioSpec::Ramp(_) => ScenarioKind::Ramp,
             ScenarioSpec::Cache(_) => ScenarioKind::Cache,
             ScenarioSpec::Pagination(_) => ScenarioKind::Pagination,
+            ScenarioSpec::Scrape(_) => ScenarioKind::Scrape,
         }
     }
 
@@ -122,6 +126,7 @@ impl Scenario {
             ScenarioSpec::Cache(cache) => cache.load.planned_length(),
             // Its length is what the queries take; `max_duration` bounds it.
             ScenarioSpec::Pagination(_) => None,
+            ScenarioSpec::Scrape(scrape) => scrape.planned_length(),
         }
     }
 }

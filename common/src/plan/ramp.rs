@@ -313,7 +313,7 @@ fn cliff_rule(value: Option<&Spanned<toml::Value>>, issues: &mut Issues<'_>) -> 
     rule
 }
 
-fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeSpec> {
+pub(super) fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Option<ProbeSpec> {
     let expected = "probe must be { kind = \"process\", pid = N } or { kind = \"process\", name = \"..\" }, \
                     { kind = \"cgroup\", path = \"..\" }, { kind = \"prometheus\", url = \"..\", query = \"..\" } \
                     or { kind = \"agent\", agent = \"..\", pid = N | name = \"..\" | cgroup = \"..\" }";

@@ -9,7 +9,7 @@ use super::raw::{RawCommon, RawPlan, parse_document};
 use super::request::RawRequest;
 use super::{
     MAX_PLAN_BYTES, MAX_RUN, MAX_SCENARIOS, Plan, Scenario, ScenarioInput, ScenarioKind,
-    ScenarioSpec, ScenarioTable, cache, http, pagination, ramp,
+    ScenarioSpec, ScenarioTable, cache, http, pagination, ramp, scrape,
 };
 use crate::grade::Grade;
 use crate::kind::UnknownKind;
@@ -43,6 +43,7 @@ fn accepted_fields(kind: ScenarioKind) -> Vec<&'static str> {
             keys.extend(field_names::<cache::RawCache>());
         }
         ScenarioKind::Pagination => keys.extend(field_names::<pagination::RawPagination>()),
+        ScenarioKind::Scrape => keys.extend(field_names::<scrape::RawScrape>()),
     }
     keys
 }
@@ -54,6 +55,7 @@ fn never_produced(spec: &ScenarioSpec, metric: &str, memory_budget: Option<u64>)
         ScenarioSpec::Ramp(spec) => ramp::never_produced(spec, metric, memory_budget),
         ScenarioSpec::Cache(spec) => cache::never_produced(spec, metric),
         ScenarioSpec::Pagination(_) => None,
+        ScenarioSpec::Scrape(spec) => scrape::never_produced(spec, metric),
     }
 }
 
@@ -68,6 +70,7 @@ fn validate_spec(
         ScenarioKind::Ramp => ScenarioSpec::Ramp(ramp::validate(input, issues)?),
         ScenarioKind::Cache => ScenarioSpec::Cache(cache::validate(input, issues)?),
         ScenarioKind::Pagination => ScenarioSpec::Pagination(pagination::validate(input, issues)?),
+        ScenarioKind::Scrape => ScenarioSpec::Scrape(scrape::validate(input, issues)?),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod cache;
 mod findings;
 pub mod http;
 pub mod pagination;
+pub mod scrape;
 pub mod ramp;
 
 pub use findings::{Finding, FindingKind, Severity};
@@ -117,6 +118,7 @@ pub enum ScenarioMetrics {
     Ramp(RampMetrics),
     Cache(cache::CacheMetrics),
     Pagination(pagination::PaginationMetrics),
+    Scrape(scrape::ScrapeMetrics),
 }
 
 impl ScenarioMetrics {
@@ -126,6 +128,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Ramp(_) => ScenarioKind::Ramp,
             ScenarioMetrics::Cache(_) => ScenarioKind::Cache,
             ScenarioMetrics::Pagination(_) => ScenarioKind::Pagination,
+            ScenarioMetrics::Scrape(_) => ScenarioKind::Scrape,
         }
     }
 
@@ -137,6 +140,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Ramp(m) => m.figure(path),
             ScenarioMetrics::Cache(m) => m.figure(path),
             ScenarioMetrics::Pagination(m) => m.figure(path),
+            ScenarioMetrics::Scrape(m) => m.figure(path),
         }
         .filter(|v| v.is_finite())
     }
@@ -147,7 +151,8 @@ impl ScenarioMetrics {
         match self {
             ScenarioMetrics::Http(_)
             | ScenarioMetrics::Cache(_)
-            | ScenarioMetrics::Pagination(_) => false,
+            | ScenarioMetrics::Pagination(_)
+            | ScenarioMetrics::Scrape(_) => false,
             ScenarioMetrics::Ramp(m) => m.absent_by_result(path),
         }
     }
@@ -158,6 +163,7 @@ impl ScenarioMetrics {
             ScenarioMetrics::Ramp(m) => serde_json::to_value(m),
             ScenarioMetrics::Cache(m) => serde_json::to_value(m),
             ScenarioMetrics::Pagination(m) => serde_json::to_value(m),
+            ScenarioMetrics::Scrape(m) => serde_json::to_value(m),
         }
     }
 
@@ -167,6 +173,7 @@ impl ScenarioMetrics {
             ScenarioKind::Ramp => ScenarioMetrics::Ramp(serde_json::from_value(value)?),
             ScenarioKind::Cache => ScenarioMetrics::Cache(serde_json::from_value(value)?),
             ScenarioKind::Pagination => ScenarioMetrics::Pagination(serde_json::from_value(value)?),
+            ScenarioKind::Scrape => ScenarioMetrics::Scrape(serde_json::from_value(value)?),
         })
     }
 }
@@ -379,12 +386,16 @@ mod tests {
             ScenarioMetrics::Ramp(ramp::tests::sample()),
             ScenarioMetrics::Cache(cache::tests::sample()),
             ScenarioMetrics::Pagination(pagination::tests::sample()),
+            ScenarioMetrics::Scrape(scrape::tests::sample()),
         ] {
             let json = metrics.to_json().expect("json");
             for path in metrics.kind().metric_paths() {
                 let in_json = path
                     .split('.')
-                    .try_fold(&json, |v, key| v.get(key))
+                    .try_fold(&json, |v, key| match key.parse::<usize>() {
+                        Ok(index) => v.get(index),
+                        Err(_) => v.get(key),
+                    })
                     .and_then(serde_json::Value::as_f64);
                 assert!(
                     in_json.is_some(),

@@ -22,6 +22,7 @@ macro_rules! mirror {
 mod cache;
 mod pagination;
 mod run;
+mod scrape;
 mod session;
 mod shard;
 

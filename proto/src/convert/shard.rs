@@ -39,6 +39,7 @@ impl From<Assignment> for v1::AssignShard {
                 Work::Http(shard) => v1::assign_shard::Work::Http(shard.into()),
                 Work::Cache(shard) => v1::assign_shard::Work::Cache(shard.into()),
                 Work::Pagination(shard) => v1::assign_shard::Work::Pagination(shard.into()),
+                Work::Scrape(shard) => v1::assign_shard::Work::Scrape(shard.into()),
             }),
         }
     }
@@ -52,6 +53,7 @@ impl TryFrom<v1::AssignShard> for Assignment {
             v1::assign_shard::Work::Http(shard) => Work::Http(shard.try_into()?),
             v1::assign_shard::Work::Cache(shard) => Work::Cache(shard.try_into()?),
             v1::assign_shard::Work::Pagination(shard) => Work::Pagination(shard.try_into()?),
+            v1::assign_shard::Work::Scrape(shard) => Work::Scrape(shard.try_into()?),
         };
         Ok(Assignment {
             run_id: a.run_id,
@@ -319,6 +321,7 @@ impl From<IntervalReport> for v1::IntervalReport {
                 hdr_lookup: c.hdr_lookup,
             }),
             pagination: r.pagination.map(Into::into),
+            scrape: r.scrape.map(Into::into),
         }
     }
 }
@@ -350,6 +353,7 @@ impl From<v1::IntervalReport> for IntervalReport {
                 hdr_lookup: c.hdr_lookup,
             }),
             pagination: r.pagination.map(Into::into),
+            scrape: r.scrape.map(Into::into),
         }
     }
 }

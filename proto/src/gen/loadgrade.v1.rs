@@ -202,7 +202,7 @@ pub struct AssignShard {
     /// The plan's orphan_timeout: an agent that hears nothing from the coordinator this long stops this run's load.
     #[prost(uint64, tag = "5")]
     pub orphan_timeout_ms: u64,
-    #[prost(oneof = "assign_shard::Work", tags = "10, 11, 12")]
+    #[prost(oneof = "assign_shard::Work", tags = "10, 11, 12, 13")]
     pub work: ::core::option::Option<assign_shard::Work>,
 }
 /// Nested message and enum types in `AssignShard`.
@@ -216,7 +216,36 @@ pub mod assign_shard {
         Cache(super::CacheShard),
         #[prost(message, tag = "12")]
         Pagination(super::PaginationShard),
+        #[prost(message, tag = "13")]
+        Scrape(super::ScrapeShard),
     }
+}
+/// A scrape scenario's shard: one interval of the scenario, scraped for `duration_ms` (and run on a Prometheus when
+/// `prometheus` is set).
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ScrapeShard {
+    /// The metrics URL, http:// only.
+    #[prost(string, tag = "1")]
+    pub target: ::prost::alloc::string::String,
+    /// Every interval of the scenario, milliseconds (for the report), and which one this shard measures.
+    #[prost(uint64, repeated, tag = "2")]
+    pub intervals_ms: ::prost::alloc::vec::Vec<u64>,
+    #[prost(uint32, tag = "3")]
+    pub interval_index: u32,
+    #[prost(uint64, tag = "4")]
+    pub duration_ms: u64,
+    /// 0: the default (three intervals, at least 5 s).
+    #[prost(uint64, tag = "5")]
+    pub settle_ms: u64,
+    /// 0: the default (10 s, never above the interval).
+    #[prost(uint64, tag = "6")]
+    pub timeout_ms: u64,
+    /// "prometheus" or an absolute path to a file named prometheus; empty: Prometheus is not run.
+    #[prost(string, tag = "7")]
+    pub prometheus: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "8")]
+    pub replicas: u64,
 }
 /// A pagination scenario's shard: every depth's OFFSET and keyset queries, timed on the agent's own connections.
 #[allow(clippy::all)]
@@ -450,6 +479,43 @@ pub struct IntervalReport {
     /// A pagination shard's queries by depth (hdr_corrected holds them all).
     #[prost(message, optional, tag = "16")]
     pub pagination: ::core::option::Option<PaginationFigures>,
+    /// A scrape shard's series and samples (hdr_corrected holds the scrapes' latency).
+    #[prost(message, optional, tag = "17")]
+    pub scrape: ::core::option::Option<ScrapeFigures>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ScrapeFigures {
+    #[prost(uint64, tag = "1")]
+    pub target_series: u64,
+    #[prost(uint64, tag = "2")]
+    pub series: u64,
+    #[prost(uint64, tag = "3")]
+    pub samples: u64,
+    /// Sent once, in the last interval, when a Prometheus ran and was read.
+    #[prost(message, optional, tag = "4")]
+    pub prometheus: ::core::option::Option<PrometheusFigures>,
+    /// Sent once when it was not: why.
+    #[prost(string, tag = "5")]
+    pub prometheus_not_measured: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PrometheusFigures {
+    #[prost(string, tag = "1")]
+    pub version: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub window_ms: u64,
+    #[prost(uint64, tag = "3")]
+    pub head_series: u64,
+    #[prost(double, tag = "4")]
+    pub samples_appended_per_s: f64,
+    #[prost(uint64, tag = "5")]
+    pub rss_bytes: u64,
+    #[prost(double, tag = "6")]
+    pub cpu_seconds: f64,
+    #[prost(uint64, tag = "7")]
+    pub heap_inuse_bytes: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -1,0 +1,407 @@
+//! The Prometheus exposition formats, text 0.0.4 and OpenMetrics 1.0: a strict line reader that counts series
+//! and samples (and yields each sample's name and value), and the relay's replication of a scrape.
+//!
+//! Written here rather than taken from `prometheus-parse` (0.2.5): that crate skips lines it cannot match, so a
+//! page of garbage parses as "no samples"; its names exclude `:` and its label reader stops at a `}` inside a
+//! value; it knows no OpenMetrics. A scrape that is not an exposition must be an error that names the line.
+
+use std::collections::HashSet;
+
+/// The format a body is in, from its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format a `Content-Type` names; `None` for one that is not an exposition (HTML, JSON).
+    pub fn of_content_type(content_type: &str) -> Option<Format> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/openmetrics-text" => Some(Format::OpenMetrics),
+            // No content type at all is what many small exporters send.
+            "text/plain" | "" => Some(Format::Text),
+            _ => None,
+        }
+    }
+}
+
+/// What one scrape exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    /// Distinct series (name and labels).
+    pub series: u64,
+    /// Sample lines.
+    pub samples: u64,
+}
+
+/// Why a body is not an exposition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {why} ({text})")]
+pub struct ExpositionError {
+    pub line: usize,
+    pub why: &'static str,
+    /// The line's start, control characters escaped.
+    pub text: String,
+}
+
+/// One sample line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample<'a> {
+    pub name: &'a str,
+    /// The text between the braces, as written; empty without labels.
+    pub labels: &'a str,
+    pub value: f64,
+    /// Name and labels as written: the series.
+    pub series: &'a str,
+}
+
+/// Counts the series and samples of `body`, or says which line is not an exposition.
+pub fn count(body: &str, format: Format) -> Result<Counted, ExpositionError> {
+    let mut series: HashSet<&str> = HashSet::new();
+    let mut samples = 0u64;
+    for sample in samples_of(body, format) {
+        let sample = sample?;
+        series.insert(sample.series);
+        samples += 1;
+    }
+    Ok(Counted {
+        series: series.len() as u64,
+        samples,
+    })
+}
+
+/// Every sample line of `body`, in order; comments and empty lines are checked and skipped.
+pub fn samples_of(
+    body: &str,
+    format: Format,
+) -> impl Iterator<Item = Result<Sample<'_>, ExpositionError>> {
+    let mut ended = false;
+    body.lines()
+        .enumerate()
+        .filter_map(move |(index, line)| {
+            let error = |why: &'static str| {
+                Some(Err(ExpositionError {
+                    line: index + 1,
+                    why,
+                    text: line.chars().take(60).flat_map(char::escape_default).collect(),
+                }))
+            };
+            if ended {
+                return error("text after # EOF");
+            }
+            let trimmed = line.trim_end_matches('\r');
+            if trimmed.trim().is_empty() {
+                return None;
+            }
+            if let Some(comment) = trimmed.strip_prefix('#') {
+                if format == Format::OpenMetrics && comment.trim() == "EOF" {
+                    ended = true;
+                    return None;
+                }
+                return comment_problem(comment, format).and_then(error);
+            }
+            match sample(trimmed, format) {
+                Ok(s) => Some(Ok(s)),
+                Err(why) => error(why),
+            }
+        })
+}
+
+/// A `#` line: HELP and TYPE (and UNIT in OpenMetrics) must name a metric; TYPE a known type.
+fn comment_problem(comment: &str, format: Format) -> Option<&'static str> {
+    let mut words = comment.split_whitespace();
+    let keyword = words.next();
+    let named = |name: Option<&str>| name.is_some_and(|n| name_end(n) == n.len() && !n.is_empty());
+    match keyword {
+        Some("HELP") | Some("UNIT") if !named(words.next()) => Some("a HELP or UNIT line without a metric name"),
+        Some("TYPE") => {
+            if !named(words.next()) {
+                return Some("a TYPE line without a metric name");
+            }
+            let known: &[&str] = match format {
+                Format::Text => &["counter", "gauge", "histogram", "summary", "untyped"],
+                Format::OpenMetrics => &[
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "gaugehistogram",
+                    "stateset",
+                    "info",
+                    "summary",
+                    "unknown",
+                ],
+            };
+            (!words.next().is_some_and(|t| known.contains(&t))).then_some("an unknown metric type")
+        }
+        _ if format == Format::OpenMetrics
+            && !matches!(keyword, Some("HELP" | "TYPE" | "UNIT")) =>
+        {
+            Some("OpenMetrics allows only HELP, TYPE, UNIT and EOF comments")
+        }
+        _ => None,
+    }
+}
+
+/// Where a metric name starting `text` ends (0: no name).
+fn name_end(text: &str) -> usize {
+    text.char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+        })
+        .map_or(text.len(), |(i, _)| i)
+}
+
+/// One sample line: `name[{labels}] value [timestamp] [# exemplar]`.
+fn sample(line: &str, format: Format) -> Result<Sample<'_>, &'static str> {
+    let end = name_end(line);
+    if end == 0 {
+        return Err("not a sample line: it does not start with a metric name");
+    }
+    let name = &line[..end];
+    let mut rest = &line[end..];
+    let mut labels = "";
+    if let Some(after) = rest.strip_prefix('{') {
+        let close = labels_end(after)?;
+        labels = &after[..close];
+        rest = &after[close + 1..];
+    }
+    let series = &line[..line.len() - rest.len()];
+    // In text, spaces or tabs separate the fields; OpenMetrics is stricter, but a lenient reader loses nothing.
+    let (fields, exemplar) = match rest.split_once(" # ") {
+        Some((fields, exemplar)) if format == Format::OpenMetrics => (fields, Some(exemplar)),
+        _ => (rest, None),
+    };
+    if !fields.starts_with([' ', '\t']) {
+        return Err("no space between the series and its value");
+    }
+    let mut words = fields.split_whitespace();
+    let value = words
+        .next()
+        .and_then(float)
+        .ok_or("the value is not a number")?;
+    if let Some(ts) = words.next()
+        && float(ts).is_none_or(|t| !t.is_finite())
+    {
+        return Err("the timestamp is not a number");
+    }
+    if words.next().is_some() {
+        return Err("more than a value and a timestamp after the series");
+    }
+    if let Some(exemplar) = exemplar
+        && !exemplar.trim_start().starts_with('{')
+    {
+        return Err("an exemplar must start with its labels");
+    }
+    Ok(Sample {
+        name,
+        labels,
+        value,
+        series,
+    })
+}
+
+/// The index of the `}` closing a label set whose text starts `text` (after the `{`), checking each pair.
+fn labels_end(text: &str) -> Result<usize, &'static str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'}') {
+            return Ok(i);
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        if i == start || bytes[start].is_ascii_digit() {
+            return Err("a label name is missing or starts with a digit");
+        }
+        if bytes.get(i) != Some(&b'=') || bytes.get(i + 1) != Some(&b'"') {
+            return Err("a label is not name=\"value\"");
+        }
+        i += 2;
+        loop {
+            match bytes.get(i) {
+                None => return Err("a label value is not closed"),
+                Some(b'\\') => i += 2,
+                Some(b'"') => break,
+                Some(_) => i += 1,
+            }
+        }
+        i += 1;
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => return Ok(i),
+            _ => return Err("labels are not separated by commas"),
+        }
+    }
+}
+
+/// A Go-style float: `NaN`, `+Inf`, `-Inf`, `Inf` or a decimal.
+fn float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ if text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The label the relay adds to each copy of a series.
+pub const REPLICA_LABEL: &str = "loadgrade_replica";
+
+/// `body` with every sample line served `replicas` times, each copy labelled `loadgrade_replica="K"`. A family's
+/// comments stay once, before its samples; each copy of a family's samples is contiguous (as OpenMetrics wants);
+/// `# EOF` stays last. The body was counted first, so its lines are known to be an exposition.
+pub fn replicate(body: &str, replicas: u64) -> String {
+    if replicas <= 1 {
+        return body.to_owned();
+    }
+    let mut out = String::with_capacity(body.len().saturating_mul(replicas.min(1_000) as usize));
+    let mut block: Vec<&str> = Vec::new();
+    let mut eof = false;
+    let flush = |out: &mut String, block: &mut Vec<&str>| {
+        for k in 0..replicas {
+            for line in block.iter() {
+                out.push_str(&with_replica(line, k));
+                out.push('\n');
+            }
+        }
+        block.clear();
+    };
+    for line in body.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with('#') {
+            flush(&mut out, &mut block);
+            if line.trim() == "# EOF" {
+                eof = true;
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            block.push(line);
+        }
+    }
+    flush(&mut out, &mut block);
+    if eof {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// One sample line with the replica label added.
+fn with_replica(line: &str, k: u64) -> String {
+    let end = name_end(line);
+    let (name, rest) = line.split_at(end);
+    match rest.strip_prefix('{') {
+        Some(labels) if labels.trim_start().starts_with('}') => {
+            format!("{name}{{{REPLICA_LABEL}=\"{k}\"{labels}")
+        }
+        Some(labels) => format!("{name}{{{REPLICA_LABEL}=\"{k}\",{labels}"),
+        None => format!("{name}{{{REPLICA_LABEL}=\"{k}\"}}{rest}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# HELP http_requests_total The total.\n\
+        # TYPE http_requests_total counter\n\
+        http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n\
+        http_requests_total{method=\"post\",code=\"400\"}    3 1395066363000\n\
+        \n\
+        # a free comment\n\
+        msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n\
+        metric_without_timestamp_and_labels 12.47\n\
+        something_weird{problem=\"division by zero\"} +Inf -3982045\n\
+        job:rate5m{a=\"}\"} NaN\n\
+        # TYPE h histogram\n\
+        h_bucket{le=\"0.05\"} 24054\n\
+        h_bucket{le=\"+Inf\"} 144320\n\
+        h_sum 53423\n\
+        h_count 144320\n";
+
+    #[test]
+    fn text_format_counts_every_series() {
+        let c = count(TEXT, Format::Text).expect("an exposition");
+        assert_eq!(c, Counted { series: 10, samples: 10 });
+        let names: Vec<&str> = samples_of(TEXT, Format::Text)
+            .map(|s| s.expect("sample").name)
+            .collect();
+        assert!(names.contains(&"job:rate5m"), "{names:?}");
+    }
+
+    #[test]
+    fn openmetrics_with_units_exemplars_and_eof() {
+        let body = "# TYPE foo counter\n# UNIT foo seconds\nfoo_total 17.0 1520879607.789 # {id=\"a\"} 0.67\n\
+                    foo_created 1520872607.123\n# EOF\n";
+        assert_eq!(
+            count(body, Format::OpenMetrics).expect("om"),
+            Counted { series: 2, samples: 2 }
+        );
+        let after = format!("{body}foo_total 1\n");
+        assert!(count(&after, Format::OpenMetrics).is_err());
+    }
+
+    #[test]
+    fn garbage_names_its_line() {
+        for (body, why) in [
+            ("<html><body>hi</body></html>", "metric name"),
+            ("{\"status\":\"ok\"}", "metric name"),
+            ("ok 1\nhello world\n", "value is not a number"),
+            ("a{b=\"c} 1\n", "not closed"),
+            ("a{b=c} 1\n", "name=\\\"value\\\""),
+            ("# TYPE a thing\na 1\n", "unknown metric type"),
+            ("a 1 2 3\n", "more than"),
+        ] {
+            let e = count(body, Format::Text).expect_err(body);
+            assert!(e.to_string().contains(why), "{body}: {e}");
+        }
+        assert_eq!(count("ok 1\nhello world\n", Format::Text).expect_err("x").line, 2);
+    }
+
+    #[test]
+    fn duplicates_are_one_series() {
+        assert_eq!(
+            count("a 1\na 2\n", Format::Text).expect("ok"),
+            Counted { series: 1, samples: 2 }
+        );
+    }
+
+    #[test]
+    fn replication_multiplies_series_and_keeps_families_and_eof() {
+        let scaled = replicate(TEXT, 3);
+        let c = count(&scaled, Format::Text).expect("still an exposition");
+        assert_eq!(c, Counted { series: 30, samples: 30 });
+        assert_eq!(scaled.matches("# TYPE h histogram").count(), 1);
+        assert!(scaled.contains("metric_without_timestamp_and_labels{loadgrade_replica=\"2\"} 12.47"));
+        assert!(scaled.contains("h_bucket{loadgrade_replica=\"1\",le=\"0.05\"} 24054"));
+        let om = "# TYPE foo counter\nfoo_total{} 1\n# EOF\n";
+        let scaled = replicate(om, 2);
+        assert!(scaled.ends_with("# EOF\n"), "{scaled}");
+        assert_eq!(
+            count(&scaled, Format::OpenMetrics).expect("om"),
+            Counted { series: 2, samples: 2 }
+        );
+        assert!(Format::of_content_type("text/html; charset=utf-8").is_none());
+        assert_eq!(
+            Format::of_content_type("application/openmetrics-text; version=1.0.0"),
+            Some(Format::OpenMetrics)
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! The scrape executor: a shard measures one scrape interval of a `scrape` scenario. It checks the target is an
+//! exposition (one untimed scrape: down, garbage or not Prometheus's format fails the shard with the reason),
+//! then either scrapes it at the interval for `duration` itself, or, when a Prometheus binary is named and found,
+//! runs a real Prometheus that scrapes it through the [`relay`] (each of its scrapes is one scrape of the target,
+//! timed here) and reads Prometheus's own figures at the start and end of the window.
+
+mod exposition;
+mod fetch;
+mod figures;
+mod prometheus;
+mod relay;
+mod scraper;
+
+pub use exposition::{Counted, Format, count};
+
+use crate::Allowlist;
+use crate::http::ShardOutput;
+use figures::{Cutter, Figures, Phase};
+use loadgrade_common::interval::PrometheusFigures;
+use loadgrade_common::shard::ScrapeShard;
+use scraper::Scraper;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+/// Why a scrape shard is refused before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the target URL has no host and port this agent can read")]
+    Url,
+    #[error("the target host {host} {why}")]
+    Host { host: String, why: String },
+    #[error("the shard names no interval of its scenario")]
+    NoInterval,
+}
+
+/// Why a scrape shard stopped without its figures.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("cannot scrape {target}: {why}")]
+    Target { target: String, why: String },
+    #[error("stopped")]
+    Stopped,
+    #[error("the interval did not finish within {0:?}")]
+    TooLong(Duration),
+}
+
+/// A shard ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    shard: ScrapeShard,
+    interval: Duration,
+    addr: SocketAddr,
+    /// The Prometheus to run, or why none is run.
+    prometheus: Result<prometheus::Binary, String>,
+    /// For logs: the target without its query.
+    pub shown: String,
+}
+
+/// Checks the target is a host this agent may reach and finds the Prometheus binary.
+pub async fn prepare(shard: ScrapeShard, allowlist: &Allowlist) -> Result<Prepared, Refusal> {
+    let interval = shard.interval().ok_or(Refusal::NoInterval)?;
+    let spec = &shard.spec;
+    let rest = spec.target.strip_prefix("http://").ok_or(Refusal::Url)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(port) => (h, port),
+            Err(_) if h.starts_with('[') && !authority.ends_with(']') => {
+                return Err(Refusal::Url);
+            }
+            Err(_) => (authority, 80),
+        },
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Refusal::Host {
+            host: host.to_owned(),
+            why: format!("does not resolve: {e}"),
+        })?
+        .collect();
+    let allowed = allowlist.resolve().await;
+    allowed.check(&addrs).map_err(|e| Refusal::Host {
+        host: host.to_owned(),
+        why: e.to_string(),
+    })?;
+    let addr = *addrs.first().ok_or_else(|| Refusal::Host {
+        host: host.to_owned(),
+        why: "resolves to no address".to_owned(),
+    })?;
+    let prometheus = match &spec.prometheus {
+        None => Err("the plan names no prometheus binary".to_owned()),
+        Some(name) => prometheus::locate(name).await,
+    };
+    Ok(Prepared {
+        shown: spec
+            .target
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        interval,
+        addr,
+        prometheus,
+        shard,
+    })
+}
+
+/// Runs the shard from `start`: returns the interval reports sent.
+pub async fn run(
+    prepared: Arc<Prepared>,
+    start: Instant,
+    output: ShardOutput,
+    stop: CancellationToken,
+) -> Result<u64, Failure> {
+    tokio::select! {
+        () = sleep_until(start) => {}
+        () = stop.cancelled() => return Ok(0),
+    }
+    let figures = Arc::new(Figures::default());
+    let mut cutter = Cutter {
+        figures: figures.clone(),
+        shard: output.shard,
+        seq: output.seq,
+        started: start,
+        started_unix_ms: output.start_unix_ms,
+        last_cut: start,
+    };
+    let bound = prepared.shard.spec.part_bound(prepared.interval);
+    let work = execute(&prepared, &figures, &stop);
+    tokio::pin!(work);
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut sent = 0u64;
+    let deadline = sleep_until(start + bound);
+    tokio::pin!(deadline);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = ticker.tick() => {
+                if output.reports.send(cutter.cut(Instant::now())).await.is_ok() {
+                    sent += 1;
+                }
+            }
+            () = &mut deadline => break Err(Failure::TooLong(bound)),
+            () = stop.cancelled() => break Err(Failure::Stopped),
+        }
+    };
+    figures.set_phase(Phase::After);
+    // Whatever was measured is sent, however the shard ended.
+    if output
+        .reports
+        .send(cutter.cut(Instant::now()))
+        .await
+        .is_ok()
+    {
+        sent += 1;
+    }
+    match result {
+        Err(Failure::Stopped) | Ok(()) => Ok(sent),
+        Err(e) => Err(e),
+    }
+}
+
+/// The check, then the interval with or without Prometheus.
+async fn execute(
+    p: &Prepared,
+    figures: &Arc<Figures>,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    let spec = &p.shard.spec;
+    let timeout = spec.timeout_at(p.interval);
+    let mut scraper = Scraper {
+        fetcher: fetch::Fetcher::new(&spec.target, p.addr),
+        replicas: spec.replicas,
+        timeout,
+        figures: figures.clone(),
+    };
+    // The check: one scrape before anything is timed (figures record nothing before the window).
+    scraper.scrape(false).await.map_err(|e| Failure::Target {
+        target: p.shown.clone(),
+        why: e.to_string(),
+    })?;
+    let binary = match &p.prometheus {
+        Ok(binary) => binary.clone(),
+        Err(why) => {
+            figures.prometheus_not_measured(why.clone());
+            return scrape_alone(scraper, p, figures, stop).await;
+        }
+    };
+    let scraper = Arc::new(Mutex::new(scraper));
+    let relay = relay::Relay::start(scraper.clone())
+        .await
+        .map_err(|e| Failure::Target {
+            target: p.shown.clone(),
+            why: format!("the relay for Prometheus cannot listen: {e}"),
+        })?;
+    let prometheus =
+        match prometheus::Prometheus::start(&binary, relay.addr, p.interval, timeout).await {
+            Ok(prometheus) => prometheus,
+            Err(why) => {
+                drop(relay);
+                figures.prometheus_not_measured(why);
+                let scraper = Arc::try_unwrap(scraper)
+                    .map_err(|_| Failure::Stopped)?
+                    .into_inner();
+                return scrape_alone(scraper, p, figures, stop).await;
+            }
+        };
+    let measured = with_prometheus(&prometheus, relay, p, &binary, figures, stop).await;
+    prometheus.stop().await;
+    match measured {
+        Ok(figures_of_prometheus) => figures.prometheus(figures_of_prometheus),
+        Err(Failure::Target { why, .. }) => figures.prometheus_not_measured(why),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Without Prometheus: one scrape every interval for `duration`, the first at once.
+async fn scrape_alone(
+    mut scraper: Scraper,
+    p: &Prepared,
+    figures: &Figures,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    let spec = &p.shard.spec;
+    let begin = Instant::now();
+    let end = begin + spec.duration;
+    figures.set_phase(Phase::Window);
+    let mut next = begin;
+    while next < end {
+        tokio::select! {
+            () = sleep_until(next) => {}
+            () = stop.cancelled() => return Err(Failure::Stopped),
+        }
+        // A failed scrape is an error in the figures; the interval goes on, as Prometheus would.
+        let _ = scraper.scrape(false).await;
+        next += p.interval;
+    }
+    figures.set_phase(Phase::After);
+    Ok(())
+}
+
+/// With Prometheus scraping through the relay: settle, then read its own figures half an interval after a scrape
+/// at the window's start and again at its end, so the window holds exactly the scrapes between the two reads.
+async fn with_prometheus(
+    prometheus: &prometheus::Prometheus,
+    mut relay: relay::Relay,
+    p: &Prepared,
+    binary: &prometheus::Binary,
+    figures: &Figures,
+    stop: &CancellationToken,
+) -> Result<PrometheusFigures, Failure> {
+    let spec = &p.shard.spec;
+    let not_measured = |why: String| Failure::Target {
+        target: p.shown.clone(),
+        why,
+    };
+    let pause = |d: Duration| async move {
+        tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            () = stop.cancelled() => Err(Failure::Stopped),
+        }
+    };
+    pause(spec.settle_at(p.interval)).await?;
+    let wait_scrape = spec.timeout_at(p.interval) + p.interval.saturating_mul(2);
+    let after_scrape = async |relay: &mut relay::Relay| -> Result<(), Failure> {
+        tokio::select! {
+            changed = tokio::time::timeout(wait_scrape, relay.served.changed()) => {
+                if !matches!(changed, Ok(Ok(()))) {
+                    return Err(not_measured(format!(
+                        "Prometheus did not scrape within {wait_scrape:?}"
+                    )));
+                }
+            }
+            () = stop.cancelled() => return Err(Failure::Stopped),
+        }
+        pause(p.interval / 2).await
+    };
+    after_scrape(&mut relay).await?;
+    let first = prometheus.read().await.map_err(not_measured)?;
+    figures.set_phase(Phase::Window);
+    pause(spec.duration.saturating_sub(p.interval / 2)).await?;
+    after_scrape(&mut relay).await?;
+    figures.set_phase(Phase::After);
+    let last = prometheus.read().await.map_err(not_measured)?;
+    drop(relay);
+    let window = last.at.duration_since(first.at).as_secs_f64();
+    if window <= 0.0 {
+        return Err(not_measured("the window has no length".to_owned()));
+    }
+    let whole = |v: f64| if v.is_finite() && v > 0.0 { v as u64 } else { 0 };
+    Ok(PrometheusFigures {
+        version: binary.version.clone(),
+        window_ms: (window * 1000.0) as u64,
+        head_series: whole(last.head_series),
+        samples_appended_per_s: (last.samples_appended - first.samples_appended).max(0.0) / window,
+        rss_bytes: whole(last.rss_bytes),
+        cpu_seconds: (last.cpu_seconds - first.cpu_seconds).max(0.0),
+        heap_inuse_bytes: whole(last.heap_inuse_bytes),
+    })
+}
