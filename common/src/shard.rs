@@ -1,8 +1,8 @@
 //! Work handed to one agent: which part of the plan (a scenario, or one step of a ramp), when to start, and its
 //! shard of the load. One definition used by both sides; `loadgrade-proto` converts it to and from the wire.
 
-use crate::plan::{Arrivals, HttpRequest, LoadModel, PaginationSpec};
 use crate::plan::scrape::ScrapeSpec;
+use crate::plan::{Arrivals, HttpRequest, LoadModel, PaginationSpec};
 use crate::profile::{Profile, part};
 use std::time::Duration;
 

@@ -83,35 +83,37 @@ pub fn samples_of(
     format: Format,
 ) -> impl Iterator<Item = Result<Sample<'_>, ExpositionError>> {
     let mut ended = false;
-    body.lines()
-        .enumerate()
-        .filter_map(move |(index, line)| {
-            let error = |why: &'static str| {
-                Some(Err(ExpositionError {
-                    line: index + 1,
-                    why,
-                    text: line.chars().take(60).flat_map(char::escape_default).collect(),
-                }))
-            };
-            if ended {
-                return error("text after # EOF");
-            }
-            let trimmed = line.trim_end_matches('\r');
-            if trimmed.trim().is_empty() {
+    body.lines().enumerate().filter_map(move |(index, line)| {
+        let error = |why: &'static str| {
+            Some(Err(ExpositionError {
+                line: index + 1,
+                why,
+                text: line
+                    .chars()
+                    .take(60)
+                    .flat_map(char::escape_default)
+                    .collect(),
+            }))
+        };
+        if ended {
+            return error("text after # EOF");
+        }
+        let trimmed = line.trim_end_matches('\r');
+        if trimmed.trim().is_empty() {
+            return None;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            if format == Format::OpenMetrics && comment.trim() == "EOF" {
+                ended = true;
                 return None;
             }
-            if let Some(comment) = trimmed.strip_prefix('#') {
-                if format == Format::OpenMetrics && comment.trim() == "EOF" {
-                    ended = true;
-                    return None;
-                }
-                return comment_problem(comment, format).and_then(error);
-            }
-            match sample(trimmed, format) {
-                Ok(s) => Some(Ok(s)),
-                Err(why) => error(why),
-            }
-        })
+            return comment_problem(comment, format).and_then(error);
+        }
+        match sample(trimmed, format) {
+            Ok(s) => Some(Ok(s)),
+            Err(why) => error(why),
+        }
+    })
 }
 
 /// A `#` line: HELP and TYPE (and UNIT in OpenMetrics) must name a metric; TYPE a known type.
@@ -120,7 +122,9 @@ fn comment_problem(comment: &str, format: Format) -> Option<&'static str> {
     let keyword = words.next();
     let named = |name: Option<&str>| name.is_some_and(|n| name_end(n) == n.len() && !n.is_empty());
     match keyword {
-        Some("HELP") | Some("UNIT") if !named(words.next()) => Some("a HELP or UNIT line without a metric name"),
+        Some("HELP") | Some("UNIT") if !named(words.next()) => {
+            Some("a HELP or UNIT line without a metric name")
+        }
         Some("TYPE") => {
             if !named(words.next()) {
                 return Some("a TYPE line without a metric name");
@@ -252,7 +256,12 @@ fn float(text: &str) -> Option<f64> {
         "NaN" => Some(f64::NAN),
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),
-        _ if text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => text.parse().ok(),
+        _ if text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+        {
+            text.parse().ok()
+        }
         _ => None,
     }
 }
@@ -339,7 +348,13 @@ mod tests {
     #[test]
     fn text_format_counts_every_series() {
         let c = count(TEXT, Format::Text).expect("an exposition");
-        assert_eq!(c, Counted { series: 10, samples: 10 });
+        assert_eq!(
+            c,
+            Counted {
+                series: 10,
+                samples: 10
+            }
+        );
         let names: Vec<&str> = samples_of(TEXT, Format::Text)
             .map(|s| s.expect("sample").name)
             .collect();
@@ -352,7 +367,10 @@ mod tests {
                     foo_created 1520872607.123\n# EOF\n";
         assert_eq!(
             count(body, Format::OpenMetrics).expect("om"),
-            Counted { series: 2, samples: 2 }
+            Counted {
+                series: 2,
+                samples: 2
+            }
         );
         let after = format!("{body}foo_total 1\n");
         assert!(count(&after, Format::OpenMetrics).is_err());
@@ -372,14 +390,22 @@ mod tests {
             let e = count(body, Format::Text).expect_err(body);
             assert!(e.to_string().contains(why), "{body}: {e}");
         }
-        assert_eq!(count("ok 1\nhello world\n", Format::Text).expect_err("x").line, 2);
+        assert_eq!(
+            count("ok 1\nhello world\n", Format::Text)
+                .expect_err("x")
+                .line,
+            2
+        );
     }
 
     #[test]
     fn duplicates_are_one_series() {
         assert_eq!(
             count("a 1\na 2\n", Format::Text).expect("ok"),
-            Counted { series: 1, samples: 2 }
+            Counted {
+                series: 1,
+                samples: 2
+            }
         );
     }
 
@@ -387,16 +413,27 @@ mod tests {
     fn replication_multiplies_series_and_keeps_families_and_eof() {
         let scaled = replicate(TEXT, 3);
         let c = count(&scaled, Format::Text).expect("still an exposition");
-        assert_eq!(c, Counted { series: 30, samples: 30 });
+        assert_eq!(
+            c,
+            Counted {
+                series: 30,
+                samples: 30
+            }
+        );
         assert_eq!(scaled.matches("# TYPE h histogram").count(), 1);
-        assert!(scaled.contains("metric_without_timestamp_and_labels{loadgrade_replica=\"2\"} 12.47"));
+        assert!(
+            scaled.contains("metric_without_timestamp_and_labels{loadgrade_replica=\"2\"} 12.47")
+        );
         assert!(scaled.contains("h_bucket{loadgrade_replica=\"1\",le=\"0.05\"} 24054"));
         let om = "# TYPE foo counter\nfoo_total{} 1\n# EOF\n";
         let scaled = replicate(om, 2);
         assert!(scaled.ends_with("# EOF\n"), "{scaled}");
         assert_eq!(
             count(&scaled, Format::OpenMetrics).expect("om"),
-            Counted { series: 2, samples: 2 }
+            Counted {
+                series: 2,
+                samples: 2
+            }
         );
         assert!(Format::of_content_type("text/html; charset=utf-8").is_none());
         assert_eq!(

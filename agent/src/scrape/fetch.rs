@@ -125,7 +125,9 @@ impl Fetcher {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     FetchError::TooLarge
                 } else {
                     FetchError::Http(e.to_string())

@@ -6,7 +6,7 @@ use loadgrade_common::histogram::{LatencyHistogram, MAX_VALUE, encode, new_histo
 use loadgrade_common::interval::{
     Counters, Health, IntervalReport, PrometheusFigures, ScrapeFigures,
 };
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -295,7 +295,13 @@ async fn with_prometheus(
     if window <= 0.0 {
         return Err(not_measured("the window has no length".to_owned()));
     }
-    let whole = |v: f64| if v.is_finite() && v > 0.0 { v as u64 } else { 0 };
+    let whole = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v as u64
+        } else {
+            0
+        }
+    };
     Ok(PrometheusFigures {
         version: binary.version.clone(),
         window_ms: (window * 1000.0) as u64,

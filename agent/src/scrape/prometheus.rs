@@ -125,8 +125,7 @@ impl Prometheus {
         let mut prometheus = Prometheus {
             child: None,
             dir: dir.clone(),
-            web: free_port()
-                .map_err(|e| format!("no free loopback port for Prometheus: {e}"))?,
+            web: free_port().map_err(|e| format!("no free loopback port for Prometheus: {e}"))?,
         };
         let config = format!(
             "# Written by loadgrade for one scrape interval; removed when the interval ends.\n\
@@ -288,8 +287,12 @@ mod tests {
         let own = own_figures(text, Format::Text, Instant::now()).expect("figures");
         assert_eq!(own.samples_appended, 1002.0);
         assert_eq!(own.head_series, 517.0);
-        let e = own_figures("process_cpu_seconds_total 1\n", Format::Text, Instant::now())
-            .expect_err("missing");
+        let e = own_figures(
+            "process_cpu_seconds_total 1\n",
+            Format::Text,
+            Instant::now(),
+        )
+        .expect_err("missing");
         assert!(e.contains("prometheus_tsdb_head_series"), "{e}");
     }
 

@@ -93,7 +93,9 @@ fn respond(
         Err(problem) => (
             502,
             "text/plain; charset=utf-8".to_owned(),
-            Bytes::from(format!("loadgrade relay: the target's scrape failed: {problem}\n")),
+            Bytes::from(format!(
+                "loadgrade relay: the target's scrape failed: {problem}\n"
+            )),
         ),
     };
     let mut response = hyper::Response::new(Full::new(body));

@@ -15,7 +15,9 @@ pub enum Problem {
     Fetch(#[from] FetchError),
     #[error("it answered HTTP {0}")]
     Status(u16),
-    #[error("it is not a Prometheus exposition: its content type is {0:?} (expected text/plain or application/openmetrics-text)")]
+    #[error(
+        "it is not a Prometheus exposition: its content type is {0:?} (expected text/plain or application/openmetrics-text)"
+    )]
     ContentType(String),
     #[error("it is not a Prometheus exposition: the body is not UTF-8")]
     NotUtf8,

@@ -9,11 +9,11 @@ mod errors;
 mod fields;
 pub mod http;
 pub mod pagination;
-pub mod scrape;
 pub mod ramp;
 mod raw;
 pub mod redact;
 pub mod request;
+pub mod scrape;
 mod validate;
 
 pub use crate::kind::ScenarioKind;
@@ -21,9 +21,9 @@ pub use cache::{CacheSpec, CacheTarget, RedisCache};
 pub use errors::{PlanError, PlanIssue};
 pub use http::{Arrivals, HttpSpec, LoadModel};
 pub use pagination::{Backend, PaginationSpec};
-pub use scrape::ScrapeSpec;
 pub use ramp::{CliffRule, LocalTarget, ProbeSpec, RampSpec};
 pub use request::HttpRequest;
+pub use scrape::ScrapeSpec;
 
 use crate::grade::Grade;
 use crate::threshold::Threshold;

@@ -3,10 +3,10 @@
 //! `prometheus` binary is named or found on the agent, runs a real Prometheus at that interval and reads its own
 //! figures (head series, samples appended, memory, CPU).
 
+use super::ScenarioInput;
 use super::errors::Issues;
 use super::fields::{self, Field};
 use super::ramp::{ProbeSpec, probe};
-use super::ScenarioInput;
 use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
@@ -89,14 +89,17 @@ impl ScrapeSpec {
 
     /// How long the plan says the scenario measures (settling and Prometheus's start-up come on top).
     pub fn planned_length(&self) -> Option<Duration> {
-        self.duration.checked_mul(u32::try_from(self.intervals.len()).ok()?)
+        self.duration
+            .checked_mul(u32::try_from(self.intervals.len()).ok()?)
     }
 
     /// Checks again what validation checked, for a spec that came over the wire.
     pub fn check(&self) -> Result<(), String> {
         check_target(&self.target)?;
         if self.intervals.is_empty() || self.intervals.len() > MAX_INTERVALS {
-            return Err(format!("intervals must hold 1 to {MAX_INTERVALS} durations"));
+            return Err(format!(
+                "intervals must hold 1 to {MAX_INTERVALS} durations"
+            ));
         }
         if let Some(bad) = self
             .intervals
@@ -156,7 +159,9 @@ pub(crate) fn never_produced(spec: &ScrapeSpec, metric: &str) -> Option<String> 
             ));
         }
         if spec.probe.is_none() && rest.contains(".target_") {
-            return Some("no probe in the scenario measures the target's memory and CPU".to_owned());
+            return Some(
+                "no probe in the scenario measures the target's memory and CPU".to_owned(),
+            );
         }
     }
     if metric.starts_with("savings.") && spec.intervals.len() < 2 {

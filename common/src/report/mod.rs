@@ -8,8 +8,8 @@ pub mod cache;
 mod findings;
 pub mod http;
 pub mod pagination;
-pub mod scrape;
 pub mod ramp;
+pub mod scrape;
 
 pub use findings::{Finding, FindingKind, Severity};
 pub use http::{HttpMetrics, SendLate};

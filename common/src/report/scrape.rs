@@ -138,7 +138,11 @@ pub const SAVING_FIGURES: [&str; 9] = [
 pub fn metric_paths() -> Vec<String> {
     let mut paths = Vec::new();
     for i in 0..crate::plan::scrape::MAX_INTERVALS {
-        paths.extend(INTERVAL_FIGURES.iter().map(|f| format!("intervals.{i}.{f}")));
+        paths.extend(
+            INTERVAL_FIGURES
+                .iter()
+                .map(|f| format!("intervals.{i}.{f}")),
+        );
         paths.extend(
             LatencyStats::FIELDS
                 .iter()

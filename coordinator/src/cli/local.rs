@@ -46,6 +46,9 @@ pub(super) async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Fa
     code
 }
 
+/// Series on the demo testbed's /metrics: a small service's worth, for the scrape scenario.
+const DEMO_METRICS_SERIES: u64 = 5_000;
+
 /// The demo's target: this same executable running `testbed-process`, so the target is a process of its own.
 struct TestbedProcess {
     child: tokio::process::Child,
@@ -58,7 +61,13 @@ impl TestbedProcess {
         use tokio::io::AsyncBufReadExt as _;
         let exe = std::env::current_exe().context("locating this executable to run the testbed")?;
         let mut child = tokio::process::Command::new(exe)
-            .args(["testbed-process", "--listen", "127.0.0.1:0"])
+            .args([
+                "testbed-process",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-series",
+            ])
+            .arg(DEMO_METRICS_SERIES.to_string())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -110,12 +119,18 @@ async fn recover(coordinator: &Coordinator) -> Result<(), Failure> {
 }
 
 /// `testbed-process` (hidden): the testbed in this process until stdin closes, its address on the first line.
-pub(super) async fn testbed_process(listen: SocketAddr) -> Result<i32, Failure> {
+pub(super) async fn testbed_process(
+    listen: SocketAddr,
+    metrics_series: u64,
+) -> Result<i32, Failure> {
     use tokio::io::AsyncReadExt as _;
-    let testbed =
-        loadgrade_testbed::Testbed::start(loadgrade_testbed::TestbedConfig::plain(listen))
-            .await
-            .context("starting the testbed")?;
+    let config = loadgrade_testbed::TestbedConfig {
+        metrics_series,
+        ..loadgrade_testbed::TestbedConfig::plain(listen)
+    };
+    let testbed = loadgrade_testbed::Testbed::start(config)
+        .await
+        .context("starting the testbed")?;
     out!("loadgrade-testbed listening on http://{}", testbed.addr());
     // The parent holds the other end: EOF (or an error) means it is done or gone.
     let mut sink = Vec::new();

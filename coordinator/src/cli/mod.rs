@@ -115,6 +115,9 @@ pub enum Command {
     TestbedProcess {
         #[arg(long)]
         listen: SocketAddr,
+        /// Synthetic series on its /metrics (the demo's scrape scenario measures them).
+        #[arg(long, default_value_t = 0)]
+        metrics_series: u64,
     },
     /// Write a stored run's reports again; exits with its verdict's code.
     Report {
@@ -161,7 +164,10 @@ pub async fn execute(cli: Cli) -> i32 {
             )),
         },
         Command::Validate { plan } => validate(&plan),
-        Command::TestbedProcess { listen } => local::testbed_process(listen).await,
+        Command::TestbedProcess {
+            listen,
+            metrics_series,
+        } => local::testbed_process(listen, metrics_series).await,
         Command::Runs { limit, database } => history::runs(limit, &database).await,
         Command::Compare {
             base,

@@ -32,6 +32,33 @@ pub struct HttpAggregate {
     cache: CacheSums,
     /// A pagination shard's queries by depth.
     pagination: PaginationSums,
+    /// A scrape shard's series, samples and Prometheus figures.
+    scrape: ScrapeSums,
+}
+
+/// A scrape part's series and samples (window), and what its Prometheus measured.
+#[derive(Default)]
+pub struct ScrapeSums {
+    /// At the last good scrape.
+    pub target_series: Option<u64>,
+    pub series: Option<u64>,
+    /// Samples served in the window, every good scrape.
+    pub samples: u64,
+    pub prometheus: Option<loadgrade_common::interval::PrometheusFigures>,
+    /// Why the Prometheus side was not measured, as the agent said.
+    pub prometheus_not_measured: Option<String>,
+}
+
+impl ScrapeSums {
+    /// What any interval (warm-up included) says of the Prometheus side.
+    fn note(&mut self, f: &loadgrade_common::interval::ScrapeFigures) {
+        if let Some(p) = &f.prometheus {
+            self.prometheus = Some(p.clone());
+        }
+        if !f.prometheus_not_measured.is_empty() {
+            self.prometheus_not_measured = Some(f.prometheus_not_measured.clone());
+        }
+    }
 }
 
 /// A pagination scenario's merged queries by depth, and what the agents learned of the table.
@@ -73,6 +100,7 @@ impl HttpAggregate {
                 lookup: new_histogram(),
             },
             pagination: PaginationSums::default(),
+            scrape: ScrapeSums::default(),
         }
     }
 
@@ -81,6 +109,9 @@ impl HttpAggregate {
         self.warmup_requests = self
             .warmup_requests
             .saturating_add(report.counters.requests);
+        if let Some(f) = &report.scrape {
+            self.scrape.note(f);
+        }
     }
 
     /// Merges one measured interval (its histograms decoded by intake).
@@ -111,6 +142,14 @@ impl HttpAggregate {
                 self.pagination.table = Some(t.clone());
             }
         }
+        if let Some(f) = &report.scrape {
+            self.scrape.note(f);
+            if f.series > 0 {
+                self.scrape.series = Some(f.series);
+                self.scrape.target_series = Some(f.target_series);
+            }
+            self.scrape.samples = self.scrape.samples.saturating_add(f.samples);
+        }
         self.counters.add(&report.counters);
         if !report.after_window {
             self.in_window.add(&report.counters);
@@ -128,6 +167,16 @@ impl HttpAggregate {
     /// A pagination scenario's queries by depth.
     pub fn pagination(&self) -> &PaginationSums {
         &self.pagination
+    }
+
+    /// A scrape part's series, samples and Prometheus figures.
+    pub fn scrape(&self) -> &ScrapeSums {
+        &self.scrape
+    }
+
+    /// The measured counters (window and after it).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// What has been done so far, for a progress line.

@@ -39,6 +39,13 @@ fn figures(kind: ScenarioKind) -> &'static [(&'static str, Better)] {
             ("cursor_at_deepest_ms.p50", Better::Lower),
             ("speedup_at_deepest", Better::Higher),
         ],
+        // The first interval is the baseline the plan measures against.
+        ScenarioKind::Scrape => &[
+            ("intervals.0.scrape_ms.p95", Better::Lower),
+            ("intervals.0.series", Better::Lower),
+            ("intervals.0.prometheus_rss_bytes", Better::Lower),
+            ("intervals.0.prometheus_cpu_percent", Better::Lower),
+        ],
     }
 }
 

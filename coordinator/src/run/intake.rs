@@ -100,6 +100,16 @@ pub enum IntakeError {
         values: u64,
         counted: u64,
     },
+    #[error(
+        "scrape figures beyond any scrape: {series} series ({target_series} at the target), {samples} samples in \
+         {ok} good scrapes, or a Prometheus figure that is negative, not a number or over a day's window"
+    )]
+    ScrapeFigures {
+        series: u64,
+        target_series: u64,
+        samples: u64,
+        ok: u64,
+    },
     #[error("the agent was not assigned this part")]
     NotAssigned,
     #[error(
@@ -228,6 +238,9 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
             Some(p) => Some(check_pagination(p, c.ok + e.timeout, &decode)?),
         },
     };
+    if let Some(f) = &report.scrape {
+        check_scrape(f, c.ok)?;
+    }
     // Every response (whatever its status) and every timeout is one latency value; nothing else is.
     let counted = c.ok + e.status_4xx + e.status_5xx + e.timeout;
     if decoded.corrected.len() != counted {
@@ -283,6 +296,35 @@ fn check_pagination(
         seeded_rows: p.seeded_rows,
         table: p.table.clone(),
     })
+}
+
+/// The most series one scrape may serve: a thousand copies of a million-series target.
+const MAX_SCRAPE_SERIES: u64 = 1_000_000_000;
+
+/// A scrape interval: series within bounds (the target's no more than served), samples no more than `ok` good
+/// scrapes can hold, and Prometheus figures that are real quantities.
+fn check_scrape(f: &loadgrade_common::interval::ScrapeFigures, ok: u64) -> Result<(), IntakeError> {
+    let prometheus_ok = f.prometheus.as_ref().is_none_or(|p| {
+        p.window_ms <= 86_400_000
+            && p.head_series <= MAX_SCRAPE_SERIES.saturating_mul(2)
+            && [p.samples_appended_per_s, p.cpu_seconds]
+                .iter()
+                .all(|v| v.is_finite() && *v >= 0.0 && *v < 1e12)
+    });
+    let plausible = f.series <= MAX_SCRAPE_SERIES
+        && f.target_series <= f.series
+        && f.samples <= ok.saturating_mul(MAX_SCRAPE_SERIES)
+        && (ok > 0 || f.samples == 0)
+        && prometheus_ok;
+    if !plausible {
+        return Err(IntakeError::ScrapeFigures {
+            series: f.series,
+            target_series: f.target_series,
+            samples: f.samples,
+            ok,
+        });
+    }
+    Ok(())
 }
 
 /// What the coordinator knows of one agent's shard, to judge its intervals by.

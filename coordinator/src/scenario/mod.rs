@@ -5,6 +5,7 @@ pub mod cache;
 pub mod http;
 pub mod pagination;
 pub mod ramp;
+pub mod scrape;
 
 use crate::run::context::RunContext;
 use loadgrade_common::interval::IntervalReport;
@@ -27,6 +28,9 @@ pub fn replay(
         }
         ScenarioSpec::Pagination(spec) => {
             pagination::replay(scenario, spec, intervals).map(ScenarioMetrics::Pagination)
+        }
+        ScenarioSpec::Scrape(spec) => {
+            scrape::replay(scenario, spec, intervals).map(ScenarioMetrics::Scrape)
         }
         ScenarioSpec::Ramp(spec) => {
             let any = intervals.iter().any(|i| i.part.scenario == scenario.name);
@@ -56,5 +60,8 @@ pub async fn run(
         ScenarioSpec::Pagination(spec) => pagination::run(ctx, scenario, spec)
             .await
             .map(ScenarioMetrics::Pagination),
+        ScenarioSpec::Scrape(spec) => scrape::run(ctx, scenario, spec)
+            .await
+            .map(ScenarioMetrics::Scrape),
     }
 }

@@ -4,7 +4,9 @@
 use super::{Store, StoreError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use loadgrade_common::interval::{CacheFigures, DepthFigures, PaginationFigures, TableFacts};
+use loadgrade_common::interval::{
+    CacheFigures, DepthFigures, PaginationFigures, PrometheusFigures, ScrapeFigures, TableFacts,
+};
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::report::ErrorCounts;
 use loadgrade_common::shard::PartId;
@@ -54,6 +56,17 @@ impl Store {
                     "server_version": t.server_version, "rows": t.rows, "seeded": t.seeded,
                     "explain_method": t.explain_method, "explain_offset": t.explain_offset,
                     "explain_cursor": t.explain_cursor,
+                })),
+            });
+        }
+        if let Some(f) = &report.scrape {
+            counters_json["scrape"] = serde_json::json!({
+                "target_series": f.target_series, "series": f.series, "samples": f.samples,
+                "prometheus_not_measured": f.prometheus_not_measured,
+                "prometheus": f.prometheus.as_ref().map(|p| serde_json::json!({
+                    "version": p.version, "window_ms": p.window_ms, "head_series": p.head_series,
+                    "samples_appended_per_s": p.samples_appended_per_s, "rss_bytes": p.rss_bytes,
+                    "cpu_seconds": p.cpu_seconds, "heap_inuse_bytes": p.heap_inuse_bytes,
                 })),
             });
         }
@@ -229,8 +242,45 @@ fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
             None => None,
             Some(p) => Some(pagination(p).map_err(|e| corrupt(format!("pagination: {e}")))?),
         },
+        scrape: counters.get("scrape").map(scrape),
         health: Default::default(),
     })
+}
+
+/// A scrape interval's figures as `insert_interval` wrote them.
+fn scrape(f: &serde_json::Value) -> ScrapeFigures {
+    let number = |v: &serde_json::Value, key: &str| {
+        v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+    };
+    let real = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    ScrapeFigures {
+        target_series: number(f, "target_series"),
+        series: number(f, "series"),
+        samples: number(f, "samples"),
+        prometheus_not_measured: text(f, "prometheus_not_measured"),
+        prometheus: f
+            .get("prometheus")
+            .filter(|p| p.is_object())
+            .map(|p| PrometheusFigures {
+                version: text(p, "version"),
+                window_ms: number(p, "window_ms"),
+                head_series: number(p, "head_series"),
+                samples_appended_per_s: real(p, "samples_appended_per_s"),
+                rss_bytes: number(p, "rss_bytes"),
+                cpu_seconds: real(p, "cpu_seconds"),
+                heap_inuse_bytes: number(p, "heap_inuse_bytes"),
+            }),
+    }
 }
 
 /// A pagination interval's figures as `insert_interval` wrote them.

@@ -12,6 +12,7 @@ mod markdown;
 mod page;
 mod pagination;
 mod ramp;
+mod scrape;
 
 pub use html::html;
 pub use junit::junit;

@@ -2,7 +2,7 @@
 //! thresholds) and the agents with their generator health.
 
 use super::doc::{Block, Inline, count, figure, text};
-use super::{cache, http, pagination, ramp};
+use super::{cache, http, pagination, ramp, scrape};
 use loadgrade_common::report::{Report, ScenarioMetrics, ScenarioReport};
 
 pub fn blocks(report: &Report) -> Vec<Block> {
@@ -59,6 +59,7 @@ fn scenario(blocks: &mut Vec<Block>, s: &ScenarioReport) {
         Some(ScenarioMetrics::Ramp(m)) => ramp::section(blocks, m),
         Some(ScenarioMetrics::Cache(m)) => cache::section(blocks, m),
         Some(ScenarioMetrics::Pagination(m)) => pagination::section(blocks, m),
+        Some(ScenarioMetrics::Scrape(m)) => scrape::section(blocks, m),
     }
     if !s.thresholds.is_empty() {
         blocks.push(Block::Table {
