@@ -383,7 +383,7 @@ mod tests {
             ("{\"status\":\"ok\"}", "metric name"),
             ("ok 1\nhello world\n", "value is not a number"),
             ("a{b=\"c} 1\n", "not closed"),
-            ("a{b=c} 1\n", "name=\\\"value\\\""),
+            ("a{b=c} 1\n", "name=\"value\""),
             ("# TYPE a thing\na 1\n", "unknown metric type"),
             ("a 1 2 3\n", "more than"),
         ] {

@@ -26,6 +26,9 @@ use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+/// How long a started Prometheus may take to scrape for the first time.
+const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why a scrape shard is refused before it starts.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -268,19 +271,25 @@ async fn with_prometheus(
             () = stop.cancelled() => Err(Failure::Stopped),
         }
     };
-    pause(spec.settle_at(p.interval)).await?;
-    let wait_scrape = spec.timeout_at(p.interval) + p.interval.saturating_mul(2);
-    let after_scrape = async |relay: &mut relay::Relay| -> Result<(), Failure> {
+    let next_scrape = async |relay: &mut relay::Relay, within: Duration| -> Result<(), Failure> {
+        relay.served.mark_unchanged();
         tokio::select! {
-            changed = tokio::time::timeout(wait_scrape, relay.served.changed()) => {
+            changed = tokio::time::timeout(within, relay.served.changed()) => {
                 if !matches!(changed, Ok(Ok(()))) {
-                    return Err(not_measured(format!(
-                        "Prometheus did not scrape within {wait_scrape:?}"
-                    )));
+                    return Err(not_measured(format!("Prometheus did not scrape within {within:?}")));
                 }
             }
             () = stop.cancelled() => return Err(Failure::Stopped),
         }
+        Ok(())
+    };
+    // Prometheus hands new targets to its scrapers in batches (every 5 s in 2.x): settling starts at its first
+    // scrape, not at its start.
+    next_scrape(&mut relay, FIRST_SCRAPE_TIMEOUT + p.interval).await?;
+    pause(spec.settle_at(p.interval)).await?;
+    let wait_scrape = spec.timeout_at(p.interval) + p.interval.saturating_mul(2);
+    let after_scrape = async |relay: &mut relay::Relay| -> Result<(), Failure> {
+        next_scrape(relay, wait_scrape).await?;
         pause(p.interval / 2).await
     };
     after_scrape(&mut relay).await?;

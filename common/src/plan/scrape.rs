@@ -72,8 +72,9 @@ impl ScrapeSpec {
             .unwrap_or_else(|| (interval * 3).max(Duration::from_secs(5)))
     }
 
-    /// The longest one interval's part may last on an agent: Prometheus's start (at most a minute), settling,
-    /// the window, the scrapes its two reads wait for, and a last scrape's timeout.
+    /// The longest one interval's part may last on an agent: Prometheus's start (at most a minute) and first
+    /// scrape (at most 30 s), settling, the window, the scrapes its two reads wait for, and a last scrape's
+    /// timeout.
     pub fn part_bound(&self, interval: Duration) -> Duration {
         let timeout = self.timeout_at(interval);
         let scraping = self.duration + timeout + Duration::from_secs(5);
@@ -81,9 +82,9 @@ impl ScrapeSpec {
             return scraping;
         }
         scraping
-            + Duration::from_secs(60)
+            + Duration::from_secs(90)
             + self.settle_at(interval)
-            + interval.saturating_mul(4)
+            + interval.saturating_mul(5)
             + timeout.saturating_mul(2)
     }
 

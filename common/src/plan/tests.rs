@@ -90,7 +90,7 @@ fn every_problem_is_reported() {
         .replace("rate = 200", "rate = -3")
         .replace(
             "kind = \"http\"\nurl = \"http://127.0.0.1:8080/health\"",
-            "kind = \"scrape\"",
+            "kind = \"sonar\"",
         );
     let e = errors_of(&text);
     assert_eq!(e.lines().count(), 3, "{e}");
@@ -98,10 +98,7 @@ fn every_problem_is_reported() {
         e.contains("rate must be a whole number of at least 1, got -3"),
         "{e}"
     );
-    assert!(
-        e.contains("kind \"scrape\" is not supported by this build yet"),
-        "{e}"
-    );
+    assert!(e.contains("unknown kind \"sonar\""), "{e}");
 }
 
 #[test]
@@ -652,4 +649,101 @@ fn password_env_names_only_loadgrade_variables() {
         "key = \"id\"\npassword_env = \"LOADGRADE_SECRET_SHOP\"",
     );
     Plan::parse("pages.toml", &ok).expect("a LOADGRADE_SECRET_ variable is fine");
+}
+
+const SCRAPE: &str = r#"
+name = "monitoring"
+[[scenario]]
+name = "scrape"
+kind = "scrape"
+target = "http://127.0.0.1:8080/metrics"
+intervals = ["15s", "30s"]
+duration = "2m"
+prometheus = "prometheus"
+thresholds = ["savings.prometheus_rss_bytes.saved > 0.1", "intervals.1.scrape_ms.p95 < 100"]
+"#;
+
+#[test]
+fn a_scrape_scenario_has_defaults_and_bounds_each_part() {
+    let plan = Plan::parse("scrape.toml", SCRAPE).expect("valid");
+    let ScenarioSpec::Scrape(s) = &plan.scenarios[0].spec else {
+        panic!("a scrape scenario")
+    };
+    let fifteen = std::time::Duration::from_secs(15);
+    assert_eq!(s.intervals, vec![fifteen, fifteen * 2]);
+    assert_eq!(
+        (s.replicas, s.prometheus.as_deref()),
+        (1, Some("prometheus"))
+    );
+    assert_eq!(s.timeout_at(fifteen), std::time::Duration::from_secs(10));
+    assert_eq!(s.settle_at(fifteen), std::time::Duration::from_secs(45));
+    assert!(s.part_bound(fifteen) > s.duration + s.settle_at(fifteen));
+    assert_eq!(
+        plan.scenarios[0].planned_length(),
+        Some(std::time::Duration::from_secs(240))
+    );
+    assert_eq!(s.check(), Ok(()));
+}
+
+#[test]
+fn scrape_targets_intervals_binaries_and_thresholds_are_checked() {
+    for (from, to, expected) in [
+        (
+            "http://127.0.0.1:8080/metrics",
+            "https://127.0.0.1:8080/metrics",
+            "scraping over https is not supported",
+        ),
+        ("[\"15s\", \"30s\"]", "[]", "intervals must hold 1 to 8"),
+        (
+            "[\"15s\", \"30s\"]",
+            "[\"15s\", \"15s\"]",
+            "each interval once",
+        ),
+        ("[\"15s\", \"30s\"]", "[\"10ms\"]", "within 100ms to 10m"),
+        (
+            "duration = \"2m\"",
+            "duration = \"60s\"",
+            "at least three scrapes",
+        ),
+        (
+            "prometheus = \"prometheus\"",
+            "prometheus = \"/usr/bin/python3\"",
+            "an agent runs no other program",
+        ),
+        (
+            "prometheus = \"prometheus\"",
+            "prometheus = \"/opt/../tmp/prometheus\"",
+            "an agent runs no other program",
+        ),
+        (
+            "prometheus = \"prometheus\"",
+            "prometheus = \"prometheus\"\nreplicas = 0",
+            "replicas must be 1 to 1000",
+        ),
+        (
+            "\"intervals.1.scrape_ms.p95 < 100\"",
+            "\"intervals.2.scrape_ms.p95 < 100\"",
+            "intervals.2 does not exist",
+        ),
+        (
+            "\"intervals.1.scrape_ms.p95 < 100\"",
+            "\"intervals.0.target_cpu_percent < 50\"",
+            "no probe in the scenario",
+        ),
+        (
+            "prometheus = \"prometheus\"",
+            "settle = \"5s\"",
+            "settle is the time a Prometheus runs",
+        ),
+    ] {
+        let errors = errors_of(&SCRAPE.replace(from, to));
+        assert!(errors.contains(expected), "{to}: {errors}");
+    }
+    let one = errors_of(&SCRAPE.replace("[\"15s\", \"30s\"]", "[\"15s\"]"));
+    assert!(
+        one.contains("savings compare two intervals and the scenario has one"),
+        "{one}"
+    );
+    let no_target = errors_of(&SCRAPE.replace("target = \"http://127.0.0.1:8080/metrics\"\n", ""));
+    assert!(no_target.contains("`target`"), "{no_target}");
 }
