@@ -184,11 +184,15 @@ async fn execute(
         timeout,
         figures: figures.clone(),
     };
-    // The check: one scrape before anything is timed (figures record nothing before the window).
-    scraper.scrape(false).await.map_err(|e| Failure::Target {
-        target: p.shown.clone(),
-        why: e.to_string(),
-    })?;
+    // The check: one scrape before anything is timed (figures record nothing before the window), scaled as the
+    // relay would serve it when a Prometheus is to run.
+    scraper
+        .scrape(p.prometheus.is_ok())
+        .await
+        .map_err(|e| Failure::Target {
+            target: p.shown.clone(),
+            why: e.to_string(),
+        })?;
     let binary = match &p.prometheus {
         Ok(binary) => binary.clone(),
         Err(why) => {
@@ -204,7 +208,9 @@ async fn execute(
             why: format!("the relay for Prometheus cannot listen: {e}"),
         })?;
     let prometheus =
-        match prometheus::Prometheus::start(&binary, relay.addr, p.interval, timeout).await {
+        match prometheus::Prometheus::start(&binary, relay.addr, &relay.path, p.interval, timeout)
+            .await
+        {
             Ok(prometheus) => prometheus,
             Err(why) => {
                 drop(relay);

@@ -6,6 +6,7 @@
 use super::exposition::{self, Format};
 use super::fetch::Fetcher;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -111,16 +112,25 @@ impl Prometheus {
     pub async fn start(
         binary: &Binary,
         relay: SocketAddr,
+        path: &str,
         interval: Duration,
         timeout: Duration,
     ) -> Result<Prometheus, String> {
+        remove_orphaned_folders();
         let dir = std::env::temp_dir().join(format!(
-            "loadgrade-prometheus-{}-{}",
+            "{FOLDER_PREFIX}{}-{}",
             std::process::id(),
             rand::random::<u64>()
         ));
         let data = dir.join("data");
-        std::fs::create_dir_all(&data)
+        // Only this agent's user reads the config (it names the relay's path) and the TSDB.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data)
+            .and_then(|()| {
+                std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            })
             .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
         let mut prometheus = Prometheus {
             child: None,
@@ -130,7 +140,7 @@ impl Prometheus {
         let config = format!(
             "# Written by loadgrade for one scrape interval; removed when the interval ends.\n\
              global:\n  scrape_interval: {interval}\n  scrape_timeout: {timeout}\n  evaluation_interval: 1m\n\
-             scrape_configs:\n  - job_name: loadgrade\n    metrics_path: /metrics\n    static_configs:\n      \
+             scrape_configs:\n  - job_name: loadgrade\n    metrics_path: {path}\n    static_configs:\n      \
              - targets: ['{relay}']\n",
             interval = prom_duration(interval),
             timeout = prom_duration(timeout.min(interval)),
@@ -143,7 +153,16 @@ impl Prometheus {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("cannot open the log file: {e}"))?;
-        let child = Command::new(&binary.path)
+        // Where util-linux's setpriv is, Prometheus dies with this agent even if it is killed outright.
+        let mut command = match which("setpriv") {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "--"]).arg(&binary.path);
+                c
+            }
+            None => Command::new(&binary.path),
+        };
+        let child = command
             .arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address={}", prometheus.web))
@@ -264,6 +283,44 @@ fn own_figures(text: &str, format: Format, at: Instant) -> Result<Own, String> {
         cpu_seconds: sums[3],
         heap_inuse_bytes: sums[4],
     })
+}
+
+/// Every Prometheus folder in the temporary directory starts with it, then the agent's process id.
+const FOLDER_PREFIX: &str = "loadgrade-prometheus-";
+
+/// Removes the folders of Prometheus runs whose agent process is gone (it was killed before it could).
+fn remove_orphaned_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(FOLDER_PREFIX)) else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let ours = entry.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == rustix::process::getuid().as_raw()
+        });
+        if ours
+            && pid.parse::<u32>().is_ok()
+            && !std::path::Path::new("/proc").join(pid).exists()
+            && entry.path().join("prometheus.yml").is_file()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A program on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A free loopback port (bound and released: Prometheus binds it next).

@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 /// A relay serving until dropped.
 pub struct Relay {
     pub addr: SocketAddr,
+    /// The one path that is a scrape (random: only the agent's Prometheus is told it).
+    pub path: String,
     /// Scrapes served so far (good or not): a Prometheus scrape has just happened when it changes.
     pub served: watch::Receiver<u64>,
     stop: CancellationToken,
@@ -41,6 +43,10 @@ impl Relay {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let accept_stop = stop.clone();
+        // Only a request for this path is a scrape: another local process that finds the port scrapes nothing
+        // and adds nothing to the figures.
+        let path = format!("/metrics-{:032x}", rand::random::<u128>());
+        let accept_path = Arc::new(path.clone());
         tasks.spawn(async move {
             let mut conns = JoinSet::new();
             loop {
@@ -55,16 +61,23 @@ impl Relay {
                 let scraper = scraper.clone();
                 let served_tx = served_tx.clone();
                 let conn_stop = accept_stop.clone();
+                let path = accept_path.clone();
                 conns.spawn(async move {
-                    let service = service_fn(move |_request| {
-                        let scraper = scraper.clone();
-                        let served_tx = served_tx.clone();
-                        async move {
-                            let result = scraper.lock().await.scrape(true).await;
-                            served_tx.send_modify(|n| *n += 1);
-                            Ok::<_, Infallible>(respond(result))
-                        }
-                    });
+                    let path = path.clone();
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let scraper = scraper.clone();
+                            let served_tx = served_tx.clone();
+                            let known = request.uri().path() == path.as_str();
+                            async move {
+                                if !known {
+                                    return Ok::<_, Infallible>(not_found());
+                                }
+                                let result = scraper.lock().await.scrape(true).await;
+                                served_tx.send_modify(|n| *n += 1);
+                                Ok(respond(result))
+                            }
+                        });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(TokioIo::new(stream), service);
@@ -78,11 +91,18 @@ impl Relay {
         });
         Ok(Relay {
             addr,
+            path,
             served,
             stop,
             _tasks: tasks,
         })
     }
+}
+
+fn not_found() -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+    response
 }
 
 fn respond(

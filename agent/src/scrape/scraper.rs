@@ -25,7 +25,15 @@ pub enum Problem {
     NotExposition(ExpositionError),
     #[error("it exposes no series")]
     Empty,
+    #[error(
+        "{replicas} copies of its {bytes} bytes would be more than the relay serves ({} MiB): lower replicas",
+        MAX_SERVED >> 20
+    )]
+    TooLargeScaled { replicas: u64, bytes: usize },
 }
+
+/// The largest body the relay builds from `replicas` copies.
+pub const MAX_SERVED: usize = 1 << 30;
 
 /// A scrape as the relay serves it.
 pub struct Served {
@@ -70,6 +78,13 @@ impl Scraper {
         self.figures.record(outcome, fetched.took, bytes);
         checked?;
         let body = if serve && self.replicas > 1 {
+            let scaled = fetched.body.len().saturating_mul(self.replicas as usize);
+            if scaled > MAX_SERVED {
+                return Err(Problem::TooLargeScaled {
+                    replicas: self.replicas,
+                    bytes: fetched.body.len(),
+                });
+            }
             // Checked above: UTF-8.
             let text = std::str::from_utf8(&fetched.body).unwrap_or_default();
             Bytes::from(exposition::replicate(text, self.replicas))
