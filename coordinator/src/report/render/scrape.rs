@@ -108,8 +108,8 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
                 .map(|(name, s)| {
                     vec![
                         Inline::Code(name.clone()),
-                        figure(Some(s.from)),
-                        figure(Some(s.to)),
+                        number(s.from),
+                        number(s.to),
                         figure(Some(100.0 * s.saved)),
                         text(basis(s.basis)),
                     ]
@@ -130,7 +130,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
                     vec![
                         figure(Some(p.interval_s)),
                         Inline::Code(p.figure.clone()),
-                        figure(Some(p.value)),
+                        text(format!("{:.0}", p.value)),
                         text(p.formula.clone()),
                         text(basis(p.basis)),
                     ]
@@ -153,6 +153,15 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
     }
     if !reasons.is_empty() {
         blocks.push(Block::List(reasons));
+    }
+}
+
+/// A whole number (bytes, series) as an integer, anything else as a figure.
+fn number(v: f64) -> Inline {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        text(format!("{v:.0}"))
+    } else {
+        figure(Some(v))
     }
 }
 
@@ -209,7 +218,11 @@ fn chart(intervals: &[IntervalMetrics]) -> String {
         "<svg viewBox=\"0 0 {w} {h}\" width=\"100%\" style=\"max-width:{w}px\" role=\"img\" \
          aria-label=\"scrape figures by interval, percent of the first interval\">"
     );
-    for tick in [0.0, 50.0, 100.0, top_value] {
+    let mut ticks = vec![0.0, 50.0, 100.0];
+    if top_value > 115.0 {
+        ticks.push(top_value);
+    }
+    for tick in ticks {
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
