@@ -158,9 +158,12 @@ fn interval_metrics(
     let sums = aggregate.map(HttpAggregate::scrape);
     let counters = aggregate.map(|a| *a.counters()).unwrap_or_default();
     let prometheus = sums.and_then(|s| s.prometheus.clone());
-    let window_s = prometheus
-        .as_ref()
-        .map_or(spec.duration.as_secs_f64(), |p| p.window_ms as f64 / 1000.0);
+    // Without Prometheus the agent scrapes for `duration`; an interval with no scrape at all has no window.
+    let window_s = match &prometheus {
+        Some(p) => p.window_ms as f64 / 1000.0,
+        None if counters.requests > 0 => spec.duration.as_secs_f64(),
+        None => 0.0,
+    };
     let good = counters.ok > 0;
     let series = sums.and_then(|s| s.series).filter(|_| good);
     if series.is_none() {
@@ -257,7 +260,16 @@ fn metrics(
 ) -> ScrapeMetrics {
     let mut not_measured = BTreeMap::new();
     let savings = match (intervals.first(), intervals.last()) {
-        (Some(first), Some(last)) if intervals.len() > 1 => savings(first, last),
+        (Some(first), Some(last)) if intervals.len() > 1 => {
+            let found = savings(first, last);
+            if found.is_empty() {
+                not_measured.insert(
+                    "savings".to_owned(),
+                    "no figure was measured at both the first and the last interval".to_owned(),
+                );
+            }
+            found
+        }
         _ => {
             not_measured.insert(
                 "savings".to_owned(),
