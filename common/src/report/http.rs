@@ -54,6 +54,10 @@ pub struct HttpMetrics {
     pub hdr: String,
     /// Open model only: base64 of the merged raw histogram.
     pub hdr_raw: Option<String>,
+    /// The load second by second (wider points on a long run), warm-up excluded; the points' requests add up to
+    /// `requests`.
+    #[serde(default)]
+    pub series: Vec<super::series::SeriesPoint>,
     /// Figures above that are null, with the reason.
     #[serde(default)]
     pub not_measured: BTreeMap<String, String>,
@@ -176,6 +180,7 @@ pub(crate) mod tests {
             }),
             hdr: String::new(),
             hdr_raw: Some(String::new()),
+            series: Vec::new(),
             not_measured: BTreeMap::new(),
         }
     }

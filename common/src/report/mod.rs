@@ -10,6 +10,7 @@ pub mod http;
 pub mod pagination;
 pub mod ramp;
 pub mod scrape;
+pub mod series;
 
 pub use findings::{Finding, FindingKind, Severity};
 pub use http::{HttpMetrics, SendLate};

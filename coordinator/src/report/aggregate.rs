@@ -7,10 +7,12 @@
 
 use crate::run::intake::Decoded;
 use loadgrade_common::histogram::{
-    CodecError, LatencyHistogram, encode_base64, merge, new_histogram, us_to_ms,
+    CodecError, LatencyHistogram, encode, encode_base64, merge, merge_encoded, new_histogram,
+    us_to_ms,
 };
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::plan::{HttpSpec, LoadModel};
+use loadgrade_common::report::series::SeriesPoint;
 use loadgrade_common::report::{HttpMetrics, LatencyStats, SendLate};
 use std::collections::BTreeMap;
 
@@ -34,6 +36,113 @@ pub struct HttpAggregate {
     pagination: PaginationSums,
     /// A scrape shard's series, samples and Prometheus figures.
     scrape: ScrapeSums,
+    /// The load over time.
+    seconds: Seconds,
+}
+
+/// The most points a load's series keeps: past it, points are merged two by two (each twice as wide).
+const MAX_POINTS: usize = 3_600;
+/// Encoded histograms a point keeps before they are merged into one.
+const MAX_HDRS_PER_POINT: usize = 16;
+
+/// The measured intervals by the Unix second they started in (each agent cuts its intervals at the same
+/// seconds from the common start), `width` seconds a point.
+struct Seconds {
+    width: i64,
+    points: BTreeMap<i64, Point>,
+}
+
+#[derive(Default)]
+struct Point {
+    counters: Counters,
+    arrivals: u64,
+    /// Corrected histograms as the agents sent them (merged only when the series is read).
+    hdrs: Vec<Vec<u8>>,
+    in_window: bool,
+}
+
+impl Point {
+    /// Its histograms merged into one encoded histogram.
+    fn compact(&mut self) {
+        if self.hdrs.len() <= 1 {
+            return;
+        }
+        let mut merged = new_histogram();
+        for bytes in &self.hdrs {
+            let _ = merge_encoded(&mut merged, bytes);
+        }
+        self.hdrs = encode(&merged).map(|b| vec![b]).unwrap_or_default();
+    }
+
+    fn absorb(&mut self, other: Point) {
+        self.counters.add(&other.counters);
+        self.arrivals = self.arrivals.saturating_add(other.arrivals);
+        self.hdrs.extend(other.hdrs);
+        self.in_window |= other.in_window;
+        self.compact();
+    }
+}
+
+impl Seconds {
+    fn add(&mut self, report: &IntervalReport) {
+        let key = report.start_unix_ms.div_euclid(1000).div_euclid(self.width) * self.width;
+        let point = self.points.entry(key).or_default();
+        point.counters.add(&report.counters);
+        point.arrivals = point.arrivals.saturating_add(report.health.arrivals);
+        point.in_window |= !report.after_window;
+        if !report.hdr_corrected.is_empty() {
+            point.hdrs.push(report.hdr_corrected.clone());
+            if point.hdrs.len() > MAX_HDRS_PER_POINT {
+                point.compact();
+            }
+        }
+        if self.points.len() > MAX_POINTS {
+            self.width *= 2;
+            let width = self.width;
+            let old = std::mem::take(&mut self.points);
+            for (key, point) in old {
+                let wider = key.div_euclid(width) * width;
+                match self.points.entry(wider) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(point);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        e.get_mut().absorb(point)
+                    }
+                }
+            }
+        }
+    }
+
+    fn series(&self) -> Vec<SeriesPoint> {
+        let Some(first) = self.points.keys().next().copied() else {
+            return Vec::new();
+        };
+        self.points
+            .iter()
+            .map(|(key, point)| {
+                let mut merged = new_histogram();
+                for bytes in &point.hdrs {
+                    let _ = merge_encoded(&mut merged, bytes);
+                }
+                let at =
+                    |q: f64| (!merged.is_empty()).then(|| us_to_ms(merged.value_at_quantile(q)));
+                SeriesPoint {
+                    t_s: (key - first) as f64,
+                    width_s: self.width as f64,
+                    requests: point.counters.requests,
+                    ok: point.counters.ok,
+                    errors: point.counters.errors,
+                    p50_ms: at(0.5),
+                    p95_ms: at(0.95),
+                    p99_ms: at(0.99),
+                    arrivals: point.arrivals,
+                    dropped: point.counters.dropped,
+                    in_window: point.in_window,
+                }
+            })
+            .collect()
+    }
 }
 
 /// A scrape part's series and samples (window), and what its Prometheus measured.
@@ -101,6 +210,10 @@ impl HttpAggregate {
             },
             pagination: PaginationSums::default(),
             scrape: ScrapeSums::default(),
+            seconds: Seconds {
+                width: 1,
+                points: BTreeMap::new(),
+            },
         }
     }
 
@@ -150,6 +263,7 @@ impl HttpAggregate {
             }
             self.scrape.samples = self.scrape.samples.saturating_add(f.samples);
         }
+        self.seconds.add(report);
         self.counters.add(&report.counters);
         if !report.after_window {
             self.in_window.add(&report.counters);
@@ -282,6 +396,7 @@ impl HttpAggregate {
             }),
             hdr: b64(&self.corrected),
             hdr_raw: open.then(|| b64(&self.raw)),
+            series: self.seconds.series(),
             not_measured,
         }
     }

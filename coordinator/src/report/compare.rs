@@ -177,6 +177,7 @@ mod tests {
             send_late_ms: None,
             hdr: String::new(),
             hdr_raw: None,
+            series: Vec::new(),
             not_measured: Default::default(),
         })
     }

@@ -159,6 +159,7 @@ thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
             send_late_ms: None,
             hdr: String::new(),
             hdr_raw: None,
+            series: Vec::new(),
             not_measured: Default::default(),
         })
     }
