@@ -16,6 +16,15 @@ pub enum Inline {
     Bad(String),
 }
 
+/// A figure as people read it: a whole number as an integer, anything else with three decimals.
+pub fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// Plain text.
 pub fn text(t: impl Into<String>) -> Inline {
     Inline::Text(t.into())
@@ -162,7 +171,7 @@ impl Format for Markdown {
             Inline::Text(t) => write!(out, "{}", md_escape(t)),
             Inline::Strong(t) | Inline::Bad(t) => write!(out, "**{}**", md_escape(t)),
             Inline::Code(t) => write!(out, "`{}`", md_code(t)),
-            Inline::Figure(Some(v)) => write!(out, "{v:.3}"),
+            Inline::Figure(Some(v)) => write!(out, "{}", number(*v)),
             Inline::Figure(None) => write!(out, "not measured"),
         };
     }
@@ -201,8 +210,13 @@ impl Format for Markdown {
     }
 
     fn header_row(out: &mut String, headers: &[&str]) {
+        // The first column names the row; figures are right-aligned.
         let _ = writeln!(out, "| {} |", headers.join(" | "));
-        let _ = writeln!(out, "|{}", "---|".repeat(headers.len()));
+        let _ = writeln!(
+            out,
+            "|---|{}",
+            "---:|".repeat(headers.len().saturating_sub(1))
+        );
     }
 
     fn row(out: &mut String, start: bool) {
@@ -240,7 +254,7 @@ impl Format for Html {
             Inline::Strong(t) => write!(out, "<b>{}</b>", escape(t)),
             Inline::Code(t) => write!(out, "<code>{}</code>", escape(t)),
             Inline::Bad(t) => write!(out, "<span class=\"bad\">{}</span>", escape(t)),
-            Inline::Figure(Some(v)) => write!(out, "{v:.3}"),
+            Inline::Figure(Some(v)) => write!(out, "{}", number(*v)),
             Inline::Figure(None) => write!(out, "<em>not measured</em>"),
         };
     }
@@ -270,7 +284,8 @@ impl Format for Html {
     }
 
     fn header_row(out: &mut String, headers: &[&str]) {
-        out.push_str("<table><tr>");
+        // Wide tables scroll inside their own box on a narrow screen; the page never does.
+        out.push_str("<div class=\"scroll\"><table><tr>");
         for h in headers {
             let _ = write!(out, "<th>{}</th>", escape(h));
         }
@@ -286,7 +301,7 @@ impl Format for Html {
     }
 
     fn table_end(out: &mut String) {
-        out.push_str("</table>");
+        out.push_str("</table></div>");
     }
 
     fn html(out: &mut String, fragment: &str) {
@@ -327,12 +342,13 @@ mod tests {
         }];
         assert_eq!(
             markdown(&blocks),
-            "| a | b |\n|---|---|\n| x\\<y | not measured |\n| **late** | 1.000 |\n\n"
+            "| a | b |\n|---|---:|\n| x\\<y | not measured |\n| **late** | 1 |\n\n"
         );
         assert_eq!(
             html(&blocks),
-            "<table><tr><th>a</th><th>b</th></tr><tr><td>x&lt;y</td><td><em>not measured</em></td></tr>\
-             <tr><td><span class=\"bad\">late</span></td><td>1.000</td></tr></table>"
+            "<div class=\"scroll\"><table><tr><th>a</th><th>b</th></tr><tr><td>x&lt;y</td><td><em>not measured</em>\
+             </td></tr><tr><td><span class=\"bad\">late</span></td><td>1</td></tr></table></div>"
         );
+        assert_eq!(number(2.5), "2.500");
     }
 }

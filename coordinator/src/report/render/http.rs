@@ -1,7 +1,9 @@
 //! The `http` kind's section of the report page: counts, rates, errors by class and the latency table (corrected
 //! and raw for the open model).
 
+use super::chart::{Axis, Line, line_chart};
 use super::doc::{Block, Inline, figure, text};
+use loadgrade_common::histogram::{decode_base64, us_to_ms};
 use loadgrade_common::plan::LoadModel;
 use loadgrade_common::report::{HttpMetrics, LatencyStats};
 
@@ -49,6 +51,123 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
         ));
     }
     blocks.push(latency_table(rows));
+    charts(blocks, m);
+}
+
+/// Latency and throughput over time from the per-second points, and the percentile distribution (HDR plot) from
+/// the merged histograms.
+pub(super) fn charts(blocks: &mut Vec<Block>, m: &HttpMetrics) {
+    let open = m.model == LoadModel::Open;
+    let at = |p: &loadgrade_common::report::series::SeriesPoint| p.t_s;
+    let line = |label: &str, colour: &'static str, points: Vec<(f64, f64)>| Line {
+        label: label.to_owned(),
+        colour,
+        points,
+        dashed: false,
+    };
+    let percentile = |pick: fn(&loadgrade_common::report::series::SeriesPoint) -> Option<f64>| {
+        m.series
+            .iter()
+            .filter_map(|p| Some((at(p), pick(p)?)))
+            .collect::<Vec<_>>()
+    };
+    let mut charts = String::new();
+    charts.push_str(&line_chart(
+        "latency over time",
+        &Axis::linear("seconds from the start"),
+        &Axis::linear(if open {
+            "latency, ms (from intended send)"
+        } else {
+            "latency, ms"
+        }),
+        &[
+            line("p50", "#1f77b4", percentile(|p| p.p50_ms)),
+            line("p95", "#ff7f0e", percentile(|p| p.p95_ms)),
+            line("p99", "#d62728", percentile(|p| p.p99_ms)),
+        ],
+    ));
+    let rate = |n: fn(&loadgrade_common::report::series::SeriesPoint) -> u64| {
+        m.series
+            .iter()
+            .map(|p| (at(p), n(p) as f64 / p.width_s.max(f64::MIN_POSITIVE)))
+            .collect::<Vec<_>>()
+    };
+    let mut lines = vec![
+        line("completed/s", "#1f77b4", rate(|p| p.requests)),
+        line("successful/s", "#2ca02c", rate(|p| p.ok)),
+        line("errors/s", "#d62728", rate(|p| p.errors.total())),
+    ];
+    if open {
+        lines.push(Line {
+            dashed: true,
+            ..line("intended (arrivals/s)", "#7f7f7f", rate(|p| p.arrivals))
+        });
+        lines.push(line("dropped/s", "#9467bd", rate(|p| p.dropped)));
+    }
+    charts.push_str(&line_chart(
+        "throughput over time",
+        &Axis::linear("seconds from the start"),
+        &Axis::linear("requests per second"),
+        &lines,
+    ));
+    let mut distribution = vec![line(
+        if open { "corrected" } else { "measured" },
+        "#1f77b4",
+        percentile_curve(&m.hdr),
+    )];
+    if let Some(raw) = m.hdr_raw.as_deref().filter(|_| open) {
+        distribution.push(Line {
+            dashed: true,
+            ..line("raw (from actual send)", "#ff7f0e", percentile_curve(raw))
+        });
+    }
+    charts.push_str(&line_chart(
+        "latency by percentile",
+        &Axis {
+            label: "percentile (log scale of 1 in N)".to_owned(),
+            log: true,
+            ticks: Some(
+                [
+                    (1.0, "0%"),
+                    (10.0, "90%"),
+                    (100.0, "99%"),
+                    (1e3, "99.9%"),
+                    (1e4, "99.99%"),
+                    (1e5, "99.999%"),
+                ]
+                .iter()
+                .map(|(v, l)| (*v, (*l).to_owned()))
+                .collect(),
+            ),
+        },
+        &Axis::linear("latency, ms"),
+        &distribution,
+    ));
+    if !charts.is_empty() {
+        blocks.push(Block::Html(format!("<div class=\"charts\">{charts}</div>")));
+    }
+}
+
+/// The HDR percentile curve of a base64 histogram: (1 / (1 − q), latency in ms) from the minimum to the
+/// percentile the count still resolves.
+fn percentile_curve(hdr: &str) -> Vec<(f64, f64)> {
+    let Ok(h) = decode_base64(hdr) else {
+        return Vec::new();
+    };
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let count = h.len() as f64;
+    let mut points = vec![(1.0, us_to_ms(h.min()))];
+    // Ten points a decade of "1 in N".
+    let mut n = 10f64.powf(0.1);
+    while n <= count && n <= 1e6 {
+        let q = 1.0 - 1.0 / n;
+        points.push((n, us_to_ms(h.value_at_quantile(q))));
+        n *= 10f64.powf(0.1);
+    }
+    points.push((count.max(1.0), us_to_ms(h.max())));
+    points
 }
 
 /// A table of latency rows (see [`latency_row`]) under the latency headers.

@@ -4,6 +4,7 @@
 //! [`loadgrade_common::report::ScenarioMetrics`].
 
 mod cache;
+mod chart;
 mod doc;
 mod html;
 mod http;

@@ -34,6 +34,7 @@ pub fn blocks(report: &Report) -> Vec<Block> {
             report.started_at, report.finished_at
         )),
     ]));
+    blocks.push(overview(report));
     for scenario in &report.scenarios {
         self::scenario(&mut blocks, scenario);
     }
@@ -80,6 +81,92 @@ fn scenario(blocks: &mut Vec<Block>, s: &ScenarioReport) {
                 })
                 .collect(),
         });
+    }
+}
+
+/// One row per scenario: its kind, whether its thresholds held, and its headline figures.
+fn overview(report: &Report) -> Block {
+    Block::Table {
+        headers: vec!["scenario", "kind", "thresholds", "result", "headline"],
+        rows: report
+            .scenarios
+            .iter()
+            .map(|s| {
+                let passed = s.thresholds.iter().filter(|t| t.passed).count();
+                vec![
+                    Inline::Code(s.name.clone()),
+                    text(s.kind.as_str()),
+                    text(format!("{passed} of {} passed", s.thresholds.len())),
+                    match (&s.metrics, s.passed) {
+                        (None, _) => Inline::Bad("not run".into()),
+                        (Some(_), true) => text("pass"),
+                        (Some(_), false) => Inline::Bad("FAIL".into()),
+                    },
+                    text(s.metrics.as_ref().map_or_else(String::new, headline)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// A scenario's few figures that say the most, with their units.
+fn headline(m: &ScenarioMetrics) -> String {
+    let ms = |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.1} ms"));
+    let x = |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.1}x"));
+    let pct = |v: Option<f64>| {
+        v.map_or_else(
+            || "not measured".to_owned(),
+            |v| format!("{:.1} %", 100.0 * v),
+        )
+    };
+    let rate =
+        |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.0} req/s"));
+    match m {
+        ScenarioMetrics::Http(h) => format!(
+            "{} requests · p95 {} · {} · success {}",
+            h.requests,
+            ms(h.latency_ms.map(|l| l.p95)),
+            rate(h.throughput_rps),
+            pct(h.success_rate)
+        ),
+        ScenarioMetrics::Ramp(r) => format!(
+            "max concurrency {} · peak {} · cliff {}",
+            r.max_concurrency
+                .map_or_else(|| "none held".to_owned(), |c| c.to_string()),
+            rate(r.peak_throughput_rps),
+            r.cliff_concurrency
+                .map_or_else(|| "not found".to_owned(), |c| format!("at {c}"))
+        ),
+        ScenarioMetrics::Cache(c) => format!(
+            "hit rate {} · speedup {} · hit p95 {}",
+            pct(c.hit_rate),
+            x(c.speedup),
+            ms(c.hit_latency_ms.map(|l| l.p95))
+        ),
+        ScenarioMetrics::Pagination(p) => format!(
+            "speedup at the deepest page {} · OFFSET p50 {} · keyset p50 {}",
+            x(p.speedup_at_deepest),
+            ms(p.offset_at_deepest_ms.map(|l| l.p50)),
+            ms(p.cursor_at_deepest_ms.map(|l| l.p50))
+        ),
+        ScenarioMetrics::Scrape(s) => {
+            let saved = s
+                .savings
+                .get("prometheus_samples_per_s")
+                .or_else(|| s.savings.get("samples_per_s"))
+                .map_or_else(
+                    || "not measured".to_owned(),
+                    |v| format!("{:.1} %", 100.0 * v.saved),
+                );
+            format!(
+                "{} series · samples saved from first to last interval {saved}{}",
+                s.intervals
+                    .first()
+                    .and_then(|i| i.series)
+                    .map_or_else(|| "not measured".to_owned(), |n| n.to_string()),
+                if s.scaled { " · SCALED" } else { "" }
+            )
+        }
     }
 }
 

@@ -108,8 +108,8 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
                 .map(|(name, s)| {
                     vec![
                         Inline::Code(name.clone()),
-                        number(s.from),
-                        number(s.to),
+                        figure(Some(s.from)),
+                        figure(Some(s.to)),
                         figure(Some(100.0 * s.saved)),
                         text(basis(s.basis)),
                     ]
@@ -153,15 +153,6 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
     }
     if !reasons.is_empty() {
         blocks.push(Block::List(reasons));
-    }
-}
-
-/// A whole number (bytes, series) as an integer, anything else as a figure.
-fn number(v: f64) -> Inline {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        text(format!("{v:.0}"))
-    } else {
-        figure(Some(v))
     }
 }
 
