@@ -41,3 +41,179 @@ async fn per_second_points_add_up_to_the_merged_totals() {
     let arrivals: u64 = open.series.iter().map(|p| p.arrivals).sum();
     assert!((590..=610).contains(&arrivals), "{arrivals}");
 }
+
+/// Chromium, where installed (.ci/run installs Debian's `chromium`); without it the test skips, except under CI.
+fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join(name))
+                    .find(|p| p.is_file())
+            })
+        });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("no chromium on PATH, and under CI the report page test must run");
+        }
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+    }
+    found
+}
+
+/// What a page looked like in headless Chromium at one width: read by a probe script added to a copy of the page
+/// (the report itself has no script) and written into the DOM that `--dump-dom` prints.
+#[derive(Debug, serde::Deserialize)]
+struct Seen {
+    width: u64,
+    /// The page's own viewport (the frame's width).
+    viewport: u64,
+    errors: Vec<String>,
+    /// Resources the page loaded (images, styles, scripts, fetches): none may be loaded.
+    resources: Vec<String>,
+    /// Per scenario heading ("name (kind)"): the charts in its section, each with the points it draws.
+    sections: Vec<(String, Vec<u64>)>,
+}
+
+const PROBE: &str = r#"<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message)));
+window.addEventListener('load', () => {
+  const sections = [];
+  let current = null;
+  for (const el of document.body.querySelectorAll('h2, svg')) {
+    if (el.tagName === 'H2') { current = [el.textContent, []]; sections.push(current); continue; }
+    if (!current) continue;
+    const marks = el.querySelectorAll('polyline[points]:not([points=""]), rect[height]').length;
+    current[1].push(marks);
+  }
+  const seen = {
+    width: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    errors: window.__errors,
+    resources: performance.getEntriesByType('resource').map(r => r.name),
+    sections,
+  };
+  // Chromium's headless window is at least 500 px wide: the page is looked at in a frame of the width asked, and
+  // writes what it saw into the frame's parent, the document --dump-dom prints.
+  const host = window.parent.document;
+  const out = host.createElement('pre');
+  out.id = 'loadgrade-probe';
+  out.textContent = JSON.stringify(seen);
+  host.body.appendChild(out);
+});
+</script>"#;
+
+fn look(chromium: &std::path::Path, page: &std::path::Path, width: u32) -> Seen {
+    let html = std::fs::read_to_string(page).expect("report.html");
+    let probed = page.with_file_name(format!("probed-{width}.html"));
+    std::fs::write(
+        &probed,
+        html.replacen("<head>", &format!("<head>{PROBE}"), 1),
+    )
+    .expect("copy");
+    let frame = page.with_file_name(format!("frame-{width}.html"));
+    std::fs::write(
+        &frame,
+        format!(
+            "<!doctype html><html><body style=\"margin:0\"><iframe src=\"{}\" style=\"width:{width}px;height:900px;\
+             border:0\"></iframe></body></html>",
+            probed.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+        ),
+    )
+    .expect("frame");
+    let output = std::process::Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+            "--allow-file-access-from-files",
+            &format!("--window-size={},1000", width.max(600) + 40),
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", frame.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let json = dom
+        .split("<pre id=\"loadgrade-probe\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "the probe did not run at {width} px: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    let json = json
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// The demo's report.html at 1280 px and at 390 px: no script error, nothing loaded from anywhere, no sideways
+/// scrolling on a phone, and in every scenario's section at least one chart that draws something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_report_page_works_on_a_desktop_and_a_phone() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("loadgrade-page-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
+        .args(["demo", "--out", "report", "--database", "sqlite://runs.db"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("demo runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = dir.join("report/report.html");
+    for width in [1280, 390] {
+        let seen = look(&chromium, &page, width);
+        assert_eq!(
+            seen.viewport,
+            u64::from(width),
+            "the page was not looked at {width} px wide"
+        );
+        assert!(seen.errors.is_empty(), "{width} px: {:?}", seen.errors);
+        assert!(
+            seen.resources.is_empty(),
+            "{width} px loaded {:?}",
+            seen.resources
+        );
+        assert!(
+            seen.width <= u64::from(width),
+            "{width} px: the page is {} px wide",
+            seen.width
+        );
+        let scenarios: Vec<&(String, Vec<u64>)> = seen
+            .sections
+            .iter()
+            .filter(|(h, _)| h.starts_with("Scenario"))
+            .collect();
+        for kind in ["(http)", "(ramp)", "(cache)", "(pagination)", "(scrape)"] {
+            assert!(
+                scenarios.iter().any(|(h, _)| h.ends_with(kind)),
+                "no {kind} scenario in the demo: {scenarios:?}"
+            );
+        }
+        for (heading, charts) in scenarios {
+            assert!(
+                charts.iter().any(|marks| *marks > 0),
+                "{width} px: {heading} has no chart with data: {charts:?}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

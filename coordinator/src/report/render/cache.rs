@@ -56,4 +56,31 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &CacheMetrics) {
         ));
     }
     blocks.push(latency_table(rows));
+    // Hit and miss latency by percentile, from their merged histograms.
+    let chart = super::chart::line_chart(
+        "hit vs miss latency by percentile",
+        &super::http::percentile_axis(),
+        &super::chart::Axis {
+            label: "latency, ms (log)".to_owned(),
+            log: true,
+            ticks: None,
+        },
+        &[
+            super::chart::Line {
+                label: "hit".to_owned(),
+                colour: "#2ca02c",
+                points: super::http::percentile_curve(&m.hdr_hit),
+                dashed: false,
+            },
+            super::chart::Line {
+                label: "miss".to_owned(),
+                colour: "#d62728",
+                points: super::http::percentile_curve(&m.hdr_miss),
+                dashed: false,
+            },
+        ],
+    );
+    if !chart.is_empty() {
+        blocks.push(Block::Html(chart));
+    }
 }

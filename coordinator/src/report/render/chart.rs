@@ -74,17 +74,7 @@ pub fn line_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
             (lo, hi)
         }
     };
-    let (x_lo, x_hi) = match &x.ticks {
-        Some(t) if !t.is_empty() => {
-            let ends = t.iter().map(|(v, _)| scale(x, *v));
-            let data = all.iter().map(|(px, _)| scale(x, *px));
-            let (lo, hi) = ends
-                .chain(data)
-                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            (lo, if hi > lo { hi } else { lo + 1.0 })
-        }
-        _ => range(x, &mut all.iter().map(|(px, _)| *px)),
-    };
+    let (x_lo, x_hi) = range(x, &mut all.iter().map(|(px, _)| *px));
     let (y_lo, y_hi) = range(y, &mut all.iter().map(|(_, py)| *py));
     let px = |v: f64| LEFT + (scale(x, v) - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT);
     let py = |v: f64| TOP + (y_hi - scale(y, v)) / (y_hi - y_lo) * (H - TOP - BOTTOM);

@@ -123,23 +123,7 @@ pub(super) fn charts(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     }
     charts.push_str(&line_chart(
         "latency by percentile",
-        &Axis {
-            label: "percentile (log scale of 1 in N)".to_owned(),
-            log: true,
-            ticks: Some(
-                [
-                    (1.0, "0%"),
-                    (10.0, "90%"),
-                    (100.0, "99%"),
-                    (1e3, "99.9%"),
-                    (1e4, "99.99%"),
-                    (1e5, "99.999%"),
-                ]
-                .iter()
-                .map(|(v, l)| (*v, (*l).to_owned()))
-                .collect(),
-            ),
-        },
+        &percentile_axis(),
         &Axis::linear("latency, ms"),
         &distribution,
     ));
@@ -148,9 +132,30 @@ pub(super) fn charts(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     }
 }
 
+/// The x axis of an HDR percentile plot: "1 in N" on a log scale, labelled as percentiles.
+pub(super) fn percentile_axis() -> Axis {
+    Axis {
+        label: "percentile (log scale of 1 in N)".to_owned(),
+        log: true,
+        ticks: Some(
+            [
+                (1.0, "0%"),
+                (10.0, "90%"),
+                (100.0, "99%"),
+                (1e3, "99.9%"),
+                (1e4, "99.99%"),
+                (1e5, "99.999%"),
+            ]
+            .iter()
+            .map(|(v, l)| (*v, (*l).to_owned()))
+            .collect(),
+        ),
+    }
+}
+
 /// The HDR percentile curve of a base64 histogram: (1 / (1 − q), latency in ms) from the minimum to the
 /// percentile the count still resolves.
-fn percentile_curve(hdr: &str) -> Vec<(f64, f64)> {
+pub(super) fn percentile_curve(hdr: &str) -> Vec<(f64, f64)> {
     let Ok(h) = decode_base64(hdr) else {
         return Vec::new();
     };
