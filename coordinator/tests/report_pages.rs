@@ -217,3 +217,94 @@ async fn the_demo_report_page_works_on_a_desktop_and_a_phone() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The value of attribute `name` in the first tag of `xml`.
+fn attribute(tag: &str, name: &str) -> u64 {
+    tag.split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+}
+
+/// junit.xml on a FAIL and an INVALID run: every suite's and the root's tests/failures/errors count the cases under
+/// them, the verdict's case is named `verdict` whatever the outcome, and the suites carry a timestamp and the root
+/// the run's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junit_counts_match_the_cases_on_fail_and_invalid_runs() {
+    let testbed = support::testbed().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr");
+    for (name, url, expected) in [
+        ("fail", testbed.url("/delay?ms=5"), "FAIL"),
+        ("invalid", format!("http://{closed}/"), "INVALID"),
+    ] {
+        let dir =
+            std::env::temp_dir().join(format!("loadgrade-junit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("plan.toml"),
+            format!(
+                "name = \"junit\"\n[[scenario]]\nname = \"a\"\nkind = \"http\"\nurl = \"{url}\"\nrequests = 20\n\
+                 connections = 2\nthresholds = [\"latency_ms.p50 < 1\", \"errors == 0\"]\n"
+            ),
+        )
+        .expect("plan");
+        let output = support::run_plan_file(&dir).await;
+        assert!(output.status.code().is_some_and(|c| c != 0), "{name}");
+        let xml = std::fs::read_to_string(dir.join("report/junit.xml")).expect("junit.xml");
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "),
+            "{xml}"
+        );
+        assert_eq!(
+            xml.matches("<testsuite ").count(),
+            xml.matches("</testsuite>").count()
+        );
+        let root = xml
+            .split("<testsuites ")
+            .nth(1)
+            .and_then(|r| r.split('>').next())
+            .expect("root");
+        let mut totals = (0, 0, 0);
+        for suite in xml.split("<testsuite ").skip(1) {
+            let tag = suite.split('>').next().expect("tag");
+            let body = suite.split("</testsuite>").next().expect("body");
+            let cases = (
+                body.matches("<testcase ").count() as u64,
+                body.matches("<failure ").count() as u64,
+                body.matches("<error ").count() as u64,
+            );
+            assert_eq!(
+                (
+                    attribute(tag, "tests"),
+                    attribute(tag, "failures"),
+                    attribute(tag, "errors")
+                ),
+                cases,
+                "{name}: {tag}"
+            );
+            assert!(tag.contains(" timestamp=\"20"), "{tag}");
+            totals = (totals.0 + cases.0, totals.1 + cases.1, totals.2 + cases.2);
+        }
+        assert_eq!(
+            (
+                attribute(root, "tests"),
+                attribute(root, "failures"),
+                attribute(root, "errors")
+            ),
+            totals,
+            "{name}: {root}"
+        );
+        assert!(root.contains(" time=\""), "{root}");
+        assert!(
+            xml.contains("<testcase classname=\"loadgrade\" name=\"verdict\""),
+            "{xml}"
+        );
+        assert!(xml.contains(&format!("verdict {expected}")), "{xml}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

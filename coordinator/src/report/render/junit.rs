@@ -1,5 +1,7 @@
-//! junit.xml: one test case per threshold (failed thresholds are failures), plus one for the run's verdict
-//! (DEGRADED or INVALID is an error: the result could not be trusted), so CI systems show what failed and why.
+//! junit.xml: one test case per threshold (failed thresholds are failures), plus one named `verdict` for the run's
+//! verdict (FAIL is a failure; DEGRADED or INVALID an error: the result could not be trusted), so CI systems show
+//! what failed and why, and keep one history per case whatever the outcome. Counts on every level include every
+//! case under it; each suite has the run's start as `timestamp`, and the whole run's length is the root's `time`.
 
 use super::escape;
 use loadgrade_common::grade::Verdict;
@@ -12,7 +14,8 @@ pub fn junit(report: &Report) -> String {
         .iter()
         .flat_map(|s| &s.thresholds)
         .filter(|t| !t.passed)
-        .count();
+        .count()
+        + usize::from(report.verdict == Verdict::Fail);
     let tests: usize = report
         .scenarios
         .iter()
@@ -20,10 +23,21 @@ pub fn junit(report: &Report) -> String {
         .sum::<usize>()
         + 1;
     let untrusted = matches!(report.verdict, Verdict::Degraded | Verdict::Invalid);
+    let seconds = run_seconds(report);
+    // JUnit's timestamp is ISO 8601 without a zone; the run's start is UTC.
+    let timestamp = escape(
+        report
+            .started_at
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('Z'),
+    );
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"loadgrade: {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\">",
+        "<testsuites name=\"loadgrade: {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\" \
+         time=\"{seconds:.3}\" timestamp=\"{timestamp}\">",
         escape(&report.plan_name),
         usize::from(untrusted)
     );
@@ -31,7 +45,7 @@ pub fn junit(report: &Report) -> String {
         let failed = s.thresholds.iter().filter(|t| !t.passed).count();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" timestamp=\"{timestamp}\">",
             escape(&s.name),
             s.thresholds.len()
         );
@@ -64,18 +78,30 @@ pub fn junit(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "  <testsuite name=\"verdict\" tests=\"1\" failures=\"{}\" errors=\"{}\">",
+        "  <testsuite name=\"verdict\" tests=\"1\" failures=\"{}\" errors=\"{}\" time=\"{seconds:.3}\" \
+         timestamp=\"{timestamp}\">",
         usize::from(report.verdict == Verdict::Fail),
         usize::from(untrusted)
     );
+    // The case's name stays `verdict` whatever the outcome (CI keeps one history); the outcome is in its text.
     let _ = write!(
         out,
-        "    <testcase classname=\"loadgrade\" name=\"verdict {} (grade {})\"",
-        report.verdict, report.grade
+        "    <testcase classname=\"loadgrade\" name=\"verdict\" time=\"{seconds:.3}\""
     );
-    let reasons = escape(&report.verdict_reasons.join("; "));
+    let reasons = escape(&format!(
+        "verdict {} (grade {}): {}",
+        report.verdict,
+        report.grade,
+        report.verdict_reasons.join("; ")
+    ));
     match report.verdict {
-        Verdict::Pass => out.push_str("/>\n"),
+        Verdict::Pass => {
+            let _ = writeln!(
+                out,
+                "><system-out>verdict PASS (grade {})</system-out></testcase>",
+                report.grade
+            );
+        }
         Verdict::Fail => {
             let _ = writeln!(
                 out,
@@ -92,6 +118,15 @@ pub fn junit(report: &Report) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The run's length in seconds from its RFC 3339 start and end (0 when either does not parse).
+fn run_seconds(report: &Report) -> f64 {
+    let at = |t: &str| humantime::parse_rfc3339_weak(t).ok();
+    match (at(&report.started_at), at(&report.finished_at)) {
+        (Some(start), Some(end)) => end.duration_since(start).map_or(0.0, |d| d.as_secs_f64()),
+        _ => 0.0,
+    }
 }
 
 #[cfg(test)]
