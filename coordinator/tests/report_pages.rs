@@ -178,6 +178,7 @@ async fn the_demo_report_page_works_on_a_desktop_and_a_phone() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    monitoring_artifacts_are_valid(&dir.join("report"));
     let page = dir.join("report/report.html");
     for width in [1280, 390] {
         let seen = look(&chromium, &page, width);
@@ -306,5 +307,61 @@ async fn junit_counts_match_the_cases_on_fail_and_invalid_runs() {
         );
         assert!(xml.contains(&format!("verdict {expected}")), "{xml}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// alerts.yml passes `promtool check rules` (Debian's prometheus package; under CI it must be there) and names
+/// the measurements its thresholds came from; dashboard.json has what Grafana's import needs.
+fn monitoring_artifacts_are_valid(dir: &std::path::Path) {
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).expect("alerts.yml");
+    assert!(
+        rules.contains("# from scenario \"capacity\": autoscale_trigger = "),
+        "{rules}"
+    );
+    assert!(rules.contains("latency_ms.p95 = "), "{rules}");
+    match std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(dir.join("alerts.yml"))
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("no promtool on PATH, and under CI the rules must be checked")
+        }
+        Err(_) => eprintln!("skipped: promtool check rules (apt-get install prometheus)"),
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("dashboard.json")).expect("dashboard.json"),
+    )
+    .expect("dashboard.json parses");
+    for field in [
+        "title",
+        "uid",
+        "panels",
+        "schemaVersion",
+        "__inputs",
+        "time",
+    ] {
+        assert!(
+            dashboard.get(field).is_some(),
+            "dashboard.json has no {field}"
+        );
+    }
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    for p in panels {
+        for field in ["id", "type", "title", "gridPos", "targets", "datasource"] {
+            assert!(p.get(field).is_some(), "a panel has no {field}: {p}");
+        }
+        assert!(
+            p["targets"][0]["expr"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        );
     }
 }

@@ -48,6 +48,11 @@ pub(super) fn deliver(
     out!("        {}", dir.join("report.html").display());
     out!("        {}", dir.join("report.json").display());
     out!("        {}", dir.join("junit.xml").display());
+    out!(
+        "monitoring: {} (alert rules from this run's figures), {} (Grafana)",
+        dir.join("alerts.yml").display(),
+        dir.join("dashboard.json").display()
+    );
     Ok(verdict.exit_code())
 }
 

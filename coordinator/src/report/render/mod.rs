@@ -10,6 +10,7 @@ mod html;
 mod http;
 mod junit;
 mod markdown;
+mod monitoring;
 mod page;
 mod pagination;
 mod ramp;
@@ -18,6 +19,7 @@ mod scrape;
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
+pub use monitoring::{alert_rules, dashboard};
 
 use loadgrade_common::report::Report;
 use std::path::Path;
@@ -44,8 +46,9 @@ pub fn json(report: &Report) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(report)
 }
 
-/// Writes report.json, report.md, report.html and junit.xml into `dir` (created if missing). The JSON and Markdown
-/// are written as given (as stored); HTML and JUnit are rendered from `report`.
+/// Writes report.json, report.md, report.html, junit.xml and the monitoring artifacts (alerts.yml,
+/// dashboard.json) into `dir` (created if missing). The JSON and Markdown are written as given (as stored); the rest
+/// is rendered from `report`.
 pub fn write_reports(
     dir: &Path,
     report: &Report,
@@ -57,5 +60,9 @@ pub fn write_reports(
     std::fs::write(dir.join("report.md"), markdown)?;
     std::fs::write(dir.join("report.html"), html(report))?;
     std::fs::write(dir.join("junit.xml"), junit(report))?;
+    std::fs::write(dir.join("alerts.yml"), alert_rules(report))?;
+    let dashboard =
+        serde_json::to_string_pretty(&dashboard(report)).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("dashboard.json"), dashboard)?;
     Ok(())
 }
