@@ -40,9 +40,20 @@ const BOTTOM: f64 = 40.0;
 /// Past this many points a line has no hover marks (the file stays small).
 const MAX_MARKED: usize = 240;
 
+/// A labelled mark across the plot: a vertical line at an x value, or a horizontal one at a y value.
+pub enum Mark {
+    AtX(f64, String),
+    AtY(f64, String),
+}
+
 /// A chart of `lines` (points with a non-finite coordinate, or not positive on a log axis, are left out); empty
 /// when no line has a point.
 pub fn line_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
+    marked_chart(name, x, y, lines, &[])
+}
+
+/// [`line_chart`] with marks (a cliff, a budget); the y range stretches to show a horizontal mark.
+pub fn marked_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line], marks: &[Mark]) -> String {
     let usable = |axis: &Axis, v: f64| v.is_finite() && (!axis.log || v > 0.0);
     let lines: Vec<(&Line, Vec<(f64, f64)>)> = lines
         .iter()
@@ -75,7 +86,11 @@ pub fn line_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
         }
     };
     let (x_lo, x_hi) = range(x, &mut all.iter().map(|(px, _)| *px));
-    let (y_lo, y_hi) = range(y, &mut all.iter().map(|(_, py)| *py));
+    let y_marks = marks.iter().filter_map(|m| match m {
+        Mark::AtY(v, _) if usable(y, *v) => Some(*v),
+        _ => None,
+    });
+    let (y_lo, y_hi) = range(y, &mut all.iter().map(|(_, py)| *py).chain(y_marks));
     let px = |v: f64| LEFT + (scale(x, v) - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT);
     let py = |v: f64| TOP + (y_hi - scale(y, v)) / (y_hi - y_lo) * (H - TOP - BOTTOM);
     let mut out = format!(
@@ -142,6 +157,48 @@ pub fn line_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
         (TOP + H - BOTTOM) / 2.0,
         escape(&y.label),
     );
+    for mark in marks {
+        match mark {
+            Mark::AtX(v, label) if usable(x, *v) => {
+                let at = px(*v);
+                let _ = write!(
+                    out,
+                    "<line class=\"mark\" x1=\"{at:.1}\" x2=\"{at:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#9467bd\" \
+                     stroke-dasharray=\"3 3\"><title>{}</title></line>\
+                     <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#9467bd\" text-anchor=\"{}\">{}</text>",
+                    H - BOTTOM,
+                    escape(label),
+                    if at > W - RIGHT - 70.0 {
+                        at - 3.0
+                    } else {
+                        at + 3.0
+                    },
+                    TOP + 10.0,
+                    if at > W - RIGHT - 70.0 {
+                        "end"
+                    } else {
+                        "start"
+                    },
+                    escape(label)
+                );
+            }
+            Mark::AtY(v, label) if usable(y, *v) => {
+                let at = py(*v);
+                let _ = write!(
+                    out,
+                    "<line class=\"mark\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{at:.1}\" y2=\"{at:.1}\" stroke=\"#d62728\" \
+                     stroke-dasharray=\"6 3\"><title>{}</title></line>\
+                     <text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#d62728\">{}</text>",
+                    W - RIGHT,
+                    escape(label),
+                    W - RIGHT - 2.0,
+                    at - 3.0,
+                    escape(label)
+                );
+            }
+            _ => {}
+        }
+    }
     let mut legend_x = LEFT;
     for (line, points) in &lines {
         let path = points
@@ -159,7 +216,8 @@ pub fn line_chart(name: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
                 ""
             }
         );
-        if points.len() <= MAX_MARKED {
+        // A fitted or intended line (dashed) is not a measurement: no marks to hover.
+        if points.len() <= MAX_MARKED && !line.dashed {
             for (vx, vy) in points {
                 let _ = write!(
                     out,

@@ -1,9 +1,10 @@
-//! The `ramp` kind's section of the report page: the capacity figures, a chart of throughput and p95 by
-//! concurrency (HTML), the step table, memory against the budget, the USL fit, and what was not measured.
+//! The `ramp` kind's section of the report page: the capacity figures, charts of throughput (with the USL curve),
+//! latency and memory by concurrency with the cliff, saturation, max concurrency, autoscale point and budget marked
+//! (HTML), the step table, memory against the budget, the USL fit, and what was not measured.
 
+use super::chart::{Axis, Line, Mark, marked_chart};
 use super::doc::{Block, Inline, count, figure, text};
 use loadgrade_common::report::RampMetrics;
-use std::fmt::Write as _;
 
 fn mib(bytes: Option<u64>) -> Option<f64> {
     bytes.map(|b| b as f64 / (1024.0 * 1024.0))
@@ -115,55 +116,94 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
     ))]));
 }
 
-/// Throughput (blue) and p95 (orange) by concurrency, each scaled to its own maximum.
+/// Three charts by concurrency, each on its own axis: goodput and throughput with the USL curve, p95, and the
+/// target's memory against the budget; the cliff, saturation, max concurrency and autoscale point are marked.
 fn chart(m: &RampMetrics) -> String {
-    let mut out = String::new();
-    let (w, h, pad) = (640.0, 240.0, 36.0);
-    let xs: Vec<f64> = m.steps.iter().map(|s| s.concurrency as f64).collect();
-    let (Some(&x_min), Some(&x_max)) = (xs.first(), xs.last()) else {
-        return out;
-    };
-    let span = (x_max - x_min).max(1.0);
-    let series = |values: Vec<Option<f64>>| -> String {
-        let max = values
-            .iter()
-            .flatten()
-            .copied()
-            .fold(0.0, f64::max)
-            .max(f64::MIN_POSITIVE);
-        xs.iter()
-            .zip(values)
-            .filter_map(|(x, v)| Some((x, v?)))
-            .map(|(x, v)| {
-                format!(
-                    "{:.1},{:.1}",
-                    pad + (x - x_min) / span * (w - 2.0 * pad),
-                    h - pad - v / max * (h - 2.0 * pad)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let throughput = series(m.steps.iter().map(|s| s.throughput_rps).collect());
-    let p95 = series(
+    let at = |pick: &dyn Fn(&loadgrade_common::report::RampStep) -> Option<f64>| {
         m.steps
             .iter()
-            .map(|s| s.latency_ms.map(|l| l.p95))
-            .collect(),
+            .filter_map(|s| Some((s.concurrency as f64, pick(s)?)))
+            .collect::<Vec<_>>()
+    };
+    let line = |label: &str, colour: &'static str, points: Vec<(f64, f64)>| Line {
+        label: label.to_owned(),
+        colour,
+        points,
+        dashed: false,
+    };
+    let mut marks = Vec::new();
+    if let Some(c) = m.cliff_concurrency {
+        marks.push(Mark::AtX(c as f64, format!("cliff {c}")));
+    }
+    if let Some(c) = m.saturation_concurrency {
+        marks.push(Mark::AtX(c as f64, format!("saturation {c}")));
+    }
+    if let Some(c) = m.max_concurrency.filter(|c| *c > 0) {
+        marks.push(Mark::AtX(c as f64, format!("max {c}")));
+    }
+    if let Some(c) = m.autoscale_trigger {
+        marks.push(Mark::AtX(c, format!("autoscale {c:.0}")));
+    }
+    let x = Axis::linear("concurrent connections");
+    let mut throughput = vec![
+        line("successful req/s", "#2ca02c", at(&|s| s.success_rps)),
+        line("req/s", "#1f77b4", at(&|s| s.throughput_rps)),
+    ];
+    if let Some(u) = &m.usl {
+        let (lo, hi) = (
+            m.steps.first().map_or(1, |s| s.concurrency),
+            m.steps.last().map_or(1, |s| s.concurrency),
+        );
+        let points = (0..=40)
+            .map(|i| lo as f64 + (hi - lo) as f64 * f64::from(i) / 40.0)
+            .map(|n| {
+                (
+                    n,
+                    u.lambda * n / (1.0 + u.sigma * (n - 1.0) + u.kappa * n * (n - 1.0)),
+                )
+            })
+            .collect();
+        throughput.push(Line {
+            dashed: true,
+            ..line("USL fit", "#7f7f7f", points)
+        });
+    }
+    let mut out = marked_chart(
+        "throughput by concurrency",
+        &x,
+        &Axis::linear("requests per second"),
+        &throughput,
+        &marks,
     );
-    let _ = write!(
-        out,
-        "<svg width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"throughput and p95 by concurrency\">\
-         <polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{throughput}\"/>\
-         <polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"{p95}\"/>\
-         <text x=\"{pad}\" y=\"16\" font-size=\"12\" fill=\"#1f77b4\">throughput (req/s, to its max)</text>\
-         <text x=\"{}\" y=\"16\" font-size=\"12\" fill=\"#ff7f0e\">p95 (ms, to its max)</text>\
-         <text x=\"{pad}\" y=\"{}\" font-size=\"12\">{x_min} connections</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\">{x_max}</text></svg>",
-        w / 2.0,
-        h - 8.0,
-        w - pad,
-        h - 8.0
-    );
-    out
+    out.push_str(&marked_chart(
+        "p95 by concurrency",
+        &x,
+        &Axis::linear("p95 latency, ms"),
+        &[
+            line("p50", "#1f77b4", at(&|s| s.latency_ms.map(|l| l.p50))),
+            line("p95", "#ff7f0e", at(&|s| s.latency_ms.map(|l| l.p95))),
+            line("p99", "#d62728", at(&|s| s.latency_ms.map(|l| l.p99))),
+        ],
+        &marks,
+    ));
+    let mut memory_marks: Vec<Mark> = Vec::new();
+    if let Some(budget) = mib(m.memory_budget_bytes) {
+        memory_marks.push(Mark::AtY(budget, format!("budget {budget:.0} MiB")));
+    }
+    out.push_str(&marked_chart(
+        "target memory by concurrency",
+        &x,
+        &Axis::linear("target memory, MiB (max of the step)"),
+        &[line(
+            "target memory",
+            "#9467bd",
+            at(&|s| mib(s.target_memory_bytes)),
+        )],
+        &memory_marks,
+    ));
+    if out.is_empty() {
+        out
+    } else {
+        format!("<div class=\"charts\">{out}</div>")
+    }
 }
