@@ -45,6 +45,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub agents: Vec<AgentReport>,
     pub scenarios: Vec<ScenarioReport>,
+    /// The loadgrade that ran it (the coordinator's version).
+    #[serde(default)]
+    pub tool_version: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +112,9 @@ pub struct ScenarioReport {
     pub passed: bool,
     pub thresholds: Vec<ThresholdResult>,
     pub metrics: Option<ScenarioMetrics>,
+    /// What the plan asked of it (target without query, model, rate or profile, connections, length), as text
+    /// by name, for people and for comparing runs.
+    pub setup: BTreeMap<String, String>,
 }
 
 /// A scenario's figures: one variant per [`ScenarioKind`]. In JSON, the variant's own object (the kind is beside
@@ -189,6 +195,8 @@ struct ScenarioJson {
     passed: bool,
     thresholds: Vec<ThresholdResult>,
     metrics: Option<serde_json::Value>,
+    #[serde(default)]
+    setup: BTreeMap<String, String>,
 }
 
 impl Serialize for ScenarioReport {
@@ -205,6 +213,7 @@ impl Serialize for ScenarioReport {
             passed: self.passed,
             thresholds: self.thresholds.clone(),
             metrics,
+            setup: self.setup.clone(),
         }
         .serialize(serializer)
     }
@@ -228,6 +237,7 @@ impl<'de> Deserialize<'de> for ScenarioReport {
             passed: raw.passed,
             thresholds: raw.thresholds,
             metrics,
+            setup: raw.setup,
         })
     }
 }
@@ -416,6 +426,7 @@ mod tests {
             passed: true,
             thresholds: Vec::new(),
             metrics: Some(ScenarioMetrics::Ramp(ramp::tests::sample())),
+            setup: BTreeMap::new(),
         };
         let json = serde_json::to_string(&report).expect("serialize");
         let back: ScenarioReport = serde_json::from_str(&json).expect("deserialize");

@@ -184,6 +184,7 @@ mod tests {
 
     fn run(id: &str, p95: f64, rps: f64, verdict: Verdict) -> Report {
         Report {
+            tool_version: String::new(),
             schema_version: 1,
             run_id: id.into(),
             plan_name: "p".into(),
@@ -201,6 +202,7 @@ mod tests {
                 passed: true,
                 thresholds: Vec::new(),
                 metrics: Some(http(Some(p95), rps)),
+                setup: Default::default(),
             }],
         }
     }

@@ -43,6 +43,7 @@ pub fn judge_scenario(
         passed: thresholds.iter().all(|t| t.passed) && metrics.is_some(),
         thresholds,
         metrics,
+        setup: super::setup::setup(scenario),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod compare;
 pub mod grading;
 pub mod render;
+pub mod setup;
 
 use crate::clock::now_rfc3339;
 use agent_health::AgentHealth;
@@ -70,6 +71,7 @@ pub fn assemble(plan: &Plan, outcome: RunOutcome<'_>) -> Report {
         })
         .collect();
     Report {
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         schema_version: SCHEMA_VERSION,
         run_id: outcome.run_id,
         plan_name: plan.name.clone(),

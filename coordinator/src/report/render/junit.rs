@@ -23,7 +23,7 @@ pub fn junit(report: &Report) -> String {
         .sum::<usize>()
         + 1;
     let untrusted = matches!(report.verdict, Verdict::Degraded | Verdict::Invalid);
-    let seconds = run_seconds(report);
+    let seconds = run_seconds(report).unwrap_or(0.0);
     // JUnit's timestamp is ISO 8601 without a zone; the run's start is UTC.
     let timestamp = escape(
         report
@@ -120,13 +120,11 @@ pub fn junit(report: &Report) -> String {
     out
 }
 
-/// The run's length in seconds from its RFC 3339 start and end (0 when either does not parse).
-fn run_seconds(report: &Report) -> f64 {
+/// The run's length in seconds from its RFC 3339 start and end (`None` when either does not parse).
+pub(super) fn run_seconds(report: &Report) -> Option<f64> {
     let at = |t: &str| humantime::parse_rfc3339_weak(t).ok();
-    match (at(&report.started_at), at(&report.finished_at)) {
-        (Some(start), Some(end)) => end.duration_since(start).map_or(0.0, |d| d.as_secs_f64()),
-        _ => 0.0,
-    }
+    let (start, end) = (at(&report.started_at)?, at(&report.finished_at)?);
+    end.duration_since(start).ok().map(|d| d.as_secs_f64())
 }
 
 #[cfg(test)]

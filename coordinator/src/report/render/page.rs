@@ -30,8 +30,17 @@ pub fn blocks(report: &Report) -> Vec<Block> {
         text("Run "),
         Inline::Code(report.run_id.clone()),
         text(format!(
-            ", {} to {}.",
-            report.started_at, report.finished_at
+            ", {} to {}{} · loadgrade {}.",
+            report.started_at,
+            report.finished_at,
+            super::junit::run_seconds(report)
+                .filter(|s| *s > 0.0)
+                .map_or_else(String::new, |s| format!(" ({s:.1} s)")),
+            if report.tool_version.is_empty() {
+                "(version not recorded)"
+            } else {
+                report.tool_version.as_str()
+            }
         )),
     ]));
     blocks.push(overview(report));
@@ -52,6 +61,16 @@ fn scenario(blocks: &mut Vec<Block>, s: &ScenarioReport) {
             text(format!(" ({})", s.kind)),
         ],
     ));
+    if !s.setup.is_empty() {
+        blocks.push(Block::Table {
+            headers: vec!["setup", "as planned"],
+            rows: s
+                .setup
+                .iter()
+                .map(|(k, v)| vec![text(k.as_str()), text(v.as_str())])
+                .collect(),
+        });
+    }
     match &s.metrics {
         None => blocks.push(Block::Paragraph(vec![text(
             "Not run: no figures were measured.",
