@@ -79,6 +79,8 @@ pub struct RunEvent {
     pub message: String,
     /// Set once the run is graded.
     pub verdict: Option<Verdict>,
+    /// A progress line the next one supersedes (a live view may overwrite it in place).
+    pub progress: bool,
 }
 
 /// A run in a listing.

@@ -104,6 +104,7 @@ impl Coordinator {
             state: RunState::Waiting,
             message: format!("run {id} of plan {:?} accepted", plan.name),
             verdict: None,
+            progress: false,
         });
         let events = Arc::new(events);
         let (shards_running, shards_receiver) = watch::channel(0);
@@ -166,6 +167,7 @@ impl Coordinator {
                     state: RunState::Error,
                     message: e.to_string(),
                     verdict: Some(Verdict::Invalid),
+                    progress: false,
                 });
             }
             result

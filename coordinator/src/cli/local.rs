@@ -159,11 +159,14 @@ async fn run_embedded(
         "run {} started with {agents} agent(s) on {}",
         started.id, embedded.addr
     );
+    let progress = std::sync::Arc::new(super::progress::Progress::new());
     if let Some(control) = embedded.coordinator.run_control(&started.id) {
         let mut events = control.events;
+        let shown = progress.clone();
         tokio::spawn(async move {
             while events.changed().await.is_ok() {
-                eprintln!("  {}", events.borrow_and_update().message);
+                let event = events.borrow_and_update().clone();
+                shown.event(&event);
             }
         });
         // Ctrl-C or SIGTERM stops the load and still writes the report (INVALID: cancelled), with what was measured.
@@ -180,6 +183,7 @@ async fn run_embedded(
         .await
         .context("run task")?
         .context("the run failed")?;
+    progress.finish();
     embedded.stop().await;
     let dir = report_dir(out, &finished.report.run_id)?;
     deliver(&dir, &finished.report, &finished.json, &finished.markdown)

@@ -7,6 +7,7 @@ mod output;
 mod certs;
 mod history;
 mod local;
+mod progress;
 mod remote;
 mod security;
 
@@ -25,6 +26,10 @@ pub const EXIT_USAGE: i32 = 2;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// No progress on standard error (`run`, `demo`, `submit`); the verdict and the report's paths are still
+    /// printed. On a terminal, progress is one line redrawn in place; otherwise plain lines.
+    #[arg(long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +139,7 @@ pub enum Command {
 
 /// Runs a command; returns the process exit code.
 pub async fn execute(cli: Cli) -> i32 {
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Run {
             plan,

@@ -83,9 +83,13 @@ async fn follow(
 ) -> Result<RunEvent, Failure> {
     let coordinator = remote.coordinator.as_str();
     let mut last_contact = Instant::now();
+    let progress = super::progress::Progress::new();
     loop {
-        let lost = match watch_once(client, run_id, &mut last_contact).await {
-            Ok(Some(last)) => return Ok(last),
+        let lost = match watch_once(client, run_id, &mut last_contact, &progress).await {
+            Ok(Some(last)) => {
+                progress.finish();
+                return Ok(last);
+            }
             Ok(None) => "the coordinator closed the event stream before the run ended".to_owned(),
             Err(status) if status.code() == tonic::Code::NotFound => {
                 return Err(Failure::Runtime(anyhow::anyhow!(
@@ -127,6 +131,7 @@ async fn watch_once(
     client: &mut RunClient,
     run_id: &str,
     last_contact: &mut Instant,
+    progress: &super::progress::Progress,
 ) -> Result<Option<RunEvent>, tonic::Status> {
     let mut events = client
         .watch_run(v1::WatchRunRequest {
@@ -141,9 +146,7 @@ async fn watch_once(
                 "the coordinator sent an event that does not convert: {e}"
             ))
         })?;
-        if !event.message.is_empty() {
-            eprintln!("  {}", event.message);
-        }
+        progress.event(&event);
         if event.state.is_final() {
             return Ok(Some(event));
         }

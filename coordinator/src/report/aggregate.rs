@@ -114,6 +114,20 @@ impl Seconds {
         }
     }
 
+    /// The last point every agent has reported on (the one before the newest): requests per second and p95.
+    fn last_complete(&self) -> Option<(f64, Option<f64>)> {
+        let mut newest = self.points.values().rev();
+        let point = newest.nth(1).or_else(|| self.points.values().next_back())?;
+        let mut merged = new_histogram();
+        for bytes in &point.hdrs {
+            let _ = merge_encoded(&mut merged, bytes);
+        }
+        Some((
+            point.counters.requests as f64 / self.width as f64,
+            (!merged.is_empty()).then(|| us_to_ms(merged.value_at_quantile(0.95))),
+        ))
+    }
+
     fn series(&self) -> Vec<SeriesPoint> {
         let Some(first) = self.points.keys().next().copied() else {
             return Vec::new();
@@ -310,7 +324,20 @@ impl HttpAggregate {
                 }
             )
         } else {
-            format!("{} requests, {} errors", self.requests(), self.errors())
+            let last = self
+                .seconds
+                .last_complete()
+                .map_or_else(String::new, |(rate, p95)| {
+                    format!(
+                        ", last second {rate:.0} req/s, p95 {}",
+                        p95.map_or_else(|| "-".to_owned(), |p| format!("{p:.1} ms"))
+                    )
+                });
+            format!(
+                "{} requests, {} errors{last}",
+                self.requests(),
+                self.errors()
+            )
         }
     }
 

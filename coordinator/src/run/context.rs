@@ -81,13 +81,22 @@ impl RunContext {
 
     /// Tells watchers (and the log) how the run is doing.
     pub fn event(&self, state: RunState, message: impl Into<String>) {
-        let message = message.into();
+        self.send(state, message.into(), false);
+    }
+
+    /// A progress line the next one supersedes (requests so far, the last second's rate and p95).
+    pub fn progress(&self, message: impl Into<String>) {
+        self.send(RunState::Running, message.into(), true);
+    }
+
+    fn send(&self, state: RunState, message: String, progress: bool) {
         tracing::info!(run = %self.id, "{message}");
         let _ = self.events.send(RunEvent {
             run_id: self.id.clone(),
             state,
             message,
             verdict: None,
+            progress,
         });
     }
 

@@ -126,6 +126,7 @@ pub async fn execute(
         state,
         message: format!("verdict {}, grade {}", report.verdict, report.grade),
         verdict: Some(report.verdict),
+        progress: false,
     });
     Ok(FinishedRun {
         report,

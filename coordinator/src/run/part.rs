@@ -175,12 +175,20 @@ fn stop_agents(ctx: &RunContext, agents: &BTreeSet<String>, reason: &str) {
 }
 
 fn describe(spec: &HttpSpec) -> String {
+    // A staged load says where it goes, not only where it starts.
+    let staged = |start: u64, unit: &str| {
+        let mut targets = vec![start.to_string()];
+        targets.extend(spec.stages.iter().map(|s| s.target.to_string()));
+        targets.dedup();
+        format!("{} {unit}", targets.join(" → "))
+    };
     let load = match spec.model {
         LoadModel::Open => format!(
-            "open model, {} req/s over at most {} connections",
-            spec.rate, spec.connections
+            "open model, {} over at most {} connections",
+            staged(spec.rate, "req/s"),
+            spec.connections
         ),
-        LoadModel::Closed => format!("closed model, {} connections", spec.connections),
+        LoadModel::Closed => format!("closed model, {}", staged(spec.connections, "connections")),
     };
     let end = match (spec.duration, spec.requests) {
         (Some(d), Some(r)) => format!("for {d:?} or {r} requests"),
@@ -363,14 +371,15 @@ impl PartRun<'_> {
         }
         if self.last_progress.elapsed() >= Duration::from_secs(1) {
             self.last_progress = Instant::now();
-            ctx.event(
-                RunState::Running,
-                format!(
-                    "scenario {}: {} so far",
-                    self.part.label,
-                    self.aggregate.progress()
-                ),
-            );
+            ctx.progress(format!(
+                "scenario {}: {} so far ({:.0} of at most {:.0} s, {} of {} agents running)",
+                self.part.label,
+                self.aggregate.progress(),
+                (unix_ms() - self.start_at_unix_ms).max(0) as f64 / 1000.0,
+                self.spec.load_bound().as_secs_f64(),
+                self.pending.len(),
+                self.assigned.len()
+            ));
         }
     }
 

@@ -56,6 +56,7 @@ impl Runs {
                 state: summary.state,
                 message: String::new(),
                 verdict: summary.verdict,
+                progress: false,
             })
             .await;
         Ok(rx)

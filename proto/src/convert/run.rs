@@ -63,6 +63,7 @@ impl From<RunEvent> for v1::RunEvent {
             message: e.message,
             state: v1::RunState::from(e.state) as i32,
             verdict: verdict_to_wire(e.verdict),
+            progress: e.progress,
         }
     }
 }
@@ -76,6 +77,7 @@ impl TryFrom<v1::RunEvent> for RunEvent {
             state: run_state(e.state)?,
             message: e.message,
             verdict: verdict(e.verdict)?,
+            progress: e.progress,
         })
     }
 }

@@ -1121,6 +1121,9 @@ pub struct RunEvent {
     /// Set once the run is graded (final states).
     #[prost(enumeration = "Verdict", tag = "6")]
     pub verdict: i32,
+    /// A progress line the next one supersedes (a live view may overwrite it in place).
+    #[prost(bool, tag = "7")]
+    pub progress: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
