@@ -155,6 +155,7 @@ mod tests {
                     state,
                     message: "m".into(),
                     verdict,
+                    progress: verdict.is_none(),
                 };
                 assert_eq!(
                     RunEvent::try_from(v1::RunEvent::from(event.clone())),
