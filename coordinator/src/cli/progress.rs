@@ -49,17 +49,6 @@ impl Progress {
         }
     }
 
-    /// A line that is not an event (the run started, it was interrupted).
-    pub fn note(&self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        match &self.live {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
     /// Removes the live line.
     pub fn finish(&self) {
         if let Some(bar) = &self.live {
