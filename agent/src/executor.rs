@@ -75,7 +75,13 @@ pub async fn prepare(work: Work, config: &AgentConfig) -> Result<Prepared, Refus
                 .await?,
         )),
         Work::Scrape(shard) => Prepared::Scrape(Arc::new(
-            crate::scrape::prepare(shard, &config.allowlist).await?,
+            crate::scrape::prepare(
+                shard,
+                &config.allowlist,
+                &config.caps,
+                config.prometheus.as_deref(),
+            )
+            .await?,
         )),
     })
 }

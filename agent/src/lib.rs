@@ -47,6 +47,9 @@ pub struct AgentConfig {
     /// Where interval reports are kept until acknowledged. `None`: in memory only. Default: none (the binary
     /// sets one).
     pub spool_dir: Option<std::path::PathBuf>,
+    /// The one Prometheus binary a scrape scenario may run here (the operator's choice, never the plan's).
+    /// Default: none (the binary sets `--prometheus`; in-process agents take `prometheus` from PATH).
+    pub prometheus: Option<std::path::PathBuf>,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
@@ -84,6 +87,7 @@ impl AgentConfig {
             reconnect: true,
             probe_only: false,
             spool_dir: None,
+            prometheus: None,
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         }

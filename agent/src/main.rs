@@ -51,6 +51,11 @@ struct Args {
     /// (probe = { kind = "agent", agent = NAME, .. }) and run no load.
     #[arg(long)]
     probe_only: bool,
+    /// The Prometheus this agent may run for scrape scenarios (an absolute path, owned by root or this user and
+    /// writable by no one else). Without it, a plan's `prometheus` is refused here and the Prometheus-side
+    /// figures are not measured.
+    #[arg(long, value_name = "PATH")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -95,6 +100,13 @@ fn main() {
     config.tls = tls;
     config.probe_only = args.probe_only;
     config.spool_dir = spool;
+    if let Some(path) = args.prometheus {
+        if let Err(why) = loadgrade_agent::scrape::trusted_binary(&path) {
+            eprintln!("loadgrade-agent: --prometheus {}: {why}", path.display());
+            std::process::exit(2);
+        }
+        config.prometheus = Some(path);
+    }
     config.caps = Caps {
         max_rate: args.max_rate,
         max_connections: args.max_connections,

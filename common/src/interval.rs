@@ -50,6 +50,8 @@ pub struct ScrapeFigures {
     pub prometheus: Option<PrometheusFigures>,
     /// Sent once when the Prometheus side was not measured: why.
     pub prometheus_not_measured: String,
+    /// Sent once the window has ended: its length as measured on the agent, ms (0: not yet, or no window).
+    pub window_ms: u64,
 }
 
 /// A Prometheus's own figures over the measured window, read from its /metrics.

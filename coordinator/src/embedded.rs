@@ -52,6 +52,8 @@ impl Embedded {
             let mut config = AgentConfig::new(format!("http://{addr}"), format!("agent-{i}"));
             // In-process agents load this machine's services: loopback is theirs to load.
             config.allowlist = loadgrade_agent::Allowlist::loopback();
+            // In-process agents run for the person at this machine: the Prometheus on their PATH, if trusted.
+            config.prometheus = loadgrade_agent::scrape::prometheus_on_path();
             configure(&mut config);
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {

@@ -112,8 +112,9 @@ async fn series_parsed_from_the_testbed_equal_what_it_exports_at_two_sizes() {
             assert_eq!(i.scrapes, expected, "{name} at {} s", i.interval_s);
             let samples = i.samples_per_s.expect("samples/s");
             let per_scrape = exported as f64 * expected as f64 / 3.0;
+            // The window is the agent's own measure of `duration` (a few ms over it).
             assert!(
-                (samples - per_scrape).abs() < 1e-6 * per_scrape,
+                (samples - per_scrape).abs() < 0.01 * per_scrape,
                 "{samples} vs {per_scrape}"
             );
             assert!(i.scrape_ms.is_some() && i.scrape_bytes.unwrap_or(0) > exported * 10);
@@ -305,8 +306,9 @@ async fn without_prometheus_its_figures_are_not_measured_and_only_a_threshold_on
         .expect("report.json");
         let m = scrape_metrics(&report, "monitoring");
         let why = &m.intervals[0].not_measured["prometheus"];
+        // In-process agents run only the trusted prometheus on PATH (or none), never a path a plan names.
         assert!(
-            why.contains("/nonexistent/prometheus is not a file on this agent"),
+            why.contains("not /nonexistent/prometheus") || why.contains("runs no Prometheus"),
             "{why}"
         );
         assert!(m.intervals[0].series.is_some_and(|s| s > 100));

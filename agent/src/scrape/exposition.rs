@@ -176,7 +176,12 @@ fn sample(line: &str, format: Format) -> Result<Sample<'_>, &'static str> {
         labels = &after[..close];
         rest = &after[close + 1..];
     }
-    let series = &line[..line.len() - rest.len()];
+    // `a` and `a{}` are one series.
+    let series = if labels.trim().is_empty() {
+        name
+    } else {
+        &line[..line.len() - rest.len()]
+    };
     // In text, spaces or tabs separate the fields; OpenMetrics is stricter, but a lenient reader loses nothing.
     let (fields, exemplar) = match rest.split_once(" # ") {
         Some((fields, exemplar)) if format == Format::OpenMetrics => (fields, Some(exemplar)),
@@ -268,6 +273,42 @@ fn float(text: &str) -> Option<f64> {
 
 /// The label the relay adds to each copy of a series.
 pub const REPLICA_LABEL: &str = "loadgrade_replica";
+
+/// Whether any sample of `body` (checked an exposition) has a label named `label`.
+pub fn has_label(body: &str, label: &str) -> bool {
+    let named = format!("{label}=\"");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = &l[name_end(l)..];
+            let inner = rest.strip_prefix('{')?;
+            Some(&inner[..labels_end(inner).ok()?])
+        })
+        .any(|labels| {
+            // Label names start a pair: at the start or after a comma outside a value.
+            let mut in_value = false;
+            let mut escaped = false;
+            let mut at_name = true;
+            for (i, c) in labels.char_indices() {
+                if in_value {
+                    match (escaped, c) {
+                        (false, '\\') => escaped = true,
+                        (false, '"') => in_value = false,
+                        _ => escaped = false,
+                    }
+                    continue;
+                }
+                if at_name && labels[i..].trim_start().starts_with(&named) {
+                    return true;
+                }
+                at_name = c == ',';
+                if c == '"' {
+                    in_value = true;
+                }
+            }
+            false
+        })
+}
 
 /// `body` with every sample line served `replicas` times, each copy labelled `loadgrade_replica="K"`. A family's
 /// comments stay once, before its samples; each copy of a family's samples is contiguous (as OpenMetrics wants);

@@ -59,6 +59,8 @@ pub enum Phase {
 pub struct Figures {
     since: Mutex<Since>,
     phase: AtomicU8,
+    /// When the window began and ended.
+    window: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 impl Default for Figures {
@@ -66,6 +68,7 @@ impl Default for Figures {
         Figures {
             since: Mutex::new(Since::new()),
             phase: AtomicU8::new(Phase::Before as u8),
+            window: Mutex::new((None, None)),
         }
     }
 }
@@ -76,7 +79,21 @@ impl Figures {
     }
 
     pub fn set_phase(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::SeqCst);
+        let before = self.phase.swap(phase as u8, Ordering::SeqCst);
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        match phase {
+            Phase::Window if window.0.is_none() => window.0 = Some(Instant::now()),
+            Phase::After if before == Phase::Window as u8 => {
+                window.1 = Some(Instant::now());
+                // Sent with the next interval.
+                if let (Some(begin), Some(end)) = *window {
+                    let ms =
+                        u64::try_from(end.duration_since(begin).as_millis()).unwrap_or(u64::MAX);
+                    self.with(|s| s.figures.window_ms = ms.max(1));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Scrapes count only inside the window.

@@ -12,6 +12,7 @@ mod relay;
 mod scraper;
 
 pub use exposition::{Counted, Format, count};
+pub use prometheus::{prometheus_on_path, trusted_binary};
 
 use crate::Allowlist;
 use crate::http::ShardOutput;
@@ -38,6 +39,13 @@ pub enum Refusal {
     Host { host: String, why: String },
     #[error("the shard names no interval of its scenario")]
     NoInterval,
+    #[error("the shard asks for {asked} {what}; this agent allows at most {cap} (--max-{flag})")]
+    Cap {
+        what: &'static str,
+        asked: String,
+        cap: String,
+        flag: &'static str,
+    },
 }
 
 /// Why a scrape shard stopped without its figures.
@@ -63,10 +71,38 @@ pub struct Prepared {
     pub shown: String,
 }
 
-/// Checks the target is a host this agent may reach and finds the Prometheus binary.
-pub async fn prepare(shard: ScrapeShard, allowlist: &Allowlist) -> Result<Prepared, Refusal> {
+/// Checks the target is a host this agent may reach, the shard within this agent's caps, and finds the
+/// Prometheus this agent's operator allows.
+pub async fn prepare(
+    shard: ScrapeShard,
+    allowlist: &Allowlist,
+    caps: &crate::Caps,
+    allowed_prometheus: Option<&std::path::Path>,
+) -> Result<Prepared, Refusal> {
     let interval = shard.interval().ok_or(Refusal::NoInterval)?;
     let spec = &shard.spec;
+    if let Some(cap) = caps.max_duration
+        && spec.part_bound(interval) > cap
+    {
+        return Err(Refusal::Cap {
+            what: "seconds (the interval's part, Prometheus's start and settling included)",
+            asked: format!("{:.0}", spec.part_bound(interval).as_secs_f64()),
+            cap: format!("{:.0}", cap.as_secs_f64()),
+            flag: "duration",
+        });
+    }
+    // A scrape every interval is that many requests a second.
+    let per_second = (1.0 / interval.as_secs_f64()).ceil() as u64;
+    if let Some(cap) = caps.max_rate
+        && per_second > cap
+    {
+        return Err(Refusal::Cap {
+            what: "scrapes per second",
+            asked: per_second.to_string(),
+            cap: cap.to_string(),
+            flag: "rate",
+        });
+    }
     let rest = spec.target.strip_prefix("http://").ok_or(Refusal::Url)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let (host, port) = match authority.rsplit_once(':') {
@@ -98,7 +134,7 @@ pub async fn prepare(shard: ScrapeShard, allowlist: &Allowlist) -> Result<Prepar
     })?;
     let prometheus = match &spec.prometheus {
         None => Err("the plan names no prometheus binary".to_owned()),
-        Some(name) => prometheus::locate(name).await,
+        Some(name) => prometheus::locate(name, allowed_prometheus).await,
     };
     Ok(Prepared {
         shown: spec
@@ -193,35 +229,40 @@ async fn execute(
             target: p.shown.clone(),
             why: e.to_string(),
         })?;
+    let scraper = Arc::new(Mutex::new(scraper));
     let binary = match &p.prometheus {
         Ok(binary) => binary.clone(),
         Err(why) => {
             figures.prometheus_not_measured(why.clone());
-            return scrape_alone(scraper, p, figures, stop).await;
+            return scrape_alone(&scraper, p, figures, stop).await;
         }
     };
-    let scraper = Arc::new(Mutex::new(scraper));
     let relay = relay::Relay::start(scraper.clone())
         .await
         .map_err(|e| Failure::Target {
             target: p.shown.clone(),
             why: format!("the relay for Prometheus cannot listen: {e}"),
         })?;
-    let prometheus =
-        match prometheus::Prometheus::start(&binary, relay.addr, &relay.path, p.interval, timeout)
-            .await
-        {
-            Ok(prometheus) => prometheus,
-            Err(why) => {
-                drop(relay);
-                figures.prometheus_not_measured(why);
-                let scraper = Arc::try_unwrap(scraper)
-                    .map_err(|_| Failure::Stopped)?
-                    .into_inner();
-                return scrape_alone(scraper, p, figures, stop).await;
-            }
-        };
-    let measured = with_prometheus(&prometheus, relay, p, &binary, figures, stop).await;
+    let started = prometheus::Prometheus::start(
+        &binary,
+        relay.addr,
+        &relay.path,
+        &relay.token,
+        p.interval,
+        timeout,
+    )
+    .await;
+    let mut prometheus = match started {
+        Ok(prometheus) => prometheus,
+        Err(why) => {
+            drop(relay);
+            figures.prometheus_not_measured(why);
+            return scrape_alone(&scraper, p, figures, stop).await;
+        }
+    };
+    let measured = with_prometheus(&mut prometheus, relay, p, &binary, figures, stop).await;
+    // A Prometheus that failed midway ends the window there: the target's figures cover only what was scraped.
+    figures.set_phase(Phase::After);
     prometheus.stop().await;
     match measured {
         Ok(figures_of_prometheus) => figures.prometheus(figures_of_prometheus),
@@ -233,7 +274,7 @@ async fn execute(
 
 /// Without Prometheus: one scrape every interval for `duration`, the first at once.
 async fn scrape_alone(
-    mut scraper: Scraper,
+    scraper: &Mutex<Scraper>,
     p: &Prepared,
     figures: &Figures,
     stop: &CancellationToken,
@@ -249,8 +290,13 @@ async fn scrape_alone(
             () = stop.cancelled() => return Err(Failure::Stopped),
         }
         // A failed scrape is an error in the figures; the interval goes on, as Prometheus would.
-        let _ = scraper.scrape(false).await;
+        let _ = scraper.lock().await.scrape(false).await;
         next += p.interval;
+    }
+    // The window is `duration`: its last scrape opens the last interval's slot, which runs to the end.
+    tokio::select! {
+        () = sleep_until(end) => {}
+        () = stop.cancelled() => return Err(Failure::Stopped),
     }
     figures.set_phase(Phase::After);
     Ok(())
@@ -259,7 +305,7 @@ async fn scrape_alone(
 /// With Prometheus scraping through the relay: settle, then read its own figures half an interval after a scrape
 /// at the window's start and again at its end, so the window holds exactly the scrapes between the two reads.
 async fn with_prometheus(
-    prometheus: &prometheus::Prometheus,
+    prometheus: &mut prometheus::Prometheus,
     mut relay: relay::Relay,
     p: &Prepared,
     binary: &prometheus::Binary,
@@ -299,11 +345,13 @@ async fn with_prometheus(
         pause(p.interval / 2).await
     };
     after_scrape(&mut relay).await?;
+    prometheus.scrape_health().await.map_err(not_measured)?;
     let first = prometheus.read().await.map_err(not_measured)?;
     figures.set_phase(Phase::Window);
     pause(spec.duration.saturating_sub(p.interval / 2)).await?;
     after_scrape(&mut relay).await?;
     figures.set_phase(Phase::After);
+    prometheus.scrape_health().await.map_err(not_measured)?;
     let last = prometheus.read().await.map_err(not_measured)?;
     drop(relay);
     let window = last.at.duration_since(first.at).as_secs_f64();

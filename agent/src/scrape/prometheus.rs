@@ -7,7 +7,7 @@ use super::exposition::{self, Format};
 use super::fetch::Fetcher;
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -27,52 +27,142 @@ pub struct Binary {
     pub version: String,
 }
 
-/// Finds and checks the binary the plan names; the error says why the Prometheus side is not measured.
-pub async fn locate(name: &str) -> Result<Binary, String> {
+/// The most bytes of `--version` output read.
+const MAX_VERSION_OUTPUT: u64 = 4096;
+/// The only PATH a Prometheus child gets; its environment holds nothing else of the agent's.
+const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Checks `path` is a file the agent may run: absolute, a regular file named `prometheus`, owned by root or this
+/// agent's user, and neither it nor its folder writable by anyone else.
+pub fn trusted_binary(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !path.is_absolute() || path.file_name().is_none_or(|n| n != "prometheus") {
+        return Err("must be an absolute path to a file named prometheus".to_owned());
+    }
+    let me = rustix::process::getuid().as_raw();
+    let safe = |p: &Path, what: &str| -> Result<(), String> {
+        let m = std::fs::metadata(p).map_err(|e| format!("{what} {}: {e}", p.display()))?;
+        if m.uid() != 0 && m.uid() != me {
+            return Err(format!("{what} {} is owned by another user", p.display()));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{what} {} is writable by other users: anyone could replace it",
+                p.display()
+            ));
+        }
+        Ok(())
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    safe(path, "the file")?;
+    if let Some(dir) = path.parent() {
+        safe(dir, "its folder")?;
+    }
+    Ok(())
+}
+
+/// The trusted `prometheus` on this process's PATH (absolute entries only), for in-process agents.
+pub fn prometheus_on_path() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file() && trusted_binary(p).is_ok())
+}
+
+/// The binary to run for a plan's `prometheus`: the one this agent's operator named (`--prometheus`), which the
+/// plan must name as `prometheus` or by the same path; checked, then asked its version. The error says why the
+/// Prometheus side is not measured.
+pub async fn locate(name: &str, allowed: Option<&Path>) -> Result<Binary, String> {
     if let Some(problem) = loadgrade_common::plan::scrape::prometheus_problem(name) {
         return Err(problem);
     }
-    let path = if name.starts_with('/') {
-        PathBuf::from(name)
-    } else {
-        std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-            .ok_or_else(|| format!("no {name} binary on this agent's PATH"))?
+    let Some(allowed) = allowed else {
+        return Err(
+            "this agent runs no Prometheus (start it with --prometheus /usr/bin/prometheus to allow one)".to_owned(),
+        );
     };
-    if !path.is_file() {
-        return Err(format!("{} is not a file on this agent", path.display()));
+    if name != "prometheus" && Path::new(name) != allowed {
+        return Err(format!(
+            "this agent runs only the Prometheus at {} (its --prometheus), not {name}",
+            allowed.display()
+        ));
     }
-    let output = tokio::time::timeout(
-        VERSION_TIMEOUT,
-        Command::new(&path)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| format!("{} --version did not answer", path.display()))?
-    .map_err(|e| format!("{} cannot be run: {e}", path.display()))?;
-    // Prometheus prints its version on stdout (older releases on stderr).
-    let text = [output.stdout, output.stderr]
-        .concat()
-        .into_iter()
-        .map(char::from)
-        .collect::<String>();
-    let first = text.lines().next().unwrap_or_default().trim().to_owned();
-    if !first.starts_with("prometheus, version ") {
+    trusted_binary(allowed)?;
+    let version = version_line(allowed).await?;
+    if !version.starts_with("prometheus, version ") {
         return Err(format!(
             "{} --version does not say it is Prometheus",
-            path.display()
+            allowed.display()
         ));
     }
     Ok(Binary {
-        path,
-        version: first.chars().take(120).collect(),
+        path: allowed.to_path_buf(),
+        version: version.chars().take(120).collect(),
     })
+}
+
+/// The first line `binary --version` prints (stdout, or stderr for older releases), reading at most
+/// [`MAX_VERSION_OUTPUT`] bytes and at most [`VERSION_TIMEOUT`]; the program and anything it started are killed.
+async fn version_line(binary: &Path) -> Result<String, String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut child = child_command(binary)
+        .arg("--version")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{} cannot be run: {e}", binary.display()))?;
+    let group = child.id();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group(group);
+        return Err("no output of --version".to_owned());
+    };
+    let read = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (
+            stdout.take(MAX_VERSION_OUTPUT),
+            stderr.take(MAX_VERSION_OUTPUT),
+        );
+        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        [out, err].concat()
+    };
+    let output = tokio::time::timeout(VERSION_TIMEOUT, read).await;
+    kill_group(group);
+    let _ = child.wait().await;
+    let output = output.map_err(|_| format!("{} --version did not answer", binary.display()))?;
+    let text = String::from_utf8_lossy(&output);
+    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// A command for a Prometheus child: its own process group (so it and anything it starts can be signalled
+/// together), an empty environment but a plain PATH, no input, killed if dropped.
+fn child_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", CHILD_PATH)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    command
+}
+
+/// SIGKILL to the process group a child leads.
+fn kill_group(leader: Option<u32>) {
+    signal_group(leader, rustix::process::Signal::KILL);
+}
+
+fn signal_group(leader: Option<u32>, signal: rustix::process::Signal) {
+    if let Some(pid) = leader
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
 }
 
 /// Prometheus's own figures at one instant.
@@ -96,6 +186,7 @@ pub struct Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            kill_group(child.id());
             let _ = child.start_kill();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -113,6 +204,7 @@ impl Prometheus {
         binary: &Binary,
         relay: SocketAddr,
         path: &str,
+        token: &str,
         interval: Duration,
         timeout: Duration,
     ) -> Result<Prometheus, String> {
@@ -140,8 +232,8 @@ impl Prometheus {
         let config = format!(
             "# Written by loadgrade for one scrape interval; removed when the interval ends.\n\
              global:\n  scrape_interval: {interval}\n  scrape_timeout: {timeout}\n  evaluation_interval: 1m\n\
-             scrape_configs:\n  - job_name: loadgrade\n    metrics_path: {path}\n    static_configs:\n      \
-             - targets: ['{relay}']\n",
+             scrape_configs:\n  - job_name: loadgrade\n    metrics_path: {path}\n    authorization:\n      \
+             type: Bearer\n      credentials: {token}\n    static_configs:\n      - targets: ['{relay}']\n",
             interval = prom_duration(interval),
             timeout = prom_duration(timeout.min(interval)),
         );
@@ -154,23 +246,21 @@ impl Prometheus {
             .try_clone()
             .map_err(|e| format!("cannot open the log file: {e}"))?;
         // Where util-linux's setpriv is, Prometheus dies with this agent even if it is killed outright.
-        let mut command = match which("setpriv") {
+        let mut command = match setpriv() {
             Some(setpriv) => {
-                let mut c = Command::new(setpriv);
+                let mut c = child_command(&setpriv);
                 c.args(["--pdeathsig", "KILL", "--"]).arg(&binary.path);
                 c
             }
-            None => Command::new(&binary.path),
+            None => child_command(&binary.path),
         };
         let child = command
             .arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address={}", prometheus.web))
             .arg("--log.level=warn")
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("{} did not start: {e}", binary.path.display()))?;
         prometheus.child = Some(child);
@@ -216,6 +306,40 @@ impl Prometheus {
         }
     }
 
+    /// Whether its scrapes of the relay succeed (`/api/v1/targets`): the reason when the last one failed (a
+    /// timeout, a value or label it rejected), so no figure is taken from a Prometheus that ingested nothing.
+    pub async fn scrape_health(&mut self) -> Result<(), String> {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            return Err(format!("Prometheus exited ({status}): {}", self.log_tail()));
+        }
+        let mut fetcher = Fetcher::new(&format!("http://{}/api/v1/targets", self.web), self.web);
+        let response = fetcher
+            .fetch(READ_TIMEOUT)
+            .await
+            .map_err(|e| format!("asking Prometheus for its targets: {e}"))?;
+        let json: serde_json::Value = serde_json::from_slice(&response.body)
+            .map_err(|e| format!("Prometheus's /api/v1/targets: {e}"))?;
+        let target = json
+            .pointer("/data/activeTargets/0")
+            .ok_or("Prometheus has no active target")?;
+        let text = |key: &str| target.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        if text("health") == "up" {
+            return Ok(());
+        }
+        let error: String = text("lastError").chars().take(300).collect();
+        Err(format!(
+            "Prometheus's scrapes of the target fail ({}): {}",
+            text("health"),
+            if error.is_empty() {
+                "no error given"
+            } else {
+                &error
+            }
+        ))
+    }
+
     /// Reads its own /metrics.
     pub async fn read(&self) -> Result<Own, String> {
         let mut fetcher = Fetcher::new(&format!("http://{}/metrics", self.web), self.web);
@@ -233,18 +357,16 @@ impl Prometheus {
     /// Stops it (TERM, then KILL after a wait) and removes its folder.
     pub async fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child
-                .id()
-                .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?))
-            {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
+            let group = child.id();
+            signal_group(group, rustix::process::Signal::TERM);
             if tokio::time::timeout(STOP_TIMEOUT, child.wait())
                 .await
                 .is_err()
             {
                 let _ = child.kill().await;
             }
+            // Anything it started (a wrapper script's Prometheus) goes with it.
+            kill_group(group);
         }
         let _ = tokio::fs::remove_dir_all(&self.dir).await;
     }
@@ -314,12 +436,11 @@ fn remove_orphaned_folders() {
     }
 }
 
-/// A program on PATH.
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
+/// util-linux's `setpriv`, where the system keeps it.
+fn setpriv() -> Option<PathBuf> {
+    ["/usr/bin/setpriv", "/bin/setpriv"]
         .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
+        .map(PathBuf::from)
         .find(|p| p.is_file())
 }
 

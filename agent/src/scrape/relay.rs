@@ -21,6 +21,8 @@ pub struct Relay {
     pub addr: SocketAddr,
     /// The one path that is a scrape (random: only the agent's Prometheus is told it).
     pub path: String,
+    /// The bearer token a scrape must carry (random; Prometheus never shows it in its API).
+    pub token: String,
     /// Scrapes served so far (good or not): a Prometheus scrape has just happened when it changes.
     pub served: watch::Receiver<u64>,
     stop: CancellationToken,
@@ -43,10 +45,10 @@ impl Relay {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let accept_stop = stop.clone();
-        // Only a request for this path is a scrape: another local process that finds the port scrapes nothing
-        // and adds nothing to the figures.
         let path = format!("/metrics-{:032x}", rand::random::<u128>());
+        let token = format!("{:032x}", rand::random::<u128>());
         let accept_path = Arc::new(path.clone());
+        let accept_auth = Arc::new(format!("Bearer {token}"));
         tasks.spawn(async move {
             let mut conns = JoinSet::new();
             loop {
@@ -62,13 +64,20 @@ impl Relay {
                 let served_tx = served_tx.clone();
                 let conn_stop = accept_stop.clone();
                 let path = accept_path.clone();
+                let auth = accept_auth.clone();
                 conns.spawn(async move {
                     let path = path.clone();
                     let service =
                         service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                             let scraper = scraper.clone();
                             let served_tx = served_tx.clone();
-                            let known = request.uri().path() == path.as_str();
+                            // Only the agent's Prometheus knows the path and the token: any other local process that
+                            // finds the port scrapes nothing and adds nothing to the figures.
+                            let known = request.uri().path() == path.as_str()
+                                && request
+                                    .headers()
+                                    .get(hyper::header::AUTHORIZATION)
+                                    .is_some_and(|v| v.as_bytes() == auth.as_bytes());
                             async move {
                                 if !known {
                                     return Ok::<_, Infallible>(not_found());
@@ -92,6 +101,7 @@ impl Relay {
         Ok(Relay {
             addr,
             path,
+            token,
             served,
             stop,
             _tasks: tasks,

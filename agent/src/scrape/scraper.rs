@@ -26,6 +26,11 @@ pub enum Problem {
     #[error("it exposes no series")]
     Empty,
     #[error(
+        "its series already have a label named {} (the label replicas add): replicas cannot be served",
+        exposition::REPLICA_LABEL
+    )]
+    ReplicaLabel,
+    #[error(
         "{replicas} copies of its {bytes} bytes would be more than the relay serves ({} MiB): lower replicas",
         MAX_SERVED >> 20
     )]
@@ -78,6 +83,10 @@ impl Scraper {
         self.figures.record(outcome, fetched.took, bytes);
         checked?;
         let body = if serve && self.replicas > 1 {
+            let text = std::str::from_utf8(&fetched.body).unwrap_or_default();
+            if exposition::has_label(text, exposition::REPLICA_LABEL) {
+                return Err(Problem::ReplicaLabel);
+            }
             let scaled = fetched.body.len().saturating_mul(self.replicas as usize);
             if scaled > MAX_SERVED {
                 return Err(Problem::TooLargeScaled {

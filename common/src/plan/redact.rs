@@ -82,8 +82,11 @@ pub fn redact_plan_text(text: &str) -> String {
             if let Some(toml::Value::String(database)) = scenario.get_mut("database") {
                 *database = super::pagination::redacted_database_url(database);
             }
-            if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
-                *url = redact_query(url, &listed);
+            // A scrape target's query may carry a token as much as an http url's.
+            for key in ["url", "target"] {
+                if let Some(toml::Value::String(url)) = scenario.get_mut(key) {
+                    *url = redact_query(url, &listed);
+                }
             }
             if let Some(headers) = scenario
                 .get_mut("headers")

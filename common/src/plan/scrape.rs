@@ -140,6 +140,9 @@ pub fn prometheus_problem(binary: &str) -> Option<String> {
 
 /// The target URL: http:// with a host (scrapes over TLS are not supported yet).
 fn check_target(url: &str) -> Result<(), String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("target must be a URL without spaces or control characters".to_owned());
+    }
     fields::check_url(url)?;
     if !url.starts_with("http://") {
         return Err(
@@ -159,14 +162,20 @@ pub(crate) fn never_produced(spec: &ScrapeSpec, metric: &str) -> Option<String> 
                 spec.intervals.len()
             ));
         }
-        if spec.probe.is_none() && rest.contains(".target_") {
+        if spec.probe.is_none() && rest.contains(".target_") && !rest.contains(".target_series") {
             return Some(
                 "no probe in the scenario measures the target's memory and CPU".to_owned(),
             );
         }
+        if spec.prometheus.is_none() && rest.contains(".prometheus_") {
+            return Some("the scenario runs no Prometheus (`prometheus` is not set)".to_owned());
+        }
     }
     if metric.starts_with("savings.") && spec.intervals.len() < 2 {
         return Some("savings compare two intervals and the scenario has one".to_owned());
+    }
+    if metric.starts_with("savings.prometheus_") && spec.prometheus.is_none() {
+        return Some("the scenario runs no Prometheus (`prometheus` is not set)".to_owned());
     }
     None
 }

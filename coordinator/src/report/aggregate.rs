@@ -170,6 +170,8 @@ pub struct ScrapeSums {
     pub prometheus: Option<loadgrade_common::interval::PrometheusFigures>,
     /// Why the Prometheus side was not measured, as the agent said.
     pub prometheus_not_measured: Option<String>,
+    /// The window as the agent measured it, ms (0: not said).
+    pub window_ms: u64,
 }
 
 impl ScrapeSums {
@@ -181,6 +183,7 @@ impl ScrapeSums {
         if !f.prometheus_not_measured.is_empty() {
             self.prometheus_not_measured = Some(f.prometheus_not_measured.clone());
         }
+        self.window_ms = self.window_ms.max(f.window_ms);
     }
 }
 

@@ -311,7 +311,8 @@ fn check_scrape(f: &loadgrade_common::interval::ScrapeFigures, ok: u64) -> Resul
                 .iter()
                 .all(|v| v.is_finite() && *v >= 0.0 && *v < 1e12)
     });
-    let plausible = f.series <= MAX_SCRAPE_SERIES
+    let plausible = f.window_ms <= 86_400_000
+        && f.series <= MAX_SCRAPE_SERIES
         && f.target_series <= f.series
         && f.samples <= ok.saturating_mul(MAX_SCRAPE_SERIES)
         && (ok > 0 || f.samples == 0)

@@ -81,6 +81,8 @@ pub enum PrometheusError {
     NotBytes { query: String, value: f64 },
     #[error("prometheus value {0:?} is not a number")]
     NotNumber(String),
+    #[error("prometheus's answer could not be read: {0}")]
+    Body(String),
 }
 
 /// Reads the target once. `registry` reaches probe agents.
@@ -176,17 +178,23 @@ async fn prometheus(base: &str, query: &str) -> Result<f64, PrometheusError> {
             .map_err(PrometheusError::Request)?;
         let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status();
-        let body = response
-            .into_body()
+        // An instant query's answer is small; anything past 1 MiB is not one.
+        let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
             .collect()
             .await
-            .map_err(http)?
+            .map_err(|e| PrometheusError::Body(e.to_string()))?
             .to_bytes();
         if !status.is_success() {
-            return Err(PrometheusError::Status {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
+            // Only a Prometheus API error's own message is shown: a plan can point a probe anywhere, and
+            // whatever else answered stays out of the report.
+            let said = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|j| j.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .map_or_else(
+                    || "(not a Prometheus API error; body not shown)".to_owned(),
+                    |e| e.chars().take(200).collect(),
+                );
+            return Err(PrometheusError::Status { status, body: said });
         }
         Ok(body)
     };
@@ -207,7 +215,7 @@ async fn prometheus(base: &str, query: &str) -> Result<f64, PrometheusError> {
             query: query.to_owned(),
             value: v,
         }),
-        Err(_) => Err(PrometheusError::NotNumber(value.to_owned())),
+        Err(_) => Err(PrometheusError::NotNumber(value.chars().take(40).collect())),
     }
 }
 

@@ -159,10 +159,12 @@ fn interval_metrics(
     let counters = aggregate.map(|a| *a.counters()).unwrap_or_default();
     let prometheus = sums.and_then(|s| s.prometheus.clone());
     // Without Prometheus the agent scrapes for `duration`; an interval with no scrape at all has no window.
-    let window_s = match &prometheus {
-        Some(p) => p.window_ms as f64 / 1000.0,
-        None if counters.requests > 0 => spec.duration.as_secs_f64(),
-        None => 0.0,
+    let window_s = match (&prometheus, sums.map_or(0, |s| s.window_ms)) {
+        (Some(p), _) => p.window_ms as f64 / 1000.0,
+        // The agent's own account of the window (a Prometheus that failed midway ends it early).
+        (None, ms) if ms > 0 => ms as f64 / 1000.0,
+        (None, _) if counters.requests > 0 => spec.duration.as_secs_f64(),
+        (None, _) => 0.0,
     };
     let good = counters.ok > 0;
     let series = sums.and_then(|s| s.series).filter(|_| good);
@@ -175,6 +177,12 @@ fn interval_metrics(
     if prometheus.is_none() {
         let why = sums
             .and_then(|s| s.prometheus_not_measured.clone())
+            .filter(|_| spec.prometheus.is_some())
+            .or_else(|| {
+                spec.prometheus
+                    .is_none()
+                    .then(|| "the plan names no prometheus binary".to_owned())
+            })
             .unwrap_or_else(|| {
                 if aggregate.is_none() {
                     "the interval did not run".to_owned()
@@ -261,7 +269,17 @@ fn metrics(
     let mut not_measured = BTreeMap::new();
     let savings = match (intervals.first(), intervals.last()) {
         (Some(first), Some(last)) if intervals.len() > 1 => {
-            let found = savings(first, last);
+            let mut found = savings(first, last);
+            // CPU time ticks in 10 ms: under a tenth of a second at either end, the comparison is noise.
+            let coarse = |i: &IntervalMetrics| i.prometheus_cpu_seconds.is_some_and(|s| s < 0.1);
+            if (coarse(first) || coarse(last)) && found.remove("prometheus_cpu_percent").is_some() {
+                not_measured.insert(
+                    "savings.prometheus_cpu_percent".to_owned(),
+                    "Prometheus used under 0.1 CPU-second in a window, and CPU time is counted in 10 ms ticks: \
+                     run longer windows to compare it"
+                        .to_owned(),
+                );
+            }
             if found.is_empty() {
                 not_measured.insert(
                     "savings".to_owned(),

@@ -62,7 +62,7 @@ impl Store {
         if let Some(f) = &report.scrape {
             counters_json["scrape"] = serde_json::json!({
                 "target_series": f.target_series, "series": f.series, "samples": f.samples,
-                "prometheus_not_measured": f.prometheus_not_measured,
+                "prometheus_not_measured": f.prometheus_not_measured, "window_ms": f.window_ms,
                 "prometheus": f.prometheus.as_ref().map(|p| serde_json::json!({
                     "version": p.version, "window_ms": p.window_ms, "head_series": p.head_series,
                     "samples_appended_per_s": p.samples_appended_per_s, "rss_bytes": p.rss_bytes,
@@ -268,6 +268,7 @@ fn scrape(f: &serde_json::Value) -> ScrapeFigures {
         series: number(f, "series"),
         samples: number(f, "samples"),
         prometheus_not_measured: text(f, "prometheus_not_measured"),
+        window_ms: number(f, "window_ms"),
         prometheus: f
             .get("prometheus")
             .filter(|p| p.is_object())

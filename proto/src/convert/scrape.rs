@@ -83,6 +83,7 @@ impl From<ScrapeFigures> for v1::ScrapeFigures {
                 heap_inuse_bytes: p.heap_inuse_bytes,
             }),
             prometheus_not_measured: f.prometheus_not_measured,
+            window_ms: f.window_ms,
         }
     }
 }
@@ -104,6 +105,7 @@ impl From<v1::ScrapeFigures> for ScrapeFigures {
                 heap_inuse_bytes: p.heap_inuse_bytes,
             }),
             prometheus_not_measured: super::agent_text(f.prometheus_not_measured),
+            window_ms: f.window_ms,
         }
     }
 }

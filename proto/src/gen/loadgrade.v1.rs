@@ -498,6 +498,9 @@ pub struct ScrapeFigures {
     /// Sent once when it was not: why.
     #[prost(string, tag = "5")]
     pub prometheus_not_measured: ::prost::alloc::string::String,
+    /// Sent once the window has ended: its length as measured on the agent, ms.
+    #[prost(uint64, tag = "6")]
+    pub window_ms: u64,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
