@@ -122,7 +122,7 @@ async fn series_parsed_from_the_testbed_equal_what_it_exports_at_two_sizes() {
             assert!(i.not_measured["prometheus"].contains("names no prometheus"));
         }
         let saved = m.savings["samples_per_s"].saved;
-        assert!((saved - 0.5).abs() < 1e-9, "{name}: {saved}");
+        assert!((saved - 0.5).abs() < 0.01, "{name}: {saved}");
         assert!(m.projections.iter().all(|p| p.formula.contains('×')));
     }
     assert!(exported_series(&small).await >= 1_000);
