@@ -96,6 +96,12 @@ impl Figures {
         }
     }
 
+    /// Ends the window without a length: what it holds covers an unknown part of it (a Prometheus that
+    /// failed midway), so no rate is taken from it.
+    pub fn abort_window(&self) {
+        self.phase.store(Phase::After as u8, Ordering::SeqCst);
+    }
+
     /// Scrapes count only inside the window.
     pub fn recording(&self) -> bool {
         self.phase.load(Ordering::SeqCst) == Phase::Window as u8

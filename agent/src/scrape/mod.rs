@@ -261,7 +261,10 @@ async fn execute(
         }
     };
     let measured = with_prometheus(&mut prometheus, relay, p, &binary, figures, stop).await;
-    // A Prometheus that failed midway ends the window there: the target's figures cover only what was scraped.
+    if measured.is_err() && figures.recording() {
+        // Prometheus failed inside the window: it drove the scrapes, so their count says nothing of a rate.
+        figures.abort_window();
+    }
     figures.set_phase(Phase::After);
     prometheus.stop().await;
     match measured {

@@ -57,9 +57,13 @@ pub fn trusted_binary(path: &Path) -> Result<(), String> {
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
-    safe(path, "the file")?;
-    if let Some(dir) = path.parent() {
-        safe(dir, "its folder")?;
+    // The path as named and the file it resolves to (through any symlink): each, and each one's folder.
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for p in [path, real.as_path()] {
+        safe(p, "the file")?;
+        if let Some(dir) = p.parent() {
+            safe(dir, "its folder")?;
+        }
     }
     Ok(())
 }
@@ -93,6 +97,9 @@ pub async fn locate(name: &str, allowed: Option<&Path>) -> Result<Binary, String
         ));
     }
     trusted_binary(allowed)?;
+    // Run the file checked, not whatever a symlink points to later.
+    let allowed =
+        &std::fs::canonicalize(allowed).map_err(|e| format!("{}: {e}", allowed.display()))?;
     let version = version_line(allowed).await?;
     if !version.starts_with("prometheus, version ") {
         return Err(format!(

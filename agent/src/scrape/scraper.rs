@@ -82,11 +82,15 @@ impl Scraper {
         };
         self.figures.record(outcome, fetched.took, bytes);
         checked?;
+        if self.replicas > 1
+            && exposition::has_label(
+                std::str::from_utf8(&fetched.body).unwrap_or_default(),
+                exposition::REPLICA_LABEL,
+            )
+        {
+            return Err(Problem::ReplicaLabel);
+        }
         let body = if serve && self.replicas > 1 {
-            let text = std::str::from_utf8(&fetched.body).unwrap_or_default();
-            if exposition::has_label(text, exposition::REPLICA_LABEL) {
-                return Err(Problem::ReplicaLabel);
-            }
             let scaled = fetched.body.len().saturating_mul(self.replicas as usize);
             if scaled > MAX_SERVED {
                 return Err(Problem::TooLargeScaled {

@@ -82,11 +82,19 @@ pub fn redact_plan_text(text: &str) -> String {
             if let Some(toml::Value::String(database)) = scenario.get_mut("database") {
                 *database = super::pagination::redacted_database_url(database);
             }
-            // A scrape target's query may carry a token as much as an http url's.
-            for key in ["url", "target"] {
-                if let Some(toml::Value::String(url)) = scenario.get_mut(key) {
-                    *url = redact_query(url, &listed);
-                }
+            if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
+                *url = redact_query(url, &listed);
+            }
+            // A metrics target or a probe's URL has no request to replay: every query value is withheld.
+            if let Some(toml::Value::String(url)) = scenario.get_mut("target") {
+                *url = redact_all_query(url);
+            }
+            if let Some(toml::Value::String(url)) = scenario
+                .get_mut("probe")
+                .and_then(toml::Value::as_table_mut)
+                .and_then(|p| p.get_mut("url"))
+            {
+                *url = redact_all_query(url);
             }
             if let Some(headers) = scenario
                 .get_mut("headers")
@@ -105,6 +113,22 @@ pub fn redact_plan_text(text: &str) -> String {
 }
 
 /// The url with the values of secret query parameters replaced by `redacted`.
+/// The url with the value of every query parameter replaced by `redacted`.
+fn redact_all_query(url: &str) -> String {
+    let Some((base, rest)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query = rest.split('#').next().unwrap_or_default();
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) => format!("{name}=redacted"),
+            None => "redacted".to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
 fn redact_query(url: &str, listed: &[String]) -> String {
     let Some((base, rest)) = url.split_once('?') else {
         return url.to_owned();

@@ -747,3 +747,17 @@ fn scrape_targets_intervals_binaries_and_thresholds_are_checked() {
     let no_target = errors_of(&SCRAPE.replace("target = \"http://127.0.0.1:8080/metrics\"\n", ""));
     assert!(no_target.contains("`target`"), "{no_target}");
 }
+
+#[test]
+fn a_stored_scrape_plan_keeps_no_query_value() {
+    let text = SCRAPE.replace(
+        "http://127.0.0.1:8080/metrics",
+        "http://127.0.0.1:8080/metrics?k=SECRETQ2&token=SECRETQ1",
+    );
+    Plan::parse("scrape.toml", &text).expect("valid");
+    let stored = super::redact::redact_plan_text(&text);
+    assert!(
+        !stored.contains("SECRETQ") && stored.contains("k=redacted&token=redacted"),
+        "{stored}"
+    );
+}

@@ -157,9 +157,28 @@ fn interval_metrics(
     let mut not_measured = BTreeMap::new();
     let sums = aggregate.map(HttpAggregate::scrape);
     let counters = aggregate.map(|a| *a.counters()).unwrap_or_default();
-    let prometheus = sums.and_then(|s| s.prometheus.clone());
+    let mut prometheus = sums.and_then(|s| s.prometheus.clone());
+    // Prometheus drew a sample from every good scrape only: one failed in the window, and its rate and head
+    // are short by an unknown amount.
+    let failed = counters.errors.total();
+    if prometheus.is_some() && failed > 0 {
+        prometheus = None;
+        not_measured.insert(
+            "prometheus".to_owned(),
+            format!(
+                "{failed} of {} scrapes in the window failed, so Prometheus missed their samples (see the errors)",
+                counters.requests
+            ),
+        );
+    }
+    // Prometheus drove the scrapes and failed inside the window: how long they ran is unknown.
+    let aborted = spec.prometheus.is_some()
+        && prometheus.is_none()
+        && sums.is_some_and(|s| s.window_ms == 0)
+        && counters.requests > 0;
     // Without Prometheus the agent scrapes for `duration`; an interval with no scrape at all has no window.
     let window_s = match (&prometheus, sums.map_or(0, |s| s.window_ms)) {
+        _ if aborted => 0.0,
         (Some(p), _) => p.window_ms as f64 / 1000.0,
         // The agent's own account of the window (a Prometheus that failed midway ends it early).
         (None, ms) if ms > 0 => ms as f64 / 1000.0,
@@ -174,7 +193,13 @@ fn interval_metrics(
             "no scrape of the target succeeded in the window (see the findings)".to_owned(),
         );
     }
-    if prometheus.is_none() {
+    if aborted {
+        not_measured.insert(
+            "samples_per_s".to_owned(),
+            "Prometheus failed inside the window: the scrapes it drove give no rate".to_owned(),
+        );
+    }
+    if prometheus.is_none() && !not_measured.contains_key("prometheus") {
         let why = sums
             .and_then(|s| s.prometheus_not_measured.clone())
             .filter(|_| spec.prometheus.is_some())
@@ -219,7 +244,7 @@ fn interval_metrics(
         series,
         target_series: sums.and_then(|s| s.target_series).filter(|_| good),
         samples_per_s: sums
-            .filter(|_| good && window_s > 0.0)
+            .filter(|_| good && window_s > 0.0 && !aborted)
             .map(|s| s.samples as f64 / window_s),
         scrape_ms: histogram.and_then(LatencyStats::from_histogram),
         scrape_bytes: good.then(|| counters.bytes_received / counters.ok),

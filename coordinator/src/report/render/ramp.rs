@@ -114,6 +114,13 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
         "Each step settled for {:.1} s first (excluded from its figures); rates are over the rest of the step.",
         m.settle_s
     ))]));
+    blocks.push(Block::Paragraph(vec![text(
+        "How the capacity figures are defined: saturation is the lowest concurrency after which no step raises \
+         goodput by more than 5 % (more concurrency stops buying throughput); max concurrency is the last step before the \
+         cliff (latency or errors past the plan's rule), the most the target held; the autoscale point is \
+         autoscale_at times max concurrency, where to add capacity before the cliff; peak is the best goodput \
+         before the cliff.",
+    )]));
 }
 
 /// Three charts by concurrency, each on its own axis: goodput and throughput with the USL curve, p95, and the

@@ -23,7 +23,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &ScrapeMetrics) {
         m.mode,
         m.prometheus
             .as_deref()
-            .unwrap_or("not run (its figures are not measured)"),
+            .unwrap_or("no figures (not run, or it failed: see what was not measured below)"),
     ))]));
     blocks.push(Block::Paragraph(vec![text(
         "At the target: each scrape timed from request to last byte; series and samples counted by parsing the \
