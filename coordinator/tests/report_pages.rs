@@ -10,7 +10,8 @@ async fn per_second_points_add_up_to_the_merged_totals() {
         "name = \"series\"\n\
          [[scenario]]\nname = \"open\"\nkind = \"http\"\nurl = \"{0}\"\nmodel = \"open\"\nrate = 200\n\
          connections = 8\nduration = \"3s\"\nwarmup = \"1s\"\n\
-         [[scenario]]\nname = \"closed\"\nkind = \"http\"\nurl = \"{0}\"\nconnections = 4\nduration = \"2s\"\n",
+         [[scenario]]\nname = \"closed\"\nkind = \"http\"\nurl = \"{0}\"\nconnections = 4\nduration = \"2s\"\n\
+         [[scenario]]\nname = \"steps\"\nkind = \"ramp\"\nurl = \"{0}\"\nstart = 2\nstop = 4\nstep = 2\nhold = \"1s\"\n",
         testbed.url("/delay?ms=1")
     );
     let finished = support::run_plan(&embedded, &plan).await;
@@ -35,6 +36,12 @@ async fn per_second_points_add_up_to_the_merged_totals() {
             let (p50, p99) = (p.p50_ms.expect("p50"), p.p99_ms.expect("p99"));
             assert!(p50 <= p99 && p50 >= 1.0, "{name}: {p:?}");
         }
+    }
+    let ramp = support::ramp_metrics(report, "steps");
+    assert_eq!(ramp.steps.len(), 2);
+    for step in &ramp.steps {
+        let summed: u64 = step.series.iter().map(|p| p.requests).sum();
+        assert_eq!(summed, step.requests, "step {}", step.concurrency);
     }
     let open = support::http_metrics(report, "open");
     // The warm-up second is not a point; arrivals over the points are what was planned for the window.

@@ -39,6 +39,9 @@ pub struct RampStep {
     pub probe_samples: u64,
     /// This step broke a cliff rule.
     pub past_cliff: bool,
+    /// The step second by second (settle excluded), as an http load's `series`.
+    #[serde(default)]
+    pub series: Vec<super::series::SeriesPoint>,
 }
 
 /// A Universal Scalability Law fit X(N) = lambda N / (1 + sigma (N - 1) + kappa N (N - 1)) over the steps.

@@ -104,6 +104,7 @@ fn step(
         target_cpu_percent: probe.cpu_percent().filter(|_| probed),
         probe_samples: probe.samples.len() as u64,
         past_cliff: false,
+        series: metrics.map(|m| m.series.clone()).unwrap_or_default(),
     };
     let figure = StepFigures {
         concurrency,

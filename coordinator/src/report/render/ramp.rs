@@ -208,9 +208,59 @@ fn chart(m: &RampMetrics) -> String {
         )],
         &memory_marks,
     ));
+    out.push_str(&over_time(m));
     if out.is_empty() {
         out
     } else {
         format!("<div class=\"charts\">{out}</div>")
     }
+}
+
+/// Goodput and p95 second by second across the steps, each step's seconds after the last's, the steps' starts
+/// marked: how each step settled and held.
+fn over_time(m: &RampMetrics) -> String {
+    let mut goodput = Vec::new();
+    let mut p95 = Vec::new();
+    let mut marks = Vec::new();
+    let mut offset = 0.0;
+    for step in &m.steps {
+        if step.series.is_empty() {
+            continue;
+        }
+        marks.push(Mark::AtX(offset, step.concurrency.to_string()));
+        for p in &step.series {
+            let t = offset + p.t_s;
+            goodput.push((t, p.ok as f64 / p.width_s.max(f64::MIN_POSITIVE)));
+            if let Some(v) = p.p95_ms {
+                p95.push((t, v));
+            }
+        }
+        offset += step.series.last().map_or(0.0, |p| p.t_s + p.width_s);
+    }
+    let x = Axis::linear("seconds of measured steps (each step's connections marked)");
+    let mut out = marked_chart(
+        "goodput over time, all steps",
+        &x,
+        &Axis::linear("successful requests per second"),
+        &[Line {
+            label: "successful/s".to_owned(),
+            colour: "#2ca02c",
+            points: goodput,
+            dashed: false,
+        }],
+        &marks,
+    );
+    out.push_str(&marked_chart(
+        "p95 over time, all steps",
+        &x,
+        &Axis::linear("p95 latency, ms"),
+        &[Line {
+            label: "p95".to_owned(),
+            colour: "#ff7f0e",
+            points: p95,
+            dashed: false,
+        }],
+        &marks,
+    ));
+    out
 }
