@@ -10,6 +10,10 @@ pub struct SeriesPoint {
     /// Start, seconds from the first point.
     pub t_s: f64,
     pub width_s: f64,
+    /// How much of it was measured: the longest any agent's intervals in it last (a step or a window that ends
+    /// inside a second measures part of it). Rates are per this, not per `width_s`.
+    #[serde(default)]
+    pub duration_s: f64,
     /// Requests completed or failed in it.
     pub requests: u64,
     /// Responses 1xx–3xx.
@@ -27,8 +31,17 @@ pub struct SeriesPoint {
 }
 
 impl SeriesPoint {
-    /// Requests per second in the point.
-    pub fn requests_per_s(&self) -> f64 {
-        self.requests as f64 / self.width_s.max(f64::MIN_POSITIVE)
+    /// `n` a second of the point's measured time (0 when none was measured).
+    pub fn per_s(&self, n: u64) -> f64 {
+        let seconds = if self.duration_s > 0.0 {
+            self.duration_s
+        } else {
+            self.width_s
+        };
+        if seconds > 0.0 {
+            n as f64 / seconds
+        } else {
+            0.0
+        }
     }
 }

@@ -54,6 +54,8 @@ struct Seconds {
 
 #[derive(Default)]
 struct Point {
+    /// Milliseconds each agent's intervals in it last.
+    agent_ms: BTreeMap<String, u64>,
     counters: Counters,
     arrivals: u64,
     /// Corrected histograms as the agents sent them (merged only when the series is read).
@@ -76,6 +78,9 @@ impl Point {
 
     fn absorb(&mut self, other: Point) {
         self.counters.add(&other.counters);
+        for (agent, ms) in other.agent_ms {
+            *self.agent_ms.entry(agent).or_default() += ms;
+        }
         self.arrivals = self.arrivals.saturating_add(other.arrivals);
         self.hdrs.extend(other.hdrs);
         self.in_window |= other.in_window;
@@ -87,6 +92,7 @@ impl Seconds {
     fn add(&mut self, report: &IntervalReport) {
         let key = report.start_unix_ms.div_euclid(1000).div_euclid(self.width) * self.width;
         let point = self.points.entry(key).or_default();
+        *point.agent_ms.entry(report.agent.clone()).or_default() += u64::from(report.duration_ms);
         point.counters.add(&report.counters);
         point.arrivals = point.arrivals.saturating_add(report.health.arrivals);
         point.in_window |= !report.after_window;
@@ -122,8 +128,9 @@ impl Seconds {
         for bytes in &point.hdrs {
             let _ = merge_encoded(&mut merged, bytes);
         }
+        let ms = point.agent_ms.values().copied().max().unwrap_or(0).max(1);
         Some((
-            point.counters.requests as f64 / self.width as f64,
+            point.counters.requests as f64 * 1000.0 / ms as f64,
             (!merged.is_empty()).then(|| us_to_ms(merged.value_at_quantile(0.95))),
         ))
     }
@@ -144,6 +151,7 @@ impl Seconds {
                 SeriesPoint {
                     t_s: (key - first) as f64,
                     width_s: self.width as f64,
+                    duration_s: point.agent_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0,
                     requests: point.counters.requests,
                     ok: point.counters.ok,
                     errors: point.counters.errors,

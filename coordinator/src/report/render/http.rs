@@ -89,7 +89,7 @@ pub(super) fn charts(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     let rate = |n: fn(&loadgrade_common::report::series::SeriesPoint) -> u64| {
         m.series
             .iter()
-            .map(|p| (at(p), n(p) as f64 / p.width_s.max(f64::MIN_POSITIVE)))
+            .map(|p| (at(p), p.per_s(n(p))))
             .collect::<Vec<_>>()
     };
     let mut lines = vec![

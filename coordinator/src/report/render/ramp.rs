@@ -230,7 +230,7 @@ fn over_time(m: &RampMetrics) -> String {
         marks.push(Mark::AtX(offset, step.concurrency.to_string()));
         for p in &step.series {
             let t = offset + p.t_s;
-            goodput.push((t, p.ok as f64 / p.width_s.max(f64::MIN_POSITIVE)));
+            goodput.push((t, p.per_s(p.ok)));
             if let Some(v) = p.p95_ms {
                 p95.push((t, v));
             }
