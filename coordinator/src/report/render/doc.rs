@@ -35,6 +35,11 @@ pub fn figure(v: Option<f64>) -> Inline {
     Inline::Figure(v)
 }
 
+/// A share (0..1 in report.json) shown as a percentage: the pages write every share the same way.
+pub fn percent(v: Option<f64>) -> Inline {
+    Inline::Figure(v.map(|v| 100.0 * v))
+}
+
 /// A count.
 pub fn count(n: impl std::fmt::Display) -> Inline {
     Inline::Text(n.to_string())

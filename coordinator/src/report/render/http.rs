@@ -10,13 +10,13 @@ use loadgrade_common::report::{HttpMetrics, LatencyStats};
 pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     blocks.push(Block::Paragraph(vec![
         text(format!(
-            "{} model · {} requests · {} errors · {} dropped · success rate ",
+            "{} model · {} requests · {} errors · {} dropped · success rate (%) ",
             m.model.as_str(),
             m.requests,
             m.errors,
             m.dropped
         )),
-        figure(m.success_rate),
+        super::doc::percent(m.success_rate),
         text(" · "),
         figure(m.throughput_rps),
         text(" req/s ("),

@@ -45,7 +45,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
             "p50 (ms)",
             "p95 (ms)",
             "p99 (ms)",
-            "error rate",
+            "error rate (%)",
             "target memory, max (MiB)",
             "target CPU %",
             "samples",
@@ -63,7 +63,7 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
                     figure(l.map(|l| l.p50)),
                     figure(l.map(|l| l.p95)),
                     figure(l.map(|l| l.p99)),
-                    figure(s.error_rate),
+                    super::doc::percent(s.error_rate),
                     figure(mib(s.target_memory_bytes)),
                     figure(s.target_cpu_percent),
                     count(s.probe_samples),
@@ -81,8 +81,8 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &RampMetrics) {
         figure(mib(m.memory_at_90pct_bytes)),
         text(" of budget "),
         figure(mib(m.memory_budget_bytes)),
-        text(" · headroom "),
-        figure(m.memory_headroom),
+        text(" · headroom (%) "),
+        super::doc::percent(m.memory_headroom),
     ]));
     if let Some(u) = &m.usl {
         blocks.push(Block::Paragraph(vec![
