@@ -25,6 +25,17 @@ pub fn number(v: f64) -> String {
     }
 }
 
+impl Inline {
+    /// A figure, or text that reads as a number (a count): right-aligned in a table.
+    fn is_number(&self) -> bool {
+        match self {
+            Inline::Figure(_) => true,
+            Inline::Text(t) => t.trim().parse::<f64>().is_ok(),
+            _ => false,
+        }
+    }
+}
+
 /// Plain text.
 pub fn text(t: impl Into<String>) -> Inline {
     Inline::Text(t.into())
@@ -72,7 +83,8 @@ trait Format {
     fn paragraph(out: &mut String, start: bool);
     fn list(out: &mut String, start: bool);
     fn item(out: &mut String, start: bool);
-    fn header_row(out: &mut String, headers: &[&str]);
+    /// `numeric[i]`: column `i` holds figures (right-aligned).
+    fn header_row(out: &mut String, headers: &[&str], numeric: &[bool]);
     fn row(out: &mut String, start: bool);
     fn cell(out: &mut String, start: bool);
     fn table_end(out: &mut String);
@@ -110,7 +122,10 @@ fn render<F: Format>(blocks: &[Block]) -> String {
                 F::list(&mut out, false);
             }
             Block::Table { headers, rows } => {
-                F::header_row(&mut out, headers);
+                let numeric: Vec<bool> = (0..headers.len())
+                    .map(|i| i > 0 && rows.iter().all(|r| r.get(i).is_none_or(Inline::is_number)))
+                    .collect();
+                F::header_row(&mut out, headers, &numeric);
                 for row in rows {
                     F::row(&mut out, true);
                     for cell in row {
@@ -214,14 +229,14 @@ impl Format for Markdown {
         out.push_str(if start { "- " } else { "\n" });
     }
 
-    fn header_row(out: &mut String, headers: &[&str]) {
-        // The first column names the row; figures are right-aligned.
+    fn header_row(out: &mut String, headers: &[&str], numeric: &[bool]) {
+        // Figures are right-aligned, text left.
         let _ = writeln!(out, "| {} |", headers.join(" | "));
-        let _ = writeln!(
-            out,
-            "|---|{}",
-            "---:|".repeat(headers.len().saturating_sub(1))
-        );
+        let rule: String = numeric
+            .iter()
+            .map(|n| if *n { "---:|" } else { "---|" })
+            .collect();
+        let _ = writeln!(out, "|{rule}");
     }
 
     fn row(out: &mut String, start: bool) {
@@ -288,7 +303,7 @@ impl Format for Html {
         out.push_str(if start { "<li>" } else { "</li>" });
     }
 
-    fn header_row(out: &mut String, headers: &[&str]) {
+    fn header_row(out: &mut String, headers: &[&str], _numeric: &[bool]) {
         // Wide tables scroll inside their own box on a narrow screen; the page never does.
         out.push_str("<div class=\"scroll\"><table><tr>");
         for h in headers {
