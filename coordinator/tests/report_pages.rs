@@ -182,7 +182,8 @@ async fn the_demo_report_page_works_on_a_desktop_and_a_phone() {
     assert_eq!(
         output.status.code(),
         Some(0),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     monitoring_artifacts_are_valid(&dir.join("report"));
