@@ -5,6 +5,7 @@
 pub mod allowlist;
 pub mod cache;
 pub mod cpu;
+mod cutting;
 pub mod executor;
 pub mod http;
 pub mod identity;

@@ -36,11 +36,18 @@ fn scenario(name: &str, database: &str, table: &str, extra: &str) -> String {
 }
 
 /// The shape every backend must show with 200,000 rows: OFFSET at the deepest page (row 179,981) more than 10x
-/// its first page, the keyset query within 3x of itself at every depth, speedup at the deepest page above 10.
+/// its first page, the keyset query within 3x of itself at every depth past the first, speedup at the deepest page
+/// above 10.
 fn assert_offset_grows_and_keyset_stays_flat(m: &PaginationMetrics) {
     let p50 = |s: Option<loadgrade_common::report::LatencyStats>| s.expect("measured").p50;
     let offsets: Vec<f64> = m.depths.iter().map(|d| p50(d.offset_ms)).collect();
-    let cursors: Vec<f64> = m.depths.iter().map(|d| p50(d.cursor_ms)).collect();
+    // Page 1's keyset query has no lower bound (another statement, faster still): flatness is judged past it.
+    let cursors: Vec<f64> = m
+        .depths
+        .iter()
+        .filter(|d| d.page > 1)
+        .map(|d| p50(d.cursor_ms))
+        .collect();
     let (first, deepest) = (offsets[0], offsets[offsets.len() - 1]);
     assert!(
         deepest > 10.0 * first,

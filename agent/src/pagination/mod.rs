@@ -10,6 +10,7 @@ mod seed;
 mod timing;
 
 use crate::Allowlist;
+use crate::cutting::Ended;
 use crate::http::ShardOutput;
 use db::{Pool, Value};
 use figures::{Cutter, Figures};
@@ -219,37 +220,21 @@ pub async fn run(
         threads: u32::try_from(prepared.spec.concurrency).unwrap_or(u32::MAX),
     };
     let work = execute(&prepared, &figures, &stop);
-    tokio::pin!(work);
-    let mut ticker =
-        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let mut sent = 0u64;
-    let deadline = sleep_until(start + prepared.spec.max_duration);
-    tokio::pin!(deadline);
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = ticker.tick() => {
-                if output.reports.send(cutter.cut(Instant::now())).await.is_ok() {
-                    sent += 1;
-                }
-            }
-            () = &mut deadline => break Err(Failure::TooLong(prepared.spec.max_duration)),
-            () = stop.cancelled() => break Err(Failure::Stopped),
-        }
-    };
-    // Whatever was measured is sent, however the shard ended.
-    if output
-        .reports
-        .send(cutter.cut(Instant::now()))
-        .await
-        .is_ok()
-    {
-        sent += 1;
-    }
-    match result {
-        Err(Failure::Stopped) => Ok(sent),
-        Err(e) => Err(e),
-        Ok(()) => Ok(sent),
+    let bound = prepared.spec.max_duration;
+    let (ended, sent) = crate::cutting::drive(
+        work,
+        start,
+        bound,
+        &output.reports,
+        &stop,
+        |now| cutter.cut(now),
+        || {},
+    )
+    .await;
+    match ended {
+        Ended::Done(Ok(()) | Err(Failure::Stopped)) | Ended::Stopped => Ok(sent),
+        Ended::Done(Err(e)) => Err(e),
+        Ended::TooLong => Err(Failure::TooLong(bound)),
     }
 }
 

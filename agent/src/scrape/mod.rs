@@ -15,6 +15,7 @@ pub use exposition::{Counted, Format, count};
 pub use prometheus::{prometheus_on_path, trusted_binary};
 
 use crate::Allowlist;
+use crate::cutting::Ended;
 use crate::http::ShardOutput;
 use figures::{Cutter, Figures, Phase};
 use loadgrade_common::interval::PrometheusFigures;
@@ -172,37 +173,20 @@ pub async fn run(
     };
     let bound = prepared.shard.spec.part_bound(prepared.interval);
     let work = execute(&prepared, &figures, &stop);
-    tokio::pin!(work);
-    let mut ticker =
-        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let mut sent = 0u64;
-    let deadline = sleep_until(start + bound);
-    tokio::pin!(deadline);
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = ticker.tick() => {
-                if output.reports.send(cutter.cut(Instant::now())).await.is_ok() {
-                    sent += 1;
-                }
-            }
-            () = &mut deadline => break Err(Failure::TooLong(bound)),
-            () = stop.cancelled() => break Err(Failure::Stopped),
-        }
-    };
-    figures.set_phase(Phase::After);
-    // Whatever was measured is sent, however the shard ended.
-    if output
-        .reports
-        .send(cutter.cut(Instant::now()))
-        .await
-        .is_ok()
-    {
-        sent += 1;
-    }
-    match result {
-        Err(Failure::Stopped) | Ok(()) => Ok(sent),
-        Err(e) => Err(e),
+    let (ended, sent) = crate::cutting::drive(
+        work,
+        start,
+        bound,
+        &output.reports,
+        &stop,
+        |now| cutter.cut(now),
+        || figures.set_phase(Phase::After),
+    )
+    .await;
+    match ended {
+        Ended::Done(Ok(()) | Err(Failure::Stopped)) | Ended::Stopped => Ok(sent),
+        Ended::Done(Err(e)) => Err(e),
+        Ended::TooLong => Err(Failure::TooLong(bound)),
     }
 }
 
