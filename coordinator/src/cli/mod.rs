@@ -62,7 +62,7 @@ pub enum Command {
         /// Address to listen on. Loopback by default; any other address needs TLS and tokens (or --insecure).
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: SocketAddr,
-        /// Results store (sqlite://PATH).
+        /// Results store: sqlite://PATH or postgres://USER@HOST/DB.
         #[arg(long, default_value = DEFAULT_DATABASE_URL)]
         database: String,
         #[command(flatten)]
