@@ -1,7 +1,6 @@
 //! What a pagination shard measured since the last interval: per depth the OFFSET and keyset histograms, query
 //! counters, the seeding's progress, and the table's facts once known; cut into one `IntervalReport` a second.
 
-use crate::recorder::ShardId;
 use loadgrade_common::histogram::{LatencyHistogram, encode, new_histogram};
 use loadgrade_common::interval::{
     Counters, DepthFigures, Health, IntervalReport, PaginationFigures, TableFacts,
@@ -128,44 +127,23 @@ impl Figures {
 /// Cuts the shard's figures into interval reports.
 pub struct Cutter {
     pub figures: Arc<Figures>,
-    pub shard: ShardId,
-    pub seq: Arc<AtomicU64>,
-    pub started: Instant,
-    /// Coordinator wall clock (Unix ms) at `started`.
-    pub started_unix_ms: i64,
-    pub last_cut: Instant,
+    pub stamp: crate::cutting::Stamp,
     pub threads: u32,
 }
 
 impl Cutter {
     pub fn cut(&mut self, now: Instant) -> IntervalReport {
         let since = self.figures.with(|s| std::mem::replace(s, Since::new()));
-        let begin = self.last_cut;
-        self.last_cut = now;
-        let offset_ms =
-            i64::try_from(begin.duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
-        let duration_ms = u32::try_from(now.duration_since(begin).as_millis()).unwrap_or(u32::MAX);
         let encode_or_empty = |h: &Option<LatencyHistogram>| {
             h.as_ref().and_then(|h| encode(h).ok()).unwrap_or_default()
         };
         IntervalReport {
-            run_id: self.shard.run_id.clone(),
-            agent: self.shard.agent.clone(),
-            epoch: self.shard.epoch,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            part: self.shard.part.clone(),
-            start_unix_ms: self.started_unix_ms.saturating_add(offset_ms),
-            duration_ms,
-            warmup: false,
-            after_window: false,
             hdr_corrected: encode(&since.all).unwrap_or_default(),
-            hdr_raw: Vec::new(),
             counters: since.counters,
             health: Health {
                 threads: self.threads,
                 ..Health::default()
             },
-            cache: None,
             pagination: Some(PaginationFigures {
                 depths: since
                     .depths
@@ -180,7 +158,7 @@ impl Cutter {
                 seeded_rows: self.figures.seeded_rows.load(Ordering::Relaxed),
                 table: since.table,
             }),
-            scrape: None,
+            ..self.stamp.next(now)
         }
     }
 }

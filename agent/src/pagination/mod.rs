@@ -20,7 +20,7 @@ use loadgrade_common::plan::pagination::{Backend, PaginationSpec};
 use loadgrade_common::shard::{PaginationPhase, PaginationShard};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Why a pagination shard is refused before it starts.
@@ -205,18 +205,10 @@ pub async fn run(
     output: ShardOutput,
     stop: CancellationToken,
 ) -> Result<u64, Failure> {
-    tokio::select! {
-        () = sleep_until(start) => {}
-        () = stop.cancelled() => return Ok(0),
-    }
     let figures = Arc::new(Figures::default());
     let mut cutter = Cutter {
         figures: figures.clone(),
-        shard: output.shard,
-        seq: output.seq,
-        started: start,
-        started_unix_ms: output.start_unix_ms,
-        last_cut: start,
+        stamp: crate::cutting::Stamp::new(output.shard, output.seq, start, output.start_unix_ms),
         threads: u32::try_from(prepared.spec.concurrency).unwrap_or(u32::MAX),
     };
     let work = execute(&prepared, &figures, &stop);

@@ -1,12 +1,11 @@
 //! What a scrape shard measured since the last interval: each scrape of the target (latency, bytes, outcome),
 //! the series and samples it served, and once the Prometheus side; cut into one `IntervalReport` a second.
 
-use crate::recorder::ShardId;
 use loadgrade_common::histogram::{LatencyHistogram, MAX_VALUE, encode, new_histogram};
 use loadgrade_common::interval::{
     Counters, Health, IntervalReport, PrometheusFigures, ScrapeFigures,
 };
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -172,44 +171,26 @@ impl Figures {
 /// Cuts the shard's figures into interval reports.
 pub struct Cutter {
     pub figures: Arc<Figures>,
-    pub shard: ShardId,
-    pub seq: Arc<AtomicU64>,
-    pub started: Instant,
-    /// Coordinator wall clock (Unix ms) at `started`.
-    pub started_unix_ms: i64,
-    pub last_cut: Instant,
+    pub stamp: crate::cutting::Stamp,
 }
 
 impl Cutter {
     pub fn cut(&mut self, now: Instant) -> IntervalReport {
         let phase = self.figures.phase.load(Ordering::SeqCst);
         let since = self.figures.with(|s| std::mem::replace(s, Since::new()));
-        let begin = self.last_cut;
-        self.last_cut = now;
-        let offset_ms =
-            i64::try_from(begin.duration_since(self.started).as_millis()).unwrap_or(i64::MAX);
         IntervalReport {
-            run_id: self.shard.run_id.clone(),
-            agent: self.shard.agent.clone(),
-            epoch: self.shard.epoch,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            part: self.shard.part.clone(),
-            start_unix_ms: self.started_unix_ms.saturating_add(offset_ms),
-            duration_ms: u32::try_from(now.duration_since(begin).as_millis()).unwrap_or(u32::MAX),
             // A scrape straddling a cut is counted where it ended; only intervals with nothing of the window in
             // them are marked before or after it.
             warmup: phase == Phase::Before as u8 && since.counters.requests == 0,
             after_window: phase == Phase::After as u8 && since.counters.requests == 0,
             hdr_corrected: encode(&since.latency).unwrap_or_default(),
-            hdr_raw: Vec::new(),
             counters: since.counters,
             health: Health {
                 threads: 1,
                 ..Health::default()
             },
-            cache: None,
-            pagination: None,
             scrape: Some(since.figures),
+            ..self.stamp.next(now)
         }
     }
 }

@@ -158,18 +158,10 @@ pub async fn run(
     output: ShardOutput,
     stop: CancellationToken,
 ) -> Result<u64, Failure> {
-    tokio::select! {
-        () = sleep_until(start) => {}
-        () = stop.cancelled() => return Ok(0),
-    }
     let figures = Arc::new(Figures::default());
     let mut cutter = Cutter {
         figures: figures.clone(),
-        shard: output.shard,
-        seq: output.seq,
-        started: start,
-        started_unix_ms: output.start_unix_ms,
-        last_cut: start,
+        stamp: crate::cutting::Stamp::new(output.shard, output.seq, start, output.start_unix_ms),
     };
     let bound = prepared.shard.spec.part_bound(prepared.interval);
     let work = execute(&prepared, &figures, &stop);
