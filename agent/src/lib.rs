@@ -4,12 +4,14 @@
 
 pub mod allowlist;
 pub mod cache;
+pub mod config_flags;
 pub mod cpu;
 mod cutting;
 pub mod executor;
 pub mod http;
 pub mod identity;
 pub mod pagination;
+pub mod preflight;
 pub mod probe;
 pub mod procfs;
 pub mod recorder;
@@ -51,6 +53,8 @@ pub struct AgentConfig {
     /// The one Prometheus binary a scrape scenario may run here (the operator's choice, never the plan's).
     /// Default: none (the binary sets `--prometheus`; in-process agents take `prometheus` from PATH).
     pub prometheus: Option<std::path::PathBuf>,
+    /// The operator's labels; a plan's `agents = { .. }` selects agents by them. Default: none.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
@@ -89,6 +93,7 @@ impl AgentConfig {
             probe_only: false,
             spool_dir: None,
             prometheus: None,
+            labels: std::collections::BTreeMap::new(),
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         }

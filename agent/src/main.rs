@@ -9,53 +9,90 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "loadgrade-agent", version)]
 struct Args {
     /// Coordinator URL, e.g. https://10.0.0.5:7700 (with --tls-*), or http://127.0.0.1:7700 on one machine.
-    #[arg(long)]
+    #[arg(long, env = "LOADGRADE_COORDINATOR")]
     coordinator: String,
     /// This agent's certificate (PEM), made for its --name (see `loadgrade certs`); with --tls-key and --tls-ca.
-    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
+    #[arg(long, env = "LOADGRADE_TLS_CERT", value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
     tls_cert: Option<std::path::PathBuf>,
     /// This agent's private key (PEM).
-    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
+    #[arg(long, env = "LOADGRADE_TLS_KEY", value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
     tls_key: Option<std::path::PathBuf>,
     /// CA (PEM) the coordinator's certificate must chain to.
-    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, env = "LOADGRADE_TLS_CA", value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<std::path::PathBuf>,
     /// Name shown in reports and checked against the certificate: lower-case letters, digits, '-', '_', '.'.
     /// Default: the host name, in lower case.
-    #[arg(long)]
+    #[arg(long, env = "LOADGRADE_AGENT_NAME")]
     name: Option<String>,
     /// Sharding weight (1 to 256). Default: logical cores.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, env = "LOADGRADE_CORES", value_parser = clap::value_parser!(u32).range(1..=256))]
     cores: Option<u32>,
     /// Where this agent may send load: a CIDR, an address or a host name (repeatable). Nothing is allowed by
     /// default.
-    #[arg(long = "allow", value_name = "CIDR|ADDRESS|HOST")]
+    #[arg(
+        long = "allow",
+        env = "LOADGRADE_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR|ADDRESS|HOST"
+    )]
     allow: Vec<String>,
     /// Allow loopback targets (127.0.0.0/8, ::1): services on this machine.
-    #[arg(long)]
+    #[arg(long, env = "LOADGRADE_ALLOW_LOOPBACK")]
     allow_loopback: bool,
     /// Most arrivals per second any shard may ask of this agent.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "LOADGRADE_MAX_RATE", value_name = "N")]
     max_rate: Option<u64>,
     /// Most connections any shard may ask of this agent.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<u64>,
     /// Longest any shard may run on this agent, e.g. "30m"; a request budget alone is stopped there.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGRADE_MAX_DURATION", value_name = "DURATION", value_parser = humantime::parse_duration)]
     max_duration: Option<std::time::Duration>,
     /// Where interval reports are kept until the coordinator acknowledges them.
     /// Default: $STATE_DIRECTORY, else ~/.local/state/loadgrade-agent/NAME.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "LOADGRADE_SPOOL", value_name = "DIR")]
     spool: Option<std::path::PathBuf>,
     /// Run as a probe agent on a target host: report its process or cgroup figures for ramp probes
     /// (probe = { kind = "agent", agent = NAME, .. }) and run no load.
-    #[arg(long)]
+    #[arg(long, env = "LOADGRADE_PROBE_ONLY")]
     probe_only: bool,
     /// The Prometheus this agent may run for scrape scenarios (an absolute path, owned by root or this user and
     /// writable by no one else). Without it, a plan's `prometheus` is refused here and the Prometheus-side
     /// figures are not measured.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "LOADGRADE_PROMETHEUS", value_name = "PATH")]
     prometheus: Option<std::path::PathBuf>,
+    /// A label plans select agents by (`agents = { zone = "a" }` in a plan), repeatable: `--label zone=a`.
+    #[arg(long = "label", env = "LOADGRADE_LABELS", value_delimiter = ',', value_name = "KEY=VALUE",
+          value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// A TOML file of flag values (keys are the long flag names: `coordinator = "https://..."`, `allow = [..]`).
+    /// Precedence: flag > environment variable > this file > default.
+    #[arg(long, env = "LOADGRADE_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    loadgrade_common::protocol::parse_label(text)
+}
+
+/// The command line, with `--config FILE` (or `LOADGRADE_CONFIG`) applied beneath flags and environment.
+fn parse_args() -> Args {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Args::command();
+    if let Some(path) = loadgrade_common::config_file::named(&argv, "LOADGRADE_CONFIG") {
+        let applied = loadgrade_common::config_file::read(&path)
+            .and_then(|settings| loadgrade_agent::config_flags::apply(command, &settings));
+        command = match applied {
+            Ok(command) => command,
+            Err(e) => {
+                eprintln!("loadgrade-agent: {e}");
+                std::process::exit(2);
+            }
+        };
+    }
+    let matches = command.get_matches_from(argv);
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn main() {
@@ -67,7 +104,7 @@ fn main() {
         // Colour codes only on a terminal: a log written to a file or the journal stays plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
+    let args = parse_args();
     let allowlist = match Allowlist::new(args.allow_loopback, &args.allow) {
         Ok(list) => list,
         Err(e) => {
@@ -101,6 +138,14 @@ fn main() {
     config.allowlist = allowlist;
     config.tls = tls;
     config.probe_only = args.probe_only;
+    if args.labels.len() > loadgrade_common::protocol::MAX_LABELS {
+        eprintln!(
+            "loadgrade-agent: at most {} labels",
+            loadgrade_common::protocol::MAX_LABELS
+        );
+        std::process::exit(2);
+    }
+    config.labels = args.labels.into_iter().collect();
     config.spool_dir = spool;
     if let Some(path) = args.prometheus {
         if let Err(why) = loadgrade_agent::scrape::trusted_binary(&path) {

@@ -148,6 +148,7 @@ pub async fn run_once(
         epoch,
         protocol: loadgrade_proto::PROTOCOL_VERSION,
         probe_only: config.probe_only,
+        labels: config.labels.clone(),
     }))
     .await
     .map_err(|_| SessionError::ClosedBeforeHello)?;
@@ -232,6 +233,21 @@ pub async fn run_once(
         match message {
             ToAgent::Probe(request) => {
                 let _ = tx.send(FromAgent::ProbeReply(answer_probe(&request))).await;
+            }
+            ToAgent::Preflight(request) => {
+                // Probes take up to their timeouts: off the session's loop, so heartbeats and acks go on.
+                let (tx, config) = (tx.clone(), config.clone());
+                tokio::spawn(async move {
+                    let rows = crate::preflight::check(request.items, &config).await;
+                    let _ = tx
+                        .send(FromAgent::PreflightReply(
+                            loadgrade_common::protocol::PreflightReply {
+                                request_id: request.request_id,
+                                rows,
+                            },
+                        ))
+                        .await;
+                });
             }
             ToAgent::Assign(assignment) => {
                 let run = runs

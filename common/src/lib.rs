@@ -3,12 +3,14 @@
 //! shard arithmetic, thresholds, grading and the report. No I/O lives here.
 
 pub mod clock;
+pub mod config_file;
 pub mod grade;
 pub mod histogram;
 pub mod interval;
 pub mod kind;
 pub mod pagination_sql;
 pub mod plan;
+pub mod preflight;
 pub mod profile;
 pub mod protocol;
 pub mod report;

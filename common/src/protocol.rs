@@ -32,6 +32,37 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Most labels one agent may carry.
+pub const MAX_LABELS: usize = 16;
+
+/// Checks an agent label (`--label zone=a`, and a plan's `agents = { zone = "a" }`): key and value each 1 to 63
+/// lower-case letters, digits, `-`, `_` or `.`.
+pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+            })
+    };
+    if ok(key) && ok(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "label {key:?}={value:?}: key and value must each be 1 to 63 lower-case letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Parses `key=value` as given to `--label`.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("label {text:?} is not key=value"))?;
+    check_label(key, value)?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 /// First message of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -46,6 +77,8 @@ pub struct Hello {
     pub protocol: u32,
     /// A probe agent on a target host: answers probe requests, never runs load.
     pub probe_only: bool,
+    /// The operator's labels (`--label zone=a`); a plan's `agents = { .. }` selects agents by them.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,6 +189,7 @@ pub enum FromAgent {
     ShardDone(ShardDone),
     ShardRefused(ShardRefused),
     ProbeReply(ProbeReply),
+    PreflightReply(PreflightReply),
 }
 
 /// What the coordinator sends on an agent's session.
@@ -175,6 +209,22 @@ pub enum ToAgent {
     },
     Probe(ProbeRequest),
     HeartbeatAck(HeartbeatAck),
+    Preflight(Preflight),
+}
+
+/// Check, without load, that the agent could run each assignment: its allowlist, the target answering one probe,
+/// its limits against the connections its share needs, free disk for its spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub request_id: u64,
+    pub items: Vec<Assignment>,
+}
+
+/// An agent's preflight rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightReply {
+    pub request_id: u64,
+    pub rows: Vec<crate::preflight::CheckRow>,
 }
 
 #[cfg(test)]

@@ -5,9 +5,12 @@ use crate::grade::Verdict;
 use std::fmt;
 use std::str::FromStr;
 
-/// Where a run is. [`RunState::Waiting`] and [`RunState::Running`] are in progress; the others are final.
+/// Where a run is. [`RunState::Queued`], [`RunState::Waiting`] and [`RunState::Running`] are in progress; the
+/// others are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunState {
+    /// Accepted; waiting for an earlier run on the same agents to end.
+    Queued,
     /// Accepted; waiting for min_agents.
     Waiting,
     Running,
@@ -23,7 +26,8 @@ pub enum RunState {
 }
 
 impl RunState {
-    pub const ALL: [RunState; 6] = [
+    pub const ALL: [RunState; 7] = [
+        RunState::Queued,
         RunState::Waiting,
         RunState::Running,
         RunState::Finished,
@@ -35,6 +39,7 @@ impl RunState {
     /// The name the store and listings use.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Queued => "queued",
             RunState::Waiting => "waiting",
             RunState::Running => "running",
             RunState::Finished => "finished",
@@ -46,7 +51,10 @@ impl RunState {
 
     /// The run will not change any more.
     pub fn is_final(self) -> bool {
-        !matches!(self, RunState::Waiting | RunState::Running)
+        !matches!(
+            self,
+            RunState::Queued | RunState::Waiting | RunState::Running
+        )
     }
 }
 
@@ -102,6 +110,8 @@ pub struct AgentSummary {
     pub cores: u32,
     pub epoch: u64,
     pub busy: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub probe_only: bool,
 }
 
 /// A finished run's reports as stored.

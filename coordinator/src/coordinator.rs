@@ -46,6 +46,32 @@ pub enum StartError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the idempotency key must be 1 to {MAX_KEY} printable ASCII characters")]
+    BadKey,
+    #[error(
+        "idempotency key {key:?} started run {run} with another plan: a key names one submission; use a new key for a \
+         new plan"
+    )]
+    KeyReused { key: String, run: String },
+    #[error(
+        "{0} runs are queued or in progress on this coordinator already: wait for some to end (ListRuns) or cancel \
+         some"
+    )]
+    QueueFull(usize),
+    #[error("the coordinator is shutting down: submit the run again when it is back")]
+    Draining,
+}
+
+/// The longest idempotency key.
+pub const MAX_KEY: usize = 128;
+/// Runs queued or in progress at once; a StartRun beyond is refused (RESOURCE_EXHAUSTED).
+pub const MAX_RUNS_IN_PROGRESS: usize = 100;
+
+/// A StartRun's answer: the run, and whether its idempotency key had started it before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: String,
+    pub existing: bool,
 }
 
 /// A run that has started; `finished` resolves with its report.
@@ -57,6 +83,9 @@ pub struct StartedRun {
 pub struct Coordinator {
     pub registry: Arc<Registry>,
     pub store: Store,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Fired when the coordinator starts shutting down: health says NOT_SERVING and no run starts.
+    pub draining: CancellationToken,
     runs: Mutex<HashMap<String, RunControl>>,
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,
@@ -67,6 +96,8 @@ impl Coordinator {
         Arc::new(Coordinator {
             registry: Arc::new(Registry::default()),
             store,
+            metrics: Arc::default(),
+            draining: CancellationToken::new(),
             runs: Mutex::new(HashMap::new()),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
@@ -77,8 +108,57 @@ impl Coordinator {
         RunDeps {
             registry: self.registry.clone(),
             store: self.store.clone(),
+            metrics: self.metrics.clone(),
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
+        }
+    }
+
+    /// [`Self::start_run`] for the run service: with an idempotency key, a second submission returns the run the
+    /// first one started (when its plan is the same) and starts nothing.
+    pub async fn submit(
+        self: &Arc<Self>,
+        file: &str,
+        text: &str,
+        key: Option<&str>,
+    ) -> Result<Submitted, StartError> {
+        let Some(key) = key else {
+            let started = self.start(file, text, None).await?;
+            return Ok(Submitted {
+                id: started.id,
+                existing: false,
+            });
+        };
+        if key.is_empty() || key.len() > MAX_KEY || !key.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(StartError::BadKey);
+        }
+        let earlier = |run: crate::store::KeyedRun| {
+            if run.plan_toml == redact_plan_text(text) {
+                Ok(Submitted {
+                    id: run.id,
+                    existing: true,
+                })
+            } else {
+                Err(StartError::KeyReused {
+                    key: key.to_owned(),
+                    run: run.id,
+                })
+            }
+        };
+        if let Some(run) = self.store.run_by_key(key).await? {
+            return earlier(run);
+        }
+        match self.start(file, text, Some(key)).await {
+            Ok(started) => Ok(Submitted {
+                id: started.id,
+                existing: false,
+            }),
+            // Two submissions with one key at once: the store's unique index let one in; the other gets its run.
+            Err(StartError::Store(e)) => match self.store.run_by_key(key).await? {
+                Some(run) => earlier(run),
+                None => Err(StartError::Store(e)),
+            },
+            Err(e) => Err(e),
         }
     }
 
@@ -88,7 +168,23 @@ impl Coordinator {
         file: &str,
         text: &str,
     ) -> Result<StartedRun, StartError> {
+        self.start(file, text, None).await
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        file: &str,
+        text: &str,
+        key: Option<&str>,
+    ) -> Result<StartedRun, StartError> {
         let plan = Plan::parse(file, text)?;
+        if self.draining.is_cancelled() {
+            return Err(StartError::Draining);
+        }
+        let in_progress = self.lock_runs().len();
+        if in_progress >= MAX_RUNS_IN_PROGRESS {
+            return Err(StartError::QueueFull(in_progress));
+        }
         let id = clock::new_run_id();
         self.store
             .insert_run(
@@ -97,11 +193,12 @@ impl Coordinator {
                 file,
                 &redact_plan_text(text),
                 &clock::now_rfc3339(),
+                key,
             )
             .await?;
         let (events, receiver) = watch::channel(RunEvent {
             run_id: id.clone(),
-            state: RunState::Waiting,
+            state: RunState::Queued,
             message: format!("run {id} of plan {:?} accepted", plan.name),
             verdict: None,
             progress: false,
@@ -141,6 +238,7 @@ impl Coordinator {
                 Err(_) => Err(RunError::Aborted),
             };
             coordinator.lock_runs().remove(&run_id);
+            coordinator.registry.leave_queue(&run_id);
             if let Err(e) = &result {
                 tracing::error!(run = %run_id, "run failed: {e}");
                 // The run still ends with a report: INVALID, saying why (its agents were stopped by its guard).
@@ -170,9 +268,40 @@ impl Coordinator {
                     progress: false,
                 });
             }
+            coordinator.metrics.run_ended(events.borrow().state);
             result
         });
         Ok(StartedRun { id, finished })
+    }
+
+    /// Preflight for `plan` on the agents it selects now (busy ones included: the run would queue behind them),
+    /// without reserving them and without load. `loadgrade check` and the CheckPlan RPC.
+    pub async fn check_plan(
+        &self,
+        file: &str,
+        text: &str,
+    ) -> Result<Vec<loadgrade_common::preflight::CheckRow>, PlanError> {
+        let plan = Plan::parse(file, text)?;
+        let agents: Vec<_> = self
+            .registry
+            .agents()
+            .into_iter()
+            .filter(|a| a.selected_by(&plan.agents))
+            .collect();
+        let busy = agents.iter().filter(|a| a.run.is_some()).count();
+        let id = format!("check-{}", clock::new_run_id());
+        Ok(
+            crate::run::preflight::check(&self.registry, &self.store, &plan, &agents, busy, &id)
+                .await,
+        )
+    }
+
+    /// The state of every run in progress in this process.
+    pub fn states_in_progress(&self) -> Vec<RunState> {
+        self.lock_runs()
+            .values()
+            .map(|c| c.events.borrow().state)
+            .collect()
     }
 
     /// Controls of a run in progress in this process.
@@ -274,6 +403,12 @@ impl Coordinator {
                 &markdown,
             )
             .await
+    }
+
+    /// Starts shutting down: health turns NOT_SERVING and StartRun is refused (UNAVAILABLE); runs in progress go
+    /// on until [`Self::cancel_all`].
+    pub fn drain(&self) {
+        self.draining.cancel();
     }
 
     /// Cancels every run in progress and waits (at most `grace`) until each has written its report.

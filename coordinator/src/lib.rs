@@ -13,11 +13,16 @@ pub mod demo;
 pub mod embedded;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod server;
 pub mod store;
 
-pub use coordinator::{CancelOutcome, Coordinator, RunControl, StartError, StartedRun};
-pub use server::{ServerSecurity, serve, spawn_secure_server, spawn_server};
+pub use coordinator::{
+    CancelOutcome, Coordinator, MAX_KEY, RunControl, StartError, StartedRun, Submitted,
+};
+pub use server::{
+    ServeOptions, ServerSecurity, serve, spawn_secure_server, spawn_server, spawn_service,
+};

@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -14,7 +14,7 @@ fn main() {
         // Colour codes only on a terminal: a log written to a file or the journal stays plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = cli::Cli::parse();
+    let cli = parse();
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -26,4 +26,31 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The command line; for `serve`, a `--config FILE` (or `LOADGRADE_CONFIG`) applied beneath flags and environment.
+fn parse() -> cli::Cli {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = cli::Cli::command();
+    let serving = argv
+        .iter()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "serve");
+    if serving
+        && let Some(path) = loadgrade_common::config_file::named(&argv, "LOADGRADE_CONFIG")
+        && let Some(serve) = command.find_subcommand("serve").cloned()
+    {
+        let applied = loadgrade_common::config_file::read(&path)
+            .and_then(|settings| loadgrade_agent::config_flags::apply(serve, &settings));
+        match applied {
+            Ok(serve) => command = command.mut_subcommand("serve", |_| serve),
+            Err(e) => {
+                eprintln!("loadgrade serve: {e}");
+                std::process::exit(cli::EXIT_USAGE);
+            }
+        }
+    }
+    let matches = command.get_matches_from(argv);
+    cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

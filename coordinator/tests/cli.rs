@@ -127,6 +127,7 @@ fn output_to_a_closed_pipe_ends_quietly() {
                     "p.toml",
                     "",
                     "2026-11-27T00:00:00Z",
+                    None,
                 )
                 .await
                 .expect("run");

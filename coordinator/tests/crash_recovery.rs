@@ -138,6 +138,7 @@ async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load()
         .start_run(v1::StartRunRequest {
             plan_toml: plan,
             plan_file: "crash.toml".into(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("run starts")

@@ -307,6 +307,7 @@ async fn the_run_service_wants_a_token_with_the_right_role_and_health_wants_none
     let start = v1::StartRunRequest {
         plan_toml: plan.clone(),
         plan_file: "mtls.toml".to_owned(),
+        idempotency_key: String::new(),
     };
     let e = with(Some(&read))
         .start_run(start.clone())

@@ -17,11 +17,34 @@ async fn store_contract(store: &Store) {
             "plan.toml",
             "name = 'plan'",
             "2026-11-27T00:00:00Z",
+            Some("key-1"),
         )
         .await
         .expect("run");
     let summary = store.run("r1").await.expect("query").expect("known");
-    assert_eq!((summary.state, summary.verdict), (RunState::Waiting, None));
+    assert_eq!((summary.state, summary.verdict), (RunState::Queued, None));
+    // An idempotency key names one run: found again, and refused for a second one.
+    let keyed = store
+        .run_by_key("key-1")
+        .await
+        .expect("query")
+        .expect("keyed");
+    assert_eq!(keyed.id, "r1");
+    assert!(store.run_by_key("key-2").await.expect("query").is_none());
+    assert!(
+        store
+            .insert_run(
+                "r1b",
+                "plan",
+                "plan.toml",
+                "",
+                "2026-11-27T00:00:00Z",
+                Some("key-1")
+            )
+            .await
+            .is_err(),
+        "a second run with the same key is refused by the store"
+    );
     store
         .set_state("r1", RunState::Running)
         .await

@@ -13,6 +13,9 @@ pub use convert::ConvertError;
 /// verdicts are enums.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// The `loadgrade.v1` file descriptor set: what gRPC reflection serves (`loadgrade serve --reflection`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/loadgrade.v1.bin");
+
 /// Generated types of package `loadgrade.v1`.
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

@@ -164,15 +164,23 @@ fn allow_header(method: &Method) -> &'static str {
     }
 }
 
+/// The header loadgrade's preflight probe carries: a probe is not load, so the testbed does not count it.
+pub const PREFLIGHT_HEADER: &str = "x-loadgrade-preflight";
+
+/// Whether a request counts as load: not a control or observation endpoint, not a preflight probe.
+fn is_counted<B>(req: &Request<B>) -> bool {
+    !is_control(req.uri().path()) && !req.headers().contains_key(PREFLIGHT_HEADER)
+}
+
 /// Handles one request on a connection. The request body is never read.
 pub(crate) async fn handle_on<B>(req: Request<B>, state: &AppState, conn: &ConnState) -> Handled {
-    if !is_control(req.uri().path()) {
+    if is_counted(&req) {
         conn.source
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     if req.uri().path() == "/hangup" {
         // Counted at reception: the target read it, whether or not it answers.
-        let _in_flight = state.stats.begin();
+        let _in_flight = is_counted(&req).then(|| state.stats.begin());
         let every = num_param(req.uri().query(), "every", 2).unwrap_or(2).max(1);
         let seen = conn
             .hangup_seen
@@ -191,7 +199,7 @@ pub(crate) async fn handle_on<B>(req: Request<B>, state: &AppState, conn: &ConnS
 pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     // Counted at reception, before any delay, so in-flight requests show up.
-    let _in_flight = (!is_control(path)).then(|| state.stats.begin());
+    let _in_flight = is_counted(&req).then(|| state.stats.begin());
 
     let Some(allowed) = allowed_method(path) else {
         return text(StatusCode::NOT_FOUND, "not found");

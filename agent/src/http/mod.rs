@@ -38,7 +38,7 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// Period of the event-loop lag probe on every load thread.
 const LAG_PROBE_PERIOD: Duration = Duration::from_millis(5);
 /// File descriptors kept free beyond the shard's connections (logs, the coordinator session, DNS).
-const SPARE_FILES: u64 = 64;
+pub const SPARE_FILES: u64 = 64;
 /// Open model: fewest connections a load thread's pool gets. Arrivals wait for a free connection of their own
 /// thread, so many small pools queue (and drop) more than one large pool at the same load: pools this large keep
 /// the result nearly independent of the agent's core count, and one thread sends far beyond 100,000 requests/s.
@@ -524,6 +524,49 @@ impl Boundaries {
     /// An interval beginning at `begin` lies after the measured window.
     fn after_window(&self, begin: Instant) -> bool {
         self.deadline.is_some_and(|d| begin >= d)
+    }
+}
+
+impl HttpShardSpec {
+    /// Preflight: one TCP connect and one request of the shard (a cache lookup's request for key 0 of the run in
+    /// http cache mode), no load. Returns what answered, e.g. "HTTP 200 in 1.2 ms from 127.0.0.1:8080".
+    pub async fn probe(&self) -> Result<String, String> {
+        let addr = self.target.addr();
+        let timeout = self.timeout.min(Duration::from_secs(10));
+        let began = tokio::time::Instant::now();
+        // The socket's own error ("connection refused") says more than a load connection's class of failure.
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("no TCP connection to {addr} within {timeout:?}"))?
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        drop(tcp);
+        let exchange = async {
+            let mut conn = self
+                .transport
+                .connect(addr)
+                .await
+                .map_err(|e| format!("cannot connect to {addr}: {e:?}"))?;
+            let answered = match &self.cache {
+                Some(lookup) if matches!(lookup.mode, crate::cache::Mode::Http { .. }) => conn
+                    .exchange_bytes(&lookup.request(&lookup.key(0)), None, false)
+                    .await
+                    .map(|e| e.status),
+                _ => conn.exchange(&self.target).await.map(|(status, _)| status),
+            };
+            answered.map_err(|outcome| format!("{addr} answered no HTTP response ({outcome:?})"))
+        };
+        let status = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no response from {addr} within {timeout:?}"))??;
+        let took = began.elapsed();
+        let answered = format!(
+            "HTTP {status} in {:.1} ms from {addr}",
+            took.as_secs_f64() * 1e3
+        );
+        if status >= 500 {
+            return Err(answered);
+        }
+        Ok(answered)
     }
 }
 

@@ -369,3 +369,47 @@ async fn execute(
     pool.close().await;
     result
 }
+
+impl Prepared {
+    /// Preflight: one read-only connection, `SELECT 1`, and (for a table the plan does not seed) the table, key
+    /// and columns answering a query that reads no row. No row is counted, none written.
+    pub async fn probe(&self) -> Result<String, String> {
+        let spec = &self.spec;
+        let began = tokio::time::Instant::now();
+        let pool = Pool::connect(spec, self.password.as_deref(), 1, true)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {}", self.shown, e.0))?;
+        let checked = async {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|e| format!("cannot connect to {}: {}", self.shown, e.0))?;
+            conn.execute("SELECT 1")
+                .await
+                .map_err(|e| format!("SELECT 1 failed: {}", e.0))?;
+            if spec.seed_rows.is_some() {
+                return Ok(format!(
+                    "SELECT 1 answered; table {} is seeded by the run",
+                    spec.table
+                ));
+            }
+            let statements = Statements::new(spec);
+            for (what, sql) in [
+                ("table", &statements.probe_table),
+                ("key column", &statements.probe_key),
+                ("columns", &statements.probe_columns),
+            ] {
+                conn.fetch(sql, &[])
+                    .await
+                    .map_err(|e| format!("{what} of {} cannot be read: {}", spec.table, e.0))?;
+            }
+            Ok(format!(
+                "SELECT 1 answered; table {} with key {} readable",
+                spec.table, spec.key
+            ))
+        }
+        .await;
+        pool.close().await;
+        checked.map(|ok| format!("{ok} ({:.0} ms)", began.elapsed().as_secs_f64() * 1e3))
+    }
+}

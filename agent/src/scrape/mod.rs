@@ -354,3 +354,30 @@ async fn with_prometheus(
         heap_inuse_bytes: whole(last.heap_inuse_bytes),
     })
 }
+
+impl Prepared {
+    /// Preflight: one scrape of the target, checked as an exposition; no Prometheus is started. Returns what
+    /// answered, e.g. "HTTP 200, 5,012 series in 3.1 ms".
+    pub async fn probe(&self) -> Result<String, String> {
+        let timeout = Duration::from_secs(10).min(self.interval.max(Duration::from_secs(1)));
+        let mut fetcher = fetch::Fetcher::new(&self.shard.spec.target, self.addr);
+        let fetched = fetcher
+            .fetch(timeout)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        let counted =
+            scraper::check_exposition(fetched.status, &fetched.content_type, &fetched.body)
+                .map_err(|e| format!("{} (HTTP {})", e, fetched.status))?;
+        let prometheus = match &self.prometheus {
+            Ok(binary) => format!("; Prometheus {}", binary.path.display()),
+            Err(_) if self.shard.spec.prometheus.is_none() => String::new(),
+            Err(why) => format!("; Prometheus not usable: {why}"),
+        };
+        Ok(format!(
+            "HTTP {}, {} series in {:.1} ms{prometheus}",
+            fetched.status,
+            counted.series,
+            fetched.took.as_secs_f64() * 1e3
+        ))
+    }
+}

@@ -70,7 +70,7 @@ impl Scraper {
             }
         };
         let bytes = fetched.body.len() as u64;
-        let checked = check(fetched.status, &fetched.content_type, &fetched.body);
+        let checked = check_exposition(fetched.status, &fetched.content_type, &fetched.body);
         let outcome = match &checked {
             Ok(counted) => Outcome::Good {
                 target_series: counted.series,
@@ -111,8 +111,12 @@ impl Scraper {
     }
 }
 
-/// The response is a 2xx exposition with at least one series: its counts.
-fn check(status: u16, content_type: &str, body: &[u8]) -> Result<exposition::Counted, Problem> {
+/// The response is a 2xx exposition with at least one series: its counts (the preflight's check too).
+pub fn check_exposition(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> Result<exposition::Counted, Problem> {
     if !(200..300).contains(&status) {
         return Err(Problem::Status(status));
     }

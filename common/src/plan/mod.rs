@@ -73,14 +73,29 @@ pub(crate) struct ScenarioInput<'a, 'i> {
     pub base_dir: &'a Path,
 }
 
+/// What a failing preflight check does at the start of a run (`preflight = "enforce" | "warn"` in a plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreflightMode {
+    /// A failing check stops the run before any load (verdict INVALID, `loadgrade run`/`submit` exit 2).
+    #[default]
+    Enforce,
+    /// Failing checks are reported as warnings and the run goes on: for runs that study a failing target.
+    Warn,
+}
+
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub name: String,
     /// Agents the run waits for before any load. Default: 1.
     pub min_agents: u32,
+    /// Labels an agent must carry to run this plan (`agents = { zone = "a" }`); empty: any agent. Runs on
+    /// overlapping agents wait for each other (QUEUED).
+    pub agents: std::collections::BTreeMap<String, String>,
     /// How long to wait for `min_agents`. Default: 30 s.
     pub ready_timeout: Duration,
+    /// What a failing preflight check does at the start of the run. Default: it stops the run before any load.
+    pub preflight: PreflightMode,
     /// An agent that hears nothing from the coordinator this long stops its load. Default: 10 s.
     pub orphan_timeout: Duration,
     /// `[budget] memory`, bytes.

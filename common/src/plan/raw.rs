@@ -19,7 +19,10 @@ pub(crate) type Field<T> = Option<Spanned<T>>;
 pub(crate) struct RawPlan {
     pub name: Field<String>,
     pub min_agents: Field<i64>,
+    /// Which agents may run it: labels each must carry (`agents = { zone = "a" }`).
+    pub agents: Field<std::collections::BTreeMap<String, String>>,
     pub ready_timeout: Field<String>,
+    pub preflight: Field<String>,
     pub orphan_timeout: Field<String>,
     pub budget: Option<RawBudget>,
     pub grading: Option<RawGrading>,

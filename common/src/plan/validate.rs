@@ -147,8 +147,44 @@ fn validate(
             }
         },
     };
+    let agents = match raw.agents {
+        None => std::collections::BTreeMap::new(),
+        Some(selector) => {
+            let span = selector.span();
+            let selector = selector.into_inner();
+            if selector.len() > crate::protocol::MAX_LABELS {
+                issues.at(
+                    span.clone(),
+                    format!(
+                        "`agents` may name at most {} labels",
+                        crate::protocol::MAX_LABELS
+                    ),
+                );
+            }
+            for (key, value) in &selector {
+                if let Err(e) = crate::protocol::check_label(key, value) {
+                    issues.at(span.clone(), format!("`agents`: {e}"));
+                }
+            }
+            selector
+        }
+    };
     let ready_timeout =
         fields::duration(issues, raw.ready_timeout.as_ref()).unwrap_or(DEFAULT_READY_TIMEOUT);
+    let preflight = match raw.preflight {
+        None => super::PreflightMode::Enforce,
+        Some(mode) => match mode.get_ref().as_str() {
+            "enforce" => super::PreflightMode::Enforce,
+            "warn" => super::PreflightMode::Warn,
+            other => {
+                issues.at(
+                    mode.span(),
+                    format!("preflight must be \"enforce\" or \"warn\", got {other:?}"),
+                );
+                super::PreflightMode::Enforce
+            }
+        },
+    };
     let orphan_timeout = match fields::duration(issues, raw.orphan_timeout.as_ref()) {
         None => DEFAULT_ORPHAN_TIMEOUT,
         Some(t) if t >= MIN_ORPHAN_TIMEOUT => t,
@@ -227,7 +263,9 @@ fn validate(
     Plan {
         name,
         min_agents,
+        agents,
         ready_timeout,
+        preflight,
         orphan_timeout,
         memory_budget,
         fail_below,

@@ -50,6 +50,8 @@ pub enum FindingKind {
     NotMeasured,
     /// The cache server could not be prepared as the plan asks (flush).
     CacheServer,
+    /// A preflight check failed before any load (a target that does not answer, a limit too low); nothing ran.
+    PreflightFailed,
 }
 
 impl FindingKind {

@@ -8,7 +8,7 @@ use loadgrade_agent::signal::terminated;
 use loadgrade_common::plan::Plan;
 use loadgrade_coordinator::demo;
 use loadgrade_coordinator::embedded::Embedded;
-use loadgrade_coordinator::{Coordinator, ServerSecurity, StartError, spawn_secure_server};
+use loadgrade_coordinator::{Coordinator, ServerSecurity, StartError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
@@ -147,9 +147,15 @@ async fn run_embedded(
     database: &str,
 ) -> Result<i32, Failure> {
     let store = open_store(database).await?;
-    let embedded = Embedded::start(store, agents)
-        .await
-        .context("starting the agents")?;
+    // In-process agents carry the labels the plan selects, so a plan written for a labelled pool runs here too.
+    let selector = Plan::parse(file, text)
+        .map(|p| p.agents)
+        .unwrap_or_default();
+    let embedded = Embedded::start_with(store, agents, |config| {
+        config.labels = selector.clone();
+    })
+    .await
+    .context("starting the agents")?;
     let started = match embedded.coordinator.start_run(file, text).await {
         Ok(s) => s,
         Err(StartError::Plan(e)) => return Err(Failure::Usage(e.to_string())),
@@ -193,6 +199,8 @@ pub(super) async fn serve(
     listen: SocketAddr,
     database: &str,
     security: ServerSecurity,
+    options: loadgrade_coordinator::ServeOptions,
+    metrics_listen: Option<SocketAddr>,
 ) -> Result<i32, Failure> {
     let store = open_store(database).await?;
     let coordinator = Coordinator::new(store);
@@ -208,14 +216,35 @@ pub(super) async fn serve(
     } else {
         "tokens required"
     };
-    let (addr, server) =
-        spawn_secure_server(coordinator.clone(), listen, security, shutdown.clone())
+    let (addr, server) = loadgrade_coordinator::spawn_service(
+        coordinator.clone(),
+        listen,
+        security,
+        options,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("listening on {listen}"))?;
+    let reflection = if options.reflection {
+        ", gRPC reflection on"
+    } else {
+        ""
+    };
+    out!(
+        "loadgrade coordinator listening on {scheme}://{addr} (store {}, {tokens}{reflection})",
+        loadgrade_common::plan::pagination::redacted_database_url(database)
+    );
+    if let Some(metrics) = metrics_listen {
+        let bound = loadgrade_coordinator::metrics::spawn(&coordinator, metrics, shutdown.clone())
             .await
-            .with_context(|| format!("listening on {listen}"))?;
-    out!("loadgrade coordinator listening on {scheme}://{addr} (store {database}, {tokens})");
+            .with_context(|| format!("listening for /metrics on {metrics}"))?;
+        out!("metrics on http://{bound}/metrics");
+    }
     terminated()
         .await
         .context("waiting for ctrl-c or SIGTERM")?;
+    // Health turns NOT_SERVING at once and new runs are refused while the runs in progress wind down.
+    coordinator.drain();
     // Runs in progress stop their load and store their reports (INVALID: cancelled) before the server goes.
     coordinator
         .cancel_all(std::time::Duration::from_secs(30))

@@ -5,6 +5,7 @@
 #[macro_use]
 mod output;
 mod certs;
+mod check;
 mod history;
 mod local;
 mod progress;
@@ -58,15 +59,47 @@ pub enum Command {
         database: String,
     },
     /// The coordinator server: agents and CI connect here.
+    ///
+    /// Every flag can also come from its environment variable or from a TOML file (`--config`, keys are the long
+    /// flag names); precedence: flag > environment > file > default.
     Serve {
         /// Address to listen on. Loopback by default; any other address needs TLS and tokens (or --insecure).
-        #[arg(long, default_value = "127.0.0.1:7700")]
+        #[arg(long, env = "LOADGRADE_LISTEN", default_value = "127.0.0.1:7700")]
         listen: SocketAddr,
         /// Results store: sqlite://PATH or postgres://USER@HOST/DB.
-        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        #[arg(long, env = "LOADGRADE_DATABASE", default_value = DEFAULT_DATABASE_URL)]
         database: String,
+        /// Serve the coordinator's Prometheus metrics at http://ADDR/metrics (agents, runs by state, the current
+        /// run's requests/s and p95, intervals received and stored, store write time). Off by default.
+        #[arg(long, env = "LOADGRADE_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
+        /// Offer gRPC server reflection (grpcurl without .proto files). Off by default: it describes the services
+        /// to anyone who can connect.
+        #[arg(long, env = "LOADGRADE_REFLECTION")]
+        reflection: bool,
+        /// A TOML file of flag values (`listen = "0.0.0.0:7700"`, `metrics-listen = ...`).
+        #[arg(long, env = "LOADGRADE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         security: security::ServeSecurity,
+    },
+    /// Preflight a plan without running it: agents, versions, clocks, each target probed once from each agent that
+    /// would load it (no load), open-file and port limits against each agent's share, free disk.
+    ///
+    /// Exit 0 when no check failed, 2 when one did (or the plan is invalid).
+    Check {
+        /// Plan file (TOML).
+        plan: PathBuf,
+        /// Check on a coordinator server, from its connected agents. Without it: from in-process agents on
+        /// loopback, as `run` would start them.
+        #[command(flatten)]
+        remote: security::OptionalRemote,
+        /// In-process agents when no coordinator is given. Default: the plan's min_agents.
+        #[arg(long, conflicts_with = "coordinator")]
+        agents: Option<u32>,
+        /// How to print the checks.
+        #[arg(long, value_enum, default_value = "table")]
+        format: check::Format,
     },
     /// Make a CA and certificates for mutual TLS: the coordinator's and one per agent (written to --out).
     Certs(certs::CertsArgs),
@@ -84,6 +117,10 @@ pub enum Command {
         /// Report directory. Default: loadgrade-report/<run-id>/ (and loadgrade-report/latest).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Submit at most once: a retry with the same key (after a lost connection, a CI retry) follows the run
+        /// the first submission started instead of starting another. Up to 128 printable characters.
+        #[arg(long, env = "LOADGRADE_IDEMPOTENCY_KEY", conflicts_with = "attach")]
+        idempotency_key: Option<String>,
     },
     /// Check a plan without running it.
     Validate {
@@ -151,20 +188,36 @@ pub async fn execute(cli: Cli) -> i32 {
         Command::Serve {
             listen,
             database,
+            metrics_listen,
+            reflection,
+            config: _,
             security,
         } => match security.load(listen) {
-            Ok(security) => local::serve(listen, &database, security).await,
+            Ok(security) => {
+                let options = loadgrade_coordinator::ServeOptions { reflection };
+                local::serve(listen, &database, security, options, metrics_listen).await
+            }
             Err(e) => Err(e),
         },
+        Command::Check {
+            plan,
+            remote,
+            agents,
+            format,
+        } => check::check(&plan, remote.get().as_ref(), agents, format).await,
         Command::Certs(args) => certs::make(&args),
         Command::Submit {
             plan,
             attach,
             remote,
             out,
+            idempotency_key,
         } => match (&plan, &attach) {
             (_, Some(id)) => remote::submit(remote::Target::Attach(id), &remote, out).await,
-            (Some(path), None) => remote::submit(remote::Target::Plan(path), &remote, out).await,
+            (Some(path), None) => {
+                let target = remote::Target::Plan(path, idempotency_key.as_deref());
+                remote::submit(target, &remote, out).await
+            }
             (None, None) => Err(Failure::Usage(
                 "submit needs a plan file or --attach RUN_ID".into(),
             )),

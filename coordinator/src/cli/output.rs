@@ -53,6 +53,14 @@ pub(super) fn deliver(
         dir.join("alerts.yml").display(),
         dir.join("dashboard.json").display()
     );
+    // A failed preflight sent no load: the plan or the setup needs fixing, as for an invalid plan.
+    if report
+        .findings
+        .iter()
+        .any(|f| f.kind == loadgrade_common::report::FindingKind::PreflightFailed)
+    {
+        return Ok(super::EXIT_USAGE);
+    }
     Ok(verdict.exit_code())
 }
 

@@ -17,7 +17,8 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// What to follow: a new run of a plan file, or a run already started.
 pub(super) enum Target<'a> {
-    Plan(&'a Path),
+    /// A plan file, and the idempotency key to submit it with.
+    Plan(&'a Path, Option<&'a str>),
     Attach(&'a str),
 }
 
@@ -29,7 +30,7 @@ pub(super) async fn submit(
     let coordinator = remote.coordinator.as_str();
     let mut client = remote.connect().await?;
     let run_id = match target {
-        Target::Plan(path) => start(&mut client, path).await?,
+        Target::Plan(path, key) => start(&mut client, path, key).await?,
         Target::Attach(id) => id.to_owned(),
     };
     eprintln!("run {run_id} on {coordinator}");
@@ -54,16 +55,27 @@ pub(super) async fn submit(
     deliver(&dir, &parsed, &stored.json, &stored.markdown)
 }
 
-async fn start(client: &mut RunClient, path: &Path) -> Result<String, Failure> {
+async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result<String, Failure> {
     let (file, text) = read_plan(path)?;
     match client
         .start_run(v1::StartRunRequest {
             plan_toml: text,
             plan_file: file,
+            idempotency_key: key.unwrap_or_default().to_owned(),
         })
         .await
     {
-        Ok(r) => Ok(r.into_inner().run_id),
+        Ok(r) => {
+            let r = r.into_inner();
+            if r.existing {
+                eprintln!(
+                    "idempotency key {:?} started run {} before: following it (no new run)",
+                    key.unwrap_or_default(),
+                    r.run_id
+                );
+            }
+            Ok(r.run_id)
+        }
         Err(s) if s.code() == tonic::Code::InvalidArgument => {
             Err(Failure::Usage(s.message().to_owned()))
         }

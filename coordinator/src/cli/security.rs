@@ -26,21 +26,21 @@ const MAX_CLIENT_RESPONSE: usize = 64 << 20;
 #[derive(Debug, clap::Args)]
 pub struct ServeSecurity {
     /// Coordinator certificate (PEM) for TLS; with --tls-key and --tls-ca. See `loadgrade certs`.
-    #[arg(long, value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
+    #[arg(long, env = "LOADGRADE_TLS_CERT", value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]
     pub tls_cert: Option<PathBuf>,
     /// Coordinator private key (PEM).
-    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
+    #[arg(long, env = "LOADGRADE_TLS_KEY", value_name = "PEM", requires_all = ["tls_cert", "tls_ca"])]
     pub tls_key: Option<PathBuf>,
     /// CA (PEM) that signs agent certificates: an agent must present one for the name it registers with.
-    #[arg(long, value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, env = "LOADGRADE_TLS_CA", value_name = "PEM", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
     /// Tokens for the run service: a file of `ROLE TOKEN` lines, role `submit` (start and cancel runs, and read)
     /// or `read`. Also taken from LOADGRADE_SUBMIT_TOKEN and LOADGRADE_READ_TOKEN.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "LOADGRADE_TOKENS", value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Serve a non-loopback address without TLS or tokens: anyone who reaches it can register agents and start
     /// load. Warned on every start.
-    #[arg(long)]
+    #[arg(long, env = "LOADGRADE_INSECURE")]
     pub insecure: bool,
 }
 
@@ -129,6 +129,30 @@ pub struct Remote {
     /// File holding the run-service token. Default: LOADGRADE_TOKEN, if set.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// `check`'s way to a coordinator: none (in-process agents), or [`Remote`]'s.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OptionalRemote {
+    /// Coordinator URL, e.g. https://10.0.0.5:7700
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// CA (PEM) to trust for an https:// coordinator, besides the system's roots.
+    #[arg(long, value_name = "PEM", requires = "coordinator")]
+    pub tls_ca: Option<PathBuf>,
+    /// File holding the run-service token (a submit token). Default: LOADGRADE_TOKEN, if set.
+    #[arg(long, value_name = "FILE", requires = "coordinator")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl OptionalRemote {
+    pub fn get(&self) -> Option<Remote> {
+        self.coordinator.clone().map(|coordinator| Remote {
+            coordinator,
+            tls_ca: self.tls_ca.clone(),
+            token_file: self.token_file.clone(),
+        })
+    }
 }
 
 /// Adds `authorization: Bearer TOKEN` to every call when a token is configured.

@@ -319,6 +319,11 @@ impl HttpAggregate {
     }
 
     /// What has been done so far, for a progress line.
+    /// The last complete second: completed requests/s and p95 (ms).
+    pub fn last_second(&self) -> Option<(f64, Option<f64>)> {
+        self.seconds.last_complete()
+    }
+
     pub fn progress(&self) -> String {
         let p = &self.pagination;
         if p.table.is_some() || p.seeded_rows > 0 || !p.depths.is_empty() {

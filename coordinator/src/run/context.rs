@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub struct RunDeps {
     pub registry: Arc<Registry>,
     pub store: Store,
+    pub metrics: Arc<crate::metrics::Metrics>,
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,
 }

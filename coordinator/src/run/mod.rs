@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod guard;
 pub mod intake;
 pub mod part;
+pub mod preflight;
 pub mod probe;
 pub mod shards;
 
@@ -13,11 +14,12 @@ use crate::clock::now_rfc3339;
 use crate::report::render;
 use crate::report::{self, RunOutcome};
 use crate::scenario;
-use crate::server::registry::{AgentInfo, RunInput};
+use crate::server::registry::{AgentInfo, Reservation, RunInput};
 use crate::store::StoreError;
 use context::{RunContext, RunDeps, RunSignals};
 use guard::LoadGuard;
-use loadgrade_common::plan::Plan;
+use loadgrade_common::plan::{Plan, PreflightMode};
+use loadgrade_common::preflight::{CheckRow, CheckStatus};
 use loadgrade_common::report::{FindingKind, Report, ScenarioMetrics};
 use loadgrade_common::run::{RunEvent, RunState};
 use std::time::Duration;
@@ -59,7 +61,10 @@ pub async fn execute(
     let mut ctx = RunContext::new(deps.clone(), &id, signals, cancel, route_rx);
     ctx.orphan_timeout = plan.orphan_timeout;
     let mut results: Vec<Option<ScenarioMetrics>> = Vec::new();
-    if let Some(reserved) = wait_for_agents(&ctx, &plan, route_tx).await {
+    deps.registry.enqueue(&id, &plan.agents);
+    let reserved = wait_for_agents(&ctx, &plan, route_tx).await;
+    deps.registry.leave_queue(&id);
+    if let Some(reserved) = reserved {
         let guard = LoadGuard::new(
             deps.registry.clone(),
             &id,
@@ -70,7 +75,45 @@ pub async fn execute(
         if let Err(e) = deps.store.set_state(&id, RunState::Running).await {
             tracing::warn!(run = %id, "cannot mark the run running: {e}");
         }
+        ctx.event(
+            RunState::Running,
+            "preflight: checking agents and targets (no load)",
+        );
+        let rows = preflight::check(&deps.registry, &deps.store, &plan, &ctx.agents, 0, &id).await;
+        let enforce = plan.preflight == PreflightMode::Enforce;
+        let failed: Vec<&CheckRow> = rows
+            .iter()
+            .filter(|r| r.status == CheckStatus::Fail && enforce)
+            .collect();
+        for row in rows.iter().filter(|r| {
+            r.status == CheckStatus::Warn || (r.status == CheckStatus::Fail && !enforce)
+        }) {
+            ctx.event(
+                RunState::Running,
+                format!("preflight warning: {}", describe(row)),
+            );
+        }
+        for row in &failed {
+            ctx.find(
+                FindingKind::PreflightFailed,
+                format!("preflight: {}", describe(row)),
+            );
+        }
+        if !failed.is_empty() {
+            ctx.event(
+                RunState::Running,
+                format!(
+                    "preflight failed ({} check(s)): no load was sent",
+                    failed.len()
+                ),
+            );
+        }
+        let go = failed.is_empty();
         for s in &plan.scenarios {
+            if !go {
+                results.push(None);
+                continue;
+            }
             let metrics = if ctx.cancel.is_cancelled() {
                 None
             } else {
@@ -155,29 +198,65 @@ fn agent_outcomes(ctx: &RunContext) -> Vec<report::AgentOutcome> {
         .collect()
 }
 
-/// The barrier: reserves the idle load agents once at least `min_agents` are connected; `None` on timeout or
-/// cancel.
+/// A preflight row as one line: what, where, the value and what to do.
+fn describe(row: &CheckRow) -> String {
+    let mut place = Vec::new();
+    if !row.agent.is_empty() {
+        place.push(format!("agent {}", row.agent));
+    }
+    if !row.scenario.is_empty() {
+        place.push(format!("scenario {:?}", row.scenario));
+    }
+    let place = if place.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", place.join(", "))
+    };
+    let hint = if row.hint.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", row.hint)
+    };
+    format!("{}{place}: {}{hint}", row.check, row.value)
+}
+
+/// The barrier: reserves the idle agents the plan selects once at least `min_agents` of them are idle and no run
+/// submitted earlier may want them (QUEUED until then, without a deadline); then waits at most `ready_timeout`
+/// for enough of them to connect (WAITING). `None` on timeout or cancel.
 async fn wait_for_agents(
     ctx: &RunContext,
     plan: &Plan,
     route: mpsc::UnboundedSender<RunInput>,
 ) -> Option<Vec<AgentInfo>> {
     let registry = &ctx.deps.registry;
-    let deadline = Instant::now() + plan.ready_timeout;
+    let mut deadline = Instant::now() + plan.ready_timeout;
     let min = usize::try_from(plan.min_agents).unwrap_or(usize::MAX);
     loop {
         let changed = registry.changed.notified();
-        if let Some(agents) = registry.reserve_idle(&ctx.id, min, route.clone()) {
-            return Some(agents);
+        match registry.reserve(&ctx.id, &plan.agents, min, route.clone()) {
+            Reservation::Reserved(agents) => return Some(agents),
+            Reservation::Queued { ahead, busy } => {
+                // Its wait for agents starts when it is next and they are free.
+                deadline = Instant::now() + plan.ready_timeout;
+                let why = match (ahead, busy) {
+                    (0, busy) => format!("{busy} agent(s) it needs are busy with another run"),
+                    (ahead, _) => format!("{ahead} run(s) submitted earlier go first"),
+                };
+                ctx.event(RunState::Queued, format!("queued: {why}"));
+            }
+            Reservation::Waiting { have } => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                ctx.event(
+                    RunState::Waiting,
+                    format!("waiting for agents: {have} of {} ready", plan.min_agents),
+                );
+            }
         }
-        let have = registry.idle_count();
-        ctx.event(
-            RunState::Waiting,
-            format!("waiting for agents: {have} of {} ready", plan.min_agents),
-        );
         tokio::select! {
             () = changed => {}
-            () = sleep_until(deadline) => return registry.reserve_idle(&ctx.id, min, route),
+            () = sleep_until(deadline) => {}
             () = ctx.cancel.cancelled() => return None,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

@@ -261,7 +261,10 @@ impl PartRun<'_> {
 
     async fn handle(&mut self, ctx: &mut RunContext, input: RunInput) {
         match input {
-            RunInput::Interval(report) => self.interval(ctx, &report).await,
+            RunInput::Interval(report) => {
+                ctx.deps.metrics.intervals_received.inc();
+                self.interval(ctx, &report).await;
+            }
             RunInput::Done { agent, done } if done.part == self.part.id => {
                 if let ShardOutcome::Failed(why) = &done.outcome {
                     ctx.find(
@@ -323,13 +326,21 @@ impl PartRun<'_> {
                 return;
             }
         };
-        match ctx.deps.store.insert_interval(report).await {
+        let writing = std::time::Instant::now();
+        let stored = ctx.deps.store.insert_interval(report).await;
+        ctx.deps
+            .metrics
+            .store_write
+            .observe(writing.elapsed().as_secs_f64());
+        match stored {
             Ok(false) => {
                 // Already stored and merged: its first acknowledgement was lost, so say it again.
                 self.acknowledge(ctx, report);
                 return;
             }
-            Ok(true) => {}
+            Ok(true) => {
+                ctx.deps.metrics.intervals_stored.inc();
+            }
             Err(e) => {
                 ctx.find(
                     FindingKind::BadInterval,
@@ -371,6 +382,9 @@ impl PartRun<'_> {
         }
         if self.last_progress.elapsed() >= Duration::from_secs(1) {
             self.last_progress = Instant::now();
+            if let Some((rate, p95)) = self.aggregate.last_second() {
+                ctx.deps.metrics.live(rate, p95);
+            }
             ctx.progress(format!(
                 "scenario {}: {} so far ({:.0} of at most {:.0} s, {} of {} agents running)",
                 self.part.label,

@@ -82,6 +82,7 @@ mod tests {
             clock: None,
             run: None,
             probe_only: false,
+            labels: std::collections::BTreeMap::new(),
         }
     }
 

@@ -204,6 +204,7 @@ async fn receive(
                 }
             }
             FromAgent::ProbeReply(reply) => registry.probe_replied(reply),
+            FromAgent::PreflightReply(reply) => registry.preflight_replied(reply),
             FromAgent::Hello(_) => tracing::warn!(agent = %name, "ignoring a second hello"),
         }
     }

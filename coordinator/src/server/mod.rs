@@ -33,11 +33,21 @@ pub struct ServerSecurity {
     pub tokens: auth::Tokens,
 }
 
+/// What the server offers beside its services.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// grpc.reflection.v1 and v1alpha (for grpcurl): off unless asked (`--reflection`); it lists the services and
+    /// their messages to anyone who can connect, tokens or not.
+    pub reflection: bool,
+}
+
 /// Serves the agent and run services (and grpc.health.v1, open to all) on `listener` until `shutdown` fires.
+/// Health says NOT_SERVING from the moment the coordinator starts draining ([`Coordinator::drain`]).
 pub async fn serve(
     coordinator: Arc<Coordinator>,
     listener: TcpListener,
     security: ServerSecurity,
+    options: ServeOptions,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let registry = coordinator.registry.clone();
@@ -53,6 +63,38 @@ pub async fn serve(
     health
         .set_serving::<AgentServiceServer<agent_service::AgentSessions>>()
         .await;
+    let draining = coordinator.draining.clone();
+    tokio::spawn(async move {
+        draining.cancelled().await;
+        for service in [
+            "",
+            <RunServiceServer<run_service::Runs> as tonic::server::NamedService>::NAME,
+            <AgentServiceServer<agent_service::AgentSessions> as tonic::server::NamedService>::NAME,
+        ] {
+            health
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    });
+    let reflection = if options.reflection {
+        let v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(loadgrade_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1();
+        let v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(loadgrade_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha();
+        match (v1, v1alpha) {
+            (Ok(v1), Ok(v1alpha)) => Some((v1, v1alpha)),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("gRPC reflection is off: the descriptor set does not load: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &security.tls {
         builder = builder.tls_config(tls.config())?;
@@ -68,6 +110,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(AgentServiceServer::new(agents).max_decoding_message_size(MAX_AGENT_MESSAGE))
         .add_service(RunServiceServer::new(runs).max_decoding_message_size(MAX_RUN_REQUEST))
+        .add_optional_service(reflection.as_ref().map(|(v1, _)| v1.clone()))
+        .add_optional_service(reflection.map(|(_, v1alpha)| v1alpha))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), closing)
         .await
 }
@@ -89,10 +133,28 @@ pub async fn spawn_secure_server(
     security: ServerSecurity,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    spawn_service(
+        coordinator,
+        addr,
+        security,
+        ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Binds `addr` and serves in the background with `security` and `options`; returns the bound address.
+pub async fn spawn_service(
+    coordinator: Arc<Coordinator>,
+    addr: SocketAddr,
+    security: ServerSecurity,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
-        if let Err(e) = serve(coordinator, listener, security, shutdown).await {
+        if let Err(e) = serve(coordinator, listener, security, options, shutdown).await {
             tracing::error!("coordinator server stopped: {e}");
         }
     });

@@ -3,9 +3,10 @@
 
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::LocalTarget;
+use loadgrade_common::preflight::CheckRow;
 use loadgrade_common::protocol::{
-    ClockEstimate, Hello, ProbeOutcome, ProbeReading, ProbeReply, ProbeRequest, ShardDone,
-    ShardRefused, ToAgent,
+    ClockEstimate, Hello, Preflight, PreflightReply, ProbeOutcome, ProbeReading, ProbeReply,
+    ProbeRequest, ShardDone, ShardRefused, ToAgent,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +48,36 @@ pub struct AgentInfo {
     pub run: Option<String>,
     /// A probe agent: answers probe requests, never runs load.
     pub probe_only: bool,
+    /// The operator's labels (`--label zone=a`).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl AgentInfo {
+    /// A load agent carrying every label of `selector`.
+    pub fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
+        !self.probe_only
+            && selector
+                .iter()
+                .all(|(k, v)| self.labels.get(k).is_some_and(|have| have == v))
+    }
+}
+
+/// Whether a run can have its agents now.
+#[derive(Debug)]
+pub enum Reservation {
+    /// Reserved: these agents are the run's until it releases them.
+    Reserved(Vec<AgentInfo>),
+    /// Runs submitted earlier that may want the same agents go first (`ahead`), or the agents it selects are busy
+    /// with other runs (`busy`).
+    Queued { ahead: usize, busy: usize },
+    /// Too few selected agents are connected.
+    Waiting { have: usize },
+}
+
+/// Two selectors some agent could both satisfy (no label asked with two values): their runs queue one after the
+/// other.
+fn compatible(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
 }
 
 /// Most sharding weight (cores) one agent may claim.
@@ -89,6 +120,10 @@ struct Inner {
     routes: HashMap<String, RunRoute>,
     /// Probe requests waiting for their reply.
     probes: HashMap<u64, oneshot::Sender<ProbeReply>>,
+    /// Preflight requests waiting for their reply.
+    preflights: HashMap<u64, oneshot::Sender<PreflightReply>>,
+    /// Runs waiting for agents, in the order they were submitted, with their selectors.
+    queue: Vec<(String, BTreeMap<String, String>)>,
 }
 
 #[derive(Default)]
@@ -123,6 +158,7 @@ impl Registry {
                 clock: None,
                 run: None,
                 probe_only: hello.probe_only,
+                labels: hello.labels.clone(),
             };
             let old = inner
                 .agents
@@ -190,32 +226,89 @@ impl Registry {
             .collect()
     }
 
+    /// Agents connected.
+    pub fn count(&self) -> usize {
+        self.lock().agents.len()
+    }
+
     /// One agent, if connected.
     pub fn agent(&self, name: &str) -> Option<AgentInfo> {
         self.lock().agents.get(name).map(|e| e.info.clone())
     }
 
-    /// Reserves every idle load agent for `run` at once, if there are at least `min` of them (probe agents do
-    /// not count), and routes their messages to `route`. `None`, reserving nothing, when there are too few.
+    /// [`Self::reserve`] for a run that selects any agent and is not queued.
     pub fn reserve_idle(
         &self,
         run: &str,
         min: usize,
         route: mpsc::UnboundedSender<RunInput>,
     ) -> Option<Vec<AgentInfo>> {
+        match self.reserve(run, &BTreeMap::new(), min, route) {
+            Reservation::Reserved(agents) => Some(agents),
+            _ => None,
+        }
+    }
+
+    /// Puts `run` in the queue (submission order): a run submitted later that may want the same agents waits
+    /// until this one has its agents or leaves.
+    pub fn enqueue(&self, run: &str, selector: &BTreeMap<String, String>) {
+        self.lock().queue.push((run.to_owned(), selector.clone()));
+    }
+
+    /// Takes `run` out of the queue (it gave up waiting); the runs behind it move up.
+    pub fn leave_queue(&self, run: &str) {
+        self.lock().queue.retain(|(r, _)| r != run);
+        self.changed.notify_waiters();
+    }
+
+    /// Runs in the queue now.
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Reserves every idle agent `selector` selects for `run` at once, if there are at least `min` of them and no
+    /// run ahead of it in the queue may want them (probe agents never count), and routes their messages to
+    /// `route`. Otherwise reserves nothing and says why.
+    pub fn reserve(
+        &self,
+        run: &str,
+        selector: &BTreeMap<String, String>,
+        min: usize,
+        route: mpsc::UnboundedSender<RunInput>,
+    ) -> Reservation {
         let mut inner = self.lock();
-        let idle = inner
+        let ahead = inner
+            .queue
+            .iter()
+            .take_while(|(r, _)| r != run)
+            .filter(|(_, s)| compatible(s, selector))
+            .count();
+        let (idle, busy) = inner
             .agents
             .values()
-            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
-            .count();
-        if idle < min.max(1) {
-            return None;
+            .filter(|e| e.info.selected_by(selector))
+            .fold((0, 0), |(idle, busy), e| {
+                if e.info.run.is_none() {
+                    (idle + 1, busy)
+                } else {
+                    (idle, busy + 1)
+                }
+            });
+        if ahead > 0 {
+            return Reservation::Queued { ahead, busy };
         }
+        if idle < min.max(1) {
+            return if busy > 0 && idle + busy >= min.max(1) {
+                Reservation::Queued { ahead, busy }
+            } else {
+                Reservation::Waiting { have: idle }
+            };
+        }
+        inner.queue.retain(|(r, _)| r != run);
         let reserved: Vec<AgentInfo> = inner
             .agents
             .values_mut()
-            .filter(|e| e.info.run.is_none() && !e.info.probe_only)
+            .filter(|e| e.info.run.is_none() && e.info.selected_by(selector))
             .map(|e| {
                 e.info.run = Some(run.to_owned());
                 e.info.clone()
@@ -228,7 +321,9 @@ impl Registry {
                 agents: reserved.iter().map(|a| a.name.clone()).collect(),
             },
         );
-        Some(reserved)
+        drop(inner);
+        self.changed.notify_waiters();
+        Reservation::Reserved(reserved)
     }
 
     /// Frees the run's agents and drops its route.
@@ -250,6 +345,50 @@ impl Registry {
             .values()
             .filter(|e| e.info.run.is_none() && !e.info.probe_only)
             .count()
+    }
+
+    /// Asks `agent` to check `items` without load; its rows, or why there are none.
+    pub async fn preflight(
+        &self,
+        agent: &str,
+        items: Vec<loadgrade_common::shard::Assignment>,
+        timeout: Duration,
+    ) -> Result<Vec<CheckRow>, String> {
+        let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let sender = {
+            let mut inner = self.lock();
+            let sender = inner
+                .agents
+                .get(agent)
+                .map(|e| e.tx.clone())
+                .ok_or_else(|| format!("agent {agent:?} is not connected"))?;
+            inner.preflights.insert(id, tx);
+            sender
+        };
+        let request = ToAgent::Preflight(Preflight {
+            request_id: id,
+            items,
+        });
+        let reply = if sender.try_send(request).is_ok() {
+            tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        self.lock().preflights.remove(&id);
+        reply.map(|r| r.rows).ok_or_else(|| {
+            format!("agent {agent:?} did not answer the preflight within {timeout:?}")
+        })
+    }
+
+    /// An agent's preflight answer arrived.
+    pub fn preflight_replied(&self, reply: PreflightReply) {
+        if let Some(waiting) = self.lock().preflights.remove(&reply.request_id) {
+            let _ = waiting.send(reply);
+        }
     }
 
     /// Route for a run's messages from `agent`, if the run is in progress and the agent is one of its own.

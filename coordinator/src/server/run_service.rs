@@ -76,12 +76,16 @@ impl RunService for Runs {
         } else {
             r.plan_file
         };
-        let started = self
+        let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str());
+        let submitted = self
             .coordinator
-            .start_run(&file, &r.plan_toml)
+            .submit(&file, &r.plan_toml, key)
             .await
             .map_err(ServiceError::from)?;
-        Ok(Response::new(v1::StartRunResponse { run_id: started.id }))
+        Ok(Response::new(v1::StartRunResponse {
+            run_id: submitted.id,
+            existing: submitted.existing,
+        }))
     }
 
     type WatchRunStream = ReceiverStream<Result<v1::RunEvent, Status>>;
@@ -182,6 +186,8 @@ impl RunService for Runs {
             .map(|a| {
                 v1::AgentSummary::from(AgentSummary {
                     busy: a.run.is_some(),
+                    labels: a.labels,
+                    probe_only: a.probe_only,
                     name: a.name,
                     version: a.version,
                     cores: a.cores,
@@ -190,5 +196,27 @@ impl RunService for Runs {
             })
             .collect();
         Ok(Response::new(v1::ListAgentsResponse { agents }))
+    }
+
+    async fn check_plan(
+        &self,
+        request: Request<v1::CheckPlanRequest>,
+    ) -> Result<Response<v1::CheckPlanResponse>, Status> {
+        // Probes reach the plan's targets from the agents: as much as starting a run may.
+        self.tokens.authorize(&request, Role::Submit)?;
+        let r = request.into_inner();
+        let file = if r.plan_file.is_empty() {
+            "plan.toml".to_owned()
+        } else {
+            r.plan_file
+        };
+        let rows = self
+            .coordinator
+            .check_plan(&file, &r.plan_toml)
+            .await
+            .map_err(|e| ServiceError::Start(e.into()))?;
+        Ok(Response::new(v1::CheckPlanResponse {
+            rows: rows.into_iter().map(v1::CheckRow::from).collect(),
+        }))
     }
 }

@@ -39,13 +39,16 @@ pub enum ServiceError {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let code = match &e {
-            ServiceError::Start(StartError::Plan(_))
+            ServiceError::Start(StartError::Plan(_) | StartError::BadKey)
             | ServiceError::NotHello
             | ServiceError::BadName(_)
             | ServiceError::BadVersion(_)
             | ServiceError::Wire(_) => Code::InvalidArgument,
             ServiceError::Start(StartError::Store(_)) | ServiceError::Store(_) => Code::Internal,
             ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
+            ServiceError::Start(StartError::KeyReused { .. }) => Code::AlreadyExists,
+            ServiceError::Start(StartError::QueueFull(_)) => Code::ResourceExhausted,
+            ServiceError::Start(StartError::Draining) => Code::Unavailable,
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,
             ServiceError::NoHello(_) => Code::DeadlineExceeded,

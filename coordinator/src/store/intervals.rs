@@ -117,7 +117,7 @@ impl Store {
     /// Runs the store holds as waiting or running.
     pub async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {
         let rows = sqlx::query(&self.sql(
-            "SELECT id, plan_file, plan_toml, started_at FROM runs WHERE state IN ('waiting', 'running') \
+            "SELECT id, plan_file, plan_toml, started_at FROM runs WHERE state IN ('queued', 'waiting', 'running') \
              ORDER BY started_at",
         ))
         .fetch_all(&self.pool)

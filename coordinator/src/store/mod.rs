@@ -42,6 +42,16 @@ enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file, for its free disk (preflight); `None` in memory or on PostgreSQL.
+    file: Option<std::path::PathBuf>,
+}
+
+/// A run an idempotency key started before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRun {
+    pub id: String,
+    /// The plan as stored (redacted).
+    pub plan_toml: String,
 }
 
 impl Store {
@@ -63,7 +73,7 @@ impl Store {
             }
             _ => url.to_owned(),
         };
-        Self::connect(&connect_url, backend, 4)
+        let mut store = Self::connect(&connect_url, backend, 4)
             .await
             .map_err(|e| match e {
                 StoreError::Query(source) => StoreError::Open {
@@ -71,7 +81,44 @@ impl Store {
                     source,
                 },
                 other => other,
-            })
+            })?;
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            store.file = Some(path.split('?').next().unwrap_or(path).into());
+        }
+        Ok(store)
+    }
+
+    /// Free disk where the store's file is: `None` when it has no file here (in memory, PostgreSQL).
+    pub fn free_disk(&self) -> Option<Result<(std::path::PathBuf, u64), String>> {
+        let file = self.file.as_ref()?;
+        let folder = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        Some(
+            rustix::fs::statvfs(folder)
+                .map(|s| (file.clone(), s.f_bavail.saturating_mul(s.f_frsize)))
+                .map_err(|e| format!("{}: {e}", folder.display())),
+        )
+    }
+
+    /// The run `key` started, if any.
+    pub async fn run_by_key(&self, key: &str) -> Result<Option<KeyedRun>, StoreError> {
+        let row =
+            sqlx::query(&self.sql("SELECT id, plan_toml FROM runs WHERE idempotency_key = ?"))
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(row) => Some(KeyedRun {
+                id: row.try_get("id")?,
+                plan_toml: row.try_get("plan_toml")?,
+            }),
+            None => None,
+        })
     }
 
     /// A private in-memory SQLite database (tests).
@@ -97,7 +144,11 @@ impl Store {
             }
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            file: None,
+        })
     }
 
     /// `sql` with its `?` placeholders as this backend wants them.
@@ -127,16 +178,19 @@ impl Store {
         plan_file: &str,
         plan_toml: &str,
         started_at: &str,
+        idempotency_key: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(&self.sql(
-            "INSERT INTO runs (id, plan_name, plan_file, plan_toml, state, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, plan_name, plan_file, plan_toml, state, started_at, idempotency_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(id)
         .bind(plan_name)
         .bind(plan_file)
         .bind(plan_toml)
-        .bind(RunState::Waiting.as_str())
+        .bind(RunState::Queued.as_str())
         .bind(started_at)
+        .bind(idempotency_key)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -1,13 +1,15 @@
 //! The run service's types: run states, verdicts, events and listings.
 
-use super::{ConvertError, known};
+use super::{ConvertError, agent_text, known};
 use crate::v1;
 use loadgrade_common::grade::Verdict;
+use loadgrade_common::preflight::{CheckRow, CheckStatus};
 use loadgrade_common::run::{AgentSummary, RunEvent, RunState, RunSummary, StoredReport};
 
 impl From<RunState> for v1::RunState {
     fn from(s: RunState) -> Self {
         match s {
+            RunState::Queued => v1::RunState::Queued,
             RunState::Waiting => v1::RunState::Waiting,
             RunState::Running => v1::RunState::Running,
             RunState::Finished => v1::RunState::Finished,
@@ -20,6 +22,7 @@ impl From<RunState> for v1::RunState {
 
 fn run_state(value: i32) -> Result<RunState, ConvertError> {
     Ok(match known::<v1::RunState>("RunState", value)? {
+        v1::RunState::Queued => RunState::Queued,
         v1::RunState::Waiting => RunState::Waiting,
         v1::RunState::Running => RunState::Running,
         v1::RunState::Finished => RunState::Finished,
@@ -115,9 +118,56 @@ mirror!(
         version,
         cores,
         epoch,
-        busy
+        busy,
+        labels,
+        probe_only
     }
 );
+
+// === impl CheckRow ===
+
+impl From<CheckRow> for v1::CheckRow {
+    fn from(r: CheckRow) -> Self {
+        v1::CheckRow {
+            check: r.check,
+            agent: r.agent,
+            scenario: r.scenario,
+            status: match r.status {
+                CheckStatus::Ok => v1::CheckStatus::Ok,
+                CheckStatus::Warn => v1::CheckStatus::Warn,
+                CheckStatus::Fail => v1::CheckStatus::Fail,
+            } as i32,
+            value: r.value,
+            hint: r.hint,
+        }
+    }
+}
+
+impl TryFrom<v1::CheckRow> for CheckRow {
+    type Error = ConvertError;
+
+    fn try_from(r: v1::CheckRow) -> Result<Self, ConvertError> {
+        let status = match known::<v1::CheckStatus>("CheckRow.status", r.status)? {
+            v1::CheckStatus::Ok => CheckStatus::Ok,
+            v1::CheckStatus::Warn => CheckStatus::Warn,
+            v1::CheckStatus::Fail => CheckStatus::Fail,
+            v1::CheckStatus::Unspecified => {
+                return Err(ConvertError::UnknownEnum {
+                    field: "CheckRow.status",
+                    value: r.status,
+                });
+            }
+        };
+        Ok(CheckRow {
+            check: agent_text(r.check),
+            agent: agent_text(r.agent),
+            scenario: agent_text(r.scenario),
+            status,
+            value: agent_text(r.value),
+            hint: agent_text(r.hint),
+        })
+    }
+}
 
 impl From<StoredReport> for v1::GetReportResponse {
     fn from(r: StoredReport) -> Self {

@@ -6,8 +6,9 @@ use crate::v1::agent_message::Kind as FromAgentKind;
 use crate::v1::coordinator_message::Kind as ToAgentKind;
 use loadgrade_common::plan::LocalTarget;
 use loadgrade_common::protocol::{
-    ClockEstimate, FromAgent, Heartbeat, HeartbeatAck, Hello, ProbeOutcome, ProbeReading,
-    ProbeReply, ProbeRequest, ShardDone, ShardOutcome, ShardRefused, ToAgent, Welcome,
+    ClockEstimate, FromAgent, Heartbeat, HeartbeatAck, Hello, Preflight, PreflightReply,
+    ProbeOutcome, ProbeReading, ProbeReply, ProbeRequest, ShardDone, ShardOutcome, ShardRefused,
+    ToAgent, Welcome,
 };
 use loadgrade_common::shard::PartId;
 
@@ -19,7 +20,8 @@ mirror!(
         cores,
         epoch,
         protocol,
-        probe_only
+        probe_only,
+        labels
     }
 );
 mirror!(
@@ -56,6 +58,10 @@ impl From<ToAgent> for v1::CoordinatorMessage {
                 }),
             }),
             ToAgent::HeartbeatAck(a) => ToAgentKind::HeartbeatAck(a.into()),
+            ToAgent::Preflight(p) => ToAgentKind::Preflight(v1::Preflight {
+                request_id: p.request_id,
+                items: p.items.into_iter().map(Into::into).collect(),
+            }),
         };
         v1::CoordinatorMessage { kind: Some(kind) }
     }
@@ -99,6 +105,14 @@ impl TryFrom<v1::CoordinatorMessage> for ToAgent {
                 ToAgentKind::HeartbeatAck(a) => ToAgent::HeartbeatAck(HeartbeatAck {
                     agent_sent_at_unix_ms: a.agent_sent_at_unix_ms,
                     server_time_unix_ms: a.server_time_unix_ms,
+                }),
+                ToAgentKind::Preflight(p) => ToAgent::Preflight(Preflight {
+                    request_id: p.request_id,
+                    items: p
+                        .items
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
                 }),
             },
         )
@@ -152,6 +166,10 @@ impl From<FromAgent> for v1::AgentMessage {
                     ..Default::default()
                 },
             }),
+            FromAgent::PreflightReply(r) => FromAgentKind::PreflightReply(v1::PreflightReply {
+                request_id: r.request_id,
+                rows: r.rows.into_iter().map(Into::into).collect(),
+            }),
         };
         v1::AgentMessage { kind: Some(kind) }
     }
@@ -170,6 +188,7 @@ impl TryFrom<v1::AgentMessage> for FromAgent {
                     epoch: h.epoch,
                     protocol: h.protocol,
                     probe_only: h.probe_only,
+                    labels: h.labels,
                 }),
                 FromAgentKind::Heartbeat(h) => FromAgent::Heartbeat(Heartbeat {
                     sent_at_unix_ms: h.sent_at_unix_ms,
@@ -223,6 +242,14 @@ impl TryFrom<v1::AgentMessage> for FromAgent {
                     } else {
                         ProbeOutcome::Failed(agent_text(r.error))
                     },
+                }),
+                FromAgentKind::PreflightReply(r) => FromAgent::PreflightReply(PreflightReply {
+                    request_id: r.request_id,
+                    rows: r
+                        .rows
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
                 }),
             },
         )

@@ -2,7 +2,7 @@
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentMessage {
-    #[prost(oneof = "agent_message::Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "agent_message::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub kind: ::core::option::Option<agent_message::Kind>,
 }
 /// Nested message and enum types in `AgentMessage`.
@@ -22,12 +22,14 @@ pub mod agent_message {
         ShardRefused(super::ShardRefused),
         #[prost(message, tag = "6")]
         ProbeReply(super::ProbeReply),
+        #[prost(message, tag = "7")]
+        PreflightReply(super::PreflightReply),
     }
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CoordinatorMessage {
-    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "coordinator_message::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub kind: ::core::option::Option<coordinator_message::Kind>,
 }
 /// Nested message and enum types in `CoordinatorMessage`.
@@ -47,11 +49,13 @@ pub mod coordinator_message {
         Probe(super::ProbeRequest),
         #[prost(message, tag = "6")]
         HeartbeatAck(super::HeartbeatAck),
+        #[prost(message, tag = "7")]
+        Preflight(super::Preflight),
     }
 }
 /// First message on a session.
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Hello {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
@@ -70,6 +74,12 @@ pub struct Hello {
     /// A probe agent on a target host: answers probe requests, never runs load.
     #[prost(bool, tag = "6")]
     pub probe_only: bool,
+    /// The operator's labels (`--label zone=a`): a plan's `agents = { zone = "a" }` selects agents by them.
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
@@ -647,6 +657,46 @@ pub struct ProbeReply {
     #[prost(string, tag = "5")]
     pub error: ::prost::alloc::string::String,
 }
+/// Preflight: check, without load, that this agent could run each item (its allowlist, the target answering one
+/// probe, its file and port limits against the connections its share needs, free disk for its spool).
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Preflight {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub items: ::prost::alloc::vec::Vec<AssignShard>,
+}
+/// One preflight check's outcome.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckRow {
+    /// What was checked, e.g. "reachability", "open files".
+    #[prost(string, tag = "1")]
+    pub check: ::prost::alloc::string::String,
+    /// The agent it ran on; empty: the coordinator.
+    #[prost(string, tag = "2")]
+    pub agent: ::prost::alloc::string::String,
+    /// The scenario it is about; empty: the whole run.
+    #[prost(string, tag = "3")]
+    pub scenario: ::prost::alloc::string::String,
+    #[prost(enumeration = "CheckStatus", tag = "4")]
+    pub status: i32,
+    /// What was measured or found.
+    #[prost(string, tag = "5")]
+    pub value: ::prost::alloc::string::String,
+    /// What to do about a warn or fail.
+    #[prost(string, tag = "6")]
+    pub hint: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PreflightReply {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub rows: ::prost::alloc::vec::Vec<CheckRow>,
+}
 #[allow(clippy::all)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -779,6 +829,41 @@ impl ShardOutcome {
             "SHARD_OUTCOME_COMPLETED" => Some(Self::Completed),
             "SHARD_OUTCOME_STOPPED" => Some(Self::Stopped),
             "SHARD_OUTCOME_FAILED" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum CheckStatus {
+    Unspecified = 0,
+    Ok = 1,
+    /// Runs, but a figure may suffer (e.g. close to a limit).
+    Warn = 2,
+    /// The run would fail or measure nothing useful: it does not start.
+    Fail = 3,
+}
+impl CheckStatus {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "CHECK_STATUS_UNSPECIFIED",
+            Self::Ok => "CHECK_STATUS_OK",
+            Self::Warn => "CHECK_STATUS_WARN",
+            Self::Fail => "CHECK_STATUS_FAIL",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "CHECK_STATUS_UNSPECIFIED" => Some(Self::Unspecified),
+            "CHECK_STATUS_OK" => Some(Self::Ok),
+            "CHECK_STATUS_WARN" => Some(Self::Warn),
+            "CHECK_STATUS_FAIL" => Some(Self::Fail),
             _ => None,
         }
     }
@@ -1099,12 +1184,19 @@ pub struct StartRunRequest {
     /// Name used in error locations ("plans/api.toml:3:1").
     #[prost(string, tag = "2")]
     pub plan_file: ::prost::alloc::string::String,
+    /// Optional, at most 128 printable characters: a second StartRun with the same key returns the first run's id
+    /// (and `existing`) instead of starting another run.
+    #[prost(string, tag = "3")]
+    pub idempotency_key: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StartRunResponse {
     #[prost(string, tag = "1")]
     pub run_id: ::prost::alloc::string::String,
+    /// The idempotency key matched a run started before: no new run was started.
+    #[prost(bool, tag = "2")]
+    pub existing: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1194,7 +1286,7 @@ pub struct ListRunsResponse {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListAgentsRequest {}
 #[allow(clippy::all)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AgentSummary {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
@@ -1206,6 +1298,13 @@ pub struct AgentSummary {
     pub epoch: u64,
     #[prost(bool, tag = "5")]
     pub busy: bool,
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+    #[prost(bool, tag = "7")]
+    pub probe_only: bool,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1213,7 +1312,21 @@ pub struct ListAgentsResponse {
     #[prost(message, repeated, tag = "1")]
     pub agents: ::prost::alloc::vec::Vec<AgentSummary>,
 }
-/// Where a run is. WAITING and RUNNING are in progress; the others are final.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckPlanRequest {
+    #[prost(string, tag = "1")]
+    pub plan_toml: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub plan_file: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CheckPlanResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub rows: ::prost::alloc::vec::Vec<CheckRow>,
+}
+/// Where a run is. QUEUED, WAITING and RUNNING are in progress; the others are final.
 #[allow(clippy::all)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -1230,6 +1343,8 @@ pub enum RunState {
     Error = 5,
     /// The coordinator stopped (a restart or a crash) while the run was in progress; its report holds what was stored.
     Interrupted = 6,
+    /// Accepted; waiting for an earlier run on the same agents to end.
+    Queued = 7,
 }
 impl RunState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1245,6 +1360,7 @@ impl RunState {
             Self::Cancelled => "RUN_STATE_CANCELLED",
             Self::Error => "RUN_STATE_ERROR",
             Self::Interrupted => "RUN_STATE_INTERRUPTED",
+            Self::Queued => "RUN_STATE_QUEUED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1257,6 +1373,7 @@ impl RunState {
             "RUN_STATE_CANCELLED" => Some(Self::Cancelled),
             "RUN_STATE_ERROR" => Some(Self::Error),
             "RUN_STATE_INTERRUPTED" => Some(Self::Interrupted),
+            "RUN_STATE_QUEUED" => Some(Self::Queued),
             _ => None,
         }
     }
@@ -1532,6 +1649,31 @@ pub mod run_service_client {
                 .insert(GrpcMethod::new("loadgrade.v1.RunService", "ListAgents"));
             self.inner.unary(req, path, codec).await
         }
+        /// Preflight: the plan checked and, from each agent that would run a scenario, its target probed (no load).
+        pub async fn check_plan(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CheckPlanRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckPlanResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/loadgrade.v1.RunService/CheckPlan",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("loadgrade.v1.RunService", "CheckPlan"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1590,6 +1732,14 @@ pub mod run_service_server {
             request: tonic::Request<super::ListAgentsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListAgentsResponse>,
+            tonic::Status,
+        >;
+        /// Preflight: the plan checked and, from each agent that would run a scenario, its target probed (no load).
+        async fn check_plan(
+            &self,
+            request: tonic::Request<super::CheckPlanRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckPlanResponse>,
             tonic::Status,
         >;
     }
@@ -1925,6 +2075,51 @@ pub mod run_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListAgentsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/loadgrade.v1.RunService/CheckPlan" => {
+                    #[allow(non_camel_case_types)]
+                    struct CheckPlanSvc<T: RunService>(pub Arc<T>);
+                    impl<
+                        T: RunService,
+                    > tonic::server::UnaryService<super::CheckPlanRequest>
+                    for CheckPlanSvc<T> {
+                        type Response = super::CheckPlanResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CheckPlanRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as RunService>::check_plan(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CheckPlanSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -83,20 +83,7 @@ pub async fn run(
             }
         }
     }
-    let target = match &spec.target {
-        CacheTarget::Redis(r) => CacheShardTarget::Redis {
-            url: r.url.clone(),
-            password_env: r.password_env.clone(),
-            ttl: r.ttl,
-        },
-        CacheTarget::Http {
-            hit_header,
-            hit_value,
-        } => CacheShardTarget::Http {
-            hit_header: hit_header.clone(),
-            hit_value: hit_value.clone(),
-        },
-    };
+    let target = shard_target(spec);
     let work = |load: HttpShard| {
         Work::Cache(CacheShard {
             load,
@@ -271,5 +258,23 @@ fn metrics(
         hdr_hit: encode_base64(&c.hit).unwrap_or_default(),
         hdr_miss: encode_base64(&c.miss).unwrap_or_default(),
         not_measured,
+    }
+}
+
+/// Where the cache is, as each agent's shard names it.
+pub fn shard_target(spec: &CacheSpec) -> CacheShardTarget {
+    match &spec.target {
+        CacheTarget::Redis(r) => CacheShardTarget::Redis {
+            url: r.url.clone(),
+            password_env: r.password_env.clone(),
+            ttl: r.ttl,
+        },
+        CacheTarget::Http {
+            hit_header,
+            hit_value,
+        } => CacheShardTarget::Http {
+            hit_header: hit_header.clone(),
+            hit_value: hit_value.clone(),
+        },
     }
 }

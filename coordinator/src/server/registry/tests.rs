@@ -11,6 +11,7 @@ fn hello(name: &str, epoch: u64) -> Hello {
         epoch,
         protocol: 2,
         probe_only: false,
+        labels: BTreeMap::new(),
     }
 }
 

@@ -1,0 +1,249 @@
+//! Preflight on the agent: for each assignment the coordinator would send, without load: does this agent accept it
+//! (allowlist, caps, credentials), does the target answer one probe (an HTTP request, a Redis PING, `SELECT 1` and
+//! the table, one scrape), do its open-file limit and ephemeral ports hold the connections its share needs; and
+//! once, the free disk for its spool. One [`CheckRow`] per check.
+
+use crate::AgentConfig;
+use crate::executor::{Prepared, Refusal, prepare};
+use loadgrade_common::plan::LoadModel;
+use loadgrade_common::preflight::{CheckRow, CheckStatus};
+use loadgrade_common::shard::{Assignment, CacheShard, CacheShardTarget, HttpShard, Work};
+use std::path::Path;
+
+/// The header every preflight HTTP request carries (value `1`).
+pub const PREFLIGHT_HEADER: &str = "x-loadgrade-preflight";
+
+/// The hint for an open-file limit that is too low.
+const FILES_HINT: &str = "raise this agent's open-file limit: LimitNOFILE= in its systemd unit (deploy/systemd), \
+                          `ulimit -n` before starting it, or `--ulimit nofile=` for a container; or spread the load \
+                          over more agents (fs.nr_open caps the limit)";
+/// The hint for too few ephemeral ports.
+const PORTS_HINT: &str = "widen net.ipv4.ip_local_port_range (e.g. \"1024 65535\") and set net.ipv4.tcp_tw_reuse=1 \
+                          (deploy/systemd/99-loadgrade-agent.conf), or spread the load over more agents";
+/// Spool space below which a run may lose nothing yet but the operator should know.
+const SPOOL_WARN_BYTES: u64 = 256 << 20;
+/// Spool space below which intervals may not be kept until acknowledged.
+const SPOOL_FAIL_BYTES: u64 = 16 << 20;
+
+/// Checks every item, then the spool. Rows carry this agent's name and each item's scenario.
+pub async fn check(items: Vec<Assignment>, config: &AgentConfig) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    for item in items {
+        let scenario = item.part.scenario.clone();
+        for row in check_item(item.work, config).await {
+            rows.push(row.on_agent(&config.name).for_scenario(&scenario));
+        }
+    }
+    rows.push(spool_space(config.spool_dir.as_deref()).on_agent(&config.name));
+    rows
+}
+
+async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    // The probe says what it is, so a target can tell it from load (the testbed does not count it).
+    if let Work::Http(HttpShard { request, .. })
+    | Work::Cache(CacheShard {
+        load: HttpShard { request, .. },
+        ..
+    }) = &mut work
+    {
+        request
+            .headers
+            .push((PREFLIGHT_HEADER.to_owned(), "1".to_owned()));
+    }
+    let connections = needed_connections(&work);
+    let files = open_files(connections);
+    let files_failed = files.status == CheckStatus::Fail;
+    rows.push(files);
+    if matches!(work, Work::Http(_) | Work::Cache(_)) {
+        rows.push(ephemeral_ports(connections));
+    }
+    if files_failed {
+        // The shard would be refused on the same limit: one row says it.
+        return rows;
+    }
+    let redis = matches!(
+        &work,
+        Work::Cache(c) if matches!(c.target, CacheShardTarget::Redis { .. })
+    );
+    match prepare(work, config).await {
+        Err(refusal) => rows.push(refused(&refusal)),
+        Ok(prepared) => {
+            rows.push(CheckRow::ok("accepted", "allowlist, caps and credentials"));
+            let probed = match &prepared {
+                Prepared::Http(_) if redis => Ok("Redis answered PING".to_owned()),
+                Prepared::Http(spec) => spec.probe().await,
+                Prepared::Pagination(p) => p.probe().await,
+                Prepared::Scrape(p) => p.probe().await,
+            };
+            rows.push(match probed {
+                Ok(answer) => CheckRow::ok("reachability", answer),
+                Err(why) => CheckRow::fail(
+                    "reachability",
+                    why,
+                    "start the target or fix its address, credentials or table in the plan; check it answers from \
+                     this agent's host",
+                ),
+            });
+        }
+    }
+    rows
+}
+
+/// The row of a shard this agent refuses, named by what refused it.
+fn refused(refusal: &Refusal) -> CheckRow {
+    let text = refusal.to_string();
+    let (check, hint) = match refusal {
+        Refusal::Http(crate::http::Refusal::Allowlist(_)) => (
+            "allowlist",
+            "let this agent reach the target: --allow CIDR|HOST (or --allow-loopback) on the agent",
+        ),
+        Refusal::Cache(crate::cache::Refusal::RedisConnect { .. }) => (
+            "reachability",
+            "start Redis or fix its URL, password_env or password; check it answers from this agent's host",
+        ),
+        Refusal::Http(crate::http::Refusal::OverCap { .. }) => (
+            "caps",
+            "lower the plan's load for this agent, add agents, or raise the agent's --max-* cap",
+        ),
+        _ => (
+            "accepted",
+            "fix the plan or this agent's flags as the value says",
+        ),
+    };
+    CheckRow::fail(check, text, hint)
+}
+
+/// The connections this agent's share opens at most (for a cache in Redis mode, Redis connections beside the
+/// origin's).
+pub fn needed_connections(work: &Work) -> u64 {
+    let http = |s: &HttpShard| match s.model {
+        LoadModel::Open => s.connections,
+        LoadModel::Closed => s.profile.part_of(s.profile.profile.max_total()),
+    };
+    match work {
+        Work::Http(s) => http(s),
+        Work::Cache(c) => match c.target {
+            CacheShardTarget::Redis { .. } => http(&c.load).saturating_mul(2),
+            CacheShardTarget::Http { .. } => http(&c.load),
+        },
+        Work::Pagination(p) => p.spec.concurrency.saturating_add(1),
+        Work::Scrape(_) => 2,
+    }
+}
+
+/// The open-file limit against `connections` plus the files open now and a spare.
+fn open_files(connections: u64) -> CheckRow {
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return CheckRow::warn(
+            "open files",
+            "not measured: the open-file limit cannot be read",
+            FILES_HINT,
+        );
+    };
+    let open_now = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let needed = connections
+        .saturating_add(open_now)
+        .saturating_add(crate::http::SPARE_FILES);
+    let value = format!(
+        "limit {soft} (hard {hard}); needs {needed}: {connections} connections + {open_now} open + {} spare",
+        crate::http::SPARE_FILES
+    );
+    if needed > soft {
+        CheckRow::fail("open files", value, FILES_HINT)
+    } else if needed.saturating_mul(5) > soft.saturating_mul(4) {
+        CheckRow::warn("open files", value, FILES_HINT)
+    } else {
+        CheckRow::ok("open files", value)
+    }
+}
+
+/// Connections to one address each need a local port of the ephemeral range; closed ones hold theirs in
+/// TIME_WAIT for a minute unless `tcp_tw_reuse` lets a new connection take it.
+fn ephemeral_ports(connections: u64) -> CheckRow {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let bounds = range.as_deref().and_then(|r| {
+        let mut parts = r.split_whitespace().map(str::parse::<u64>);
+        match (parts.next(), parts.next()) {
+            (Some(Ok(lo)), Some(Ok(hi))) if hi >= lo => Some((lo, hi)),
+            _ => None,
+        }
+    });
+    let Some((lo, hi)) = bounds else {
+        return CheckRow::warn(
+            "ephemeral ports",
+            "not measured: /proc/sys/net/ipv4/ip_local_port_range cannot be read",
+            PORTS_HINT,
+        );
+    };
+    let tw_reuse = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
+        .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
+    let ports = hi - lo + 1;
+    let value = format!(
+        "{connections} connections to one address; {ports} ports ({lo}-{hi}); tcp_tw_reuse={tw_reuse}"
+    );
+    if connections > ports {
+        CheckRow::fail("ephemeral ports", value, PORTS_HINT)
+    } else if connections.saturating_mul(2) > ports {
+        CheckRow::warn("ephemeral ports", value, PORTS_HINT)
+    } else {
+        CheckRow::ok("ephemeral ports", value)
+    }
+}
+
+/// Free space where interval reports wait for the coordinator's acknowledgement.
+fn spool_space(spool: Option<&Path>) -> CheckRow {
+    let Some(dir) = spool else {
+        return CheckRow::ok(
+            "spool disk",
+            "no spool: reports wait in memory until acknowledged",
+        );
+    };
+    // The folder may not exist before the first run: its nearest existing parent is on the same disk.
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
+    match rustix::fs::statvfs(existing) {
+        Ok(stat) => {
+            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            let value = format!("{} MiB free at {}", free >> 20, dir.display());
+            let hint =
+                "free disk space where the agent's spool is (--spool), or point --spool elsewhere";
+            if free < SPOOL_FAIL_BYTES {
+                CheckRow::fail("spool disk", value, hint)
+            } else if free < SPOOL_WARN_BYTES {
+                CheckRow::warn("spool disk", value, hint)
+            } else {
+                CheckRow::ok("spool disk", value)
+            }
+        }
+        Err(e) => CheckRow::warn(
+            "spool disk",
+            format!("not measured: {}: {e}", dir.display()),
+            "check the spool folder (--spool) exists and is readable",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_below_the_need_fails_with_the_numbers() {
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("limit");
+        let row = open_files(soft);
+        assert_eq!(row.status, CheckStatus::Fail);
+        assert!(
+            row.value.contains(&format!("limit {soft}")),
+            "{}",
+            row.value
+        );
+        assert!(row.hint.contains("LimitNOFILE="));
+        assert_eq!(open_files(1).status, CheckStatus::Ok);
+    }
+
+    #[test]
+    fn more_connections_than_ports_fail() {
+        assert_eq!(ephemeral_ports(1_000_000).status, CheckStatus::Fail);
+        assert_eq!(ephemeral_ports(10).status, CheckStatus::Ok);
+    }
+}

@@ -1,0 +1,124 @@
+//! `--config FILE` for the long-running binaries (`loadgrade serve`, `loadgrade-agent`): a TOML file whose keys are
+//! the long flag names (`listen = "0.0.0.0:7700"`, `allow = ["10.0.0.0/24"]`). Its values become the flags'
+//! defaults, so the precedence is one rule everywhere: command-line flag > environment variable > config file >
+//! built-in default. Only reading lives here; each binary applies the values to its own command line.
+
+use std::path::Path;
+
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// One key of the file: the flag's long name and its values (one, or several for a repeatable flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub flag: String,
+    pub values: Vec<String>,
+}
+
+/// Reads `path`: every top-level key with its values as text. Nested tables are refused.
+pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
+    let shown = path.display();
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("config file {shown}: {e}"))?
+        .len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "config file {shown} is larger than {} KiB",
+            MAX_CONFIG_BYTES >> 10
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("config file {shown}: {e}"))?;
+    parse(&text).map_err(|e| format!("config file {shown}: {e}"))
+}
+
+/// Parses config text.
+pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut settings = Vec::new();
+    for (flag, value) in table {
+        let values = match value {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| scalar(&flag, item))
+                .collect::<Result<Vec<_>, _>>()?,
+            other => vec![scalar(&flag, other)?],
+        };
+        settings.push(Setting { flag, values });
+    }
+    Ok(settings)
+}
+
+fn scalar(flag: &str, value: toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(n) => Ok(n.to_string()),
+        toml::Value::Float(x) => Ok(x.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err(format!(
+            "`{flag}`: a string, a number, a boolean or a list of them"
+        )),
+    }
+}
+
+/// The config file named on the command line (`--config FILE` or `--config=FILE`) or by `env_var`, if any.
+pub fn named(args: &[std::ffi::OsString], env_var: &str) -> Option<std::path::PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" {
+            break;
+        }
+        if text == "--config" {
+            return iter.next().map(std::path::PathBuf::from);
+        }
+        if let Some(path) = text.strip_prefix("--config=") {
+            return Some(path.into());
+        }
+    }
+    std::env::var_os(env_var).map(std::path::PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_flag_values() {
+        let settings = parse(
+            "listen = \"0.0.0.0:7700\"\nreflection = true\nallow = [\"10.0.0.0/24\", \"db\"]\nmax-rate = 500\n",
+        )
+        .expect("parses");
+        let get = |flag: &str| {
+            settings
+                .iter()
+                .find(|s| s.flag == flag)
+                .map(|s| s.values.clone())
+        };
+        assert_eq!(get("listen"), Some(vec!["0.0.0.0:7700".to_owned()]));
+        assert_eq!(get("reflection"), Some(vec!["true".to_owned()]));
+        assert_eq!(get("allow").map(|v| v.len()), Some(2));
+        assert_eq!(get("max-rate"), Some(vec!["500".to_owned()]));
+        assert!(parse("[table]\nx = 1\n").is_err());
+        assert!(parse("listen = ").is_err());
+    }
+
+    #[test]
+    fn the_command_line_names_the_file_first() {
+        let args: Vec<std::ffi::OsString> = ["agent", "--config", "/etc/a.toml"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(
+            named(&args, "LOADGRADE_TEST_UNSET_CONFIG"),
+            Some("/etc/a.toml".into())
+        );
+        let args: Vec<std::ffi::OsString> = ["agent", "--config=/b.toml"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(
+            named(&args, "LOADGRADE_TEST_UNSET_CONFIG"),
+            Some("/b.toml".into())
+        );
+    }
+}

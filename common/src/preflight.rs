@@ -1,0 +1,110 @@
+//! Preflight checks as both sides and the command line see them: one row per check (and agent), ok / warn / fail,
+//! the measured value and what to do about it. `loadgrade check` prints them; every run makes them before any load
+//! and does not start when one fails.
+
+use std::fmt;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckStatus {
+    Ok,
+    /// Runs, but a figure may suffer (close to a limit, a clock far off).
+    Warn,
+    /// The run would fail or measure nothing useful: it does not start.
+    Fail,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    /// What was checked, e.g. "reachability", "open files".
+    pub check: String,
+    /// The agent it ran on; empty: the coordinator.
+    pub agent: String,
+    /// The scenario it is about; empty: the whole run.
+    pub scenario: String,
+    pub status: CheckStatus,
+    /// What was measured or found.
+    pub value: String,
+    /// What to do about a warn or a fail; empty for ok.
+    pub hint: String,
+}
+
+impl CheckRow {
+    pub fn new(check: &str, status: CheckStatus, value: impl Into<String>) -> CheckRow {
+        CheckRow {
+            check: check.to_owned(),
+            agent: String::new(),
+            scenario: String::new(),
+            status,
+            value: value.into(),
+            hint: String::new(),
+        }
+    }
+
+    pub fn ok(check: &str, value: impl Into<String>) -> CheckRow {
+        CheckRow::new(check, CheckStatus::Ok, value)
+    }
+
+    pub fn warn(check: &str, value: impl Into<String>, hint: impl Into<String>) -> CheckRow {
+        CheckRow::new(check, CheckStatus::Warn, value).hint(hint)
+    }
+
+    pub fn fail(check: &str, value: impl Into<String>, hint: impl Into<String>) -> CheckRow {
+        CheckRow::new(check, CheckStatus::Fail, value).hint(hint)
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> CheckRow {
+        self.hint = hint.into();
+        self
+    }
+
+    pub fn on_agent(mut self, agent: &str) -> CheckRow {
+        agent.clone_into(&mut self.agent);
+        self
+    }
+
+    pub fn for_scenario(mut self, scenario: &str) -> CheckRow {
+        scenario.clone_into(&mut self.scenario);
+        self
+    }
+}
+
+/// The worst status among `rows` (ok when there are none).
+pub fn worst(rows: &[CheckRow]) -> CheckStatus {
+    rows.iter()
+        .map(|r| r.status)
+        .max()
+        .unwrap_or(CheckStatus::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_row_decides() {
+        let rows = vec![CheckRow::ok("a", "1"), CheckRow::warn("b", "2", "do x")];
+        assert_eq!(worst(&rows), CheckStatus::Warn);
+        assert_eq!(worst(&[]), CheckStatus::Ok);
+        let failing = CheckRow::fail("c", "3", "do y").on_agent("box-1");
+        assert_eq!(worst(std::slice::from_ref(&failing)), CheckStatus::Fail);
+        assert_eq!(failing.agent, "box-1");
+    }
+}
