@@ -138,6 +138,7 @@ fn hello(name: &str, probe_only: bool) -> v1::AgentMessage {
         epoch: 7,
         protocol: loadgrade_proto::PROTOCOL_VERSION,
         probe_only,
+        labels: Default::default(),
     }))
 }
 

@@ -174,6 +174,9 @@ fn is_counted<B>(req: &Request<B>) -> bool {
 
 /// Handles one request on a connection. The request body is never read.
 pub(crate) async fn handle_on<B>(req: Request<B>, state: &AppState, conn: &ConnState) -> Handled {
+    if req.headers().contains_key(PREFLIGHT_HEADER) {
+        state.stats.probe();
+    }
     if is_counted(&req) {
         conn.source
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -77,7 +77,12 @@ impl Testbed {
         format!("{scheme}://{addr}{path}")
     }
 
-    /// Total counted requests (everything except `/_testbed/...` and `/metrics`).
+    /// Preflight probes seen (not counted in [`Self::requests`]).
+    pub fn probes(&self) -> u64 {
+        self.state.stats.probes()
+    }
+
+    /// Total counted requests (everything except `/_testbed/...`, `/metrics` and preflight probes).
     pub fn requests(&self) -> u64 {
         self.state.stats.requests()
     }

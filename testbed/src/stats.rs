@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct Stats {
     requests: AtomicU64,
     in_flight: AtomicU64,
+    /// Preflight probes (requests marked `x-loadgrade-preflight`): seen, not counted as load.
+    probes: AtomicU64,
 }
 
 impl Stats {
@@ -19,6 +21,16 @@ impl Stats {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight { stats: self }
+    }
+
+    /// A preflight probe arrived.
+    pub(crate) fn probe(&self) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Preflight probes since start.
+    pub(crate) fn probes(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
     }
 
     /// Total counted requests since start or the last [`Stats::reset`].

@@ -4,7 +4,7 @@
 //! runs a real Prometheus that scrapes it through the [`relay`] (each of its scrapes is one scrape of the target,
 //! timed here) and reads Prometheus's own figures at the start and end of the window.
 
-mod exposition;
+pub mod exposition;
 mod fetch;
 mod figures;
 mod prometheus;
