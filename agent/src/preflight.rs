@@ -10,6 +10,26 @@ use loadgrade_common::preflight::{CheckRow, CheckStatus};
 use loadgrade_common::shard::{Assignment, CacheShard, CacheShardTarget, HttpShard, Work};
 use std::path::Path;
 
+/// What one probe of a target found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probed {
+    /// It answered as a target should.
+    Answered(String),
+    /// It answered, but late, not at all or with an error: the run would measure that (a warning).
+    Doubtful(String),
+    /// It cannot be reached or used: the run would measure nothing useful.
+    Failed(String),
+}
+
+impl From<Result<String, String>> for Probed {
+    fn from(r: Result<String, String>) -> Self {
+        match r {
+            Ok(answer) => Probed::Answered(answer),
+            Err(why) => Probed::Failed(why),
+        }
+    }
+}
+
 /// The header every preflight HTTP request carries (value `1`).
 pub const PREFLIGHT_HEADER: &str = "x-loadgrade-preflight";
 
@@ -71,14 +91,20 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
         Ok(prepared) => {
             rows.push(CheckRow::ok("accepted", "allowlist, caps and credentials"));
             let probed = match &prepared {
-                Prepared::Http(_) if redis => Ok("Redis answered PING".to_owned()),
+                Prepared::Http(_) if redis => Probed::Answered("Redis answered PING".to_owned()),
                 Prepared::Http(spec) => spec.probe().await,
-                Prepared::Pagination(p) => p.probe().await,
-                Prepared::Scrape(p) => p.probe().await,
+                Prepared::Pagination(p) => p.probe().await.into(),
+                Prepared::Scrape(p) => p.probe().await.into(),
             };
             rows.push(match probed {
-                Ok(answer) => CheckRow::ok("reachability", answer),
-                Err(why) => CheckRow::fail(
+                Probed::Answered(answer) => CheckRow::ok("reachability", answer),
+                Probed::Doubtful(why) => CheckRow::warn(
+                    "reachability",
+                    why,
+                    "the run will record these as timeouts or errors: check the target is healthy, or the plan's \
+                     timeout",
+                ),
+                Probed::Failed(why) => CheckRow::fail(
                     "reachability",
                     why,
                     "start the target or fix its address, credentials or table in the plan; check it answers from \
@@ -94,10 +120,9 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
 fn refused(refusal: &Refusal) -> CheckRow {
     let text = refusal.to_string();
     let (check, hint) = match refusal {
-        Refusal::Http(crate::http::Refusal::Allowlist(_)) => (
-            "allowlist",
-            "let this agent reach the target: --allow CIDR|HOST (or --allow-loopback) on the agent",
-        ),
+        Refusal::Http(crate::http::Refusal::Allowlist(_)) => {
+            ("allowlist", "the agent's operator decides what it may load")
+        }
         Refusal::Cache(crate::cache::Refusal::RedisConnect { .. }) => (
             "reachability",
             "start Redis or fix its URL, password_env or password; check it answers from this agent's host",
@@ -146,7 +171,7 @@ fn open_files(connections: u64) -> CheckRow {
         .saturating_add(open_now)
         .saturating_add(crate::http::SPARE_FILES);
     let value = format!(
-        "limit {soft} (hard {hard}); needs {needed}: {connections} connections + {open_now} open + {} spare",
+        "limit {soft} (hard {hard}); needs {needed}: {connections} connection(s) + {open_now} open + {} spare",
         crate::http::SPARE_FILES
     );
     if needed > soft {
@@ -180,7 +205,7 @@ fn ephemeral_ports(connections: u64) -> CheckRow {
         .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
     let ports = hi - lo + 1;
     let value = format!(
-        "{connections} connections to one address; {ports} ports ({lo}-{hi}); tcp_tw_reuse={tw_reuse}"
+        "{connections} connection(s) to one address; {ports} ports ({lo}-{hi}); tcp_tw_reuse={tw_reuse}"
     );
     if connections > ports {
         CheckRow::fail("ephemeral ports", value, PORTS_HINT)

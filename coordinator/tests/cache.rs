@@ -256,7 +256,7 @@ async fn a_wrong_password_is_a_clear_refusal_and_the_rest_of_the_plan_runs() {
     std::fs::write(
         dir.join("plan.toml"),
         format!(
-            "name = \"refused\"\n[[scenario]]\nname = \"cache\"\nkind = \"cache\"\nredis = \"{wrong}\"\n\
+            "name = \"refused\"\npreflight = \"warn\"\n[[scenario]]\nname = \"cache\"\nkind = \"cache\"\nredis = \"{wrong}\"\n\
              origin = \"{}\"\nkey_space = 10\nrequests = 50\n\n[[scenario]]\nname = \"items\"\nkind = \"http\"\n\
              url = \"{}\"\nrequests = 50\n",
             testbed.url("/api/complete?key={key}&ms=0"),

@@ -262,7 +262,9 @@ async fn a_target_outside_the_allowlist_is_refused() {
         report
             .verdict_reasons
             .iter()
-            .any(|r| r.contains("refused") && r.contains("outside this agent's allowlist")),
+            // Found by the run's preflight, before any assignment.
+            .any(|r| r.contains("preflight allowlist")
+                && r.contains("outside this agent's allowlist")),
         "{:?}",
         report.verdict_reasons
     );
@@ -305,7 +307,8 @@ async fn a_shard_beyond_the_open_file_limit_is_refused_before_any_load() {
         report
             .verdict_reasons
             .iter()
-            .any(|r| r.contains("open-file limit is 256")),
+            // Found by the run's preflight, with the numbers.
+            .any(|r| r.contains("preflight open files") && r.contains("limit 256")),
         "{:?}",
         report.verdict_reasons
     );

@@ -28,6 +28,14 @@ async fn serve(coordinator: &std::sync::Arc<Coordinator>, reflection: bool) -> S
     format!("http://{addr}")
 }
 
+async fn channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects")
+}
+
 #[tokio::test]
 async fn health_turns_not_serving_while_draining_and_reflection_lists_the_services() {
     use tonic_health::pb::HealthCheckRequest;
@@ -35,7 +43,7 @@ async fn health_turns_not_serving_while_draining_and_reflection_lists_the_servic
     use tonic_health::pb::health_client::HealthClient;
     let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
     let url = serve(&coordinator, true).await;
-    let mut health = HealthClient::connect(url.clone()).await.expect("connects");
+    let health = HealthClient::new(channel(&url).await);
     let status = |service: &str| {
         let mut health = health.clone();
         let service = service.to_owned();
@@ -65,9 +73,7 @@ async fn health_turns_not_serving_while_draining_and_reflection_lists_the_servic
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut reflection = ServerReflectionClient::connect(url.clone())
-        .await
-        .expect("connects");
+    let mut reflection = ServerReflectionClient::new(channel(&url).await);
     let mut answers = reflection
         .server_reflection_info(tokio_stream::iter([list.clone()]))
         .await
@@ -117,9 +123,7 @@ async fn health_turns_not_serving_while_draining_and_reflection_lists_the_servic
     // Reflection is off by default.
     let quiet = Coordinator::new(Store::in_memory().await.expect("store"));
     let url = serve(&quiet, false).await;
-    let mut reflection = ServerReflectionClient::connect(url)
-        .await
-        .expect("connects");
+    let mut reflection = ServerReflectionClient::new(channel(&url).await);
     let off = match reflection
         .server_reflection_info(tokio_stream::iter([list]))
         .await
@@ -499,7 +503,11 @@ async fn an_agent_with_too_few_files_for_its_share_fails_check_with_the_numbers(
     assert_eq!(files.status, CheckStatus::Fail, "{files:?}");
     assert_eq!(files.agent, "small-box");
     assert!(files.value.contains("limit 256"), "{}", files.value);
-    assert!(files.value.contains("1000 connections"), "{}", files.value);
+    assert!(
+        files.value.contains("1000 connection(s)"),
+        "{}",
+        files.value
+    );
     assert!(files.hint.contains("LimitNOFILE="), "{}", files.hint);
 
     // The same through the command line against the coordinator.

@@ -28,6 +28,11 @@ fn plan(scenarios: &str) -> String {
     format!("name = \"pagination\"\n{scenarios}")
 }
 
+/// A plan that studies failing databases on purpose: its preflight warns instead of stopping the run.
+fn plan_past_preflight(scenarios: &str) -> String {
+    format!("name = \"pagination\"\npreflight = \"warn\"\n{scenarios}")
+}
+
 fn scenario(name: &str, database: &str, table: &str, extra: &str) -> String {
     format!(
         "[[scenario]]\nname = \"{name}\"\nkind = \"pagination\"\ndatabase = \"{database}\"\ntable = \"{table}\"\n\
@@ -224,7 +229,7 @@ async fn a_missing_or_non_unique_key_is_an_error_naming_it() {
     let pages = "pages = [1, 10]\niterations = 2";
     let finished = support::run_plan(
         &embedded,
-        &plan(&format!(
+        &plan_past_preflight(&format!(
             "{}{}{}{}[[scenario]]\nname = \"items\"\nkind = \"http\"\nurl = \"{}\"\nrequests = 20\n",
             scenario("nokey", &url, "loadgrade_dupes", &format!("{pages}\nkey = \"nope\"")).replace("key = \"id\"\n", ""),
             scenario("dupes", &url, "loadgrade_dupes", &format!("{pages}\nkey = \"code\"")).replace("key = \"id\"\n", ""),
@@ -443,7 +448,7 @@ async fn unreachable_and_refused_databases_are_clear_errors_without_the_password
         format!("{scheme}://{user}:{password}@{host}")
     };
     let pages = "pages = [1, 2]\niterations = 1";
-    let text = plan(&format!(
+    let text = plan_past_preflight(&format!(
         "{}{}{}{}[[scenario]]\nname = \"items\"\nkind = \"http\"\nurl = \"{}\"\nrequests = 20\n",
         scenario(
             "unreachable",

@@ -217,7 +217,7 @@ async fn a_target_down_garbage_or_not_an_exposition_is_a_clear_error_and_the_res
         .expect("addr");
     let extra = "intervals = [\"200ms\"]\nduration = \"1s\"";
     let plan = format!(
-        "name = \"scrape\"\n{}{}{}[[scenario]]\nname = \"after\"\nkind = \"http\"\nurl = \"http://{}/health\"\n\
+        "name = \"scrape\"\npreflight = \"warn\"\n{}{}{}[[scenario]]\nname = \"after\"\nkind = \"http\"\nurl = \"http://{}/health\"\n\
          requests = 20\nconnections = 2\n",
         scenario("down", &format!("http://{closed}/metrics"), extra),
         scenario(

@@ -579,8 +579,20 @@ async fn an_agent_in_the_run_cannot_inflate_its_figures_or_the_report() {
             .expect("an assignment in time")
             .expect("stream")
             .expect("a message");
-        if let Ok(ToAgent::Assign(a)) = ToAgent::try_from(message) {
-            break a;
+        match ToAgent::try_from(message) {
+            Ok(ToAgent::Assign(a)) => break a,
+            // The run's preflight asks first: this rogue answers that all is well (it cannot vouch for more).
+            Ok(ToAgent::Preflight(p)) => {
+                let _ = rogue
+                    .send(v1::AgentMessage::from(FromAgent::PreflightReply(
+                        loadgrade_common::protocol::PreflightReply {
+                            request_id: p.request_id,
+                            rows: Vec::new(),
+                        },
+                    )))
+                    .await;
+            }
+            _ => {}
         }
     };
     let mut h = new_histogram();

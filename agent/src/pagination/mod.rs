@@ -376,6 +376,33 @@ impl Prepared {
     pub async fn probe(&self) -> Result<String, String> {
         let spec = &self.spec;
         let began = tokio::time::Instant::now();
+        // A SQLite file the run seeds may not exist yet: opening it read-only would fail, and creating it is the
+        // run's business, not the probe's.
+        if spec.backend == Backend::Sqlite && spec.seed_rows.is_some() {
+            let path = spec
+                .database
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+            if !path.exists() {
+                let folder = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                return if folder.is_dir() {
+                    Ok(format!(
+                        "SQLite file {} does not exist yet: the run creates and seeds it",
+                        path.display()
+                    ))
+                } else {
+                    Err(format!(
+                        "SQLite file {}: its folder {} does not exist",
+                        path.display(),
+                        folder.display()
+                    ))
+                };
+            }
+        }
         let pool = Pool::connect(spec, self.password.as_deref(), 1, true)
             .await
             .map_err(|e| format!("cannot connect to {}: {}", self.shown, e.0))?;
@@ -399,9 +426,9 @@ impl Prepared {
                 ("key column", &statements.probe_key),
                 ("columns", &statements.probe_columns),
             ] {
-                conn.fetch(sql, &[])
-                    .await
-                    .map_err(|e| format!("{what} of {} cannot be read: {}", spec.table, e.0))?;
+                conn.fetch(sql, &[]).await.map_err(|e| {
+                    format!("table {}: the {what} cannot be read: {}", spec.table, e.0)
+                })?;
             }
             Ok(format!(
                 "SELECT 1 answered; table {} with key {} readable",

@@ -88,16 +88,10 @@ pub async fn execute(
         for row in rows.iter().filter(|r| {
             r.status == CheckStatus::Warn || (r.status == CheckStatus::Fail && !enforce)
         }) {
-            ctx.event(
-                RunState::Running,
-                format!("preflight warning: {}", describe(row)),
-            );
+            ctx.event(RunState::Running, format!("warning: {}", describe(row)));
         }
         for row in &failed {
-            ctx.find(
-                FindingKind::PreflightFailed,
-                format!("preflight: {}", describe(row)),
-            );
+            ctx.find(FindingKind::PreflightFailed, describe(row));
         }
         if !failed.is_empty() {
             ctx.event(
@@ -198,26 +192,27 @@ fn agent_outcomes(ctx: &RunContext) -> Vec<report::AgentOutcome> {
         .collect()
 }
 
-/// A preflight row as one line: what, where, the value and what to do.
+/// A preflight row as one line, as other findings read: `scenario "s": preflight CHECK on agent A: value — hint`.
 fn describe(row: &CheckRow) -> String {
-    let mut place = Vec::new();
-    if !row.agent.is_empty() {
-        place.push(format!("agent {}", row.agent));
-    }
-    if !row.scenario.is_empty() {
-        place.push(format!("scenario {:?}", row.scenario));
-    }
-    let place = if place.is_empty() {
+    let scenario = if row.scenario.is_empty() {
         String::new()
     } else {
-        format!(" ({})", place.join(", "))
+        format!("scenario {:?}: ", row.scenario)
+    };
+    let agent = if row.agent.is_empty() {
+        String::new()
+    } else {
+        format!(" on agent {}", row.agent)
     };
     let hint = if row.hint.is_empty() {
         String::new()
     } else {
         format!(" — {}", row.hint)
     };
-    format!("{}{place}: {}{hint}", row.check, row.value)
+    format!(
+        "{scenario}preflight {}{agent}: {}{hint}",
+        row.check, row.value
+    )
 }
 
 /// The barrier: reserves the idle agents the plan selects once at least `min_agents` of them are idle and no run

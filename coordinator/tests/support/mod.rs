@@ -135,6 +135,21 @@ pub fn service_url(name: &str) -> Option<String> {
     }
 }
 
+/// Whether `tool` is on PATH. Without it the test says so and skips, except under CI (`CI=true`, where .ci/run
+/// installs it), where a missing tool is a failure.
+pub fn require_tool(tool: &str, install: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is not on PATH, and under CI every test must run ({install})");
+    }
+    eprintln!("skipped: no {tool} on PATH ({install})");
+    false
+}
+
 /// `loadgrade run plan.toml --agents 1 --out report --database sqlite://runs.db` in `dir`, as a user types it.
 pub async fn run_plan_file(dir: &std::path::Path) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
