@@ -197,7 +197,10 @@ impl Remote {
             .map_err(|e| {
                 Failure::Usage(format!("bad coordinator URL {:?}: {e}", self.coordinator))
             })?
-            .connect_timeout(std::time::Duration::from_secs(10));
+            .connect_timeout(std::time::Duration::from_secs(10))
+            // Every call has a deadline until its answer (or a stream's first headers): a coordinator that hangs fails
+            // the command instead of holding CI. A stream's messages (WatchRun) are not bounded by it.
+            .timeout(std::time::Duration::from_secs(90));
         if self.coordinator.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(path) = &self.tls_ca {

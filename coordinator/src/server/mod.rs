@@ -18,6 +18,10 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+/// Longest any handler may take to answer (a check waits up to 30 s for its agents; StartRun, lists and reports
+/// take milliseconds). Streams (an agent's session, WatchRun) are bounded by their own heartbeats, not by this.
+pub const HANDLER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Largest message an agent may send (an interval holds at most two histograms of 1 MiB encoded each).
 pub const MAX_AGENT_MESSAGE: usize = 8 << 20;
 /// Largest run-service request: a plan of up to [`loadgrade_common::plan::MAX_PLAN_BYTES`] and its file name.
@@ -103,6 +107,7 @@ pub async fn serve(
         agent_service::AgentSessions::new(coordinator.registry.clone(), security.tls.is_some());
     let runs = run_service::Runs::new(coordinator, security.tokens);
     builder
+        .timeout(HANDLER_DEADLINE)
         .tcp_nodelay(true)
         // Dead peers (a link cut without a reset) are found by HTTP/2 pings, not only by their silence.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
