@@ -129,10 +129,23 @@ impl Store {
 
     async fn connect(url: &str, backend: Backend, connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .connect(url)
-            .await?;
+        let mut options = AnyPoolOptions::new().max_connections(connections);
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            // WAL with synchronous = NORMAL (a per-connection setting): a commit survives the coordinator's death
+            // and is fsynced at the next checkpoint rather than at every interval. FULL's fsync per stored
+            // interval held a run's intake to ~650 intervals/s on a 2-core box (bench/README.md, issue 14): at
+            // 1,000 agents acknowledgements fell 12 s behind. What an OS crash or power loss can take is the last
+            // commits before a checkpoint, of a run that ends INTERRUPTED anyway.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
         match backend {
             Backend::Sqlite => {
                 if !url.contains(":memory:") {
