@@ -250,6 +250,12 @@ pub(super) async fn serve(
         .cancel_all(std::time::Duration::from_secs(30))
         .await;
     shutdown.cancel();
-    let _ = server.await;
+    // Open streams get a bounded time to end; a peer that holds one open does not keep the process alive.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
+        eprintln!("loadgrade serve: connections still open 10 s after shutdown; exiting anyway");
+    }
     Ok(0)
 }

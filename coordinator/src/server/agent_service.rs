@@ -28,13 +28,21 @@ pub struct AgentSessions {
     registry: Arc<Registry>,
     /// Mutual TLS is on: an agent's name must be one its client certificate is for.
     require_identity: bool,
+    /// The server is stopping: a session opened now (an agent dialing again on its open connection) would hold
+    /// the graceful shutdown open, so it is refused.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl AgentSessions {
-    pub fn new(registry: Arc<Registry>, require_identity: bool) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        require_identity: bool,
+        closing: tokio_util::sync::CancellationToken,
+    ) -> Self {
         AgentSessions {
             registry,
             require_identity,
+            closing,
         }
     }
 }
@@ -77,6 +85,9 @@ impl AgentService for AgentSessions {
         &self,
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if self.closing.is_cancelled() {
+            return Err(ServiceError::Closed.into());
+        }
         let peer_certs = request.peer_certs();
         if self.require_identity && peer_certs.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ServiceError::Identity(IdentityError::NoCertificate).into());
@@ -100,6 +111,9 @@ impl AgentService for AgentSessions {
             protocol: loadgrade_proto::PROTOCOL_VERSION,
         });
         tx.send(welcome).await.map_err(|_| ServiceError::Closed)?;
+        if self.closing.is_cancelled() {
+            return Err(ServiceError::Closed.into());
+        }
         let session = self
             .registry
             .register(&hello, tx.clone())
@@ -114,6 +128,7 @@ impl AgentService for AgentSessions {
             session,
             inbound,
             tx,
+            self.closing.clone(),
         ));
         let outbound = ReceiverStream::new(rx).map(|m| Ok(v1::CoordinatorMessage::from(m)));
         Ok(Response::new(Box::pin(outbound)))
@@ -127,11 +142,17 @@ async fn receive(
     session: u64,
     mut inbound: Streaming<v1::AgentMessage>,
     tx: mpsc::Sender<ToAgent>,
+    closing: tokio_util::sync::CancellationToken,
 ) {
     // Intervals dropped because their run is not in progress with this agent: logged once per session, counted.
     let mut dropped = 0u64;
     loop {
-        let wire = match tokio::time::timeout(SESSION_SILENCE, inbound.message()).await {
+        let next = tokio::select! {
+            // The server is stopping: this session ends (its agent dials again later), so the shutdown can finish.
+            () = closing.cancelled() => break,
+            next = tokio::time::timeout(SESSION_SILENCE, inbound.message()) => next,
+        };
+        let wire = match next {
             Ok(Ok(Some(wire))) => wire,
             Ok(Ok(None)) => break,
             Ok(Err(status)) => {

@@ -55,7 +55,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let registry = coordinator.registry.clone();
-    // Graceful shutdown waits for open streams: end the agents' sessions so it can finish.
+    let agents_closing = shutdown.clone();
+    // Graceful shutdown waits for open streams: end the agents' sessions so it can finish (and refuse new ones).
     let closing = async move {
         shutdown.cancelled().await;
         registry.close_all();
@@ -103,8 +104,11 @@ pub async fn serve(
     if let Some(tls) = &security.tls {
         builder = builder.tls_config(tls.config())?;
     }
-    let agents =
-        agent_service::AgentSessions::new(coordinator.registry.clone(), security.tls.is_some());
+    let agents = agent_service::AgentSessions::new(
+        coordinator.registry.clone(),
+        security.tls.is_some(),
+        agents_closing,
+    );
     let runs = run_service::Runs::new(coordinator, security.tokens);
     builder
         .timeout(HANDLER_DEADLINE)
