@@ -181,7 +181,11 @@ fn unreachable_target_gives_a_report_with_connect_errors() {
     let dir = scratch("unreachable");
     // Port 9 (discard) on loopback: nothing listens, every connect is refused.
     // A run that studies an unreachable target on purpose: its preflight warns instead of stopping it.
-    let plan = PLAN.replacen("name = \"cli\"\n", "name = \"cli\"\npreflight = \"warn\"\n", 1);
+    let plan = PLAN.replacen(
+        "name = \"cli\"\n",
+        "name = \"cli\"\npreflight = \"warn\"\n",
+        1,
+    );
     std::fs::write(dir.join("plan.toml"), plan).expect("write plan");
     let out = run_with_one_agent(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);

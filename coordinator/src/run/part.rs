@@ -24,6 +24,8 @@ use tokio::time::{Instant, sleep_until};
 const START_DELAY: Duration = Duration::from_millis(1000);
 /// Extra time after a part's planned end before agents are told to stop.
 const FINISH_GRACE: Duration = Duration::from_secs(10);
+/// Most inputs taken off a run's queue at once (their intervals stored in one transaction).
+const MAX_BATCH: usize = 512;
 /// Time agents get to wind down after a stop, beyond the request timeout (requests in flight are waited for),
 /// before they count as lost.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -67,7 +69,6 @@ struct PartRun<'a> {
     /// Generator health of this part alone: a fault in one scenario is not diluted by the others.
     health: BTreeMap<String, AgentHealth>,
     aggregate: HttpAggregate,
-    last_progress: Instant,
     /// The common start instant, coordinator clock, Unix ms.
     start_at_unix_ms: i64,
     /// Per agent: how far into the part its intervals reach, and how many arrived after it was taken as lost.
@@ -113,7 +114,6 @@ pub async fn run_part_as(
         reported: BTreeMap::new(),
         health: BTreeMap::new(),
         aggregate: HttpAggregate::new(spec.clone()),
-        last_progress: Instant::now(),
         start_at_unix_ms: 0,
         coverage: BTreeMap::new(),
         bounds: BTreeMap::new(),
@@ -121,12 +121,23 @@ pub async fn run_part_as(
     run.assign(ctx, &live);
     ctx.shards_running.send_replace(run.pending.len());
     let mut deadline = Instant::now() + START_DELAY + spec.load_bound() + FINISH_GRACE;
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = false;
     while !run.pending.is_empty() {
         tokio::select! {
             input = ctx.route.recv() => match input {
                 Some(input) => {
-                    run.handle(ctx, input).await;
+                    // Whatever else is waiting goes with it: at thousands of agents, one transaction per interval
+                    // cannot keep up.
+                    let mut inputs = vec![input];
+                    while inputs.len() < MAX_BATCH {
+                        match ctx.route.try_recv() {
+                            Ok(more) => inputs.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    run.handle_all(ctx, inputs).await;
                     ctx.shards_running.send_replace(run.pending.len());
                     #[cfg(feature = "fault-injection")]
                     if run.aggregate.requests() > 0 && ctx.deps.faults.panic_under_load() {
@@ -150,6 +161,8 @@ pub async fn run_part_as(
                     deadline = Instant::now() + spec.request.timeout + STOP_GRACE;
                 }
             }
+            // Watchers hear every second, whether or not an interval just arrived.
+            _ = progress.tick() => run.progress(ctx),
             () = ctx.cancel.cancelled(), if !stopping => {
                 stop_agents(ctx, &run.pending, "run cancelled");
                 stopping = true;
@@ -259,12 +272,28 @@ impl PartRun<'_> {
         );
     }
 
-    async fn handle(&mut self, ctx: &mut RunContext, input: RunInput) {
-        match input {
-            RunInput::Interval(report) => {
-                ctx.deps.metrics.intervals_received.inc();
-                self.interval(ctx, &report).await;
+    /// Handles inputs in their order; consecutive intervals are stored together (one transaction).
+    async fn handle_all(&mut self, ctx: &mut RunContext, inputs: Vec<RunInput>) {
+        let mut intervals = Vec::new();
+        for input in inputs {
+            match input {
+                RunInput::Interval(report) => intervals.push(report),
+                other => {
+                    if !intervals.is_empty() {
+                        self.intervals(ctx, std::mem::take(&mut intervals)).await;
+                    }
+                    self.handle(ctx, other);
+                }
             }
+        }
+        if !intervals.is_empty() {
+            self.intervals(ctx, intervals).await;
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut RunContext, input: RunInput) {
+        match input {
+            RunInput::Interval(_) => {}
             RunInput::Done { agent, done } if done.part == self.part.id => {
                 if let ShardOutcome::Failed(why) = &done.outcome {
                     ctx.find(
@@ -295,16 +324,63 @@ impl PartRun<'_> {
         }
     }
 
-    /// Checks an interval, stores it once, acknowledges it, and merges it. Only agents assigned this part are
-    /// heard; an interval of another part (a late one of an earlier part) is acknowledged and let go.
-    async fn interval(&mut self, ctx: &mut RunContext, report: &IntervalReport) {
+    /// Checks a batch of intervals, stores the admitted ones in one transaction, acknowledges and merges them. Only
+    /// agents assigned this part are heard; an interval of another part (a late one of an earlier part) is
+    /// acknowledged and let go.
+    async fn intervals(&mut self, ctx: &mut RunContext, reports: Vec<Box<IntervalReport>>) {
+        let mut admitted = Vec::with_capacity(reports.len());
+        for report in reports {
+            ctx.deps.metrics.intervals_received.inc();
+            if let Some(decoded) = self.admit(ctx, &report) {
+                admitted.push((report, decoded));
+            }
+        }
+        if admitted.is_empty() {
+            return;
+        }
+        let refs: Vec<&IntervalReport> = admitted.iter().map(|(r, _)| r.as_ref()).collect();
+        let writing = std::time::Instant::now();
+        let stored = ctx.deps.store.insert_intervals(&refs).await;
+        ctx.deps
+            .metrics
+            .store_write
+            .observe(writing.elapsed().as_secs_f64());
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Not acknowledged: each agent sends them again (its spool keeps them).
+                for (report, _) in &admitted {
+                    ctx.find(
+                        FindingKind::BadInterval,
+                        format!(
+                            "an interval of agent {:?} could not be stored: {e}",
+                            report.agent
+                        ),
+                    );
+                }
+                return;
+            }
+        };
+        for ((report, decoded), new) in admitted.iter().zip(stored) {
+            if new {
+                ctx.deps.metrics.intervals_stored.inc();
+                self.merge(ctx, report, decoded);
+            } else {
+                // Already stored and merged: its first acknowledgement was lost, so say it again.
+                self.acknowledge(ctx, report);
+            }
+        }
+    }
+
+    /// An interval's checks before it is stored; `None` when it is let go (acknowledged or refused for good).
+    fn admit(&mut self, ctx: &mut RunContext, report: &IntervalReport) -> Option<intake::Decoded> {
         if report.part != self.part.id || !self.assigned.contains(&report.agent) {
             tracing::warn!(
                 run = %ctx.id, agent = ?report.agent, part = ?report.part,
                 "interval not of the part in progress or of an agent not assigned it: not stored"
             );
             self.acknowledge(ctx, report);
-            return;
+            return None;
         }
         let checked =
             intake::check(report).and_then(|decoded| match self.bounds.get_mut(&report.agent) {
@@ -314,8 +390,8 @@ impl PartRun<'_> {
                 }
                 None => Err(intake::IntakeError::NotAssigned),
             });
-        let decoded = match checked {
-            Ok(decoded) => decoded,
+        match checked {
+            Ok(decoded) => Some(decoded),
             Err(e) => {
                 ctx.find(
                     FindingKind::BadInterval,
@@ -323,35 +399,13 @@ impl PartRun<'_> {
                 );
                 // Refused for good: sending it again would not change that, so the agent may let it go.
                 self.acknowledge(ctx, report);
-                return;
-            }
-        };
-        let writing = std::time::Instant::now();
-        let stored = ctx.deps.store.insert_interval(report).await;
-        ctx.deps
-            .metrics
-            .store_write
-            .observe(writing.elapsed().as_secs_f64());
-        match stored {
-            Ok(false) => {
-                // Already stored and merged: its first acknowledgement was lost, so say it again.
-                self.acknowledge(ctx, report);
-                return;
-            }
-            Ok(true) => {
-                ctx.deps.metrics.intervals_stored.inc();
-            }
-            Err(e) => {
-                ctx.find(
-                    FindingKind::BadInterval,
-                    format!(
-                        "an interval of agent {:?} could not be stored: {e}",
-                        report.agent
-                    ),
-                );
-                return;
+                None
             }
         }
+    }
+
+    /// A newly stored interval: acknowledged, counted and merged.
+    fn merge(&mut self, ctx: &mut RunContext, report: &IntervalReport, decoded: &intake::Decoded) {
         self.acknowledge(ctx, report);
         *self.reported.entry(report.agent.clone()).or_default() += 1;
         self.coverage
@@ -362,13 +416,13 @@ impl PartRun<'_> {
             .health
             .entry(report.agent.clone())
             .or_default()
-            .add(report, &decoded)
+            .add(report, decoded)
             .and_then(|()| {
                 if report.warmup {
                     self.aggregate.add_warmup(report);
                     Ok(())
                 } else {
-                    self.aggregate.add(report, &decoded)
+                    self.aggregate.add(report, decoded)
                 }
             });
         if let Err(e) = merged {
@@ -380,21 +434,22 @@ impl PartRun<'_> {
                 ),
             );
         }
-        if self.last_progress.elapsed() >= Duration::from_secs(1) {
-            self.last_progress = Instant::now();
-            if let Some((rate, p95)) = self.aggregate.last_second() {
-                ctx.deps.metrics.live(rate, p95);
-            }
-            ctx.progress(format!(
-                "scenario {}: {} so far ({:.0} of at most {:.0} s, {} of {} agents running)",
-                self.part.label,
-                self.aggregate.progress(),
-                (unix_ms() - self.start_at_unix_ms).max(0) as f64 / 1000.0,
-                self.spec.load_bound().as_secs_f64(),
-                self.pending.len(),
-                self.assigned.len()
-            ));
+    }
+
+    /// The part's progress so far, for watchers (every second) and the coordinator's /metrics.
+    fn progress(&mut self, ctx: &RunContext) {
+        if let Some((rate, p95)) = self.aggregate.last_second() {
+            ctx.deps.metrics.live(rate, p95);
         }
+        ctx.progress(format!(
+            "scenario {}: {} so far ({:.0} of at most {:.0} s, {} of {} agents running)",
+            self.part.label,
+            self.aggregate.progress(),
+            (unix_ms() - self.start_at_unix_ms).max(0) as f64 / 1000.0,
+            self.spec.load_bound().as_secs_f64(),
+            self.pending.len(),
+            self.assigned.len()
+        ));
     }
 
     /// Tells the agent its interval was taken (stored, or refused for good): its spool lets it go.

@@ -29,6 +29,33 @@ fn count(value: u64) -> i64 {
 impl Store {
     /// Stores an interval report. Returns false when this (run, agent, epoch, seq) was already stored.
     pub async fn insert_interval(&self, report: &IntervalReport) -> Result<bool, StoreError> {
+        Ok(self
+            .insert_intervals(&[report])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Stores interval reports in one transaction (all or none). Returns, for each, whether it was new.
+    pub async fn insert_intervals(
+        &self,
+        reports: &[&IntervalReport],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut stored = Vec::with_capacity(reports.len());
+        for report in reports {
+            stored.push(self.insert_in(&mut tx, report).await?);
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn insert_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        report: &IntervalReport,
+    ) -> Result<bool, StoreError> {
         let c = &report.counters;
         let mut counters_json = serde_json::json!({
             "requests": c.requests, "ok": c.ok,
@@ -96,7 +123,7 @@ impl Store {
         .bind(&report.hdr_corrected)
         .bind(&report.hdr_raw)
         .bind(i64::from(report.after_window))
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
