@@ -126,7 +126,8 @@ pub struct HttpShard {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardProfile {
     pub profile: Profile,
-    pub weights: Vec<u64>,
+    /// Every agent's weight, shared by all the part's shards (one copy however many agents).
+    pub weights: std::sync::Arc<[u64]>,
     pub index: usize,
 }
 

@@ -51,7 +51,7 @@ fn assignment() -> Vec<u8> {
         arrivals: Arrivals::Even,
         profile: ShardProfile {
             profile: Profile::constant(4, Some(Duration::from_secs(5))),
-            weights: vec![1],
+            weights: vec![1].into(),
             index: 0,
         },
         connections: 4,

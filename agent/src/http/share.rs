@@ -98,7 +98,7 @@ mod tests {
         ThreadShare {
             shard: ShardProfile {
                 profile,
-                weights,
+                weights: weights.into(),
                 index,
             },
             thread_weights: vec![1; threads],
@@ -138,7 +138,7 @@ mod tests {
                 ThreadShare {
                     shard: ShardProfile {
                         profile: Profile::constant(300, None),
-                        weights: vec![1],
+                        weights: vec![1].into(),
                         index: 0,
                     },
                     thread_weights: connections.clone(),

@@ -36,9 +36,10 @@ pub struct AgentHealth {
     /// few-millisecond final interval (where 10 ms clock ticks make the percentage jump) weighs what it lasted.
     cpu_sum: f64,
     cpu_ms: f64,
-    lag: LatencyHistogram,
-    connection_wait: LatencyHistogram,
-    connect: LatencyHistogram,
+    /// Made on the first non-empty merge: an empty histogram costs 16 KiB, three per agent add up at thousands.
+    lag: Option<LatencyHistogram>,
+    connection_wait: Option<LatencyHistogram>,
+    connect: Option<LatencyHistogram>,
 }
 
 impl Default for AgentHealth {
@@ -57,15 +58,28 @@ impl Default for AgentHealth {
             threads: 0,
             cpu_sum: 0.0,
             cpu_ms: 0.0,
-            lag: new_histogram(),
-            connection_wait: new_histogram(),
-            connect: new_histogram(),
+            lag: None,
+            connection_wait: None,
+            connect: None,
         }
     }
 }
 
-fn p99_ms(h: &LatencyHistogram) -> Option<f64> {
-    (!h.is_empty()).then(|| us_to_ms(h.value_at_quantile(0.99)))
+fn p99_ms(h: &Option<LatencyHistogram>) -> Option<f64> {
+    h.as_ref()
+        .filter(|h| !h.is_empty())
+        .map(|h| us_to_ms(h.value_at_quantile(0.99)))
+}
+
+/// Merges `from` into `into`, making `into` only when `from` holds something.
+fn merge_some(
+    into: &mut Option<LatencyHistogram>,
+    from: &LatencyHistogram,
+) -> Result<(), CodecError> {
+    if from.is_empty() {
+        return Ok(());
+    }
+    merge(into.get_or_insert_with(new_histogram), from)
 }
 
 impl AgentHealth {
@@ -78,9 +92,9 @@ impl AgentHealth {
             self.cpu_sum += cpu * ms;
             self.cpu_ms += ms;
         }
-        merge(&mut self.lag, &decoded.lag)?;
-        merge(&mut self.connection_wait, &decoded.connection_wait)?;
-        merge(&mut self.connect, &decoded.connect)?;
+        merge_some(&mut self.lag, &decoded.lag)?;
+        merge_some(&mut self.connection_wait, &decoded.connection_wait)?;
+        merge_some(&mut self.connect, &decoded.connect)?;
         self.backlog_max = self.backlog_max.max(health.backlog_max);
         self.emfile += health.emfile;
         self.eaddrnotavail += health.eaddrnotavail;
@@ -114,9 +128,16 @@ impl AgentHealth {
         self.threads = self.threads.max(other.threads);
         self.cpu_sum += other.cpu_sum;
         self.cpu_ms += other.cpu_ms;
-        merge(&mut self.lag, &other.lag)?;
-        merge(&mut self.connection_wait, &other.connection_wait)?;
-        merge(&mut self.connect, &other.connect)
+        for (into, from) in [
+            (&mut self.lag, &other.lag),
+            (&mut self.connection_wait, &other.connection_wait),
+            (&mut self.connect, &other.connect),
+        ] {
+            if let Some(from) = from {
+                merge_some(into, from)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn generator(&self, open_model_used: bool) -> GeneratorReport {

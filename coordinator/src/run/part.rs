@@ -327,6 +327,8 @@ impl PartRun<'_> {
     /// Checks a batch of intervals, stores the admitted ones in one transaction, acknowledges and merges them. Only
     /// agents assigned this part are heard; an interval of another part (a late one of an earlier part) is
     /// acknowledged and let go.
+    // The reports arrive boxed (a RunInput each) and stay where they are.
+    #[allow(clippy::vec_box)]
     async fn intervals(&mut self, ctx: &mut RunContext, reports: Vec<Box<IntervalReport>>) {
         let mut admitted = Vec::with_capacity(reports.len());
         for report in reports {

@@ -41,7 +41,8 @@ pub fn shard_http(spec: &HttpSpec, agents: &[&AgentInfo]) -> Vec<Share> {
         }
         active = keep;
     }
-    let weights: Vec<u64> = active.iter().map(|&i| u64::from(agents[i].cores)).collect();
+    let weights: std::sync::Arc<[u64]> =
+        active.iter().map(|&i| u64::from(agents[i].cores)).collect();
     let connections = split_by_weight(spec.connections, &weights);
     let budgets = spec.requests.map(|r| split_by_weight(r, &weights));
     let backlogs = split_by_weight(spec.max_backlog, &weights);

@@ -110,7 +110,7 @@ impl From<HttpShard> for v1::HttpShard {
                         duration_ms: millis(s.duration),
                     })
                     .collect(),
-                weights: profile.weights,
+                weights: profile.weights.to_vec(),
                 index: u32::try_from(profile.index).unwrap_or(u32::MAX),
             }),
             connections,
@@ -209,7 +209,7 @@ impl TryFrom<v1::HttpShard> for HttpShard {
             arrivals,
             profile: ShardProfile {
                 profile,
-                weights: wire.weights,
+                weights: wire.weights.into(),
                 index,
             },
             connections: s.connections,
@@ -382,7 +382,7 @@ mod tests {
                 } else {
                     Profile::ramp(50, stages)
                 },
-                weights: vec![2, 1],
+                weights: vec![2, 1].into(),
                 index: 1,
             },
             connections: 7,
