@@ -282,20 +282,12 @@ impl Coordinator {
         text: &str,
     ) -> Result<Vec<loadgrade_common::preflight::CheckRow>, PlanError> {
         let plan = Plan::parse(file, text)?;
-        let selected = || -> Vec<_> {
-            self.registry
-                .agents()
-                .into_iter()
-                .filter(|a| a.selected_by(&plan.agents))
-                .collect()
-        };
-        // An agent that just connected has no clock estimate until its first heartbeat's answer (about a second).
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-        while selected().iter().any(|a| a.clock.is_none()) && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let agents = selected();
+        let agents: Vec<_> = self
+            .registry
+            .agents()
+            .into_iter()
+            .filter(|a| a.selected_by(&plan.agents))
+            .collect();
         let busy = agents.iter().filter(|a| a.run.is_some()).count();
         let id = format!("check-{}", clock::new_run_id());
         Ok(

@@ -19,6 +19,8 @@ pub const AGENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A clock offset above this is a warning: the agent corrects its start instant by its estimate, but figures
 /// dated by two clocks (the timeline) are this far apart.
 const CLOCK_WARN_MS: f64 = 100.0;
+/// Longest a check waits for a newly connected agent's first clock estimate.
+const CLOCK_WAIT: Duration = Duration::from_secs(3);
 /// Free disk for the store below which a run's intervals may not fit.
 const STORE_FAIL_BYTES: u64 = 64 << 20;
 const STORE_WARN_BYTES: u64 = 1 << 30;
@@ -113,7 +115,18 @@ pub async fn check(
     busy: usize,
     run_id: &str,
 ) -> Vec<CheckRow> {
-    let mut rows = coordinator_rows(store, plan, agents, busy);
+    // An agent that just connected has no clock estimate until its first heartbeat's answer (about a second).
+    let deadline = tokio::time::Instant::now() + CLOCK_WAIT;
+    let mut latest: Vec<AgentInfo> = agents.to_vec();
+    while latest.iter().any(|a| a.clock.is_none()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for agent in &mut latest {
+            if let Some(now) = registry.agent(&agent.name) {
+                agent.clock = now.clock;
+            }
+        }
+    }
+    let mut rows = coordinator_rows(store, plan, &latest, busy);
     let mut asks = tokio::task::JoinSet::new();
     for (agent, items) in work_by_agent(plan, agents, run_id) {
         let registry = registry.clone();
