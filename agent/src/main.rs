@@ -145,6 +145,14 @@ fn main() {
         );
         std::process::exit(2);
     }
+    let keys: std::collections::BTreeSet<&str> =
+        args.labels.iter().map(|(k, _)| k.as_str()).collect();
+    if keys.len() != args.labels.len() {
+        eprintln!(
+            "loadgrade-agent: a label key is given twice (--label KEY=VALUE names each key once)"
+        );
+        std::process::exit(2);
+    }
     config.labels = args.labels.into_iter().collect();
     config.spool_dir = spool;
     if let Some(path) = args.prometheus {

@@ -185,6 +185,8 @@ pub async fn run_once(
     let feeder = spawn_feeder(tx.clone(), spool);
 
     let mut runs: HashMap<String, RunState> = HashMap::new();
+    // Preflights run one at a time (see ToAgent::Preflight below).
+    let preflights = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
     let mut last_heard = tokio::time::Instant::now();
     let result = loop {
         let silence_limit = runs
@@ -235,9 +237,14 @@ pub async fn run_once(
                 let _ = tx.send(FromAgent::ProbeReply(answer_probe(&request))).await;
             }
             ToAgent::Preflight(request) => {
-                // Probes take up to their timeouts: off the session's loop, so heartbeats and acks go on.
-                let (tx, config) = (tx.clone(), config.clone());
+                // Probes take up to their timeouts: off the session's loop, so heartbeats and acks go on. One
+                // preflight at a time on this agent: checks asked in parallel queue here, so they cannot add up
+                // to load on a target.
+                let (tx, config, one_at_a_time) = (tx.clone(), config.clone(), preflights.clone());
                 tokio::spawn(async move {
+                    let Ok(_turn) = one_at_a_time.acquire().await else {
+                        return;
+                    };
                     let rows = crate::preflight::check(request.items, &config).await;
                     let _ = tx
                         .send(FromAgent::PreflightReply(

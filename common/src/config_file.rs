@@ -17,25 +17,52 @@ pub struct Setting {
 
 /// Reads `path`: every top-level key with its values as text. Nested tables are refused.
 pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
+    use std::io::Read as _;
     let shown = path.display();
-    let size = std::fs::metadata(path)
+    let file = std::fs::File::open(path).map_err(|e| format!("config file {shown}: {e}"))?;
+    // A regular file only: /dev/zero, a FIFO or a terminal would never end.
+    let is_file = file
+        .metadata()
         .map_err(|e| format!("config file {shown}: {e}"))?
-        .len();
-    if size > MAX_CONFIG_BYTES {
+        .is_file();
+    if !is_file {
+        return Err(format!("config file {shown} is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("config file {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(format!(
             "config file {shown} is larger than {} KiB",
             MAX_CONFIG_BYTES >> 10
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("config file {shown}: {e}"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("config file {shown} is not UTF-8 text"))?;
     parse(&text).map_err(|e| format!("config file {shown}: {e}"))
 }
 
 /// Parses config text.
 pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    // The error's message and line only: its usual rendering quotes the line, which may hold a secret (a tokens
+    // file given as a config by mistake).
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(line) => format!("line {line}: {}", e.message().trim()),
+            None => e.message().trim().to_owned(),
+        }
+    })?;
     let mut settings = Vec::new();
     for (flag, value) in table {
+        if flag.len() > 64 || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(
+                "a key is not a flag name (letters, digits and '-', at most 64)".to_owned(),
+            );
+        }
         let values = match value {
             toml::Value::Array(items) => items
                 .into_iter()
@@ -100,6 +127,24 @@ mod tests {
         assert_eq!(get("max-rate"), Some(vec!["500".to_owned()]));
         assert!(parse("[table]\nx = 1\n").is_err());
         assert!(parse("listen = ").is_err());
+    }
+
+    #[test]
+    fn only_a_bounded_regular_file_is_read_and_errors_do_not_quote_it() {
+        // /dev/zero never ends: refused before any read.
+        let e = read(Path::new("/dev/zero")).expect_err("not a regular file");
+        assert!(e.contains("not a regular file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("loadgrade-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let big = dir.join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 1) as usize]).expect("write");
+        assert!(read(&big).expect_err("too large").contains("larger than"));
+        // A tokens file given by mistake: the error names the line, never its secret.
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, "submit s3cret-token-value\n").expect("write");
+        let e = read(&tokens).expect_err("not TOML");
+        assert!(e.contains("line 1") && !e.contains("s3cret"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -60,7 +60,12 @@ pub enum StartError {
     QueueFull(usize),
     #[error("the coordinator is shutting down: submit the run again when it is back")]
     Draining,
+    #[error("{MAX_CHECKS} checks are in progress already: try again when one has ended")]
+    ChecksBusy,
 }
+
+/// Checks at once: each makes every agent probe every target once, so their number is bounded.
+pub const MAX_CHECKS: usize = 2;
 
 /// The longest idempotency key.
 pub const MAX_KEY: usize = 128;
@@ -86,6 +91,7 @@ pub struct Coordinator {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Fired when the coordinator starts shutting down: health says NOT_SERVING and no run starts.
     pub draining: CancellationToken,
+    checks: tokio::sync::Semaphore,
     runs: Mutex<HashMap<String, RunControl>>,
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,
@@ -98,6 +104,7 @@ impl Coordinator {
             store,
             metrics: Arc::default(),
             draining: CancellationToken::new(),
+            checks: tokio::sync::Semaphore::new(MAX_CHECKS),
             runs: Mutex::new(HashMap::new()),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
@@ -280,8 +287,12 @@ impl Coordinator {
         &self,
         file: &str,
         text: &str,
-    ) -> Result<Vec<loadgrade_common::preflight::CheckRow>, PlanError> {
+    ) -> Result<Vec<loadgrade_common::preflight::CheckRow>, StartError> {
         let plan = Plan::parse(file, text)?;
+        let _permit = self
+            .checks
+            .try_acquire()
+            .map_err(|_| StartError::ChecksBusy)?;
         let agents: Vec<_> = self
             .registry
             .agents()

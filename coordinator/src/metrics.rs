@@ -149,6 +149,9 @@ impl Metrics {
     }
 }
 
+/// Connections served at once; more are closed as they arrive.
+const MAX_CONNECTIONS: usize = 32;
+
 /// Serves `/metrics` on `listener` until `shutdown` fires. Holds the coordinator weakly: the server never keeps
 /// it alive.
 pub async fn serve(
@@ -156,6 +159,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
+    // A scraper needs one connection; a bounded number keeps idle or slow clients from holding descriptors and
+    // memory the coordinator needs for its agents.
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -166,8 +172,14 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Over the bound: closed at once.
+            drop(stream);
+            continue;
+        };
         let coordinator = coordinator.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let coordinator = coordinator.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&request, &coordinator)) }
@@ -175,7 +187,7 @@ pub async fn serve(
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             // A client that never finishes its request is dropped.
-            let _ = tokio::time::timeout(Duration::from_secs(30), connection).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
         });
     }
 }

@@ -529,3 +529,104 @@ async fn an_agent_with_too_few_files_for_its_share_fails_check_with_the_numbers(
     let _ = std::fs::remove_dir_all(&dir);
     let _ = agent.kill().await;
 }
+
+/// Regression (black-box attack on issue 14): a plan that goes past a failing preflight (`preflight = "warn"`) made
+/// the coordinator itself FLUSHDB and INFO a Redis every agent's allowlist refused. The coordinator has no allowlist
+/// of its own: it touches a cache server only when the run's agents accepted it.
+#[tokio::test]
+async fn the_coordinator_does_not_touch_a_redis_its_agents_refused() {
+    let Some(redis_url) = support::service_url("REDIS") else {
+        return;
+    };
+    // A dedicated database for the marker (flush needs one that is not 0).
+    let base = redis_url
+        .rsplit_once('/')
+        .map_or(redis_url.as_str(), |(b, _)| b);
+    let url = format!("{base}/9");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let marker = format!("loadgrade-test-marker-{}", std::process::id());
+    let _: () = redis::cmd("SET")
+        .arg(&marker)
+        .arg("keep me")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    // Agents that may load 127.0.0.2 only: the Redis on 127.0.0.1 is outside their allowlist.
+    let embedded = loadgrade_coordinator::embedded::Embedded::start_with(
+        Store::in_memory().await.expect("store"),
+        1,
+        |config| {
+            config.allowlist = loadgrade_agent::Allowlist::new(false, &["127.0.0.2".to_owned()])
+                .expect("allowlist");
+        },
+    )
+    .await
+    .expect("embedded");
+    let plan = format!(
+        "name = \"refused-redis\"\npreflight = \"warn\"\n[[scenario]]\nname = \"cache\"\nkind = \"cache\"\nmode = \"redis\"\n\
+         redis = \"{url}\"\nflush = true\norigin = \"http://127.0.0.2:1/?key={{key}}\"\nkey_space = 10\nconnections = 1\n\
+         duration = \"1s\"\n"
+    );
+    let finished = support::run_plan(&embedded, &plan).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    let _: () = redis::cmd("DEL")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    assert!(exists, "the coordinator flushed a Redis its agents refused");
+    assert!(
+        finished
+            .json
+            .contains("the coordinator does not touch a server its agents may not reach"),
+        "the report says why the server's figures are not measured"
+    );
+    embedded.stop().await;
+}
+
+/// Regression (black-box attack on issue 14): when the reader of standard output went away (`| grep -q`, `| head`),
+/// a failing command exited 0, and CI took it for a pass.
+#[test]
+fn a_closed_standard_output_keeps_the_failing_exit_code() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("plan.toml"),
+        "name = \"dead\"\n[[scenario]]\nname = \"down\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nconnections = 1\nduration = \"2s\"\n",
+    )
+    .expect("plan");
+    for args in [
+        &["check", "plan.toml"][..],
+        &[
+            "run",
+            "plan.toml",
+            "--quiet",
+            "--database",
+            "sqlite://runs.db",
+        ][..],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
+            .args(args)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("loadgrade runs");
+        // The reader goes away before anything is written.
+        drop(child.stdout.take());
+        let status = child.wait().expect("exits");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{args:?}: the failed preflight's code, not 0"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -585,7 +585,8 @@ impl HttpShardSpec {
             "HTTP {status} in {:.1} ms from {addr}",
             took.as_secs_f64() * 1e3
         );
-        if status >= 500 {
+        // A 4xx (a wrong path, a missing credential) or 5xx answer: the run would measure errors.
+        if status >= 400 {
             Probed::Doubtful(answered)
         } else {
             Probed::Answered(answered)

@@ -69,6 +69,11 @@ pub(super) async fn check(
             rows.map_err(|e| Failure::Usage(e.to_string()))?
         }
     };
+    let code = super::output::decided(if worst(&rows) == CheckStatus::Fail {
+        EXIT_USAGE
+    } else {
+        0
+    });
     match format {
         Format::Json => {
             let json: Vec<serde_json::Value> = rows
@@ -93,11 +98,7 @@ pub(super) async fn check(
         }
         Format::Table => print_table(&rows)?,
     }
-    Ok(if worst(&rows) == CheckStatus::Fail {
-        EXIT_USAGE
-    } else {
-        0
-    })
+    Ok(code)
 }
 
 fn print_table(rows: &[CheckRow]) -> Result<(), Failure> {

@@ -83,6 +83,7 @@ pub(super) async fn compare_runs(
         load_report(&store, head, database).await?.0,
     );
     let (verdict, rows, notes) = compare(&base_report, &head_report, tolerance);
+    super::output::decided(verdict.exit_code());
     out!(
         "{:<20} {:<24} {:>14} {:>14} {:>9}",
         "scenario",

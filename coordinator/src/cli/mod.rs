@@ -67,7 +67,7 @@ pub enum Command {
         #[arg(long, env = "LOADGRADE_LISTEN", default_value = "127.0.0.1:7700")]
         listen: SocketAddr,
         /// Results store: sqlite://PATH or postgres://USER@HOST/DB.
-        #[arg(long, env = "LOADGRADE_DATABASE", default_value = DEFAULT_DATABASE_URL)]
+        #[arg(long, env = "LOADGRADE_DATABASE", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
         database: String,
         /// Serve the coordinator's Prometheus metrics at http://ADDR/metrics (agents, runs by state, the current
         /// run's requests/s and p95, intervals received and stored, store write time). Off by default.
@@ -251,7 +251,7 @@ pub async fn execute(cli: Cli) -> i32 {
             EXIT_RUNTIME
         }
         // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.
-        Err(Failure::ClosedOutput) => 0,
+        Err(Failure::ClosedOutput) => output::closed_exit_code(),
     }
 }
 

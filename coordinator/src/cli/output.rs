@@ -8,6 +8,21 @@ use loadgrade_coordinator::report::render::write_reports;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The exit code a command has decided on before it prints its output: when the reader of standard output goes
+/// away mid-way (`| head -1`, `| grep -q`), the command still exits with it, never 0 for a failing verdict.
+static DECIDED_EXIT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Records the exit code to use if standard output closes from now on.
+pub(super) fn decided(code: i32) -> i32 {
+    DECIDED_EXIT.store(code, std::sync::atomic::Ordering::Relaxed);
+    code
+}
+
+/// The exit code when standard output closed: what the command had decided on, else 0.
+pub(super) fn closed_exit_code() -> i32 {
+    DECIDED_EXIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes one line to standard output; a closed pipe ends the command (exit 0) instead of panicking.
 pub(super) fn line(text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
@@ -40,6 +55,16 @@ pub(super) fn deliver(
 ) -> Result<i32, Failure> {
     write_reports(dir, report, json, markdown).context("writing reports")?;
     let verdict = report.verdict;
+    // A failed preflight sent no load: the plan or the setup needs fixing, as for an invalid plan.
+    let preflight_failed = report
+        .findings
+        .iter()
+        .any(|f| f.kind == loadgrade_common::report::FindingKind::PreflightFailed);
+    let code = decided(if preflight_failed {
+        super::EXIT_USAGE
+    } else {
+        verdict.exit_code()
+    });
     out!("verdict: {verdict} ({})", report.grade_reason);
     for r in &report.verdict_reasons {
         out!("  - {r}");
@@ -53,15 +78,7 @@ pub(super) fn deliver(
         dir.join("alerts.yml").display(),
         dir.join("dashboard.json").display()
     );
-    // A failed preflight sent no load: the plan or the setup needs fixing, as for an invalid plan.
-    if report
-        .findings
-        .iter()
-        .any(|f| f.kind == loadgrade_common::report::FindingKind::PreflightFailed)
-    {
-        return Ok(super::EXIT_USAGE);
-    }
-    Ok(verdict.exit_code())
+    Ok(code)
 }
 
 /// The report directory: `out`, or loadgrade-report/<run-id>/ with loadgrade-report/latest pointing at it.

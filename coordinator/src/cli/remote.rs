@@ -76,7 +76,13 @@ async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result
             }
             Ok(r.run_id)
         }
-        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+        // An invalid plan or key, or a key already used with another plan: the submission needs fixing.
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists
+            ) =>
+        {
             Err(Failure::Usage(s.message().to_owned()))
         }
         Err(s) => Err(Failure::Runtime(anyhow::anyhow!(

@@ -53,9 +53,34 @@ pub struct RunContext {
     pub open_model_agents: BTreeSet<String>,
     /// The plan's orphan_timeout, sent with every assignment.
     pub orphan_timeout: std::time::Duration,
+    /// The run's preflight rows (its agents' checks of each scenario's targets).
+    pub preflight: Vec<loadgrade_common::preflight::CheckRow>,
 }
 
 impl RunContext {
+    /// Every agent the run's preflight asked about `scenario` accepted its target (allowlist, caps, credentials,
+    /// and for Redis a PING): the coordinator touches a target itself (a cache's FLUSHDB and INFO) only then,
+    /// since it has no allowlist of its own and must not reach what the agents' operators did not allow.
+    pub fn agents_accepted(&self, scenario: &str) -> bool {
+        use loadgrade_common::preflight::CheckStatus;
+        let rows: Vec<_> = self
+            .preflight
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .collect();
+        let accepted = rows
+            .iter()
+            .any(|r| r.check == "accepted" && r.status == CheckStatus::Ok);
+        let refused = rows.iter().any(|r| {
+            r.status == CheckStatus::Fail
+                && matches!(
+                    r.check.as_str(),
+                    "accepted" | "allowlist" | "caps" | "reachability"
+                )
+        });
+        accepted && !refused
+    }
+
     pub fn new(
         deps: RunDeps,
         id: &str,
@@ -77,6 +102,7 @@ impl RunContext {
             lost: BTreeSet::new(),
             open_model_agents: BTreeSet::new(),
             orphan_timeout: std::time::Duration::from_secs(10),
+            preflight: Vec::new(),
         }
     }
 

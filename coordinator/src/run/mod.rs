@@ -103,6 +103,7 @@ pub async fn execute(
             );
         }
         let go = failed.is_empty();
+        ctx.preflight = rows;
         for s in &plan.scenarios {
             if !go {
                 results.push(None);
@@ -118,7 +119,13 @@ pub async fn execute(
         drop(guard);
     } else {
         results.resize(plan.scenarios.len(), None);
-        let have = deps.registry.idle_count();
+        // Idle agents this plan could have used (its labels; probe agents never run load).
+        let have = deps
+            .registry
+            .agents()
+            .iter()
+            .filter(|a| a.run.is_none() && a.selected_by(&plan.agents))
+            .count();
         ctx.find(
             FindingKind::NoAgents,
             format!(

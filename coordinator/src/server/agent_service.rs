@@ -72,6 +72,20 @@ async fn hello(inbound: &mut Streaming<v1::AgentMessage>) -> Result<Hello, Servi
     {
         return Err(ServiceError::BadVersion(MAX_AGENT_VERSION));
     }
+    if hello.labels.len() > loadgrade_common::protocol::MAX_LABELS {
+        return Err(ServiceError::BadName(format!(
+            "an agent carries at most {} labels",
+            loadgrade_common::protocol::MAX_LABELS
+        )));
+    }
+    for (key, value) in &hello.labels {
+        // The refusal says what is wrong, not the (possibly huge or unprintable) label itself.
+        loadgrade_common::protocol::check_label(key, value).map_err(|_| {
+            ServiceError::BadName(
+                "a label's key and value must each be 1 to 63 lower-case letters, digits, '-', '_' or '.'".to_owned(),
+            )
+        })?;
+    }
     Ok(hello)
 }
 

@@ -214,7 +214,7 @@ impl RunService for Runs {
             .coordinator
             .check_plan(&file, &r.plan_toml)
             .await
-            .map_err(|e| ServiceError::Start(e.into()))?;
+            .map_err(ServiceError::Start)?;
         Ok(Response::new(v1::CheckPlanResponse {
             rows: rows.into_iter().map(v1::CheckRow::from).collect(),
         }))

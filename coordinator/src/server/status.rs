@@ -47,7 +47,9 @@ impl From<ServiceError> for Status {
             ServiceError::Start(StartError::Store(_)) | ServiceError::Store(_) => Code::Internal,
             ServiceError::UnknownRun(_) | ServiceError::NoReport(_) => Code::NotFound,
             ServiceError::Start(StartError::KeyReused { .. }) => Code::AlreadyExists,
-            ServiceError::Start(StartError::QueueFull(_)) => Code::ResourceExhausted,
+            ServiceError::Start(StartError::QueueFull(_) | StartError::ChecksBusy) => {
+                Code::ResourceExhausted
+            }
             ServiceError::Start(StartError::Draining) => Code::Unavailable,
             ServiceError::Protocol { .. } => Code::FailedPrecondition,
             ServiceError::Closed => Code::Unavailable,

@@ -54,7 +54,14 @@ pub async fn run(
     let key_prefix = format!("loadgrade:{}:", ctx.id);
     let mut view = ServerView::default();
     let mut server = None;
-    if let CacheTarget::Redis(redis) = &spec.target {
+    if let CacheTarget::Redis(_) = &spec.target
+        && !ctx.agents_accepted(&scenario.name)
+    {
+        let why = "not measured: the run's agents did not accept this Redis in preflight (their allowlist, caps or \
+                   credentials), and the coordinator does not touch a server its agents may not reach";
+        view.note(&SERVER_FIGURES, why);
+        view.note(&["keys_deleted"], why);
+    } else if let CacheTarget::Redis(redis) = &spec.target {
         match Server::connect(redis).await {
             Ok(mut s) => {
                 if redis.flush
