@@ -204,7 +204,10 @@ async fn an_agent_lost_mid_run_degrades_the_verdict() {
     // Kill the victim about 2 s into the load (after the run's preflight, once the target sees requests).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while testbed.requests() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the load did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load did not start"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
