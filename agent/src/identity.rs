@@ -32,11 +32,15 @@ pub enum TlsFileError {
 
 /// Reads a PEM file (`what` names it in errors): the one reader of TLS files, the coordinator's included.
 pub fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsFileError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-    })?;
+    // A regular file of at most 1 MiB: a FIFO or /dev/zero given by mistake neither blocks nor fills memory.
+    let bytes =
+        loadgrade_common::config_file::read_regular_file(path, 1 << 20).map_err(|source| {
+            TlsFileError::Read {
+                what,
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(TlsFileError::NotPem {
             what,

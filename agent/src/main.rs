@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "loadgrade-agent", version)]
 struct Args {
     /// Coordinator URL, e.g. https://10.0.0.5:7700 (with --tls-*), or http://127.0.0.1:7700 on one machine.
-    #[arg(long, env = "LOADGRADE_COORDINATOR")]
+    #[arg(long, env = "LOADGRADE_COORDINATOR", hide_env_values = true)]
     coordinator: String,
     /// This agent's certificate (PEM), made for its --name (see `loadgrade certs`); with --tls-key and --tls-ca.
     #[arg(long, env = "LOADGRADE_TLS_CERT", value_name = "PEM", requires_all = ["tls_key", "tls_ca"])]

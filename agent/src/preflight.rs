@@ -58,6 +58,31 @@ pub async fn check(items: Vec<Assignment>, config: &AgentConfig) -> Vec<CheckRow
     rows
 }
 
+/// Probes of targets this agent sends at most per second when its `--max-rate` is not lower: checks and runs'
+/// preflights, however many are asked, do not add up to load.
+const MAX_PROBES_PER_SECOND: u64 = 20;
+
+/// Waits for this agent's next probe slot (one clock for the whole process).
+async fn pace(config: &AgentConfig) {
+    static NEXT: std::sync::Mutex<Option<tokio::time::Instant>> = std::sync::Mutex::new(None);
+    let per_second = config
+        .caps
+        .max_rate
+        .unwrap_or(MAX_PROBES_PER_SECOND)
+        .clamp(1, MAX_PROBES_PER_SECOND);
+    let gap = std::time::Duration::from_secs_f64(1.0 / per_second as f64);
+    let at = {
+        let mut next = NEXT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        let at = next.map_or(now, |n| n.max(now));
+        *next = Some(at + gap);
+        at
+    };
+    tokio::time::sleep_until(at).await;
+}
+
 async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     // The probe says what it is, so a target can tell it from load (the testbed does not count it).
@@ -86,6 +111,8 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
         &work,
         Work::Cache(c) if matches!(c.target, CacheShardTarget::Redis { .. })
     );
+    // Preparing a Redis shard already sends its PING: the slot is taken before it.
+    pace(config).await;
     match prepare(work, config).await {
         Err(refusal) => rows.push(refused(&refusal)),
         Ok(prepared) => {

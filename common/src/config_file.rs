@@ -15,29 +15,31 @@ pub struct Setting {
     pub values: Vec<String>,
 }
 
-/// Reads `path`: every top-level key with its values as text. Nested tables are refused.
-pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
+/// Reads a file an operator names (config, tokens, certificates): a regular file only (checked before it is
+/// opened, so a FIFO does not block and /dev/zero is not read), at most `max` bytes.
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("config file {shown}: {e}"))?;
-    // A regular file only: /dev/zero, a FIFO or a terminal would never end.
-    let is_file = file
-        .metadata()
-        .map_err(|e| format!("config file {shown}: {e}"))?
-        .is_file();
-    if !is_file {
-        return Err(format!("config file {shown} is not a regular file"));
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(refuse("not a regular file".to_owned()));
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(refuse("not a regular file".to_owned()));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("config file {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "config file {shown} is larger than {} KiB",
-            MAX_CONFIG_BYTES >> 10
-        ));
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(format!("larger than {} KiB", max >> 10)));
     }
+    Ok(bytes)
+}
+
+/// Reads `path`: every top-level key with its values as text. Nested tables are refused.
+pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
+    let shown = path.display();
+    let bytes = read_regular_file(path, MAX_CONFIG_BYTES)
+        .map_err(|e| format!("config file {shown}: {e}"))?;
     let text =
         String::from_utf8(bytes).map_err(|_| format!("config file {shown} is not UTF-8 text"))?;
     parse(&text).map_err(|e| format!("config file {shown}: {e}"))
@@ -136,6 +138,13 @@ mod tests {
         assert!(e.contains("not a regular file"), "{e}");
         let dir = std::env::temp_dir().join(format!("loadgrade-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        // A FIFO would block the open: refused before it.
+        let fifo = dir.join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = read(&fifo).expect_err("a FIFO is not a regular file");
+            assert!(e.contains("not a regular file"), "{e}");
+        }
         let big = dir.join("big.toml");
         std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 1) as usize]).expect("write");
         assert!(read(&big).expect_err("too large").contains("larger than"));

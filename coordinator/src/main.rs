@@ -21,7 +21,10 @@ fn main() {
     {
         Ok(runtime) => runtime.block_on(cli::execute(cli)),
         Err(e) => {
-            eprintln!("loadgrade: error: cannot start the runtime: {e}");
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("loadgrade: error: cannot start the runtime: {e}\n"),
+            );
             cli::EXIT_RUNTIME
         }
     };
@@ -46,7 +49,10 @@ fn parse() -> cli::Cli {
         match applied {
             Ok(serve) => command = command.mut_subcommand("serve", |_| serve),
             Err(e) => {
-                eprintln!("loadgrade serve: {e}");
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("loadgrade serve: {e}\n"),
+                );
                 std::process::exit(cli::EXIT_USAGE);
             }
         }

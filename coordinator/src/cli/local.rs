@@ -36,9 +36,10 @@ pub(super) async fn run(
 
 pub(super) async fn demo(out: Option<PathBuf>, database: &str) -> Result<i32, Failure> {
     let testbed = TestbedProcess::start().await?;
-    eprintln!(
+    note!(
         "loadgrade demo: testbed on http://{} (process {}), 2 agents in this process",
-        testbed.addr, testbed.pid
+        testbed.addr,
+        testbed.pid
     );
     let plan = demo::plan_for(testbed.addr, testbed.pid);
     let code = run_embedded("examples/demo.toml", &plan, 2, out, database).await;
@@ -111,7 +112,7 @@ async fn recover(coordinator: &Coordinator) -> Result<(), Failure> {
         .await
         .context("ending the runs a stopped coordinator left in progress")?;
     for run in ended {
-        eprintln!(
+        note!(
             "loadgrade: run {run} was in progress when its coordinator stopped: ended INTERRUPTED, its report holds what was stored"
         );
     }
@@ -161,9 +162,10 @@ async fn run_embedded(
         Err(StartError::Plan(e)) => return Err(Failure::Usage(e.to_string())),
         Err(e) => return Err(Failure::Runtime(e.into())),
     };
-    eprintln!(
+    note!(
         "run {} started with {agents} agent(s) on {}",
-        started.id, embedded.addr
+        started.id,
+        embedded.addr
     );
     let progress = std::sync::Arc::new(super::progress::Progress::new());
     if let Some(control) = embedded.coordinator.run_control(&started.id) {
@@ -179,7 +181,7 @@ async fn run_embedded(
         let cancel = control.cancel;
         tokio::spawn(async move {
             if terminated().await.is_ok() {
-                eprintln!("loadgrade: interrupted: stopping the load and writing the report");
+                note!("loadgrade: interrupted: stopping the load and writing the report");
                 cancel.cancel();
             }
         });
@@ -255,7 +257,7 @@ pub(super) async fn serve(
         .await
         .is_err()
     {
-        eprintln!("loadgrade serve: connections still open 10 s after shutdown; exiting anyway");
+        note!("loadgrade serve: connections still open 10 s after shutdown; exiting anyway");
     }
     Ok(0)
 }

@@ -119,7 +119,12 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Submit at most once: a retry with the same key (after a lost connection, a CI retry) follows the run
         /// the first submission started instead of starting another. Up to 128 printable characters.
-        #[arg(long, env = "LOADGRADE_IDEMPOTENCY_KEY", conflicts_with = "attach")]
+        #[arg(
+            long,
+            env = "LOADGRADE_IDEMPOTENCY_KEY",
+            hide_env_values = true,
+            conflicts_with = "attach"
+        )]
         idempotency_key: Option<String>,
     },
     /// Check a plan without running it.
@@ -243,11 +248,11 @@ pub async fn execute(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(message)) => {
-            eprintln!("{message}");
+            note!("{message}");
             EXIT_USAGE
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("loadgrade: error: {e:#}");
+            note!("loadgrade: error: {e:#}");
             EXIT_RUNTIME
         }
         // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.

@@ -23,6 +23,15 @@ pub(super) fn closed_exit_code() -> i32 {
     DECIDED_EXIT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// `eprintln!` that never panics: a closed or full standard error (`2>&1 | head -1`) loses the line, never the exit
+/// code (the standard macro panics, which exits 101).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Writes one line to standard output; a closed pipe ends the command (exit 0) instead of panicking.
 pub(super) fn line(text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();

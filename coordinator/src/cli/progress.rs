@@ -45,7 +45,7 @@ impl Progress {
         match &self.live {
             Some(bar) if event.progress => bar.set_message(event.message.clone()),
             Some(bar) => bar.println(format!("  {}", event.message)),
-            None => eprintln!("  {}", event.message),
+            None => note!("  {}", event.message),
         }
     }
 

@@ -33,10 +33,10 @@ pub(super) async fn submit(
         Target::Plan(path, key) => start(&mut client, path, key).await?,
         Target::Attach(id) => id.to_owned(),
     };
-    eprintln!("run {run_id} on {coordinator}");
+    note!("run {run_id} on {coordinator}");
     let last = follow(&mut client, remote, &run_id).await?;
     if matches!(last.state, RunState::Interrupted) {
-        eprintln!(
+        note!(
             "run {run_id} was interrupted: its coordinator stopped mid-run; the report holds what was stored"
         );
     }
@@ -68,7 +68,7 @@ async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result
         Ok(r) => {
             let r = r.into_inner();
             if r.existing {
-                eprintln!(
+                note!(
                     "idempotency key {:?} started run {} before: following it (no new run)",
                     key.unwrap_or_default(),
                     r.run_id
@@ -136,7 +136,7 @@ async fn follow(
                 lost
             )));
         }
-        eprintln!("  lost the coordinator ({lost}); trying again");
+        note!("  lost the coordinator ({lost}); trying again");
         tokio::time::sleep(RECONNECT_EVERY).await;
         if let Ok(fresh) = remote.connect().await {
             *client = fresh;

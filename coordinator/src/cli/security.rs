@@ -22,6 +22,16 @@ const CLIENT_TOKEN_VAR: &str = "LOADGRADE_TOKEN";
 /// Largest response `submit` accepts (a report with many ramp steps and their histograms).
 const MAX_CLIENT_RESPONSE: usize = 64 << 20;
 
+/// The largest tokens, token or certificate file read.
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// A tokens or token file as text: a regular file, bounded.
+fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = loadgrade_common::config_file::read_regular_file(path, MAX_SECRET_FILE)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// `serve`'s security options.
 #[derive(Debug, clap::Args)]
 pub struct ServeSecurity {
@@ -56,7 +66,7 @@ impl ServeSecurity {
         };
         let mut tokens = match &self.tokens {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let text = read_text(path).map_err(|e| {
                     Failure::Usage(format!(
                         "loadgrade serve: cannot read tokens {}: {e}",
                         path.display()
@@ -106,7 +116,7 @@ impl ServeSecurity {
                         missing.join(" and no ")
                     )));
                 }
-                eprintln!(
+                note!(
                     "loadgrade serve: WARNING: --insecure: listening on {listen} without {}; anyone who reaches it \
                      can register agents, read results and start load",
                     missing.join(" and without ")
@@ -178,7 +188,7 @@ pub type RunClient = RunServiceClient<InterceptedService<Channel, BearerToken>>;
 impl Remote {
     fn token(&self) -> Result<BearerToken, Failure> {
         let token = match &self.token_file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            Some(path) => Some(read_text(path).map_err(|e| {
                 Failure::Usage(format!("cannot read token file {}: {e}", path.display()))
             })?),
             None => std::env::var(CLIENT_TOKEN_VAR).ok(),
@@ -204,7 +214,8 @@ impl Remote {
         if self.coordinator.starts_with("https://") {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(path) = &self.tls_ca {
-                let pem = std::fs::read(path).map_err(|e| {
+                let pem = loadgrade_common::config_file::read_regular_file(path, MAX_SECRET_FILE)
+                    .map_err(|e| {
                     Failure::Usage(format!("cannot read --tls-ca {}: {e}", path.display()))
                 })?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));

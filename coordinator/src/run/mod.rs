@@ -79,7 +79,11 @@ pub async fn execute(
             RunState::Running,
             "preflight: checking agents and targets (no load)",
         );
-        let rows = preflight::check(&deps.registry, &deps.store, &plan, &ctx.agents, 0, &id).await;
+        // A cancel (or the coordinator stopping) does not wait for agents' probes.
+        let rows = tokio::select! {
+            rows = preflight::check(&deps.registry, &deps.store, &plan, &ctx.agents, 0, &id) => rows,
+            () = ctx.cancel.cancelled() => Vec::new(),
+        };
         let enforce = plan.preflight == PreflightMode::Enforce;
         let failed: Vec<&CheckRow> = rows
             .iter()

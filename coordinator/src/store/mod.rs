@@ -62,7 +62,9 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            return Err(StoreError::UnsupportedUrl(
+                loadgrade_common::plan::pagination::redacted_database_url(url),
+            ));
         };
         let connect_url = match backend {
             // Create the file when missing (readable by its owner only: it holds plans and results, and sqlite
@@ -77,7 +79,8 @@ impl Store {
             .await
             .map_err(|e| match e {
                 StoreError::Query(source) => StoreError::Open {
-                    url: url.to_owned(),
+                    // Never the password: errors reach logs and terminals.
+                    url: loadgrade_common::plan::pagination::redacted_database_url(url),
                     source,
                 },
                 other => other,

@@ -54,13 +54,28 @@ pub async fn run(
     let key_prefix = format!("loadgrade:{}:", ctx.id);
     let mut view = ServerView::default();
     let mut server = None;
-    if let CacheTarget::Redis(_) = &spec.target
+    if let CacheTarget::Redis(redis) = &spec.target
         && !ctx.agents_accepted(&scenario.name)
     {
         let why = "not measured: the run's agents did not accept this Redis in preflight (their allowlist, caps or \
                    credentials), and the coordinator does not touch a server its agents may not reach";
         view.note(&SERVER_FIGURES, why);
         view.note(&["keys_deleted"], why);
+        // What the plan relies on did not happen: say so (an agent that did accept may still write keys, which then
+        // expire after the plan's ttl instead of being deleted).
+        let skipped = if redis.flush {
+            "the plan asks to flush the database first, and it was not flushed"
+        } else {
+            "the keys this run writes are not deleted after it (they expire after the plan's ttl)"
+        };
+        ctx.find(
+            FindingKind::CacheServer,
+            format!(
+                "scenario {:?}: {skipped}: the coordinator touches a Redis only when every agent of the run accepted \
+                 it in preflight",
+                scenario.name
+            ),
+        );
     } else if let CacheTarget::Redis(redis) = &spec.target {
         match Server::connect(redis).await {
             Ok(mut s) => {
