@@ -24,8 +24,9 @@ use tokio::time::{Instant, sleep_until};
 const START_DELAY: Duration = Duration::from_millis(1000);
 /// Extra time after a part's planned end before agents are told to stop.
 const FINISH_GRACE: Duration = Duration::from_secs(10);
-/// Most inputs taken off a run's queue at once (their intervals stored in one transaction).
-const MAX_BATCH: usize = 512;
+/// Most inputs taken off a run's queue at once (their intervals stored in one transaction). Each admitted interval
+/// holds its decoded histograms until the batch is merged, so a batch is kept small.
+const MAX_BATCH: usize = 64;
 /// Time agents get to wind down after a stop, beyond the request timeout (requests in flight are waited for),
 /// before they count as lost.
 const STOP_GRACE: Duration = Duration::from_secs(5);
