@@ -63,6 +63,15 @@ impl Runs {
     }
 }
 
+/// The name a plan's errors are located in: the caller's, or `plan.toml`.
+fn plan_file_name(given: String) -> String {
+    if given.is_empty() {
+        "plan.toml".to_owned()
+    } else {
+        given
+    }
+}
+
 #[tonic::async_trait]
 impl RunService for Runs {
     async fn start_run(
@@ -71,11 +80,7 @@ impl RunService for Runs {
     ) -> Result<Response<v1::StartRunResponse>, Status> {
         self.tokens.authorize(&request, Role::Submit)?;
         let r = request.into_inner();
-        let file = if r.plan_file.is_empty() {
-            "plan.toml".to_owned()
-        } else {
-            r.plan_file
-        };
+        let file = plan_file_name(r.plan_file);
         let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str());
         let submitted = self
             .coordinator
@@ -205,11 +210,7 @@ impl RunService for Runs {
         // Probes reach the plan's targets from the agents: as much as starting a run may.
         self.tokens.authorize(&request, Role::Submit)?;
         let r = request.into_inner();
-        let file = if r.plan_file.is_empty() {
-            "plan.toml".to_owned()
-        } else {
-            r.plan_file
-        };
+        let file = plan_file_name(r.plan_file);
         let rows = self
             .coordinator
             .check_plan(&file, &r.plan_toml)
