@@ -21,6 +21,8 @@ pub enum Outcome {
     /// A reused keep-alive connection failed before any byte of the response. An idempotent request is sent
     /// again on a new connection (counted in `resent`); any other is recorded as Other.
     Stale,
+    /// The response's head (or trailers, or a chunk-size line) was over its bound; the connection is closed.
+    TooLarge,
 }
 
 /// What one interval accumulates.
@@ -165,6 +167,7 @@ impl Recorder {
                     }
                 }
                 Outcome::Other | Outcome::Stale => c.errors.other += 1,
+                Outcome::TooLarge => c.errors.response_too_large += 1,
             }
         });
     }

@@ -19,5 +19,6 @@ pub mod run;
 pub mod schema;
 pub mod shard;
 pub mod shares;
+pub mod text;
 pub mod threshold;
 pub mod units;

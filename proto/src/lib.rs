@@ -11,7 +11,9 @@ pub use convert::ConvertError;
 /// Protocol revision spoken by this build; sent in `Hello` and `Welcome`.
 /// Revision 2: heartbeats carry the agent's clock estimate and are acknowledged; shard outcomes, run states and
 /// verdicts are enums.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Revision 3: shards bound a response's head (`max_response_header_bytes`) and intervals count
+/// `errors_response_too_large`; an older agent would read neither.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The `loadgrade.v1` file descriptor set: what gRPC reflection serves (`loadgrade serve --reflection`).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/loadgrade.v1.bin");

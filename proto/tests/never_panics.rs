@@ -46,6 +46,7 @@ fn assignment() -> Vec<u8> {
             ca_file: None,
             timeout: Duration::from_secs(1),
             idempotent: true,
+            max_response_header_bytes: 4096,
         },
         model: LoadModel::Closed,
         arrivals: Arrivals::Even,

@@ -13,8 +13,12 @@ use tokio::net::TcpStream;
 
 /// Read buffer kept per connection. Responses larger than this are streamed through it.
 const BUFFER: usize = 16 * 1024;
-/// Most response headers parsed; a response with more is an error.
-const MAX_HEADERS: usize = 64;
+/// Most response header lines parsed; a response with more is `TooLarge`.
+pub const MAX_HEADERS: usize = 256;
+/// Longest chunk-size line (size and extensions); a longer one is `TooLarge`.
+pub const MAX_CHUNK_LINE: usize = 4 << 10;
+/// The head bound when none is given ([`H1Conn::with_head_limit`]).
+pub const DEFAULT_MAX_HEAD: usize = 64 << 10;
 
 /// How a failed connect is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,9 @@ pub struct H1Conn<S> {
     pub watched: bool,
     /// When set, the last response's body is kept here (at most [`MAX_CAPTURE`] bytes) instead of discarded.
     pub capture: Option<Vec<u8>>,
+    /// Most bytes of a response's head (interim responses included) and of a chunked body's trailers: a target
+    /// that sends more (an endless header) gets `TooLarge`, not the agent's memory.
+    max_head: usize,
 }
 
 /// Most body bytes kept when a response is captured (a cache value).
@@ -86,7 +93,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             watch: None,
             watched: false,
             capture: None,
+            max_head: DEFAULT_MAX_HEAD,
         }
+    }
+
+    /// Bounds response heads (and trailers) to `max_head` bytes.
+    pub fn with_head_limit(mut self, max_head: usize) -> Self {
+        self.max_head = max_head;
+        self
     }
 
     /// Whether another request may be sent (false after `Connection: close` or a body read to EOF).
@@ -122,17 +136,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
         }
         // Kept aside while the head is read (reading borrows the connection), put back on every path.
         let watch = self.watch.take();
+        // Head bytes of interim responses already parsed and let go: they count against the bound too.
+        let mut interim = 0usize;
         let head = loop {
             match parse_head(&self.buf, head_request, watch.as_deref()) {
                 Err(e) => break Err(e),
+                Ok(Some((_, _, head_len, _, _))) if interim + head_len > self.max_head => {
+                    break Err(Outcome::TooLarge);
+                }
                 Ok(Some((status, framing, head_len, close, watched))) => {
                     self.watched = watched;
                     if (100..200).contains(&status) && status != 101 {
                         // Interim response (100 Continue, 103 Early Hints): the real one follows.
                         self.buf.drain(..head_len);
+                        interim += head_len;
                         continue;
                     }
                     break Ok((status, framing, head_len, close));
+                }
+                // Still no end of the head past the bound: nothing more is read.
+                Ok(None) if interim + self.buf.len() > self.max_head => {
+                    break Err(Outcome::TooLarge);
                 }
                 Ok(None) => match self.read_more().await {
                     Ok(n) => received += n,
@@ -242,7 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
             match httparse::parse_chunk_size(&self.buf[pos..]) {
                 Ok(httparse::Status::Complete((consumed, 0))) => {
                     pos += consumed;
-                    // Trailer section: ends at the first empty line.
+                    // Trailer section: ends at the first empty line, within the head bound.
                     loop {
                         let rest = &self.buf[pos..];
                         if rest.starts_with(b"\r\n") {
@@ -251,12 +275,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> H1Conn<S> {
                         if rest.windows(4).any(|w| w == b"\r\n\r\n") {
                             return Ok(received);
                         }
+                        if rest.len() > self.max_head {
+                            return Err(Outcome::TooLarge);
+                        }
                         received += self.read_more_kept().await?;
                     }
                 }
                 Ok(httparse::Status::Complete((consumed, size))) => {
                     pos += consumed;
                     skip = size.checked_add(2).ok_or(Outcome::Other)?;
+                }
+                // An endless chunk-size line (`1;eeee...`) is not buffered past its bound.
+                Ok(httparse::Status::Partial) if self.buf.len() - pos > MAX_CHUNK_LINE => {
+                    return Err(Outcome::TooLarge);
                 }
                 Ok(httparse::Status::Partial) => {
                     self.buf.drain(..pos);
@@ -291,6 +322,7 @@ fn parse_head(
     let head_len = match response.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Outcome::TooLarge),
         Err(_) => return Err(Outcome::Other),
     };
     let status = response.code.unwrap_or(0);

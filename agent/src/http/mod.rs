@@ -4,7 +4,7 @@
 
 mod closed;
 mod exchange;
-mod h1;
+pub(crate) mod h1;
 mod limits;
 mod open;
 mod precise;
@@ -71,6 +71,12 @@ pub enum Refusal {
     Endless,
     #[error("an open-model shard needs a connection cap and a backlog of at least 1")]
     NoOpenCapacity,
+    #[error("the shard asks for {asked} {what}; no plan may ask for more than {max}")]
+    OverPlanBound {
+        what: &'static str,
+        asked: u64,
+        max: u64,
+    },
     #[error("the shard asks for {asked} {what}; this agent allows at most {cap} (--max-{flag})")]
     OverCap {
         what: &'static str,
@@ -146,6 +152,7 @@ impl HttpShardSpec {
             &target.host,
             version,
             shard.request.ca_file.as_deref(),
+            shard.request.max_response_header_bytes,
         )?;
         let open_model = shard.model == LoadModel::Open;
         if shard.profile.profile.length.is_none() && shard.max_requests.is_none() {
@@ -211,6 +218,22 @@ impl HttpShardSpec {
 
 /// Refuses a shard beyond the agent's caps: its rate at its peak, its connections, its planned length.
 fn check_caps(shard: &HttpShard, connections: u64, caps: &Caps) -> Result<(), Refusal> {
+    use loadgrade_common::plan::http::{MAX_BACKLOG, MAX_CONNECTIONS, MAX_RATE};
+    // The plan's own bounds, again: a shard comes from the wire, whatever validated it.
+    for (what, asked, max) in [
+        (
+            "arrivals/s across agents",
+            shard.profile.profile.max_total(),
+            MAX_RATE,
+        ),
+        ("connections", connections, MAX_CONNECTIONS),
+        ("waiting arrivals", shard.max_backlog, MAX_BACKLOG),
+    ] {
+        let applies = shard.model == LoadModel::Open || what == "connections";
+        if applies && asked > max {
+            return Err(Refusal::OverPlanBound { what, asked, max });
+        }
+    }
     let over = |what, flag, asked: u64, cap: Option<u64>| match cap {
         Some(cap) if asked > cap => Err(Refusal::OverCap {
             what,

@@ -31,9 +31,10 @@ struct Arrival {
 type Idle = Arc<AtomicUsize>;
 
 pub async fn run(ctx: Arc<ThreadContext>) {
+    // Each waiting arrival is memory: never more than a plan may ask for in all (MAX_BACKLOG), whatever arrives.
     let capacity = usize::try_from(ctx.backlog)
         .unwrap_or(usize::MAX)
-        .clamp(1, 1 << 24);
+        .clamp(1, loadgrade_common::plan::http::MAX_BACKLOG as usize);
     let (backlog, arrivals) = mpsc::channel::<Arrival>(capacity);
     let arrivals = Arc::new(Mutex::new(arrivals));
     let idle: Idle = Arc::default();
@@ -108,6 +109,11 @@ async fn schedule(
                         () = timer.sleep_until(intended) => {}
                         () = ctx.limits.stop.cancelled() => return,
                     }
+                } else {
+                    // Behind schedule (more arrivals due than this thread can release): arrivals are released at
+                    // once, but the connections on this thread's runtime still get their turn, so requests go out
+                    // and the excess is dropped at the backlog instead of starving the senders.
+                    tokio::task::coop::consume_budget().await;
                 }
                 ctx.recorder.arrival();
                 let arrival = Arrival {

@@ -5,20 +5,15 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 use loadgrade_common::plan::HttpRequest;
+use loadgrade_common::plan::request::{MAX_HEADERS, header_problem};
+use loadgrade_common::plan::target_url::{TargetUrl, UrlError};
 use std::net::SocketAddr;
 
 /// Why a shard's request cannot be built or its host reached.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("invalid url {url:?}: {source}")]
-    Url {
-        url: String,
-        source: http::uri::InvalidUri,
-    },
-    #[error("unsupported url {0:?}: expected http:// or https://")]
-    Scheme(String),
-    #[error("invalid url {0:?}: no host")]
-    NoHost(String),
+    #[error(transparent)]
+    Url(#[from] UrlError),
     #[error("cannot resolve {host_port}: {source}")]
     Resolve {
         host_port: String,
@@ -28,12 +23,10 @@ pub enum TargetError {
     NoAddress(String),
     #[error("invalid method {0:?}")]
     Method(String),
-    #[error("invalid header name {0:?}")]
-    HeaderName(String),
-    #[error("invalid value for header {0:?}")]
-    HeaderValue(String),
-    #[error("the Host header comes from the url; remove it from headers")]
-    HostHeader,
+    #[error("{0}")]
+    Header(String),
+    #[error("the shard's request has {0} headers; at most {MAX_HEADERS} are sent")]
+    TooManyHeaders(usize),
 }
 
 #[derive(Debug)]
@@ -55,25 +48,18 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// Parses, resolves and builds the request.
+    /// Parses, resolves and builds the request. URL and headers are checked by the rules `validate` applies
+    /// ([`TargetUrl::parse`], [`header_problem`]): a shard is refused for exactly what a plan is.
     pub async fn resolve(spec: &HttpRequest) -> Result<Self, TargetError> {
         let (url, method, headers, body) = (&spec.url, &spec.method, &spec.headers, &spec.body);
-        let uri: Uri = url.parse().map_err(|source| TargetError::Url {
-            url: url.clone(),
-            source,
-        })?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err(TargetError::Scheme(url.clone())),
+        let parsed = TargetUrl::parse(url)?;
+        let (host, port) = parsed.host_port();
+        let host_port = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
         };
-        let host = uri.host().ok_or_else(|| TargetError::NoHost(url.clone()))?;
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let host_port = format!(
-            "{}:{port}",
-            host.trim_start_matches('[').trim_end_matches(']')
-        );
-        let resolved = tokio::net::lookup_host(host_port.clone()).await;
+        let resolved = tokio::net::lookup_host((host, port)).await;
         let addrs: Vec<SocketAddr> = match resolved {
             Ok(addrs) => addrs.collect(),
             Err(source) => return Err(TargetError::Resolve { host_port, source }),
@@ -81,32 +67,33 @@ impl HttpTarget {
         if addrs.is_empty() {
             return Err(TargetError::NoAddress(host_port));
         }
-        let authority = uri.authority().map_or(host, |a| a.as_str());
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| TargetError::Method(method.clone()))?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
-        let mut has_length = false;
+        if headers.len() > MAX_HEADERS {
+            return Err(TargetError::TooManyHeaders(headers.len()));
+        }
+        let mut request = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\n",
+            parsed.path_and_query, parsed.authority
+        )
+        .into_bytes();
         let mut header_map = HeaderMap::new();
         for (h_name, h_value) in headers {
-            let name = HeaderName::from_bytes(h_name.as_bytes())
-                .map_err(|_| TargetError::HeaderName(h_name.clone()))?;
-            let value = HeaderValue::from_str(h_value)
-                .map_err(|_| TargetError::HeaderValue(h_name.clone()))?;
-            if name == http::header::HOST {
-                return Err(TargetError::HostHeader);
+            if let Some(why) = header_problem(h_name, h_value, spec.http2) {
+                return Err(TargetError::Header(why));
             }
-            has_length |= name == http::header::CONTENT_LENGTH;
+            let name = HeaderName::from_bytes(h_name.as_bytes())
+                .map_err(|_| TargetError::Header(format!("invalid header name {h_name:?}")))?;
+            let value = HeaderValue::from_str(h_value)
+                .map_err(|_| TargetError::Header(format!("invalid value for header {h_name:?}")))?;
             header_map.append(name.clone(), value.clone());
             request.extend_from_slice(name.as_str().as_bytes());
             request.extend_from_slice(b": ");
             request.extend_from_slice(value.as_bytes());
             request.extend_from_slice(b"\r\n");
         }
-        if !has_length
-            && (!body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH))
-        {
+        // The framing is the engine's: a plan cannot set Content-Length or Transfer-Encoding (header_problem).
+        if !body.is_empty() || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
             request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
         }
         request.extend_from_slice(b"\r\n");
@@ -116,12 +103,9 @@ impl HttpTarget {
             addrs,
             request,
             head: method == Method::HEAD,
-            https,
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            uri: uri.clone(),
+            https: parsed.https,
+            host: parsed.host.clone(),
+            uri: parsed.uri.clone(),
             method,
             headers: header_map,
             body: Bytes::copy_from_slice(body),
@@ -160,6 +144,7 @@ mod tests {
             ca_file: None,
             timeout: std::time::Duration::from_secs(1),
             idempotent: true,
+            max_response_header_bytes: 1 << 16,
         }
     }
 

@@ -43,6 +43,8 @@ pub enum Version {
 pub struct Transport {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     version: Version,
+    /// Most bytes of a response head: HTTP/1.1 status line and headers, HTTP/2 header list.
+    max_head: u32,
 }
 
 impl std::fmt::Debug for Transport {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("tls", &self.tls.is_some())
             .field("version", &self.version)
+            .field("max_head", &self.max_head)
             .finish()
     }
 }
@@ -86,14 +89,20 @@ fn read_ca_file(path: &str) -> Option<Vec<CertificateDer<'static>>> {
 }
 
 impl Transport {
+    /// `max_head`: the most bytes a response head may take (the plan's `max_response_header_bytes`).
     pub fn new(
         https: bool,
         host: &str,
         version: Version,
         ca_file: Option<&str>,
+        max_head: u32,
     ) -> Result<Self, TlsError> {
         if !https {
-            return Ok(Transport { tls: None, version });
+            return Ok(Transport {
+                tls: None,
+                version,
+                max_head,
+            });
         }
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
@@ -128,28 +137,32 @@ impl Transport {
         Ok(Transport {
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
             version,
+            max_head,
         })
     }
 
     /// Opens a connection: TCP, then TLS and HTTP/2 handshakes where the target needs them.
     pub async fn connect(&self, addr: SocketAddr) -> Result<Conn, ConnectFailure> {
         let tcp = tcp_connect(addr).await?;
+        let max_head = usize::try_from(self.max_head).unwrap_or(usize::MAX);
         match (&self.tls, self.version) {
-            (None, Version::Http1) => Ok(Conn::Plain(H1Conn::new(tcp))),
-            (None, Version::Http2) => h2_handshake(tcp).await,
+            (None, Version::Http1) => Ok(Conn::Plain(H1Conn::new(tcp).with_head_limit(max_head))),
+            (None, Version::Http2) => h2_handshake(tcp, self.max_head).await,
             (Some((connector, name)), version) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| ConnectFailure::of(&e))?;
                 match version {
-                    Version::Http1 => Ok(Conn::Tls(Box::new(H1Conn::new(tls)))),
+                    Version::Http1 => Ok(Conn::Tls(Box::new(
+                        H1Conn::new(tls).with_head_limit(max_head),
+                    ))),
                     Version::Http2 => {
                         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                             // The server does not speak HTTP/2: a failed setup, not a silent downgrade.
                             return Err(ConnectFailure::Connect);
                         }
-                        h2_handshake(tls).await
+                        h2_handshake(tls, self.max_head).await
                     }
                 }
             }
@@ -157,11 +170,15 @@ impl Transport {
     }
 }
 
-async fn h2_handshake<S>(io: S) -> Result<Conn, ConnectFailure>
+/// An HTTP/2 connection whose peer may send header lists of at most `max_head` bytes (h2 refuses larger ones and
+/// fails the stream, so they never reach memory whole).
+async fn h2_handshake<S>(io: S, max_head: u32) -> Result<Conn, ConnectFailure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .max_header_list_size(max_head)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|_| ConnectFailure::Connect)?;
     tokio::spawn(async move {
@@ -169,6 +186,22 @@ where
         let _ = connection.await;
     });
     Ok(Conn::H2(sender))
+}
+
+/// How a failed HTTP/2 request is classified: a response head over `max_header_list_size` is refused by h2 itself
+/// (a reset of the stream by this side, REFUSED_STREAM), which is `TooLarge`; anything else is `Other`.
+fn h2_outcome(e: &hyper::Error) -> Outcome {
+    let h2 = std::error::Error::source(e).and_then(|s| s.downcast_ref::<h2::Error>());
+    match h2 {
+        Some(h2)
+            if h2.is_reset()
+                && !h2.is_remote()
+                && h2.reason() == Some(h2::Reason::REFUSED_STREAM) =>
+        {
+            Outcome::TooLarge
+        }
+        _ => Outcome::Other,
+    }
 }
 
 /// What [`Conn::exchange_bytes`] got.
@@ -200,7 +233,7 @@ impl Conn {
                 let response = sender
                     .send_request(target.h2_request())
                     .await
-                    .map_err(|_| Outcome::Other)?;
+                    .map_err(|e| h2_outcome(&e))?;
                 let status = response.status().as_u16();
                 let mut body = response.into_body();
                 let mut bytes = 0u64;
@@ -302,7 +335,7 @@ mod tests {
         .iter()
         .map(|p| {
             let path = p.display().to_string();
-            let e = Transport::new(true, "localhost", Version::Http1, Some(&path))
+            let e = Transport::new(true, "localhost", Version::Http1, Some(&path), 1 << 16)
                 .expect_err("refused");
             e.to_string().replace(&path, "PATH")
         })

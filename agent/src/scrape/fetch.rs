@@ -96,7 +96,12 @@ impl Fetcher {
                 .await
                 .map_err(FetchError::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            // A response head is bounded like a load request's (64 KiB, 256 lines): an endless header line from
+            // the target fails the scrape instead of filling the agent's memory.
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .max_buf_size(crate::http::h1::DEFAULT_MAX_HEAD)
+                .max_headers(crate::http::h1::MAX_HEADERS)
+                .handshake(TokioIo::new(stream))
                 .await
                 .map_err(http)?;
             tokio::spawn(async move {

@@ -104,19 +104,13 @@ pub async fn prepare(
             flag: "rate",
         });
     }
-    let rest = spec.target.strip_prefix("http://").ok_or(Refusal::Url)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
-            Ok(port) => (h, port),
-            Err(_) if h.starts_with('[') && !authority.ends_with(']') => {
-                return Err(Refusal::Url);
-            }
-            Err(_) => (authority, 80),
-        },
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // The plan's parser, so a shard is refused for exactly what a plan is (port 99999 is an error, not port 80).
+    let url = loadgrade_common::plan::target_url::TargetUrl::parse(&spec.target)
+        .map_err(|_| Refusal::Url)?;
+    if url.https {
+        return Err(Refusal::Url);
+    }
+    let (host, port) = url.host_port();
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| Refusal::Host {

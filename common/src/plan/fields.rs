@@ -25,6 +25,14 @@ pub(crate) fn duration_text(
     span: Range<usize>,
 ) -> Option<Duration> {
     match parse_duration(text) {
+        // Durations travel to agents in whole milliseconds: a shorter one would arrive as 0 (no length at all).
+        Ok(d) if !d.is_zero() && d < Duration::from_millis(1) => {
+            issues.at(
+                span,
+                format!("{text:?} is shorter than 1ms, the finest step a plan's durations have"),
+            );
+            None
+        }
         Ok(d) if d <= MAX_RUN => Some(d),
         Ok(_) => {
             issues.at(span, too_long(&format!("{text:?}")));
@@ -74,6 +82,25 @@ pub(crate) fn positive(
     }
 }
 
+/// A whole number of at least 1 and at most `max`.
+pub(crate) fn positive_at_most(
+    issues: &mut Issues<'_>,
+    field: Option<&Spanned<i64>>,
+    what: &str,
+    max: u64,
+) -> Option<u64> {
+    let value = positive(issues, field, what)?;
+    if value > max {
+        let span = field.map_or(0..0, Spanned::span);
+        issues.at(
+            span,
+            format!("{what} {value} is more than a scenario may ask for ({max})"),
+        );
+        return None;
+    }
+    Some(value)
+}
+
 /// A whole number of at least 1 given as any TOML value (a string or float is the same error).
 pub(crate) fn whole(
     issues: &mut Issues<'_>,
@@ -93,27 +120,11 @@ pub(crate) fn whole(
     }
 }
 
-/// An http:// or https:// URL with a host.
+/// An http:// or https:// URL that agents accept ([`super::target_url::TargetUrl::parse`]).
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    // Errors show the url without its query: it may carry a key.
-    let shown = url.split(['?', '#']).next().unwrap_or_default();
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("invalid url {shown:?}: expected http(s)://HOST[:PORT]/PATH"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        // Not echoed: the text before '@' may be a password.
-        return Err(
-            "credentials in a url (user:password@) are not supported: send them in a header such as authorization, \
-             whose value is kept secret"
-                .to_owned(),
-        );
-    }
-    if authority.is_empty() {
-        return Err(format!("invalid url {shown:?}: no host"));
-    }
-    Ok(())
+    super::target_url::TargetUrl::parse(url)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// The span of an optional field, or `fallback`.

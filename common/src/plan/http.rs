@@ -14,6 +14,13 @@ const DEFAULT_CLOSED_CONNECTIONS: u64 = 10;
 const DEFAULT_OPEN_CONNECTIONS: u64 = 100;
 /// Seconds of arrivals the open-model backlog holds by default.
 const DEFAULT_BACKLOG_SECONDS: u64 = 5;
+/// Most arrivals per second a scenario may ask for, across agents: 10 million (about 100 agents at their best; a
+/// larger figure is a typo, and an agent given it would only drop arrivals).
+pub const MAX_RATE: u64 = 10_000_000;
+/// Most connections a scenario may hold across agents.
+pub const MAX_CONNECTIONS: u64 = 10_000_000;
+/// Most arrivals an open-model scenario may keep waiting for a connection, across agents (each waits in memory).
+pub const MAX_BACKLOG: u64 = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawHttp {
@@ -185,7 +192,7 @@ pub(crate) fn validate_load(
             }
         },
     };
-    let rate = fields::positive(issues, raw.rate.as_ref(), "rate");
+    let rate = fields::positive_at_most(issues, raw.rate.as_ref(), "rate", MAX_RATE);
     if model == LoadModel::Open && raw.rate.is_none() && raw.stages.is_none() {
         issues.at(
             fields::span_or(raw.model.as_ref(), &(0..0)),
@@ -209,12 +216,17 @@ pub(crate) fn validate_load(
         }
     }
     let stages = raw.stages.as_deref().map(|st| stages(st, model, issues));
-    let connections =
-        fields::positive(issues, raw.connections.as_ref(), "connections").unwrap_or(match model {
-            LoadModel::Closed if stages.is_some() => 1,
-            LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
-            LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
-        });
+    let connections = fields::positive_at_most(
+        issues,
+        raw.connections.as_ref(),
+        "connections",
+        MAX_CONNECTIONS,
+    )
+    .unwrap_or(match model {
+        LoadModel::Closed if stages.is_some() => 1,
+        LoadModel::Closed => DEFAULT_CLOSED_CONNECTIONS,
+        LoadModel::Open => DEFAULT_OPEN_CONNECTIONS,
+    });
     let mut duration = fields::duration(issues, raw.duration.as_ref());
     if let (Some(d), Some(_)) = (&raw.duration, &raw.stages) {
         issues.at(
@@ -269,8 +281,13 @@ pub(crate) fn validate_load(
         LoadModel::Open => stages.iter().map(|s| s.target).fold(rate_value, u64::max),
         LoadModel::Closed => 0,
     };
-    let max_backlog = fields::positive(issues, raw.max_backlog.as_ref(), "max_backlog")
-        .unwrap_or_else(|| peak_rate.saturating_mul(DEFAULT_BACKLOG_SECONDS).max(1));
+    let max_backlog =
+        fields::positive_at_most(issues, raw.max_backlog.as_ref(), "max_backlog", MAX_BACKLOG)
+            .unwrap_or_else(|| {
+                peak_rate
+                    .saturating_mul(DEFAULT_BACKLOG_SECONDS)
+                    .clamp(1, MAX_BACKLOG)
+            });
     Some(HttpSpec {
         request: request?,
         model,
@@ -296,6 +313,10 @@ fn stages(raw: &[Spanned<RawStage>], model: LoadModel, issues: &mut Issues<'_>) 
     let mut out = Vec::new();
     for spanned in raw {
         let stage = spanned.get_ref();
+        let max_target = match model {
+            LoadModel::Open => MAX_RATE,
+            LoadModel::Closed => MAX_CONNECTIONS,
+        };
         let (wanted, other, target) = match model {
             LoadModel::Open => ("rate", stage.connections.as_ref(), stage.rate.as_ref()),
             LoadModel::Closed => (
@@ -318,13 +339,22 @@ fn stages(raw: &[Spanned<RawStage>], model: LoadModel, issues: &mut Issues<'_>) 
                 issues.at(spanned.span(), format!("stage without `{wanted}`"));
                 None
             }
-            Some(t) => match u64::try_from(*t.get_ref()) {
-                Ok(v) if model == LoadModel::Open || v >= 1 => Some(v),
-                _ => {
-                    issues.at(t.span(), format!("invalid stage {wanted} {}", t.get_ref()));
-                    None
+            Some(t) => {
+                match u64::try_from(*t.get_ref()) {
+                    Ok(v) if v > max_target => {
+                        issues.at(
+                        t.span(),
+                        format!("stage {wanted} {v} is more than a scenario may ask for ({max_target})"),
+                    );
+                        None
+                    }
+                    Ok(v) if model == LoadModel::Open || v >= 1 => Some(v),
+                    _ => {
+                        issues.at(t.span(), format!("invalid stage {wanted} {}", t.get_ref()));
+                        None
+                    }
                 }
-            },
+            }
         };
         let duration = match &stage.duration {
             None => {

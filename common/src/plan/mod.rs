@@ -14,6 +14,7 @@ mod raw;
 pub mod redact;
 pub mod request;
 pub mod scrape;
+pub mod target_url;
 mod validate;
 
 pub use crate::kind::ScenarioKind;
@@ -154,5 +155,7 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

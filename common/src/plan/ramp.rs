@@ -165,6 +165,16 @@ pub(crate) fn validate(input: &ScenarioInput<'_, '_>, issues: &mut Issues<'_>) -
             );
             None
         }
+        (Some(_), Some(b)) if b > super::http::MAX_CONNECTIONS => {
+            issues.at(
+                raw.stop.as_ref().map_or(0..0, Spanned::span),
+                format!(
+                    "stop ({b}) is more connections than a scenario may hold ({})",
+                    super::http::MAX_CONNECTIONS
+                ),
+            );
+            None
+        }
         (Some(a), Some(b)) => {
             let step = step.unwrap_or(if b > a { b - a } else { 1 });
             if (b - a) / step + 1 > MAX_STEPS {

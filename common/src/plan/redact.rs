@@ -10,7 +10,7 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Parts of header and query parameter names that mark a credential. Redacting a harmless header costs nothing;
 /// missing a secret one leaks it.
-pub const CREDENTIAL_WORDS: [&str; 34] = [
+pub const CREDENTIAL_WORDS: [&str; 45] = [
     "auth",
     "token",
     "tok",
@@ -45,6 +45,19 @@ pub const CREDENTIAL_WORDS: [&str; 34] = [
     "ticket",
     "hash",
     "sas",
+    // Issue 20: `X-JFrog-Art-Api`, `Ocp-Apim-Subscription-Key`, `X-Amzn-Oidc-Data`, `X-Ms-Client-Principal`,
+    // `X-Vercel-Protection-Bypass`, `X-Honeycomb-Team`, `CF-Access-Client-Id` and their kind.
+    "api",
+    "client",
+    "oidc",
+    "saml",
+    "principal",
+    "bypass",
+    "nonce",
+    "honeycomb",
+    "subscription",
+    "credential",
+    "signature",
 ];
 
 /// Whether the header `name` carries a secret, given the scenario's own `secret_headers`.
@@ -192,6 +205,70 @@ headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" =
         let plan = crate::plan::Plan::parse("secrets.toml", &redacted)
             .expect("the redacted plan still validates");
         assert_eq!(plan.name, "secrets");
+    }
+
+    /// Regression (issue 20): `X-JFrog-Art-Api` was stored in clear. Credential header names used by real services
+    /// (their documentation's spelling), each of which must be found by name alone.
+    #[test]
+    fn real_world_credential_headers_are_secret() {
+        let names = [
+            "Authorization",
+            "Proxy-Authorization",
+            "Cookie",
+            "X-API-Key",
+            "Api-Key",
+            "apikey",
+            "X-Auth-Token",
+            "X-JFrog-Art-Api",
+            "X-Amz-Security-Token",
+            "X-Goog-Api-Key",
+            "Ocp-Apim-Subscription-Key",
+            "X-Vault-Token",
+            "X-Consul-Token",
+            "PRIVATE-TOKEN",
+            "X-Shopify-Access-Token",
+            "X-Hub-Signature-256",
+            "X-Slack-Signature",
+            "Stripe-Signature",
+            "X-Twilio-Signature",
+            "X-CSRF-Token",
+            "X-XSRF-TOKEN",
+            "X-Client-Secret",
+            "X-SSL-Client-Cert",
+            "DD-API-KEY",
+            "DD-APPLICATION-KEY",
+            "X-Honeycomb-Team",
+            "X-Sentry-Auth",
+            "X-Algolia-API-Key",
+            "X-Gitlab-Token",
+            "X-RapidAPI-Key",
+            "X-Hasura-Admin-Secret",
+            "X-Parse-Master-Key",
+            "CF-Access-Client-Id",
+            "CF-Access-Client-Secret",
+            "X-Goog-IAP-JWT-Assertion",
+            "X-Amzn-Oidc-Data",
+            "X-Ms-Client-Principal",
+            "X-Vercel-Protection-Bypass",
+            "X-ZUMO-AUTH",
+            "X-Functions-Key",
+            "Circle-Token",
+            "X-Figma-Token",
+            "X-Octopus-ApiKey",
+            "X-Nonce",
+            "X-Session-Id",
+            "X-Upload-Credential",
+        ];
+        let missed: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !is_secret_header(n, &[]))
+            .collect();
+        assert!(missed.is_empty(), "stored in clear: {missed:?}");
+        // Plain headers stay readable in the stored plan.
+        for plain in ["Accept", "Content-Type", "User-Agent", "X-Request-Id"] {
+            assert!(!is_secret_header(plain, &[]), "{plain}");
+        }
     }
 
     #[test]

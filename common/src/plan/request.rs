@@ -19,6 +19,7 @@ pub(crate) struct RawRequest {
     pub http: Field<String>,
     pub ca_file: Field<String>,
     pub idempotent: Field<bool>,
+    pub max_response_header_bytes: Field<String>,
     /// More header names whose values are secret (beside the credential headers found by name): kept out of the
     /// results store. Read by [`super::redact`].
     #[allow(dead_code)]
@@ -45,6 +46,9 @@ pub struct HttpRequest {
     /// byte is resent once (and counted). Default: by method (GET, HEAD, OPTIONS, PUT, DELETE, TRACE are
     /// idempotent); `idempotent = true` in the plan vouches for others.
     pub idempotent: bool,
+    /// Most bytes a response's status line and headers (and a chunked body's trailers) may take; a response over it
+    /// is a `response_too_large` error and its connection is closed. Default: 64 KiB; at most 1 MiB.
+    pub max_response_header_bytes: u32,
 }
 
 /// Reads and validates a scenario's request fields.
@@ -144,15 +148,49 @@ pub(crate) fn validate_with_url(
         .map(|h| h.get_ref().clone().into_iter().collect())
         .unwrap_or_default();
     if let Some(field) = &raw.headers {
-        for (name, value) in &headers {
-            if let Err(why) = check_header(name, value) {
-                issues.at(
-                    field.span(),
-                    format!("scenario {name:?}: {why}", name = input.name),
-                );
+        if headers.len() > MAX_HEADERS {
+            issues.at(
+                field.span(),
+                format!(
+                    "scenario {name:?}: {} headers; a request may carry at most {MAX_HEADERS}",
+                    headers.len(),
+                    name = input.name
+                ),
+            );
+        } else {
+            for (name, value) in &headers {
+                if let Some(why) = header_problem(name, value, http2) {
+                    issues.at(
+                        field.span(),
+                        format!("scenario {name:?}: {why}", name = input.name),
+                    );
+                }
             }
         }
     }
+    let max_response_header_bytes = match &raw.max_response_header_bytes {
+        None => DEFAULT_RESPONSE_HEADER_BYTES,
+        Some(f) => match crate::units::parse_size(f.get_ref()) {
+            Ok(n) if (MIN_RESPONSE_HEADER_BYTES..=MAX_RESPONSE_HEADER_BYTES).contains(&n) => {
+                u32::try_from(n).unwrap_or(DEFAULT_RESPONSE_HEADER_BYTES)
+            }
+            Ok(_) => {
+                issues.at(
+                    f.span(),
+                    format!(
+                        "max_response_header_bytes must be between {} KiB and {} KiB",
+                        MIN_RESPONSE_HEADER_BYTES >> 10,
+                        MAX_RESPONSE_HEADER_BYTES >> 10
+                    ),
+                );
+                DEFAULT_RESPONSE_HEADER_BYTES
+            }
+            Err(e) => {
+                issues.at(f.span(), e);
+                DEFAULT_RESPONSE_HEADER_BYTES
+            }
+        },
+    };
     let body = raw
         .body
         .as_ref()
@@ -171,27 +209,61 @@ pub(crate) fn validate_with_url(
         http2,
         ca_file,
         timeout,
+        max_response_header_bytes,
     })
 }
 
-/// Longest header value accepted.
-const MAX_HEADER_VALUE: usize = 8 << 10;
+/// Most headers a plan's request may carry.
+pub const MAX_HEADERS: usize = 100;
+/// Longest header (name, ": " and value) a plan's request may carry.
+pub const MAX_HEADER_BYTES: usize = 8 << 10;
+/// Response head bound when the plan sets none: 64 KiB (nginx's largest default header buffers hold 32 KiB).
+pub const DEFAULT_RESPONSE_HEADER_BYTES: u32 = 64 << 10;
+/// Smallest and largest `max_response_header_bytes` a plan may set.
+pub const MIN_RESPONSE_HEADER_BYTES: u64 = 1 << 10;
+pub const MAX_RESPONSE_HEADER_BYTES: u64 = 1 << 20;
 
-/// A header name is an RFC 9110 token; a value has no control characters but tab. The value is never echoed: it may
-/// be a secret.
-fn check_header(name: &str, value: &str) -> Result<(), String> {
-    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(tchar) {
-        return Err(format!(
+/// Headers the engine writes itself: the Host header comes from the URL, and the request's framing (its length and
+/// transfer coding, a protocol switch) is the engine's, so a plan cannot desynchronise it from the body it sends.
+const ENGINE_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "upgrade"];
+/// Connection-specific headers HTTP/2 forbids (RFC 9113, 8.2.2).
+const HTTP1_ONLY_HEADERS: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "te"];
+
+/// What is wrong with a request header, if anything: the same rules agents apply when they build the request
+/// (hyper's `HeaderName` and `HeaderValue`), so `validate` refuses what an agent would. The value is never echoed:
+/// it may be a secret.
+pub fn header_problem(name: &str, value: &str, http2: bool) -> Option<String> {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Some(format!(
             "header name {name:?} is not a valid HTTP field name"
         ));
     }
-    if value.len() > MAX_HEADER_VALUE || value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(format!(
-            "the value of header {name:?} has a control character or is longer than {MAX_HEADER_VALUE} bytes"
+    let lower = name.to_ascii_lowercase();
+    if ENGINE_HEADERS.contains(&lower.as_str()) {
+        return Some(format!(
+            "header {name:?} is written by the engine (the Host header from the url, the framing from the body): \
+             remove it"
         ));
     }
-    Ok(())
+    if http2 && HTTP1_ONLY_HEADERS.contains(&lower.as_str()) {
+        return Some(format!(
+            "header {name:?} is connection-specific and HTTP/2 forbids it: remove it"
+        ));
+    }
+    if name.len() + 2 + value.len() > MAX_HEADER_BYTES {
+        return Some(format!(
+            "header {name:?} is longer than {} KiB",
+            MAX_HEADER_BYTES >> 10
+        ));
+    }
+    if http::HeaderValue::from_str(value).is_err()
+        || value.chars().any(|c| c.is_control() && c != '\t')
+    {
+        return Some(format!(
+            "the value of header {name:?} has a control character, which a header cannot carry"
+        ));
+    }
+    None
 }
 
 /// Methods RFC 9110 (9.2.2) defines as idempotent.

@@ -74,12 +74,12 @@ fn validate_spec(
     })
 }
 
-/// Names are printed in reports, logs and terminals: one line of at most 200 characters.
-const NAME_RULE: &str =
-    "NAME must be one line of at most 200 characters, without control characters";
+/// Names are printed in reports, logs and terminals: one line of at most 200 characters that reads as it is.
+const NAME_RULE: &str = "NAME must be one line of at most 200 characters, without control characters, \
+                         bidirectional overrides (U+202E...) or line separators (U+2028, U+2029)";
 
 fn fit_name(name: &str) -> bool {
-    name.chars().count() <= 200 && !name.chars().any(char::is_control)
+    name.chars().count() <= 200 && !name.chars().any(crate::text::is_deceptive)
 }
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Plan, PlanError> {

@@ -164,6 +164,7 @@ pub(crate) mod tests {
                 status_4xx: 0,
                 status_5xx: 0,
                 other: 0,
+                response_too_large: 0,
             },
             hit_rate: Some(0.8163),
             server_hit_rate: Some(0.81),

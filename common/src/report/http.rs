@@ -161,6 +161,7 @@ pub(crate) mod tests {
                 status_4xx: 3,
                 status_5xx: 4,
                 other: 5,
+                response_too_large: 6,
             },
             dropped: 7,
             success_rate: Some(0.978),

@@ -323,11 +323,22 @@ pub struct ErrorCounts {
     pub status_4xx: u64,
     pub status_5xx: u64,
     pub other: u64,
+    /// Responses whose head (status line and headers, or a chunked body's trailers or chunk-size line) was over the
+    /// plan's `max_response_header_bytes` or 256 header lines: not read further, the connection closed. Absent in
+    /// reports made before it existed (read as 0).
+    #[serde(default)]
+    pub response_too_large: u64,
 }
 
 impl ErrorCounts {
-    pub const FIELDS: [&'static str; 5] =
-        ["connect", "timeout", "status_4xx", "status_5xx", "other"];
+    pub const FIELDS: [&'static str; 6] = [
+        "connect",
+        "timeout",
+        "status_4xx",
+        "status_5xx",
+        "other",
+        "response_too_large",
+    ];
 
     /// Adds every class of `other` (saturating).
     pub fn add(&mut self, other: &ErrorCounts) {
@@ -337,6 +348,7 @@ impl ErrorCounts {
             (&mut self.status_4xx, other.status_4xx),
             (&mut self.status_5xx, other.status_5xx),
             (&mut self.other, other.other),
+            (&mut self.response_too_large, other.response_too_large),
         ] {
             *mine = mine.saturating_add(theirs);
         }
@@ -348,6 +360,7 @@ impl ErrorCounts {
             .saturating_add(self.status_4xx)
             .saturating_add(self.status_5xx)
             .saturating_add(self.other)
+            .saturating_add(self.response_too_large)
     }
 
     /// One class by its name in [`Self::FIELDS`].
@@ -358,6 +371,7 @@ impl ErrorCounts {
             "status_4xx" => self.status_4xx,
             "status_5xx" => self.status_5xx,
             "other" => self.other,
+            "response_too_large" => self.response_too_large,
             _ => return None,
         })
     }

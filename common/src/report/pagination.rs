@@ -158,6 +158,7 @@ pub(crate) mod tests {
                 status_4xx: 0,
                 status_5xx: 0,
                 other: 0,
+                response_too_large: 0,
             },
             depths: vec![DepthMetrics {
                 page: 1000,

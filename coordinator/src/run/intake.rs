@@ -154,6 +154,7 @@ pub fn check(report: &IntervalReport) -> Result<Decoded, IntakeError> {
         ("errors_status_4xx", e.status_4xx),
         ("errors_status_5xx", e.status_5xx),
         ("errors_other", e.other),
+        ("errors_response_too_large", e.response_too_large),
         ("dropped", c.dropped),
         ("resent", c.resent),
         ("discarded_at_stop", c.discarded_at_stop),

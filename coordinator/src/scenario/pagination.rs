@@ -123,6 +123,8 @@ fn load(spec: &PaginationSpec, agents: usize) -> HttpSpec {
             ca_file: None,
             timeout: spec.query_timeout,
             idempotent: true,
+            max_response_header_bytes:
+                loadgrade_common::plan::request::DEFAULT_RESPONSE_HEADER_BYTES,
         },
         model: LoadModel::Closed,
         rate: 0,

@@ -120,6 +120,8 @@ fn load(spec: &ScrapeSpec, interval: Duration) -> HttpSpec {
             ca_file: None,
             timeout: spec.timeout_at(interval),
             idempotent: true,
+            max_response_header_bytes:
+                loadgrade_common::plan::request::DEFAULT_RESPONSE_HEADER_BYTES,
         },
         model: LoadModel::Closed,
         rate: 0,

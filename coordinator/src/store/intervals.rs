@@ -61,7 +61,8 @@ impl Store {
             "requests": c.requests, "ok": c.ok,
             "errors_connect": c.errors.connect, "errors_timeout": c.errors.timeout,
             "errors_status_4xx": c.errors.status_4xx, "errors_status_5xx": c.errors.status_5xx,
-            "errors_other": c.errors.other, "dropped": c.dropped,
+            "errors_other": c.errors.other, "errors_response_too_large": c.errors.response_too_large,
+            "dropped": c.dropped,
             "bytes_received": c.bytes_received, "resent": c.resent, "discarded_at_stop": c.discarded_at_stop,
         });
         if let Some(cache) = &report.cache {
@@ -232,6 +233,8 @@ fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
                 status_4xx: n("errors_status_4xx"),
                 status_5xx: n("errors_status_5xx"),
                 other: n("errors_other"),
+                // Absent in intervals stored before the class existed: none were counted then.
+                response_too_large: n("errors_response_too_large"),
             },
             dropped: n("dropped"),
             bytes_received: n("bytes_received"),

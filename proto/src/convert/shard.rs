@@ -3,6 +3,7 @@
 use super::{ConvertError, known};
 use crate::v1;
 use loadgrade_common::interval::{CacheFigures, Counters, Health, IntervalReport};
+use loadgrade_common::plan::request::{DEFAULT_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADER_BYTES};
 use loadgrade_common::plan::{Arrivals, HttpRequest, LoadModel, MAX_RUN};
 use loadgrade_common::profile::{Profile, Stage};
 use loadgrade_common::report::ErrorCounts;
@@ -121,6 +122,7 @@ impl From<HttpShard> for v1::HttpShard {
             http_version: if request.http2 { 2 } else { 1 },
             ca_file: request.ca_file.unwrap_or_default(),
             idempotent: request.idempotent,
+            max_response_header_bytes: request.max_response_header_bytes,
             arrivals: match arrivals {
                 Arrivals::Even => v1::Arrivals::Even,
                 Arrivals::Poisson => v1::Arrivals::Poisson,
@@ -204,6 +206,18 @@ impl TryFrom<v1::HttpShard> for HttpShard {
                     s.request_timeout_ms.max(1),
                 )?,
                 idempotent: s.idempotent,
+                max_response_header_bytes: match s.max_response_header_bytes {
+                    0 => DEFAULT_RESPONSE_HEADER_BYTES,
+                    n if u64::from(n) <= MAX_RESPONSE_HEADER_BYTES => n,
+                    n => {
+                        return Err(ConvertError::Invalid {
+                            field: "HttpShard.max_response_header_bytes",
+                            why: format!(
+                                "{n} bytes is more than a response head may be allowed ({MAX_RESPONSE_HEADER_BYTES})"
+                            ),
+                        });
+                    }
+                },
             },
             model,
             arrivals,
@@ -233,6 +247,7 @@ impl From<Counters> for v1::Counters {
             errors_status_4xx: e.status_4xx,
             errors_status_5xx: e.status_5xx,
             errors_other: e.other,
+            errors_response_too_large: e.response_too_large,
             dropped: c.dropped,
             bytes_received: c.bytes_received,
             resent: c.resent,
@@ -249,6 +264,7 @@ impl From<v1::Counters> for Counters {
             status_4xx: c.errors_status_4xx,
             status_5xx: c.errors_status_5xx,
             other: c.errors_other,
+            response_too_large: c.errors_response_too_large,
         };
         Counters {
             requests: c.requests,
@@ -373,6 +389,7 @@ mod tests {
                 ca_file: Some("/etc/loadgrade/ca.pem".into()),
                 timeout: Duration::from_millis(2500),
                 idempotent: false,
+                max_response_header_bytes: 32 << 10,
             },
             model: LoadModel::Open,
             arrivals: Arrivals::Poisson,

@@ -196,6 +196,10 @@ pub struct HttpShard {
     /// that fails before any response byte is sent again once, and counted in `resent`. Otherwise it is an error.
     #[prost(bool, tag = "16")]
     pub idempotent: bool,
+    /// Most bytes of a response's status line and headers (and of a chunked body's trailers); over it the response is a
+    /// response_too_large error and the connection is closed. 0: the default, 64 KiB. At most 1 MiB.
+    #[prost(uint32, tag = "18")]
+    pub max_response_header_bytes: u32,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -408,6 +412,9 @@ pub struct Counters {
     /// Open model: arrivals still queued when the shard was stopped, never sent (not a backlog overflow).
     #[prost(uint64, tag = "11")]
     pub discarded_at_stop: u64,
+    /// Responses whose head (or trailers, or a chunk-size line) was over the shard's bound: not read, connection closed.
+    #[prost(uint64, tag = "12")]
+    pub errors_response_too_large: u64,
 }
 /// Self-diagnosis of the generator for one interval.
 #[allow(clippy::all)]

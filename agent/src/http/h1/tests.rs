@@ -165,3 +165,130 @@ async fn a_chunk_size_near_u64_max_is_an_error_not_an_overflow() {
     let mut conn = H1Conn::connect(addr).await.expect("connect");
     assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::Other));
 }
+
+/// A hostile target: after the request head, writes `prefix` and then `filler` over and over until the client goes
+/// away (or 10 s pass). Returns the address and a counter of the bytes it managed to write.
+async fn endless(
+    prefix: &'static [u8],
+    filler: &'static [u8],
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        if socket.write_all(prefix).await.is_err() {
+            return;
+        }
+        while tokio::time::Instant::now() < give_up {
+            match socket.write_all(filler).await {
+                Ok(()) => counter.fetch_add(filler.len() as u64, Ordering::Relaxed),
+                Err(_) => return,
+            };
+        }
+    });
+    (addr, written)
+}
+
+/// Regression (issue 20): a response header without end (`X-A: ` then endless bytes) grew the read buffer without
+/// bound (685 MB for one connection in 2 s). Now the head stops at its bound, as `TooLarge`, and the buffer stays
+/// near it.
+#[tokio::test]
+async fn an_endless_header_stops_at_the_head_bound() {
+    let (addr, written) = endless(b"HTTP/1.1 200 OK\r\nX-A: ", &[b'a'; 8192]).await;
+    let mut conn = H1Conn::connect(addr)
+        .await
+        .expect("connect")
+        .with_head_limit(16 << 10);
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
+    assert!(
+        conn.buf.capacity() <= (16 << 10) + 2 * BUFFER,
+        "{}",
+        conn.buf.capacity()
+    );
+    drop(conn);
+    let sent = written.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent < 64 << 20,
+        "the target wrote {sent} bytes before the agent let go"
+    );
+}
+
+#[tokio::test]
+async fn more_header_lines_than_the_bound_are_too_large() {
+    static MANY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let many = MANY.get_or_init(|| {
+        let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            r.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        r
+    });
+    let addr = scripted(vec![many.as_slice()], 4096).await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
+    // One line fewer is a response like any other.
+    static FEWER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let fewer = FEWER.get_or_init(|| {
+        let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..MAX_HEADERS - 1 {
+            r.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        r
+    });
+    let addr = scripted(vec![fewer.as_slice()], 4096).await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(
+        conn.exchange(REQUEST, false).await,
+        Ok((200, fewer.len() as u64))
+    );
+}
+
+/// Regression (issue 20): an endless chunk-extension line (`1;eeee...`) was buffered whole (127 MB in 2 s).
+#[tokio::test]
+async fn an_endless_chunk_size_line_is_too_large() {
+    let (addr, _) = endless(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;",
+        &[b'e'; 1024],
+    )
+    .await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
+    assert!(
+        conn.buf.capacity() <= MAX_CHUNK_LINE + 2 * BUFFER,
+        "{}",
+        conn.buf.capacity()
+    );
+}
+
+#[tokio::test]
+async fn endless_trailers_are_too_large() {
+    let (addr, _) = endless(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ",
+        &[b't'; 4096],
+    )
+    .await;
+    let mut conn = H1Conn::connect(addr)
+        .await
+        .expect("connect")
+        .with_head_limit(8 << 10);
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
+}
+
+/// Interim responses count against the head bound: endless `100 Continue`s end as `TooLarge`, not at the timeout.
+#[tokio::test]
+async fn endless_interim_responses_are_too_large() {
+    let (addr, _) = endless(b"", b"HTTP/1.1 100 Continue\r\n\r\n").await;
+    let mut conn = H1Conn::connect(addr)
+        .await
+        .expect("connect")
+        .with_head_limit(4 << 10);
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
+}

@@ -32,8 +32,8 @@ pub(super) fn section(blocks: &mut Vec<Block>, m: &HttpMetrics) {
     ))]));
     let e = &m.errors_by_class;
     blocks.push(Block::Paragraph(vec![text(format!(
-        "Errors by class: connect {}, timeout {}, 4xx {}, 5xx {}, other {}",
-        e.connect, e.timeout, e.status_4xx, e.status_5xx, e.other
+        "Errors by class: connect {}, timeout {}, 4xx {}, 5xx {}, other {}, response too large {}",
+        e.connect, e.timeout, e.status_4xx, e.status_5xx, e.other, e.response_too_large
     ))]));
     let open = m.model == LoadModel::Open;
     let mut rows = vec![latency_row(
