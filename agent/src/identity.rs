@@ -50,11 +50,25 @@ pub fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError
     Ok(bytes)
 }
 
+/// Reads a private key's PEM file: as [`read_pem`], and refused when its group or others may read it, unless
+/// `insecure` (`--insecure`).
+pub fn read_private_pem(path: &Path, insecure: bool) -> Result<Vec<u8>, TlsFileError> {
+    loadgrade_common::config_file::read_private_file(path, 1 << 20, insecure).map_err(|source| {
+        TlsFileError::Read {
+            what: "key",
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    read_pem("key", path)
+}
+
 impl AgentTls {
-    pub fn read(cert: &Path, key: &Path, ca: &Path) -> Result<Self, TlsFileError> {
+    /// Reads the agent's certificate, key (private to its owner unless `insecure`) and the CA.
+    pub fn read(cert: &Path, key: &Path, ca: &Path, insecure: bool) -> Result<Self, TlsFileError> {
         Ok(AgentTls {
             cert: read_pem("certificate", cert)?,
-            key: read_pem("key", key)?,
+            key: read_private_pem(key, insecure)?,
             ca: read_pem("CA certificate", ca)?,
         })
     }

@@ -109,7 +109,15 @@ pub enum AgentError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
+    #[error(
+        "the TLS handshake with coordinator {url} was refused {times} times in a row ({why}): check --tls-ca, \
+         --tls-cert and their dates; not dialing again"
+    )]
+    TlsRefused { url: String, times: u32, why: String },
 }
+
+/// Identical TLS refusals in a row after which the agent stops dialing (a certificate problem does not heal).
+pub const MAX_TLS_REFUSALS: u32 = 5;
 
 /// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
@@ -122,6 +130,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
     let mut backoff = Duration::from_millis(200);
+    // The last TLS refusal and how many times in a row it came.
+    let mut refusals: (String, u32) = (String::new(), 0);
     loop {
         // A new epoch for every session: sequence numbers start again at 0 in it, so a later session's intervals
         // never collide with an earlier one's stored (run, agent, epoch, seq).
@@ -129,6 +139,19 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         let result = session::run_once(&config, epoch, &spool, &shutdown).await;
         if shutdown.is_cancelled() {
             return Ok(());
+        }
+        let refused = result.as_ref().err().and_then(SessionError::tls_refusal);
+        match refused {
+            Some(why) if why == refusals.0 => refusals.1 += 1,
+            Some(why) => refusals = (why, 1),
+            None => refusals = (String::new(), 0),
+        }
+        if refusals.1 >= MAX_TLS_REFUSALS {
+            return Err(AgentError::TlsRefused {
+                url: config.coordinator.clone(),
+                times: refusals.1,
+                why: refusals.0,
+            });
         }
         match result {
             Ok(()) => tracing::info!("coordinator closed the session"),

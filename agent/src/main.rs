@@ -65,6 +65,9 @@ struct Args {
     #[arg(long = "label", env = "LOADGRADE_LABELS", value_delimiter = ',', value_name = "KEY=VALUE",
           value_parser = parse_label)]
     labels: Vec<(String, String)>,
+    /// Accept a --tls-key file that its group or others may read (refused otherwise, as ssh refuses such keys).
+    #[arg(long, env = "LOADGRADE_INSECURE")]
+    insecure: bool,
     /// A TOML file of flag values (keys are the long flag names: `coordinator = "https://..."`, `allow = [..]`).
     /// Precedence: flag > environment variable > this file > default.
     #[arg(long, env = "LOADGRADE_CONFIG", value_name = "FILE")]
@@ -114,7 +117,7 @@ fn main() {
     };
     let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
         (Some(cert), Some(key), Some(ca)) => {
-            match loadgrade_agent::identity::AgentTls::read(cert, key, ca) {
+            match loadgrade_agent::identity::AgentTls::read(cert, key, ca, args.insecure) {
                 Ok(tls) => Some(tls),
                 Err(e) => {
                     eprintln!("loadgrade-agent: {e}");

@@ -35,6 +35,25 @@ pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Reads a file that holds a secret (a private key, tokens) as [`read_regular_file`] does, refusing one that its
+/// group or others may read or write (as ssh refuses such keys) unless `insecure`: a token or key that every user
+/// of the host can read is no secret. The message gives the `chmod` that fixes it.
+pub fn read_private_file(path: &Path, max: u64, insecure: bool) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 && !insecure {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "it holds a secret and its group or others may read it (mode {mode:04o}): run `chmod 600 {}`, or \
+                 pass --insecure to accept it",
+                path.display()
+            ),
+        ));
+    }
+    read_regular_file(path, max)
+}
+
 /// Reads `path`: every top-level key with its values as text. Nested tables are refused.
 pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
     let shown = path.display();
@@ -129,6 +148,31 @@ mod tests {
         assert_eq!(get("max-rate"), Some(vec!["500".to_owned()]));
         assert!(parse("[table]\nx = 1\n").is_err());
         assert!(parse("listen = ").is_err());
+    }
+
+    /// Regression (issue 20): a tokens file readable by others was accepted silently.
+    #[test]
+    fn a_secret_others_can_read_is_refused_with_the_chmod() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("loadgrade-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("tokens");
+        std::fs::write(&path, "submit s3cret\n").expect("write");
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let e = read_private_file(&path, 1024, false).expect_err("refused");
+            let text = e.to_string();
+            assert!(text.contains(&format!("chmod 600 {}", path.display())), "{text}");
+            assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
+            assert!(!text.contains("s3cret"));
+            // --insecure accepts it.
+            assert!(read_private_file(&path, 1024, true).is_ok());
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            assert_eq!(read_private_file(&path, 1024, false).expect("private"), b"submit s3cret\n");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub intervals_received: Counter,
     pub intervals_stored: Counter,
     pub store_write: Histogram,
+    /// The listener's connections: open now, closed at once (a cap reached), closed without a call in time.
+    pub connections: crate::server::connections::ConnectionCounters,
 }
 
 impl Default for Metrics {
@@ -89,8 +91,25 @@ impl Default for Metrics {
             "Time to store one interval report",
             store_write.clone(),
         );
+        let connections = crate::server::connections::ConnectionCounters::default();
+        registry.register(
+            "loadgrade_connections_open",
+            "Connections to the gRPC listener open now",
+            connections.open.clone(),
+        );
+        registry.register(
+            "loadgrade_connections_refused",
+            "Connections closed at accept: --max-connections or --max-connections-per-source reached",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "loadgrade_connections_timed_out",
+            "Connections closed because no gRPC call started within the first-call deadline",
+            connections.timed_out.clone(),
+        );
         Metrics {
             registry,
+            connections,
             agents_connected,
             runs,
             ended: Family::default(),

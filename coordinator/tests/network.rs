@@ -177,6 +177,7 @@ async fn setup(index: u8, n: u8) -> Option<Setup> {
         &dir.join("coordinator.pem"),
         &dir.join("coordinator.key"),
         &dir.join("ca.pem"),
+        false,
     )
     .expect("TLS files");
     let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));

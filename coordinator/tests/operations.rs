@@ -20,7 +20,10 @@ async fn serve(coordinator: &std::sync::Arc<Coordinator>, reflection: bool) -> S
         coordinator.clone(),
         ([127, 0, 0, 1], 0).into(),
         ServerSecurity::default(),
-        ServeOptions { reflection },
+        ServeOptions {
+            reflection,
+            ..Default::default()
+        },
         CancellationToken::new(),
     )
     .await

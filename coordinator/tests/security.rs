@@ -76,6 +76,7 @@ async fn secure_coordinator(pki: &Path, store: Store) -> Secure {
         &pki.join("coordinator.pem"),
         &pki.join("coordinator.key"),
         &pki.join("ca.pem"),
+        false,
     )
     .expect("coordinator TLS files");
     let tokens =
@@ -329,6 +330,7 @@ async fn the_run_service_wants_a_token_with_the_right_role_and_health_wants_none
             &pki.join("agent-box-1.pem"),
             &pki.join("agent-box-1.key"),
             &ca,
+            false,
         )
         .expect("agent TLS files"),
     );

@@ -204,6 +204,14 @@ pub(super) async fn serve(
     options: loadgrade_coordinator::ServeOptions,
     metrics_listen: Option<SocketAddr>,
 ) -> Result<i32, Failure> {
+    let (connections, lowered) = options.connections.fitted_to_open_files();
+    if let Some(warning) = lowered {
+        note!("loadgrade serve: WARNING: {warning}");
+    }
+    let options = loadgrade_coordinator::ServeOptions {
+        connections,
+        ..options
+    };
     let store = open_store(database).await?;
     let coordinator = Coordinator::new(store);
     recover(&coordinator).await?;
@@ -218,7 +226,7 @@ pub(super) async fn serve(
     } else {
         "tokens required"
     };
-    let (addr, server) = loadgrade_coordinator::spawn_service(
+    let (addr, mut server) = loadgrade_coordinator::spawn_service(
         coordinator.clone(),
         listen,
         security,
@@ -242,9 +250,23 @@ pub(super) async fn serve(
             .with_context(|| format!("listening for /metrics on {metrics}"))?;
         out!("metrics on http://{bound}/metrics");
     }
-    terminated()
-        .await
-        .context("waiting for ctrl-c or SIGTERM")?;
+    // The listener ending by itself (its task failed) ends the process with the reason: a coordinator never
+    // lingers without its port.
+    tokio::select! {
+        signal = terminated() => signal.context("waiting for ctrl-c or SIGTERM")?,
+        ended = &mut server => {
+            let why = match ended {
+                Ok(Ok(())) => "it stopped".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("its task ended: {e}"),
+            };
+            coordinator.drain();
+            coordinator.cancel_all(std::time::Duration::from_secs(30)).await;
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "the coordinator's listener on {addr} failed: {why}"
+            )));
+        }
+    }
     // Health turns NOT_SERVING at once and new runs are refused while the runs in progress wind down.
     coordinator.drain();
     // Runs in progress stop their load and store their reports (INVALID: cancelled) before the server goes.

@@ -77,6 +77,17 @@ pub enum Command {
         /// to anyone who can connect.
         #[arg(long, env = "LOADGRADE_REFLECTION")]
         reflection: bool,
+        /// Most connections held at once (agents, CI callers, anything else); more are closed as they arrive.
+        /// Lowered to what the open-file limit allows (LimitNOFILE), with a warning.
+        #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS", value_name = "N",
+              default_value_t = loadgrade_coordinator::server::connections::DEFAULT_MAX_CONNECTIONS as u32,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
+        /// Most connections held at once from one source address.
+        #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS_PER_SOURCE", value_name = "N",
+              default_value_t = loadgrade_coordinator::server::connections::DEFAULT_MAX_PER_SOURCE as u32,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections_per_source: u32,
         /// A TOML file of flag values (`listen = "0.0.0.0:7700"`, `metrics-listen = ...`).
         #[arg(long, env = "LOADGRADE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
@@ -195,11 +206,21 @@ pub async fn execute(cli: Cli) -> i32 {
             database,
             metrics_listen,
             reflection,
+            max_connections,
+            max_connections_per_source,
             config: _,
             security,
         } => match security.load(listen) {
             Ok(security) => {
-                let options = loadgrade_coordinator::ServeOptions { reflection };
+                let connections = loadgrade_coordinator::server::connections::ConnectionLimits {
+                    max_total: max_connections as usize,
+                    max_per_source: max_connections_per_source as usize,
+                    ..Default::default()
+                };
+                let options = loadgrade_coordinator::ServeOptions {
+                    reflection,
+                    connections,
+                };
                 local::serve(listen, &database, security, options, metrics_listen).await
             }
             Err(e) => Err(e),

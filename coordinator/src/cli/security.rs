@@ -32,6 +32,13 @@ fn read_text(path: &std::path::Path) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A tokens file as text: a regular file, bounded, that its group and others cannot read unless `insecure`.
+fn read_private_text(path: &std::path::Path, insecure: bool) -> std::io::Result<String> {
+    let bytes = loadgrade_common::config_file::read_private_file(path, MAX_SECRET_FILE, insecure)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// `serve`'s security options.
 #[derive(Debug, clap::Args)]
 pub struct ServeSecurity {
@@ -49,7 +56,7 @@ pub struct ServeSecurity {
     #[arg(long, env = "LOADGRADE_TOKENS", value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Serve a non-loopback address without TLS or tokens: anyone who reaches it can register agents and start
-    /// load. Warned on every start.
+    /// load. Warned on every start. Also accepts a --tls-key or --tokens file that its group or others may read.
     #[arg(long, env = "LOADGRADE_INSECURE")]
     pub insecure: bool,
 }
@@ -59,14 +66,14 @@ impl ServeSecurity {
     pub(super) fn load(&self, listen: SocketAddr) -> Result<ServerSecurity, Failure> {
         let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             (Some(cert), Some(key), Some(ca)) => Some(
-                ServerTls::read(cert, key, ca)
+                ServerTls::read(cert, key, ca, self.insecure)
                     .map_err(|e| Failure::Usage(format!("loadgrade serve: {e}")))?,
             ),
             _ => None,
         };
         let mut tokens = match &self.tokens {
             Some(path) => {
-                let text = read_text(path).map_err(|e| {
+                let text = read_private_text(path, self.insecure).map_err(|e| {
                     Failure::Usage(format!(
                         "loadgrade serve: cannot read tokens {}: {e}",
                         path.display()

@@ -3,6 +3,7 @@
 
 pub mod agent_service;
 pub mod auth;
+pub mod connections;
 pub mod registry;
 pub mod run_service;
 pub mod status;
@@ -15,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 /// Longest any handler may take to answer (a check waits up to 30 s for its agents; StartRun, lists and reports
@@ -37,12 +37,23 @@ pub struct ServerSecurity {
     pub tokens: auth::Tokens,
 }
 
-/// What the server offers beside its services.
+/// What the server offers beside its services, and how it bounds its connections.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServeOptions {
     /// grpc.reflection.v1 and v1alpha (for grpcurl): off unless asked (`--reflection`); it lists the services and
     /// their messages to anyone who can connect, tokens or not.
     pub reflection: bool,
+    /// Caps on connections, and the time a new one has to start a call.
+    pub connections: connections::ConnectionLimits,
+}
+
+/// Why the server stopped (or never started).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS setup: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("the gRPC server stopped: {0}")]
+    Transport(tonic::transport::Error),
 }
 
 /// Serves the agent and run services (and grpc.health.v1, open to all) on `listener` until `shutdown` fires.
@@ -53,8 +64,12 @@ pub async fn serve(
     security: ServerSecurity,
     options: ServeOptions,
     shutdown: CancellationToken,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
     let registry = coordinator.registry.clone();
+    let gate = connections::Gate::new(
+        options.connections,
+        coordinator.metrics.connections.clone(),
+    );
     let agents_closing = shutdown.clone();
     // Graceful shutdown waits for open streams: end the agents' sessions so it can finish (and refuse new ones).
     let closing = async move {
@@ -102,7 +117,7 @@ pub async fn serve(
     };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &security.tls {
-        builder = builder.tls_config(tls.config())?;
+        builder = builder.tls_config(tls.config()).map_err(ServeError::Tls)?;
     }
     let agents = agent_service::AgentSessions::new(
         coordinator.registry.clone(),
@@ -112,17 +127,19 @@ pub async fn serve(
     let runs = run_service::Runs::new(coordinator, security.tokens);
     builder
         .timeout(HANDLER_DEADLINE)
-        .tcp_nodelay(true)
         // Dead peers (a link cut without a reset) are found by HTTP/2 pings, not only by their silence.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
+        // Every call marks its connection as in use, so the first-call deadline spares it.
+        .layer(tonic::service::InterceptorLayer::new(connections::CallSeen(gate.clone())))
         .add_service(health_service)
         .add_service(AgentServiceServer::new(agents).max_decoding_message_size(MAX_AGENT_MESSAGE))
         .add_service(RunServiceServer::new(runs).max_decoding_message_size(MAX_RUN_REQUEST))
         .add_optional_service(reflection.as_ref().map(|(v1, _)| v1.clone()))
         .add_optional_service(reflection.map(|(_, v1alpha)| v1alpha))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), closing)
+        .serve_with_incoming_shutdown(connections::Incoming::new(listener, gate), closing)
         .await
+        .map_err(ServeError::Transport)
 }
 
 /// Binds `addr` and serves in the background without TLS or tokens (loopback: tests, `run`, `demo`); returns the
@@ -142,30 +159,35 @@ pub async fn spawn_secure_server(
     security: ServerSecurity,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    spawn_service(
+    let (bound, server) = spawn_service(
         coordinator,
         addr,
         security,
         ServeOptions::default(),
         shutdown,
     )
-    .await
+    .await?;
+    let handle = tokio::spawn(async move {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("coordinator server stopped: {e}"),
+            Err(e) => tracing::error!("coordinator server task ended: {e}"),
+        }
+    });
+    Ok((bound, handle))
 }
 
-/// Binds `addr` and serves in the background with `security` and `options`; returns the bound address.
+/// Binds `addr` and serves in the background with `security` and `options`; returns the bound address and the
+/// server's task, which ends with why the server stopped (`Ok` after `shutdown`).
 pub async fn spawn_service(
     coordinator: Arc<Coordinator>,
     addr: SocketAddr,
     security: ServerSecurity,
     options: ServeOptions,
     shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+) -> std::io::Result<(SocketAddr, JoinHandle<Result<(), ServeError>>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        if let Err(e) = serve(coordinator, listener, security, options, shutdown).await {
-            tracing::error!("coordinator server stopped: {e}");
-        }
-    });
+    let handle = tokio::spawn(serve(coordinator, listener, security, options, shutdown));
     Ok((bound, handle))
 }

@@ -20,16 +20,100 @@ impl std::fmt::Debug for ServerTls {
 }
 
 pub use loadgrade_agent::identity::TlsFileError;
-use loadgrade_agent::identity::read_pem;
+use loadgrade_agent::identity::{read_pem, read_private_pem};
+
+/// Why the coordinator's TLS files cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerTlsError {
+    #[error(transparent)]
+    File(#[from] TlsFileError),
+    #[error("certificate {cert}: {why}")]
+    Certificate { cert: String, why: String },
+    #[error("key {key}: {why}")]
+    Key { key: String, why: String },
+    #[error("key {key} does not belong to certificate {cert} ({why}): give the key the certificate was made for")]
+    Mismatch { cert: String, key: String, why: String },
+    #[error("CA certificate {ca} holds no certificate a client could be checked against: {why}")]
+    ClientCa { ca: String, why: String },
+}
 
 impl ServerTls {
-    /// Reads the coordinator's certificate and key, and the CA that signs agent certificates.
-    pub fn read(cert: &Path, key: &Path, client_ca: &Path) -> Result<Self, TlsFileError> {
-        Ok(ServerTls {
+    /// Reads the coordinator's certificate and key (private to its owner unless `insecure`), and the CA that signs
+    /// agent certificates, and checks that they can serve: the key is the certificate's, the CA parses. A mismatch
+    /// is found here, before the listener opens, not by the first client's handshake.
+    pub fn read(
+        cert: &Path,
+        key: &Path,
+        client_ca: &Path,
+        insecure: bool,
+    ) -> Result<Self, ServerTlsError> {
+        let tls = ServerTls {
             cert: read_pem("certificate", cert)?,
-            key: read_pem("key", key)?,
+            key: read_private_pem(key, insecure)?,
             client_ca: read_pem("CA certificate", client_ca)?,
-        })
+        };
+        tls.check(cert, key, client_ca)?;
+        Ok(tls)
+    }
+
+    fn check(&self, cert: &Path, key: &Path, ca: &Path) -> Result<(), ServerTlsError> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let (cert, key, ca) = (
+            cert.display().to_string(),
+            key.display().to_string(),
+            ca.display().to_string(),
+        );
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ServerTlsError::Certificate {
+                cert: cert.clone(),
+                why: e.to_string(),
+            })?;
+        if chain.is_empty() {
+            return Err(ServerTlsError::Certificate {
+                cert,
+                why: "no certificate in the file".to_owned(),
+            });
+        }
+        let private =
+            PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| ServerTlsError::Key {
+                key: key.clone(),
+                why: e.to_string(),
+            })?;
+        let provider = rustls::crypto::ring::default_provider();
+        let certified = rustls::sign::CertifiedKey::from_der(chain, private, &provider).map_err(
+            |e| ServerTlsError::Mismatch {
+                cert: cert.clone(),
+                key: key.clone(),
+                why: e.to_string(),
+            },
+        )?;
+        certified
+            .keys_match()
+            .map_err(|e| ServerTlsError::Mismatch {
+                cert,
+                key,
+                why: e.to_string(),
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&self.client_ca) {
+            let c = c.map_err(|e| ServerTlsError::ClientCa {
+                ca: ca.clone(),
+                why: e.to_string(),
+            })?;
+            roots.add(c).map_err(|e| ServerTlsError::ClientCa {
+                ca: ca.clone(),
+                why: e.to_string(),
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(ServerTlsError::ClientCa {
+                ca,
+                why: "no certificate in the file".to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// TLS for the listener: client certificates are verified against the CA when presented, and optional at the

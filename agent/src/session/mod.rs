@@ -6,16 +6,13 @@
 //! speaks domain types.
 
 use crate::AgentConfig;
-use crate::executor::{self, Refusal};
-use crate::http::ShardOutput;
-use crate::recorder::ShardId;
+use crate::executor::Refusal;
 use crate::spool::Spool;
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::protocol::{
-    ClockEstimate, FromAgent, Heartbeat, Hello, ProbeOutcome, ProbeReply, ProbeRequest, ShardDone,
-    ShardOutcome, ShardRefused, ToAgent,
+    ClockEstimate, FromAgent, Heartbeat, Hello, ProbeOutcome, ProbeReply, ProbeRequest, ToAgent,
 };
-use loadgrade_common::shard::{Assignment, PartId};
+use loadgrade_common::shard::PartId;
 use loadgrade_proto::v1;
 use loadgrade_proto::v1::agent_service_client::AgentServiceClient;
 use std::collections::HashMap;
@@ -28,54 +25,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
+mod error;
+mod shard;
+
+pub use error::SessionError;
+use shard::{ShardContext, refuse, run_shard};
+
 /// Furthest ahead of now a shard's start may be: the coordinator starts shards a second after assigning them.
 const MAX_START_AHEAD_MS: i64 = 60_000;
 /// With no load running, how long a silent coordinator is waited for before dialing again.
 const IDLE_SILENCE: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("invalid coordinator URL {url:?}: {source}")]
-    Url {
-        url: String,
-        source: tonic::transport::Error,
-    },
-    #[error("cannot reach coordinator {url}: {source}")]
-    Connect {
-        url: String,
-        source: tonic::transport::Error,
-    },
-    #[error("coordinator refused the session: {}", .0.message())]
-    Refused(tonic::Status),
-    #[error("session closed before hello")]
-    ClosedBeforeHello,
-    #[error("coordinator closed the session before welcome")]
-    NoWelcome,
-    #[error("expected welcome, got another message first")]
-    NotWelcome,
-    #[error("session broken: {0}")]
-    Broken(tonic::Status),
-    #[error("no word from the coordinator for {0:?}: load stopped")]
-    Silent(Duration),
-}
-
-impl SessionError {
-    /// A refusal dialing again cannot change: a certificate not for this name, no certificate, another protocol.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, SessionError::Refused(status) if matches!(
-            status.code(),
-            tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition
-                | tonic::Code::InvalidArgument
-        ))
-    }
-
-    /// Another agent holds this name (or this agent's previous session has not yet timed out).
-    pub fn is_name_taken(&self) -> bool {
-        matches!(self, SessionError::Refused(status) if status.code() == tonic::Code::AlreadyExists)
-    }
-}
 
 /// Per-run state on this agent.
 struct RunState {
@@ -358,98 +317,4 @@ fn answer_probe(request: &ProbeRequest) -> ProbeReply {
             Err(e) => ProbeOutcome::Failed(e.to_string()),
         },
     }
-}
-
-async fn refuse(tx: &mpsc::Sender<FromAgent>, run_id: String, part: PartId, why: &Refusal) {
-    tracing::warn!(run = %run_id, scenario = %part.scenario, reason = %why, "shard refused");
-    let _ = tx
-        .send(FromAgent::ShardRefused(ShardRefused {
-            run_id,
-            part,
-            reason: why.to_string(),
-        }))
-        .await;
-}
-
-struct ShardContext {
-    config: AgentConfig,
-    epoch: u64,
-    clock_offset_ms: i64,
-    seq: Arc<AtomicU64>,
-    /// The run's count of running shards (this one is in it until it ends).
-    active: Arc<AtomicUsize>,
-    tx: mpsc::Sender<FromAgent>,
-    spool: Arc<Spool>,
-    stop: CancellationToken,
-}
-
-async fn run_shard(ctx: ShardContext, assignment: Assignment) {
-    let active = ctx.active.clone();
-    run_shard_to_end(ctx, assignment).await;
-    active.fetch_sub(1, Ordering::Relaxed);
-}
-
-async fn run_shard_to_end(ctx: ShardContext, assignment: Assignment) {
-    let Assignment {
-        run_id,
-        part,
-        start_at_unix_ms,
-        work,
-        ..
-    } = assignment;
-    let local_start_ms = start_at_unix_ms.saturating_add(ctx.clock_offset_ms);
-    let ahead_ms = local_start_ms.saturating_sub(unix_ms());
-    let prepared = if ahead_ms > MAX_START_AHEAD_MS {
-        Err(Refusal::StartTooFar {
-            ahead_ms,
-            max_ms: MAX_START_AHEAD_MS,
-        })
-    } else {
-        executor::prepare(work, &ctx.config).await
-    };
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(why) => return refuse(&ctx.tx, run_id, part, &why).await,
-    };
-    let delay =
-        Duration::from_millis(u64::try_from(local_start_ms.saturating_sub(unix_ms())).unwrap_or(0));
-    let start = tokio::time::Instant::now() + delay;
-    tracing::info!(run = %run_id, scenario = %part.scenario, target = %prepared.target(), ?delay, "shard accepted");
-
-    let (reports, mut report_rx) = mpsc::channel(64);
-    // Reports go to the spool, never straight to the session: a stalled link cannot block the shard, and what
-    // the coordinator has not acknowledged is sent again by the next session.
-    let forward = {
-        let spool = ctx.spool.clone();
-        tokio::spawn(async move {
-            while let Some(report) = report_rx.recv().await {
-                spool.push(report);
-            }
-        })
-    };
-    let output = ShardOutput {
-        shard: ShardId {
-            run_id: run_id.clone(),
-            agent: ctx.config.name.clone(),
-            epoch: ctx.epoch,
-            part: part.clone(),
-        },
-        seq: ctx.seq.clone(),
-        start_unix_ms: start_at_unix_ms,
-        reports,
-    };
-    let result = prepared.run(start, output, ctx.stop.clone()).await;
-    let _ = forward.await;
-    let (intervals, outcome) = match result {
-        Ok(n) if ctx.stop.is_cancelled() => (n, ShardOutcome::Stopped),
-        Ok(n) => (n, ShardOutcome::Completed),
-        Err(e) => (0, ShardOutcome::Failed(e.to_string())),
-    };
-    // Through the spool, so it follows the shard's last intervals.
-    ctx.spool.pass(FromAgent::ShardDone(ShardDone {
-        run_id,
-        part,
-        intervals,
-        outcome,
-    }));
 }
