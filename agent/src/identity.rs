@@ -53,13 +53,13 @@ pub fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError
 /// Reads a private key's PEM file: as [`read_pem`], and refused when its group or others may read it, unless
 /// `insecure` (`--insecure`).
 pub fn read_private_pem(path: &Path, insecure: bool) -> Result<Vec<u8>, TlsFileError> {
-    loadgrade_common::config_file::read_private_file(path, 1 << 20, insecure).map_err(|source| {
-        TlsFileError::Read {
+    loadgrade_common::config_file::read_private_file(path, 1 << 20, insecure).map_err(
+        |source| TlsFileError::Read {
             what: "key",
             path: path.to_owned(),
             source,
-        }
-    })?;
+        },
+    )?;
     read_pem("key", path)
 }
 

@@ -113,7 +113,11 @@ pub enum AgentError {
         "the TLS handshake with coordinator {url} was refused {times} times in a row ({why}): check --tls-ca, \
          --tls-cert and their dates; not dialing again"
     )]
-    TlsRefused { url: String, times: u32, why: String },
+    TlsRefused {
+        url: String,
+        times: u32,
+        why: String,
+    },
 }
 
 /// Identical TLS refusals in a row after which the agent stops dialing (a certificate problem does not heal).

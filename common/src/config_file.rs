@@ -162,7 +162,10 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
             let e = read_private_file(&path, 1024, false).expect_err("refused");
             let text = e.to_string();
-            assert!(text.contains(&format!("chmod 600 {}", path.display())), "{text}");
+            assert!(
+                text.contains(&format!("chmod 600 {}", path.display())),
+                "{text}"
+            );
             assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
             assert!(!text.contains("s3cret"));
             // --insecure accepts it.
@@ -170,7 +173,10 @@ mod tests {
         }
         for mode in [0o600, 0o400] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-            assert_eq!(read_private_file(&path, 1024, false).expect("private"), b"submit s3cret\n");
+            assert_eq!(
+                read_private_file(&path, 1024, false).expect("private"),
+                b"submit s3cret\n"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -16,7 +16,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub(super) async fn refuse(tx: &mpsc::Sender<FromAgent>, run_id: String, part: PartId, why: &Refusal) {
+pub(super) async fn refuse(
+    tx: &mpsc::Sender<FromAgent>,
+    run_id: String,
+    part: PartId,
+    why: &Refusal,
+) {
     tracing::warn!(run = %run_id, scenario = %part.scenario, reason = %why, "shard refused");
     let _ = tx
         .send(FromAgent::ShardRefused(ShardRefused {

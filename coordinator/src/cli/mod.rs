@@ -88,6 +88,11 @@ pub enum Command {
               default_value_t = loadgrade_coordinator::server::connections::DEFAULT_MAX_PER_SOURCE as u32,
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_connections_per_source: u32,
+        /// Time a new connection has to start its first gRPC call, TLS and HTTP/2 handshakes included; a
+        /// connection that has not is closed.
+        #[arg(long, env = "LOADGRADE_FIRST_CALL_TIMEOUT", value_name = "DURATION", default_value = "10s",
+              value_parser = parse_first_call_timeout)]
+        first_call_timeout: std::time::Duration,
         /// A TOML file of flag values (`listen = "0.0.0.0:7700"`, `metrics-listen = ...`).
         #[arg(long, env = "LOADGRADE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
@@ -208,6 +213,7 @@ pub async fn execute(cli: Cli) -> i32 {
             reflection,
             max_connections,
             max_connections_per_source,
+            first_call_timeout,
             config: _,
             security,
         } => match security.load(listen) {
@@ -215,7 +221,7 @@ pub async fn execute(cli: Cli) -> i32 {
                 let connections = loadgrade_coordinator::server::connections::ConnectionLimits {
                     max_total: max_connections as usize,
                     max_per_source: max_connections_per_source as usize,
-                    ..Default::default()
+                    first_call: first_call_timeout,
                 };
                 let options = loadgrade_coordinator::ServeOptions {
                     reflection,
@@ -279,6 +285,15 @@ pub async fn execute(cli: Cli) -> i32 {
         // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.
         Err(Failure::ClosedOutput) => output::closed_exit_code(),
     }
+}
+
+/// A first-call timeout: from 100 ms (a handshake over a slow link needs some) to 10 minutes.
+fn parse_first_call_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(600) {
+        return Err("expected a duration from 100ms to 10m".to_owned());
+    }
+    Ok(d)
 }
 
 enum Failure {

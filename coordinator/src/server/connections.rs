@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_PER_SOURCE: usize = 1_024;
 pub const DEFAULT_FIRST_CALL: Duration = Duration::from_secs(10);
 /// Descriptors kept beyond the connections: the store, the metrics listener, logs.
 pub const SPARE_DESCRIPTORS: u64 = 128;
+/// Connections the kernel queues before they are accepted (capped by net.core.somaxconn): room for a burst, so
+/// a flood that outpaces accept for a moment does not drop the SYN of a health check (retried only after 1 s).
+const LISTEN_BACKLOG: u32 = 4096;
 /// Pause after an accept error that is not about one connection (EMFILE, ENFILE, ENOBUFS).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -77,6 +80,18 @@ impl ConnectionLimits {
             )),
         )
     }
+}
+
+/// A listening socket on `addr` with a deep accept queue ([`LISTEN_BACKLOG`]).
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Counters the listener keeps (read by /metrics).

@@ -66,10 +66,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let registry = coordinator.registry.clone();
-    let gate = connections::Gate::new(
-        options.connections,
-        coordinator.metrics.connections.clone(),
-    );
+    let gate = connections::Gate::new(options.connections, coordinator.metrics.connections.clone());
     let agents_closing = shutdown.clone();
     // Graceful shutdown waits for open streams: end the agents' sessions so it can finish (and refuse new ones).
     let closing = async move {
@@ -131,7 +128,9 @@ pub async fn serve(
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
         // Every call marks its connection as in use, so the first-call deadline spares it.
-        .layer(tonic::service::InterceptorLayer::new(connections::CallSeen(gate.clone())))
+        .layer(tonic::service::InterceptorLayer::new(
+            connections::CallSeen(gate.clone()),
+        ))
         .add_service(health_service)
         .add_service(AgentServiceServer::new(agents).max_decoding_message_size(MAX_AGENT_MESSAGE))
         .add_service(RunServiceServer::new(runs).max_decoding_message_size(MAX_RUN_REQUEST))
@@ -186,7 +185,7 @@ pub async fn spawn_service(
     options: ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<Result<(), ServeError>>)> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = connections::listen(addr)?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(serve(coordinator, listener, security, options, shutdown));
     Ok((bound, handle))

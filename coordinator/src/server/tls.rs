@@ -31,8 +31,14 @@ pub enum ServerTlsError {
     Certificate { cert: String, why: String },
     #[error("key {key}: {why}")]
     Key { key: String, why: String },
-    #[error("key {key} does not belong to certificate {cert} ({why}): give the key the certificate was made for")]
-    Mismatch { cert: String, key: String, why: String },
+    #[error(
+        "key {key} does not belong to certificate {cert} ({why}): give the key the certificate was made for"
+    )]
+    Mismatch {
+        cert: String,
+        key: String,
+        why: String,
+    },
     #[error("CA certificate {ca} holds no certificate a client could be checked against: {why}")]
     ClientCa { ca: String, why: String },
 }
@@ -82,13 +88,14 @@ impl ServerTls {
                 why: e.to_string(),
             })?;
         let provider = rustls::crypto::ring::default_provider();
-        let certified = rustls::sign::CertifiedKey::from_der(chain, private, &provider).map_err(
-            |e| ServerTlsError::Mismatch {
-                cert: cert.clone(),
-                key: key.clone(),
-                why: e.to_string(),
-            },
-        )?;
+        let certified =
+            rustls::sign::CertifiedKey::from_der(chain, private, &provider).map_err(|e| {
+                ServerTlsError::Mismatch {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    why: e.to_string(),
+                }
+            })?;
         certified
             .keys_match()
             .map_err(|e| ServerTlsError::Mismatch {
