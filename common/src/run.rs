@@ -5,6 +5,23 @@ use crate::grade::Verdict;
 use std::fmt;
 use std::str::FromStr;
 
+/// Whether `id` has the form of a run id: UTC time to the second, `Z`, a dash and 4 lower-case hex digits
+/// (`20261127T001530Z-3f9a`), optionally after `check-` for a preflight check. A client takes an id from the wire
+/// only in this form: it names a folder, and `../x` or `/etc` must never be one.
+pub fn is_run_id(id: &str) -> bool {
+    let id = id.strip_prefix("check-").unwrap_or(id);
+    let b = id.as_bytes();
+    b.len() == 21
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// Where a run is. [`RunState::Queued`], [`RunState::Waiting`] and [`RunState::Running`] are in progress; the
 /// others are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +141,30 @@ pub struct StoredReport {
 
 #[cfg(test)]
 mod tests {
+    use super::is_run_id;
+
+    /// Regression (issue 20): a fake coordinator's run id `../../PWNED_dir` (or an absolute path) made `submit`
+    /// write its reports there.
+    #[test]
+    fn only_run_ids_of_the_coordinators_form_are_accepted() {
+        for good in ["20261127T001530Z-3f9a", "check-20261127T001530Z-0000"] {
+            assert!(is_run_id(good), "{good}");
+        }
+        for bad in [
+            "../../PWNED_dir",
+            "/etc",
+            "20261127T001530Z-3f9a/../x",
+            "20261127T001530Z-3F9A",
+            "20261127T001530Z-3f9",
+            "",
+            ".",
+            "20261127T001530Z-3f9a\n",
+            "check-",
+        ] {
+            assert!(!is_run_id(bad), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -25,3 +25,14 @@ pub fn new_run_id() -> String {
         rand::random::<u16>()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_run_ids_have_the_form_clients_accept() {
+        for _ in 0..100 {
+            let id = super::new_run_id();
+            assert!(loadgrade_common::run::is_run_id(&id), "{id}");
+        }
+    }
+}

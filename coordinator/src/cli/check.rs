@@ -102,6 +102,20 @@ pub(super) async fn check(
 }
 
 fn print_table(rows: &[CheckRow]) -> Result<(), Failure> {
+    // Rows may come from a coordinator on another host: their words are shown with control characters escaped.
+    let escaped = loadgrade_common::text::escaped;
+    let rows: Vec<CheckRow> = rows
+        .iter()
+        .map(|r| CheckRow {
+            check: escaped(&r.check),
+            agent: escaped(&r.agent),
+            scenario: escaped(&r.scenario),
+            value: escaped(&r.value),
+            hint: escaped(&r.hint),
+            ..r.clone()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let where_of = |r: &CheckRow| match (r.agent.is_empty(), r.scenario.is_empty()) {
         (true, true) => "coordinator".to_owned(),
         (true, false) => r.scenario.clone(),

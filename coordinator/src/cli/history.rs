@@ -43,7 +43,18 @@ pub(super) async fn stored_report(
 ) -> Result<i32, Failure> {
     let store = open_store(database).await?;
     let (report, stored) = load_report(&store, run_id, database).await?;
-    let dir = out.unwrap_or_else(|| PathBuf::from("loadgrade-report").join(run_id));
+    let dir = match out {
+        Some(out) => out,
+        None if loadgrade_common::run::is_run_id(run_id) => {
+            PathBuf::from("loadgrade-report").join(run_id)
+        }
+        None => {
+            return Err(Failure::Usage(format!(
+                "loadgrade: {:?} is not a run id (see `loadgrade runs`)",
+                loadgrade_common::text::escaped(run_id)
+            )));
+        }
+    };
     deliver(&dir, &report, &stored.json, &stored.markdown)
 }
 

@@ -74,9 +74,11 @@ pub(super) fn deliver(
     } else {
         verdict.exit_code()
     });
-    out!("verdict: {verdict} ({})", report.grade_reason);
+    // The report may come from another host: its words are printed with control characters escaped.
+    let escaped = loadgrade_common::text::escaped;
+    out!("verdict: {verdict} ({})", escaped(&report.grade_reason));
     for r in &report.verdict_reasons {
-        out!("  - {r}");
+        out!("  - {}", escaped(r));
     }
     out!("report: {}", dir.join("report.md").display());
     out!("        {}", dir.join("report.html").display());
@@ -90,11 +92,17 @@ pub(super) fn deliver(
     Ok(code)
 }
 
-/// The report directory: `out`, or loadgrade-report/<run-id>/ with loadgrade-report/latest pointing at it.
+/// The report directory: `out`, or loadgrade-report/<run-id>/ with loadgrade-report/latest pointing at it. A run id
+/// not of the coordinator's form (`loadgrade_common::run::is_run_id`) is refused: it would name a path.
 pub(super) fn report_dir(out: Option<PathBuf>, run_id: &str) -> anyhow::Result<PathBuf> {
     if let Some(out) = out {
         return Ok(out);
     }
+    anyhow::ensure!(
+        loadgrade_common::run::is_run_id(run_id),
+        "run id {:?} is not of the form a coordinator gives (e.g. 20261127T001530Z-3f9a)",
+        loadgrade_common::text::escaped(run_id)
+    );
     let base = PathBuf::from("loadgrade-report");
     let dir = base.join(run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -42,10 +42,12 @@ impl Progress {
         if self.quiet || event.message.is_empty() {
             return;
         }
+        // Events may come from another host: escape sequences in them are shown, never obeyed.
+        let message = loadgrade_common::text::escaped(&event.message);
         match &self.live {
-            Some(bar) if event.progress => bar.set_message(event.message.clone()),
-            Some(bar) => bar.println(format!("  {}", event.message)),
-            None => note!("  {}", event.message),
+            Some(bar) if event.progress => bar.set_message(message),
+            Some(bar) => bar.println(format!("  {message}")),
+            None => note!("  {message}"),
         }
     }
 

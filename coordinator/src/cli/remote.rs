@@ -7,6 +7,7 @@ use super::{Failure, read_plan};
 use anyhow::Context as _;
 use loadgrade_common::report::Report;
 use loadgrade_common::run::{RunEvent, RunState, StoredReport};
+use loadgrade_common::text::escaped;
 use loadgrade_proto::v1;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,6 +34,14 @@ pub(super) async fn submit(
         Target::Plan(path, key) => start(&mut client, path, key).await?,
         Target::Attach(id) => id.to_owned(),
     };
+    // The id names the report folder and is printed: only the coordinator's own form is taken from the wire.
+    if !loadgrade_common::run::is_run_id(&run_id) {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "coordinator {coordinator} gave run id {:?}, which is not of the form a coordinator gives (e.g. \
+             20261127T001530Z-3f9a): not following it",
+            loadgrade_common::text::escaped(&run_id)
+        )));
+    }
     note!("run {run_id} on {coordinator}");
     let last = follow(&mut client, remote, &run_id).await?;
     if matches!(last.state, RunState::Interrupted) {
@@ -71,7 +80,7 @@ async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result
                 note!(
                     "idempotency key {:?} started run {} before: following it (no new run)",
                     key.unwrap_or_default(),
-                    r.run_id
+                    escaped(&r.run_id)
                 );
             }
             Ok(r.run_id)
@@ -83,11 +92,11 @@ async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result
                 tonic::Code::InvalidArgument | tonic::Code::AlreadyExists
             ) =>
         {
-            Err(Failure::Usage(s.message().to_owned()))
+            Err(Failure::Usage(escaped(s.message())))
         }
         Err(s) => Err(Failure::Runtime(anyhow::anyhow!(
             "coordinator refused the run: {}",
-            s.message()
+            escaped(s.message())
         ))),
     }
 }
@@ -112,7 +121,7 @@ async fn follow(
             Err(status) if status.code() == tonic::Code::NotFound => {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "coordinator {coordinator} does not know run {run_id}: {}",
-                    status.message()
+                    escaped(status.message())
                 )));
             }
             Err(status)
@@ -123,10 +132,10 @@ async fn follow(
             {
                 return Err(Failure::Runtime(anyhow::anyhow!(
                     "coordinator {coordinator} refused to show run {run_id}: {}",
-                    status.message()
+                    escaped(status.message())
                 )));
             }
-            Err(status) => status.message().to_owned(),
+            Err(status) => escaped(status.message()),
         };
         if last_contact.elapsed() > RECONNECT_FOR {
             return Err(Failure::Runtime(anyhow::anyhow!(
