@@ -3,8 +3,11 @@
 //! interval), a fresh TSDB in a temporary folder and a free loopback port; its own /metrics read; stopped (TERM,
 //! then KILL) and its folder removed, also when the shard ends early.
 
+mod binary;
+
 use super::exposition::{self, Format};
 use super::fetch::Fetcher;
+pub use binary::{Binary, locate, prometheus_on_path, trusted_binary};
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -15,135 +18,11 @@ use tokio::time::Instant;
 
 /// How long Prometheus gets to say it is ready.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
-const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A Prometheus binary that said it is one.
-#[derive(Debug, Clone)]
-pub struct Binary {
-    pub path: PathBuf,
-    /// The first line of its `--version`.
-    pub version: String,
-}
-
-/// The most bytes of `--version` output read.
-const MAX_VERSION_OUTPUT: u64 = 4096;
 /// The only PATH a Prometheus child gets; its environment holds nothing else of the agent's.
 const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// Checks `path` is a file the agent may run: absolute, a regular file named `prometheus`, owned by root or this
-/// agent's user, and neither it nor its folder writable by anyone else.
-pub fn trusted_binary(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt as _;
-    if !path.is_absolute() || path.file_name().is_none_or(|n| n != "prometheus") {
-        return Err("must be an absolute path to a file named prometheus".to_owned());
-    }
-    let me = rustix::process::getuid().as_raw();
-    let safe = |p: &Path, what: &str| -> Result<(), String> {
-        let m = std::fs::metadata(p).map_err(|e| format!("{what} {}: {e}", p.display()))?;
-        if m.uid() != 0 && m.uid() != me {
-            return Err(format!("{what} {} is owned by another user", p.display()));
-        }
-        if m.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{what} {} is writable by other users: anyone could replace it",
-                p.display()
-            ));
-        }
-        Ok(())
-    };
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a file", path.display()));
-    }
-    // The path as named and the file it resolves to (through any symlink): each, and each one's folder.
-    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for p in [path, real.as_path()] {
-        safe(p, "the file")?;
-        if let Some(dir) = p.parent() {
-            safe(dir, "its folder")?;
-        }
-    }
-    Ok(())
-}
-
-/// The trusted `prometheus` on this process's PATH (absolute entries only), for in-process agents.
-pub fn prometheus_on_path() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file() && trusted_binary(p).is_ok())
-}
-
-/// The binary to run for a plan's `prometheus`: the one this agent's operator named (`--prometheus`), which the
-/// plan must name as `prometheus` or by the same path; checked, then asked its version. The error says why the
-/// Prometheus side is not measured.
-pub async fn locate(name: &str, allowed: Option<&Path>) -> Result<Binary, String> {
-    if let Some(problem) = loadgrade_common::plan::scrape::prometheus_problem(name) {
-        return Err(problem);
-    }
-    let Some(allowed) = allowed else {
-        return Err(
-            "this agent runs no Prometheus (start it with --prometheus /usr/bin/prometheus to allow one)".to_owned(),
-        );
-    };
-    if name != "prometheus" && Path::new(name) != allowed {
-        return Err(format!(
-            "this agent runs only the Prometheus at {} (its --prometheus), not {name}",
-            allowed.display()
-        ));
-    }
-    trusted_binary(allowed)?;
-    // Run the file checked, not whatever a symlink points to later.
-    let allowed =
-        &std::fs::canonicalize(allowed).map_err(|e| format!("{}: {e}", allowed.display()))?;
-    let version = version_line(allowed).await?;
-    if !version.starts_with("prometheus, version ") {
-        return Err(format!(
-            "{} --version does not say it is Prometheus",
-            allowed.display()
-        ));
-    }
-    Ok(Binary {
-        path: allowed.to_path_buf(),
-        version: version.chars().take(120).collect(),
-    })
-}
-
-/// The first line `binary --version` prints (stdout, or stderr for older releases), reading at most
-/// [`MAX_VERSION_OUTPUT`] bytes and at most [`VERSION_TIMEOUT`]; the program and anything it started are killed.
-async fn version_line(binary: &Path) -> Result<String, String> {
-    use tokio::io::AsyncReadExt as _;
-    let mut child = child_command(binary)
-        .arg("--version")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{} cannot be run: {e}", binary.display()))?;
-    let group = child.id();
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill_group(group);
-        return Err("no output of --version".to_owned());
-    };
-    let read = async {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (mut stdout, mut stderr) = (
-            stdout.take(MAX_VERSION_OUTPUT),
-            stderr.take(MAX_VERSION_OUTPUT),
-        );
-        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        [out, err].concat()
-    };
-    let output = tokio::time::timeout(VERSION_TIMEOUT, read).await;
-    kill_group(group);
-    let _ = child.wait().await;
-    let output = output.map_err(|_| format!("{} --version did not answer", binary.display()))?;
-    let text = String::from_utf8_lossy(&output);
-    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
-}
 
 /// A command for a Prometheus child: its own process group (so it and anything it starts can be signalled
 /// together), an empty environment but a plain PATH, no input, killed if dropped.
