@@ -122,7 +122,7 @@ pub(crate) fn validate(
         },
     };
     let request = if redis_mode {
-        request::validate_with_url(input, issues, Some(("origin", raw.origin.as_ref())))
+        request::validate_with_url(input, issues, Some(("origin", raw.origin.as_ref())), true)
     } else {
         if let Some(o) = &raw.origin {
             issues.at(
@@ -130,7 +130,7 @@ pub(crate) fn validate(
                 "`origin` is for redis mode; in http mode the application's `url` is asked",
             );
         }
-        request::validate(input, issues)
+        request::validate_with_url(input, issues, None, true)
     };
     let request = request.filter(|r| {
         let has_key = r.url.contains(KEY_PLACEHOLDER);

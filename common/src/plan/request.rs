@@ -56,15 +56,17 @@ pub(crate) fn validate(
     input: &ScenarioInput<'_, '_>,
     issues: &mut Issues<'_>,
 ) -> Option<HttpRequest> {
-    validate_with_url(input, issues, None)
+    validate_with_url(input, issues, None, false)
 }
 
 /// Reads and validates a scenario's request fields, its URL from `url`, or from another field when `url_from` names
-/// one (`origin` in a cache scenario: then `url` itself is refused).
+/// one (`origin` in a cache scenario: then `url` itself is refused). With `key_template`, the URL is a cache
+/// scenario's, whose `{key}` agents replace before they parse it (and so does this check).
 pub(crate) fn validate_with_url(
     input: &ScenarioInput<'_, '_>,
     issues: &mut Issues<'_>,
     url_from: Option<(&'static str, Option<&toml::Spanned<String>>)>,
+    key_template: bool,
 ) -> Option<HttpRequest> {
     let raw: RawRequest = input.table.part(issues)?;
     let (name, kind_span, base_dir) = (input.name, &input.kind_span, input.base_dir);
@@ -88,7 +90,11 @@ pub(crate) fn validate_with_url(
             );
             None
         }
-        Some(u) => match fields::check_url(u.get_ref()) {
+        Some(u) => match fields::check_url(&if key_template {
+            u.get_ref().replace(super::cache::KEY_PLACEHOLDER, "KEY")
+        } else {
+            u.get_ref().clone()
+        }) {
             Ok(()) => Some(u.get_ref().clone()),
             Err(e) => {
                 issues.at(u.span(), e);
