@@ -62,6 +62,8 @@ pub enum StartError {
     Draining,
     #[error("{MAX_CHECKS} checks are in progress already: try again when one has ended")]
     ChecksBusy,
+    #[error(transparent)]
+    Outbound(#[from] crate::run::outbound::PlanTargetError),
 }
 
 /// Checks at once: each makes every agent probe every target once, so their number is bounded.
@@ -93,13 +95,25 @@ pub struct Coordinator {
     pub draining: CancellationToken,
     checks: tokio::sync::Semaphore,
     runs: Mutex<HashMap<String, RunControl>>,
+    /// Where the coordinator itself may connect for a plan (probes, a cache's Redis): loopback and `--allow`.
+    pub outbound: Arc<crate::run::outbound::Outbound>,
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,
 }
 
 impl Coordinator {
+    /// A coordinator whose own connections stay on loopback.
     pub fn new(store: Store) -> Arc<Coordinator> {
+        Self::with_outbound(store, crate::run::outbound::Outbound::default())
+    }
+
+    /// A coordinator that may connect, for a plan's probes and Redis, where `outbound` allows.
+    pub fn with_outbound(
+        store: Store,
+        outbound: crate::run::outbound::Outbound,
+    ) -> Arc<Coordinator> {
         Arc::new(Coordinator {
+            outbound: Arc::new(outbound),
             registry: Arc::new(Registry::default()),
             store,
             metrics: Arc::default(),
@@ -116,6 +130,7 @@ impl Coordinator {
             registry: self.registry.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
+            outbound: self.outbound.clone(),
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
         }
@@ -185,6 +200,7 @@ impl Coordinator {
         key: Option<&str>,
     ) -> Result<StartedRun, StartError> {
         let plan = Plan::parse(file, text)?;
+        self.outbound.check_plan(&plan).await?;
         if self.draining.is_cancelled() {
             return Err(StartError::Draining);
         }
@@ -289,6 +305,7 @@ impl Coordinator {
         text: &str,
     ) -> Result<Vec<loadgrade_common::preflight::CheckRow>, StartError> {
         let plan = Plan::parse(file, text)?;
+        self.outbound.check_plan(&plan).await?;
         let _permit = self
             .checks
             .try_acquire()

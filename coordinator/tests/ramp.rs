@@ -116,12 +116,12 @@ async fn the_process_probe_reads_the_testbeds_real_rss() {
         pid: Some(pid),
         name: None,
     };
-    let before = probe::sample(&spec, &Registry::default())
+    let before = probe::sample(&spec, &Registry::default(), &Default::default())
         .await
         .expect("sample")
         .memory_bytes;
     http_post(&testbed.url("/_testbed/allocate?mb=64")).await;
-    let after = probe::sample(&spec, &Registry::default())
+    let after = probe::sample(&spec, &Registry::default(), &Default::default())
         .await
         .expect("sample")
         .memory_bytes;
@@ -144,6 +144,7 @@ async fn the_cgroup_probe_reads_a_real_cgroup_v2_directory() {
     let sample = probe::sample(
         &ProbeSpec::Cgroup { path: path.clone() },
         &Registry::default(),
+        &Default::default(),
     )
     .await
     .expect("cgroup sample");
@@ -277,7 +278,7 @@ async fn the_prometheus_probe_reads_an_instant_query_from_a_real_prometheus() {
     let registry = Registry::default();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let sample = loop {
-        match probe::sample(&spec, &registry).await {
+        match probe::sample(&spec, &registry, &Default::default()).await {
             Ok(sample) => break sample,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 let _ = e;
@@ -291,7 +292,7 @@ async fn the_prometheus_probe_reads_an_instant_query_from_a_real_prometheus() {
         url: format!("http://127.0.0.1:{port}"),
         query: "no_such_metric".into(),
     };
-    let e = probe::sample(&empty, &registry)
+    let e = probe::sample(&empty, &registry, &Default::default())
         .await
         .expect_err("no sample")
         .to_string();

@@ -160,6 +160,8 @@ async fn run_embedded(
     let started = match embedded.coordinator.start_run(file, text).await {
         Ok(s) => s,
         Err(StartError::Plan(e)) => return Err(Failure::Usage(e.to_string())),
+        // A probe or Redis off loopback: `run` keeps the coordinator's own connections on this machine.
+        Err(StartError::Outbound(e)) => return Err(Failure::Usage(e.to_string())),
         Err(e) => return Err(Failure::Runtime(e.into())),
     };
     note!(
@@ -197,13 +199,26 @@ async fn run_embedded(
     deliver(&dir, &finished.report, &finished.json, &finished.markdown)
 }
 
-pub(super) async fn serve(
-    listen: SocketAddr,
-    database: &str,
-    security: ServerSecurity,
-    options: loadgrade_coordinator::ServeOptions,
-    metrics_listen: Option<SocketAddr>,
-) -> Result<i32, Failure> {
+/// What `serve` was asked for.
+pub(super) struct Serving<'a> {
+    pub listen: SocketAddr,
+    pub database: &'a str,
+    pub security: ServerSecurity,
+    pub options: loadgrade_coordinator::ServeOptions,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where the coordinator itself may connect for plans.
+    pub outbound: loadgrade_coordinator::run::outbound::Outbound,
+}
+
+pub(super) async fn serve(serving: Serving<'_>) -> Result<i32, Failure> {
+    let Serving {
+        listen,
+        database,
+        security,
+        options,
+        metrics_listen,
+        outbound,
+    } = serving;
     let (connections, lowered) = options.connections.fitted_to_open_files();
     if let Some(warning) = lowered {
         note!("loadgrade serve: WARNING: {warning}");
@@ -213,7 +228,7 @@ pub(super) async fn serve(
         ..options
     };
     let store = open_store(database).await?;
-    let coordinator = Coordinator::new(store);
+    let coordinator = Coordinator::with_outbound(store, outbound);
     recover(&coordinator).await?;
     let shutdown = CancellationToken::new();
     let scheme = if security.tls.is_some() {

@@ -77,6 +77,16 @@ pub enum Command {
         /// to anyone who can connect.
         #[arg(long, env = "LOADGRADE_REFLECTION")]
         reflection: bool,
+        /// Where the coordinator itself may connect for a plan (a ramp's or a scrape's Prometheus probe, a cache
+        /// scenario's Redis): a CIDR, an address or a host name, repeatable. Loopback is always allowed; a plan
+        /// that names anything else is refused. (Agents keep their own allowlists for the load.)
+        #[arg(
+            long = "allow",
+            env = "LOADGRADE_SERVE_ALLOW",
+            value_delimiter = ',',
+            value_name = "NET"
+        )]
+        allow: Vec<String>,
         /// Most connections held at once (agents, CI callers, anything else); more are closed as they arrive.
         /// Lowered to what the open-file limit allows (LimitNOFILE), with a warning.
         #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS", value_name = "N",
@@ -214,6 +224,7 @@ pub async fn execute(cli: Cli) -> i32 {
             max_connections,
             max_connections_per_source,
             first_call_timeout,
+            allow,
             config: _,
             security,
         } => match security.load(listen) {
@@ -227,7 +238,20 @@ pub async fn execute(cli: Cli) -> i32 {
                     reflection,
                     connections,
                 };
-                local::serve(listen, &database, security, options, metrics_listen).await
+                match loadgrade_coordinator::run::outbound::Outbound::new(&allow) {
+                    Ok(outbound) => {
+                        let serving = local::Serving {
+                            listen,
+                            database: &database,
+                            security,
+                            options,
+                            metrics_listen,
+                            outbound,
+                        };
+                        local::serve(serving).await
+                    }
+                    Err(e) => Err(Failure::Usage(format!("loadgrade serve: {e}"))),
+                }
             }
             Err(e) => Err(e),
         },

@@ -17,6 +17,8 @@ pub struct RunDeps {
     pub registry: Arc<Registry>,
     pub store: Store,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where the coordinator itself may connect (probes, a cache's Redis).
+    pub outbound: Arc<crate::run::outbound::Outbound>,
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,
 }

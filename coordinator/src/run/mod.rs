@@ -5,6 +5,7 @@ pub mod context;
 pub mod coverage;
 pub mod guard;
 pub mod intake;
+pub mod outbound;
 pub mod part;
 pub mod preflight;
 pub mod probe;

@@ -8,6 +8,7 @@
 //! - `agent`: a `loadgrade-agent --probe-only` on the target host reads a process or cgroup there and answers over
 //!   its session.
 
+use crate::run::outbound::Outbound;
 use crate::server::registry::{AgentProbeError, Registry};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -52,6 +53,8 @@ pub enum ProbeError {
 /// Why a Prometheus instant query gave no byte count.
 #[derive(Debug, thiserror::Error)]
 pub enum PrometheusError {
+    #[error(transparent)]
+    Outside(#[from] crate::run::outbound::OutboundError),
     #[error("prometheus probe url {0:?}: only http:// is supported")]
     Url(String),
     #[error("prometheus at {authority}: {source}")]
@@ -85,8 +88,12 @@ pub enum PrometheusError {
     Body(String),
 }
 
-/// Reads the target once. `registry` reaches probe agents.
-pub async fn sample(spec: &ProbeSpec, registry: &Registry) -> Result<Sample, ProbeError> {
+/// Reads the target once. `registry` reaches probe agents; a Prometheus is reached where `outbound` allows.
+pub async fn sample(
+    spec: &ProbeSpec,
+    registry: &Registry,
+    outbound: &Outbound,
+) -> Result<Sample, ProbeError> {
     let at = tokio::time::Instant::now();
     let local = |target: LocalTarget| {
         let reading = local_probe::read(&target)?;
@@ -104,7 +111,7 @@ pub async fn sample(spec: &ProbeSpec, registry: &Registry) -> Result<Sample, Pro
         ProbeSpec::Process { .. } => Err(ProbeError::NoProcess),
         ProbeSpec::Cgroup { path } => local(LocalTarget::Cgroup(path.clone())),
         ProbeSpec::Prometheus { url, query } => {
-            let value = prometheus(url, query).await?;
+            let value = prometheus(url, query, outbound).await?;
             Ok(Sample {
                 memory_bytes: value as u64,
                 cpu_seconds: None,
@@ -135,7 +142,7 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-async fn prometheus(base: &str, query: &str) -> Result<f64, PrometheusError> {
+async fn prometheus(base: &str, query: &str, outbound: &Outbound) -> Result<f64, PrometheusError> {
     let rest = base
         .strip_prefix("http://")
         .ok_or_else(|| PrometheusError::Url(base.to_owned()))?;
@@ -159,8 +166,14 @@ async fn prometheus(base: &str, query: &str) -> Result<f64, PrometheusError> {
         source,
     };
     let fetch = async {
+        // Connected to an address the coordinator's allowlist admitted just now, never to the name itself.
+        let (host, port) = crate::run::outbound::http_host_port(base)
+            .ok_or_else(|| PrometheusError::Url(base.to_owned()))?;
+        let addrs = outbound
+            .resolve("the Prometheus probe", &host, port)
+            .await?;
         let stream =
-            TcpStream::connect(&authority)
+            TcpStream::connect(&addrs[..])
                 .await
                 .map_err(|source| PrometheusError::Connect {
                     authority: authority.clone(),
@@ -259,13 +272,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(spec: ProbeSpec, registry: Arc<Registry>) -> Self {
+    pub fn start(spec: ProbeSpec, registry: Arc<Registry>, outbound: Arc<Outbound>) -> Self {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut found = StepProbe::default();
             loop {
-                match sample(&spec, &registry).await {
+                match sample(&spec, &registry, &outbound).await {
                     Ok(s) => found.samples.push(s),
                     Err(e) => {
                         found.error.get_or_insert(e.to_string());
@@ -298,7 +311,9 @@ mod tests {
             pid: Some(std::process::id()),
             name: None,
         };
-        let s = sample(&spec, &registry).await.expect("sample");
+        let s = sample(&spec, &registry, &Outbound::default())
+            .await
+            .expect("sample");
         assert!(s.memory_bytes > 1 << 20, "{s:?}");
         assert!(s.cpu_seconds.is_some());
     }
@@ -344,7 +359,7 @@ mod tests {
             ),
         ];
         for (spec, expected) in cases {
-            let e = sample(&spec, &registry)
+            let e = sample(&spec, &registry, &Outbound::default())
                 .await
                 .expect_err("cannot be measured")
                 .to_string();

@@ -38,7 +38,10 @@ pub async fn run(
             ),
         );
         let registry = ctx.deps.registry.clone();
-        let sampler = ramp.probe.clone().map(|p| Sampler::start(p, registry));
+        let sampler = ramp
+            .probe
+            .clone()
+            .map(|p| Sampler::start(p, registry, ctx.deps.outbound.clone()));
         let aggregate = run_part(ctx, &part, &ramp.step(index)).await;
         let probe = match sampler {
             Some(s) => s.finish().await,

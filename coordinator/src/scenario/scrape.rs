@@ -61,7 +61,10 @@ pub async fn run(
         };
         let work = move |_: loadgrade_common::shard::HttpShard| Work::Scrape(shard.clone());
         let registry = ctx.deps.registry.clone();
-        let sampler = spec.probe.clone().map(|p| Sampler::start(p, registry));
+        let sampler = spec
+            .probe
+            .clone()
+            .map(|p| Sampler::start(p, registry, ctx.deps.outbound.clone()));
         let aggregate = run_part_as(ctx, &part, &load(spec, interval), &work).await;
         let probe = match sampler {
             Some(s) => Some(s.finish().await),

@@ -39,7 +39,9 @@ pub enum ServiceError {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let code = match &e {
-            ServiceError::Start(StartError::Plan(_) | StartError::BadKey)
+            ServiceError::Start(
+                StartError::Plan(_) | StartError::BadKey | StartError::Outbound(_),
+            )
             | ServiceError::NotHello
             | ServiceError::BadName(_)
             | ServiceError::BadVersion(_)

@@ -77,7 +77,7 @@ pub async fn run(
             ),
         );
     } else if let CacheTarget::Redis(redis) = &spec.target {
-        match Server::connect(redis).await {
+        match Server::connect(redis, &ctx.deps.outbound).await {
             Ok(mut s) => {
                 if redis.flush
                     && let Err(e) = s.flush_database().await

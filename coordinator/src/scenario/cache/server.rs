@@ -2,6 +2,7 @@
 //! its limit) before and after the load, the run's keys deleted at the end. Errors never repeat the URL: it may
 //! hold a password.
 
+use crate::run::outbound::Outbound;
 use loadgrade_common::plan::RedisCache;
 use redis::AsyncCommands as _;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub enum ServerError {
     NoPassword(String),
     #[error("the redis server: {0}")]
     Redis(String),
+    #[error(transparent)]
+    Outside(#[from] crate::run::outbound::OutboundError),
     #[error("redis INFO lacks {0}")]
     Missing(&'static str),
 }
@@ -43,13 +46,32 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn connect(cache: &RedisCache) -> Result<Server, ServerError> {
+    /// Connects where `outbound` allows: a plain TCP Redis at the address just checked (never the name again), a
+    /// TLS one by its name (the certificate is for it) after its addresses were checked.
+    pub async fn connect(cache: &RedisCache, outbound: &Outbound) -> Result<Server, ServerError> {
         use redis::IntoConnectionInfo as _;
         let mut info = cache
             .url
             .as_str()
             .into_connection_info()
             .map_err(redis_error)?;
+        const WHAT: &str = "the cache's Redis";
+        info = match info.addr().clone() {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let addrs = outbound.resolve(WHAT, &host, port).await?;
+                let addr = addrs[0];
+                info.set_addr(redis::ConnectionAddr::Tcp(
+                    addr.ip().to_string(),
+                    addr.port(),
+                ))
+            }
+            redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                outbound.resolve(WHAT, &host, port).await?;
+                info
+            }
+            // A local socket: this host's own.
+            _ => info,
+        };
         if let Some(var) = &cache.password_env {
             let password = std::env::var(var).map_err(|_| ServerError::NoPassword(var.clone()))?;
             let settings = info.redis_settings().clone().set_password(password);
