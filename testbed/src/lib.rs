@@ -24,6 +24,7 @@
 //! Requests under `/_testbed/` and to `/metrics` are not counted.
 
 mod cache;
+pub mod hostile;
 mod routes;
 mod server;
 mod stats;

@@ -23,6 +23,10 @@ struct Args {
     /// Synthetic histogram series on /metrics (request durations by route and status), for scrape scenarios.
     #[arg(long, default_value_t = 0)]
     metrics_series: u64,
+    /// Serve a hostile target instead of the testbed, for the load engine's bounds (bench/hostile_rss.sh):
+    /// header-bomb, slow-header, chunk-extension-bomb or many-headers.
+    #[arg(long, value_name = "KIND")]
+    hostile: Option<loadgrade_testbed::hostile::Hostility>,
 }
 
 fn tls_identity(args: &Args) -> anyhow::Result<Option<loadgrade_testbed::TlsIdentity>> {
@@ -53,11 +57,24 @@ fn main() -> ExitCode {
             .build()
             .map_err(|e| anyhow::Error::new(e).context("building the tokio runtime"))
             .and_then(|rt| {
-                rt.block_on(loadgrade_testbed::run(TestbedConfig {
-                    listen: args.listen,
-                    tls,
-                    metrics_series: args.metrics_series,
-                }))
+                rt.block_on(async {
+                    if let Some(hostility) = args.hostile {
+                        let target = loadgrade_testbed::hostile::HostileTarget::start(
+                            args.listen,
+                            hostility,
+                        )
+                        .await?;
+                        println!("hostile target ({hostility:?}) on http://{}", target.addr);
+                        tokio::signal::ctrl_c().await?;
+                        return Ok(());
+                    }
+                    loadgrade_testbed::run(TestbedConfig {
+                        listen: args.listen,
+                        tls,
+                        metrics_series: args.metrics_series,
+                    })
+                    .await
+                })
             })
     });
     match result {
