@@ -183,3 +183,105 @@ mod tests {
         );
     }
 }
+
+/// `validate` and the agent read a plan's request with one set of rules (issue 20: raw `<>"` in a URL, port 99999,
+/// a Host or Content-Length header validated and were then refused by agents, or worse, sent).
+#[cfg(test)]
+mod same_rules_as_validate {
+    use super::*;
+    use loadgrade_common::plan::{Plan, ScenarioSpec};
+
+    fn plan_accepts(url: &str, header: Option<(&str, &str)>) -> Option<HttpRequest> {
+        let headers = header.map_or_else(String::new, |(n, v)| {
+            format!("headers = {{ {n:?} = {v:?} }}\n")
+        });
+        let text = format!(
+            "name = \"p\"\n[[scenario]]\nname = \"s\"\nkind = \"http\"\nurl = {url:?}\nduration = \"1s\"\n{headers}"
+        );
+        let plan = Plan::parse("p.toml", &text).ok()?;
+        match &plan.scenarios[0].spec {
+            ScenarioSpec::Http(h) => Some(h.request.clone()),
+            _ => None,
+        }
+    }
+
+    fn request(url: &str, header: Option<(&str, &str)>) -> HttpRequest {
+        HttpRequest {
+            url: url.to_owned(),
+            method: "GET".into(),
+            headers: header
+                .map(|(n, v)| vec![(n.to_owned(), v.to_owned())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+            http2: false,
+            ca_file: None,
+            timeout: std::time::Duration::from_secs(1),
+            idempotent: true,
+            max_response_header_bytes: 1 << 16,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_validates_exactly_when_an_agent_builds_it() {
+        let long = "a".repeat(9000);
+        let urls = [
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:0/",
+            "http://127.0.0.1:65535/ok?x=1&y=%20",
+            "http://127.0.0.1/a b",
+            "http://127.0.0.1/<x>",
+            "http://127.0.0.1/\"q\"",
+            "http://127.0.0.1/{x}",
+            "http://127.0.0.1/a|b",
+            "http://127.0.0.1/a\r\nX-Injected: 1",
+            "http://[::1]:8080/",
+            "https://127.0.0.1/",
+            "ftp://127.0.0.1/",
+            "http://u:p@127.0.0.1/",
+            "http:///nohost",
+        ];
+        let headers = [
+            ("x-ok", "v"),
+            ("content-length", "5"),
+            ("Transfer-Encoding", "chunked"),
+            ("host", "elsewhere"),
+            ("upgrade", "h2c"),
+            ("te", "trailers"),
+            ("connection", "close"),
+            ("bad name", "v"),
+            ("x-long", long.as_str()),
+            ("x-tab", "a\tb"),
+        ];
+        let mut cases: Vec<(String, Option<(&str, &str)>)> =
+            urls.iter().map(|u| ((*u).to_owned(), None)).collect();
+        cases.extend(
+            headers
+                .iter()
+                .map(|h| ("http://127.0.0.1/".to_owned(), Some(*h))),
+        );
+        for (url, header) in cases {
+            let validated = plan_accepts(&url, header).is_some();
+            let built = HttpTarget::resolve(&request(&url, header)).await;
+            assert_eq!(
+                validated,
+                built.is_ok(),
+                "{url:?} {header:?}: validate {}, agent {:?}",
+                if validated { "accepts" } else { "refuses" },
+                built.err()
+            );
+        }
+    }
+
+    /// The agent refuses what a plan may not hold even when the shard comes from the wire (a hostile coordinator).
+    #[tokio::test]
+    async fn the_agent_refuses_more_than_a_hundred_headers() {
+        let mut r = request("http://127.0.0.1/", None);
+        r.headers = (0..101)
+            .map(|i| (format!("x-{i}"), "v".to_owned()))
+            .collect();
+        assert!(matches!(
+            HttpTarget::resolve(&r).await,
+            Err(TargetError::TooManyHeaders(101))
+        ));
+    }
+}
