@@ -2,11 +2,8 @@
 //! the agent service converts at the wire.
 
 use loadgrade_common::interval::IntervalReport;
-use loadgrade_common::plan::LocalTarget;
-use loadgrade_common::preflight::CheckRow;
 use loadgrade_common::protocol::{
-    ClockEstimate, Hello, Preflight, PreflightReply, ProbeOutcome, ProbeReading, ProbeReply,
-    ProbeRequest, ShardDone, ShardRefused, ToAgent,
+    ClockEstimate, Hello, PreflightReply, ProbeReply, ShardDone, ShardRefused, ToAgent,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -347,50 +344,6 @@ impl Registry {
             .count()
     }
 
-    /// Asks `agent` to check `items` without load; its rows, or why there are none.
-    pub async fn preflight(
-        &self,
-        agent: &str,
-        items: Vec<loadgrade_common::shard::Assignment>,
-        timeout: Duration,
-    ) -> Result<Vec<CheckRow>, String> {
-        let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let sender = {
-            let mut inner = self.lock();
-            let sender = inner
-                .agents
-                .get(agent)
-                .map(|e| e.tx.clone())
-                .ok_or_else(|| format!("agent {agent:?} is not connected"))?;
-            inner.preflights.insert(id, tx);
-            sender
-        };
-        let request = ToAgent::Preflight(Preflight {
-            request_id: id,
-            items,
-        });
-        let reply = if sender.try_send(request).is_ok() {
-            tokio::time::timeout(timeout, rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-        } else {
-            None
-        };
-        self.lock().preflights.remove(&id);
-        reply.map(|r| r.rows).ok_or_else(|| {
-            format!("agent {agent:?} did not answer the preflight within {timeout:?}")
-        })
-    }
-
-    /// An agent's preflight answer arrived.
-    pub fn preflight_replied(&self, reply: PreflightReply) {
-        if let Some(waiting) = self.lock().preflights.remove(&reply.request_id) {
-            let _ = waiting.send(reply);
-        }
-    }
-
     /// Route for a run's messages from `agent`, if the run is in progress and the agent is one of its own.
     pub fn route_for(&self, run: &str, agent: &str) -> Option<mpsc::UnboundedSender<RunInput>> {
         self.lock()
@@ -398,59 +351,6 @@ impl Registry {
             .get(run)
             .filter(|r| r.agents.contains(agent))
             .map(|r| r.tx.clone())
-    }
-
-    /// Asks probe agent `agent` to read `target` on its host.
-    pub async fn probe(
-        &self,
-        agent: &str,
-        target: &LocalTarget,
-        timeout: Duration,
-    ) -> Result<ProbeReading, AgentProbeError> {
-        let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let sender = {
-            let mut inner = self.lock();
-            let sender = inner
-                .agents
-                .get(agent)
-                .filter(|e| e.info.probe_only)
-                .map(|e| e.tx.clone())
-                .ok_or_else(|| AgentProbeError::NotConnected(agent.to_owned()))?;
-            inner.probes.insert(id, tx);
-            sender
-        };
-        let request = ToAgent::Probe(ProbeRequest {
-            request_id: id,
-            target: target.clone(),
-        });
-        let reply = if sender.try_send(request).is_ok() {
-            tokio::time::timeout(timeout, rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-        } else {
-            None
-        };
-        self.lock().probes.remove(&id);
-        match reply.map(|r| r.outcome) {
-            Some(ProbeOutcome::Reading(reading)) => Ok(reading),
-            Some(ProbeOutcome::Failed(why)) => Err(AgentProbeError::Failed {
-                agent: agent.to_owned(),
-                why,
-            }),
-            None => Err(AgentProbeError::Silent {
-                agent: agent.to_owned(),
-                timeout,
-            }),
-        }
-    }
-
-    /// A probe agent's answer arrived.
-    pub fn probe_replied(&self, reply: ProbeReply) {
-        if let Some(waiting) = self.lock().probes.remove(&reply.request_id) {
-            let _ = waiting.send(reply);
-        }
     }
 
     /// Sends to an agent's session; false when it is gone.
@@ -472,5 +372,6 @@ impl Registry {
     }
 }
 
+mod requests;
 #[cfg(test)]
 mod tests;
