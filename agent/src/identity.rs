@@ -79,4 +79,28 @@ impl AgentTls {
             .ca_certificate(Certificate::from_pem(&self.ca))
             .identity(Identity::from_pem(&self.cert, &self.key))
     }
+
+    /// The same TLS as a rustls configuration (for [`crate::session::tls_check`]); `None` when the files do not
+    /// parse (then tonic's own setup says why).
+    pub fn rustls_config(&self) -> Option<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca) {
+            roots.add(cert.ok()?).ok()?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key).ok()?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .ok()?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Some(config)
+    }
 }

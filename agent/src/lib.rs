@@ -110,8 +110,8 @@ pub enum AgentError {
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
     #[error(
-        "the TLS handshake with coordinator {url} was refused {times} times in a row ({why}): check --tls-ca, \
-         --tls-cert and their dates; not dialing again"
+        "TLS with coordinator {url} failed {times} times with no session between ({why}): check --tls-ca, \
+         --tls-cert and their dates on both sides; not dialing again"
     )]
     TlsRefused {
         url: String,
@@ -120,7 +120,8 @@ pub enum AgentError {
     },
 }
 
-/// Identical TLS refusals in a row after which the agent stops dialing (a certificate problem does not heal).
+/// TLS refusals, with no session between them, after which the agent stops dialing (a certificate problem does not
+/// heal by itself).
 pub const MAX_TLS_REFUSALS: u32 = 5;
 
 /// Runs the agent until `shutdown` fires (or, without `reconnect`, until the first session ends).
@@ -144,11 +145,23 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let refused = result.as_ref().err().and_then(SessionError::tls_refusal);
-        match refused {
-            Some(why) if why == refusals.0 => refusals.1 += 1,
-            Some(why) => refusals = (why, 1),
-            None => refusals = (String::new(), 0),
+        // TLS refusals with no welcomed session between them. A refused client certificate reaches the agent as
+        // its alert on some tries and as a bare closed connection on others (whichever layer reads first): those
+        // neither count nor reset; a session that got as far as the welcome does.
+        let welcomed = result
+            .as_ref()
+            .map_or_else(SessionError::was_welcomed, |()| true);
+        let mut refusal = result.as_ref().err().and_then(SessionError::tls_refusal);
+        if let (Some(tls), false, None) = (&config.tls, welcomed, &refusal)
+            && result.is_err()
+        {
+            refusal = session::tls_check::certificate_refused(&config.coordinator, tls).await;
+        }
+        let refused_now = refusal.is_some();
+        match refusal {
+            Some(why) => refusals = (why, refusals.1 + 1),
+            None if welcomed => refusals = (String::new(), 0),
+            None => {}
         }
         if refusals.1 >= MAX_TLS_REFUSALS {
             return Err(AgentError::TlsRefused {
@@ -164,6 +177,12 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
                 "{e}: another agent uses the name {:?} (give each agent its own --name); dialing again in {backoff:?} \
                  in case it is this agent's previous session",
                 config.name
+            ),
+            Err(_) if refused_now => tracing::warn!(
+                "TLS with the coordinator failed: {} ({} of {MAX_TLS_REFUSALS} before this agent gives up); dialing \
+                 again in {backoff:?}",
+                refusals.0,
+                refusals.1
             ),
             Err(e) => tracing::warn!("{e}; dialing again in {backoff:?}"),
         }

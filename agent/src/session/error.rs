@@ -22,6 +22,8 @@ pub enum SessionError {
     NoWelcome,
     #[error("expected welcome, got another message first")]
     NotWelcome,
+    #[error("session broken before the coordinator's welcome: {0}")]
+    BrokenBeforeWelcome(tonic::Status),
     #[error("session broken: {0}")]
     Broken(tonic::Status),
     #[error("no word from the coordinator for {0:?}: load stopped")]
@@ -40,29 +42,42 @@ impl SessionError {
         ))
     }
 
-    /// Why the TLS handshake was refused, when that is why no session started: this agent does not trust the
-    /// coordinator's certificate, or the coordinator refused this agent's (a wrong CA, an expired certificate).
-    /// Dialing again changes nothing until someone changes a certificate.
+    /// Why TLS failed, when that is why this session ended: this agent did not trust the coordinator's certificate
+    /// (a rustls error while connecting), or the coordinator refused this agent's (its alert, which reaches the
+    /// agent after the handshake as an I/O error of kind `InvalidData`, whatever layer reports it). Dialing again
+    /// changes nothing until someone changes a certificate.
     pub fn tls_refusal(&self) -> Option<String> {
-        let SessionError::Connect { source, .. } = self else {
-            return None;
+        let first: &(dyn std::error::Error + 'static) = match self {
+            SessionError::Connect { source, .. } => source,
+            SessionError::Refused(status)
+            | SessionError::BrokenBeforeWelcome(status)
+            | SessionError::Broken(status) => status,
+            _ => return None,
         };
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        let mut cause = Some(first);
         while let Some(e) = cause {
             if let Some(tls) = e.downcast_ref::<rustls::Error>() {
                 return Some(tls.to_string());
             }
-            // tokio-rustls reports TLS errors as I/O errors carrying the rustls one.
-            if let Some(tls) = e
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(tls.to_string());
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(tls) = io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    return Some(tls.to_string());
+                }
+                if io.kind() == std::io::ErrorKind::InvalidData {
+                    return Some(io.to_string());
+                }
             }
             cause = e.source();
         }
         None
+    }
+
+    /// Whether the session got as far as the coordinator's welcome before it ended this way.
+    pub fn was_welcomed(&self) -> bool {
+        matches!(self, SessionError::Broken(_) | SessionError::Silent(_))
     }
 
     /// Another agent holds this name (or this agent's previous session has not yet timed out).

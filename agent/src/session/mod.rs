@@ -27,6 +27,7 @@ use tonic::transport::Endpoint;
 
 mod error;
 mod shard;
+pub mod tls_check;
 
 pub use error::SessionError;
 use shard::{ShardContext, refuse, run_shard};
@@ -118,7 +119,11 @@ pub async fn run_once(
         .map_err(SessionError::Refused)?
         .into_inner();
 
-    let welcome = match inbound.message().await.map_err(SessionError::Broken)? {
+    let welcome = match inbound
+        .message()
+        .await
+        .map_err(SessionError::BrokenBeforeWelcome)?
+    {
         None => return Err(SessionError::NoWelcome),
         Some(m) => match ToAgent::try_from(m) {
             Ok(ToAgent::Welcome(w)) => w,
