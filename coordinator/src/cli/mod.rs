@@ -89,18 +89,18 @@ pub enum Command {
         allow: Vec<String>,
         /// Most connections held at once (agents, CI callers, anything else); more are closed as they arrive.
         /// Lowered to what the open-file limit allows (LimitNOFILE), with a warning.
-        #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS", value_name = "N",
+        #[arg(long, env = "LOADGRADE_SERVE_MAX_CONNECTIONS", value_name = "N",
               default_value_t = loadgrade_coordinator::server::connections::DEFAULT_MAX_CONNECTIONS as u32,
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_connections: u32,
         /// Most connections held at once from one source address.
-        #[arg(long, env = "LOADGRADE_MAX_CONNECTIONS_PER_SOURCE", value_name = "N",
+        #[arg(long, env = "LOADGRADE_SERVE_MAX_CONNECTIONS_PER_SOURCE", value_name = "N",
               default_value_t = loadgrade_coordinator::server::connections::DEFAULT_MAX_PER_SOURCE as u32,
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_connections_per_source: u32,
         /// Time a new connection has to start its first gRPC call, TLS and HTTP/2 handshakes included; a
         /// connection that has not is closed.
-        #[arg(long, env = "LOADGRADE_FIRST_CALL_TIMEOUT", value_name = "DURATION", default_value = "10s",
+        #[arg(long, env = "LOADGRADE_SERVE_FIRST_CALL_TIMEOUT", value_name = "DURATION", default_value = "10s",
               value_parser = parse_first_call_timeout)]
         first_call_timeout: std::time::Duration,
         /// A TOML file of flag values (`listen = "0.0.0.0:7700"`, `metrics-listen = ...`).
