@@ -52,7 +52,9 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in "${agents[@]}"; do
     dir=$(mktemp -d /tmp/loadgrade-coord-bench.XXXXXX)
     db="sqlite://$dir/bench.db"
-    "$serve" serve --listen "127.0.0.1:$port" --database "$db" >"$dir/serve.log" 2>&1 &
+    # Every simulated agent dials from 127.0.0.1: the per-source cap (default 1,024) must hold them all.
+    "$serve" serve --listen "127.0.0.1:$port" --database "$db" \
+        --max-connections $((n + 1000)) --max-connections-per-source $((n + 100)) >"$dir/serve.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi

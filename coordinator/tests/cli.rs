@@ -370,6 +370,11 @@ fn serve_refuses_an_open_network_listener_and_bad_tokens() {
         "submit aaaaaaaaaaaaaaaaaaaa\nread aaaaaaaaaaaaaaaaaaaa\n",
     )
     .expect("write");
+    for file in ["empty-tokens", "twice"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
     for (file, says) in [
         ("empty-tokens", "holds no token"),
         ("twice", "already given"),
