@@ -18,6 +18,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// The tests of this file one at a time: the flood measures health latency, and a TLS test's 500 handshakes on the
+/// same two cores would be measured with it.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgrade-conn-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -76,6 +80,7 @@ fn open_descriptors(pid: u32) -> usize {
 /// at the first-call deadline, and health answers within 1 s throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_flood_neither_fills_descriptors_nor_slows_health() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     const FLOOD: usize = 20_000;
     // Four flooding processes of 5,000 connections each: no one process needs more descriptors than a default
     // hard limit allows.
@@ -310,6 +315,7 @@ fn tls_client(ca: &Path) -> tokio_rustls::TlsConnector {
 /// open for good. Now they are closed at the first-call deadline, while a client that calls is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_finish_tls_and_say_nothing_are_closed_at_the_deadline() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let pki = temp_dir("tls");
     certs(&pki, "box-1");
     let tls = ServerTls::read(
@@ -407,6 +413,7 @@ async fn connections_that_finish_tls_and_say_nothing_are_closed_at_the_deadline(
 /// then lived on with its port closed. Now it refuses to start, naming the key.
 #[tokio::test]
 async fn a_key_that_is_not_the_certificates_never_gets_a_listener() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let pki = temp_dir("mismatch");
     certs(&pki, "box-1");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgrade"))
@@ -443,6 +450,7 @@ async fn a_key_that_is_not_the_certificates_never_gets_a_listener() {
 /// A source at its cap gets its next connection closed at once; another source is still admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_cannot_take_every_slot() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let coordinator = Coordinator::new(Store::in_memory().await.expect("store"));
     let shutdown = CancellationToken::new();
     let (addr, _server) = spawn_service(

@@ -42,8 +42,6 @@ pub const SPARE_DESCRIPTORS: u64 = 128;
 /// Connections the kernel queues before they are accepted (capped by net.core.somaxconn): room for a burst, so
 /// a flood that outpaces accept for a moment does not drop the SYN of a health check (retried only after 1 s).
 const LISTEN_BACKLOG: u32 = 4096;
-/// Pause after an accept error that is not about one connection (EMFILE, ENFILE, ENOBUFS).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -113,9 +111,9 @@ struct Book {
 /// The shared side of a guarded listener: admission and the call marks.
 #[derive(Debug, Clone)]
 pub struct Gate {
-    limits: ConnectionLimits,
+    pub(super) limits: ConnectionLimits,
     book: Arc<Mutex<Book>>,
-    counters: ConnectionCounters,
+    pub(super) counters: ConnectionCounters,
 }
 
 impl Gate {
@@ -132,7 +130,7 @@ impl Gate {
     }
 
     /// Admits a connection from `peer`, or `None` when a cap is reached.
-    fn admit(&self, peer: SocketAddr) -> Option<Admission> {
+    pub(super) fn admit(&self, peer: SocketAddr) -> Option<Admission> {
         let mut book = self.book();
         let from_source = book.per_source.get(&peer.ip()).copied().unwrap_or(0);
         if book.total >= self.limits.max_total || from_source >= self.limits.max_per_source {
@@ -165,7 +163,7 @@ impl Gate {
 
 /// A connection's place in the [`Gate`], given back when it is dropped.
 #[derive(Debug)]
-struct Admission {
+pub(super) struct Admission {
     gate: Gate,
     peer: SocketAddr,
     started: Arc<AtomicBool>,
@@ -186,66 +184,11 @@ impl Drop for Admission {
     }
 }
 
-/// Accepted connections, admitted by the gate: a stream for `serve_with_incoming`.
-pub struct Incoming {
-    listener: TcpListener,
-    gate: Gate,
-    backoff: Option<Pin<Box<Sleep>>>,
-}
-
-impl Incoming {
-    pub fn new(listener: TcpListener, gate: Gate) -> Self {
-        Incoming {
-            listener,
-            gate,
-            backoff: None,
-        }
-    }
-}
-
-impl tokio_stream::Stream for Incoming {
-    type Item = io::Result<GuardedConn>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(backoff) = self.backoff.as_mut() {
-                std::task::ready!(backoff.as_mut().poll(cx));
-                self.backoff = None;
-            }
-            match std::task::ready!(self.listener.poll_accept(cx)) {
-                Ok((stream, peer)) => match self.gate.admit(peer) {
-                    Some(admission) => {
-                        let _ = stream.set_nodelay(true);
-                        let deadline = tokio::time::sleep(self.gate.limits.first_call);
-                        return Poll::Ready(Some(Ok(GuardedConn {
-                            stream,
-                            admission,
-                            deadline: Some(Box::pin(deadline)),
-                        })));
-                    }
-                    None => {
-                        // Closed at once: a flood costs one descriptor for an instant, never a slot.
-                        self.gate.counters.refused.inc();
-                        drop(stream);
-                    }
-                },
-                // Out of descriptors or buffers: nothing to gain from trying again at once.
-                Err(e) if matches!(e.raw_os_error(), Some(23 | 24 | 105)) => {
-                    tracing::warn!("accepting connections: {e}; pausing {ACCEPT_BACKOFF:?}");
-                    self.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
-                }
-                // One connection's own failure (reset before accept, and the like).
-                Err(e) => tracing::debug!("accepting a connection: {e}"),
-            }
-        }
-    }
-}
-
 /// An admitted connection: the TCP stream, its place in the gate, and the deadline for its first call.
 pub struct GuardedConn {
-    stream: TcpStream,
-    admission: Admission,
-    deadline: Option<Pin<Box<Sleep>>>,
+    pub(super) stream: TcpStream,
+    pub(super) admission: Admission,
+    pub(super) deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl GuardedConn {

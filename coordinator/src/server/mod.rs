@@ -1,6 +1,7 @@
 //! The coordinator's gRPC server: the agent service (sessions), the run service (CI and the command line), the
 //! registry of connected agents, and the one mapping of errors to statuses.
 
+mod accept;
 pub mod agent_service;
 pub mod auth;
 pub mod connections;
@@ -54,6 +55,8 @@ pub enum ServeError {
     Tls(tonic::transport::Error),
     #[error("the gRPC server stopped: {0}")]
     Transport(tonic::transport::Error),
+    #[error("the accept thread cannot start: {0}")]
+    Accept(std::io::Error),
 }
 
 /// Serves the agent and run services (and grpc.health.v1, open to all) on `listener` until `shutdown` fires.
@@ -136,7 +139,10 @@ pub async fn serve(
         .add_service(RunServiceServer::new(runs).max_decoding_message_size(MAX_RUN_REQUEST))
         .add_optional_service(reflection.as_ref().map(|(v1, _)| v1.clone()))
         .add_optional_service(reflection.map(|(_, v1alpha)| v1alpha))
-        .serve_with_incoming_shutdown(connections::Incoming::new(listener, gate), closing)
+        .serve_with_incoming_shutdown(
+            accept::Incoming::new(listener, gate).map_err(ServeError::Accept)?,
+            closing,
+        )
         .await
         .map_err(ServeError::Transport)
 }
