@@ -174,32 +174,85 @@ impl Seconds {
         ))
     }
 
+    /// The series, one point per `width` seconds. A point measured for less than half its width (a step or a
+    /// window that ends a few milliseconds into a second) is not a rate of its own: its counts and histograms are
+    /// added to the point before it (to the one after it, for a first point), whose rate then covers both, so no
+    /// sliver is drawn as a spike and nothing is left out.
     pub(super) fn series(&self) -> Vec<SeriesPoint> {
         let Some(first) = self.points.keys().next().copied() else {
             return Vec::new();
         };
-        self.points
-            .iter()
-            .map(|(key, point)| {
-                let merged = point.merged();
-                let at =
-                    |q: f64| (!merged.is_empty()).then(|| us_to_ms(merged.value_at_quantile(q)));
+        let full_ms = u64::try_from(self.width).unwrap_or(1).saturating_mul(1000);
+        let mut folded: Vec<Folded> = Vec::with_capacity(self.points.len());
+        let mut leading: Option<Folded> = None;
+        for (key, point) in &self.points {
+            let mut this = Folded {
+                key: *key,
+                ms: point.agent_ms.values().copied().max().unwrap_or(0),
+                counters: point.counters,
+                arrivals: point.arrivals,
+                histogram: point.merged(),
+                in_window: point.in_window,
+            };
+            if let Some(head) = leading.take() {
+                this.key = head.key;
+                this.absorb(head);
+            }
+            if this.ms.saturating_mul(2) < full_ms {
+                match folded.last_mut() {
+                    Some(previous) => previous.absorb(this),
+                    None => leading = Some(this),
+                }
+                continue;
+            }
+            folded.push(this);
+        }
+        // A load that is one sliver alone is still shown.
+        folded.extend(leading);
+        folded
+            .into_iter()
+            .map(|f| {
+                let at = |q: f64| {
+                    (!f.histogram.is_empty()).then(|| us_to_ms(f.histogram.value_at_quantile(q)))
+                };
                 SeriesPoint {
-                    t_s: (key - first) as f64,
+                    t_s: (f.key - first) as f64,
                     width_s: self.width as f64,
-                    duration_s: point.agent_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0,
-                    requests: point.counters.requests,
-                    ok: point.counters.ok,
-                    errors: point.counters.errors,
+                    duration_s: f.ms as f64 / 1000.0,
+                    requests: f.counters.requests,
+                    ok: f.counters.ok,
+                    errors: f.counters.errors,
                     p50_ms: at(0.5),
                     p95_ms: at(0.95),
                     p99_ms: at(0.99),
-                    arrivals: point.arrivals,
-                    dropped: point.counters.dropped,
-                    in_window: point.in_window,
+                    arrivals: f.arrivals,
+                    dropped: f.counters.dropped,
+                    in_window: f.in_window,
                 }
             })
             .collect()
+    }
+}
+
+/// A point of the series as it is drawn, slivers folded in.
+struct Folded {
+    key: i64,
+    /// Measured milliseconds (the longest agent's), the folded sliver's added.
+    ms: u64,
+    counters: Counters,
+    arrivals: u64,
+    histogram: LatencyHistogram,
+    in_window: bool,
+}
+
+impl Folded {
+    fn absorb(&mut self, other: Folded) {
+        self.ms = self.ms.saturating_add(other.ms);
+        self.counters.add(&other.counters);
+        self.arrivals = self.arrivals.saturating_add(other.arrivals);
+        // One precision, auto-resizing: the merge cannot fail.
+        let _ = merge(&mut self.histogram, &other.histogram);
+        self.in_window |= other.in_window;
     }
 }
 
@@ -269,5 +322,61 @@ mod tests {
         let series = seconds.series();
         assert_eq!(series.len(), 12);
         assert_eq!(series[1].requests, 11);
+    }
+
+    /// Regression (issue 21): a ramp step's 7 ms tail (2 requests) was drawn as a point of 285 req/s where the step
+    /// ran at 352 req/s. A sliver is folded into the second before it: no point above the true rate, nothing lost.
+    #[test]
+    fn a_sliver_of_a_second_is_no_spike() {
+        let mut seconds = Seconds::new();
+        let mut total = 0;
+        for second in 0..4 {
+            let (report, h) = interval("a", second, &vec![1_000; 352]);
+            seconds.add(&report, &h);
+            total += 352;
+        }
+        for (start_ms, duration_ms, n) in [(4_000, 7, 2u64), (4_007, 6, 4)] {
+            let (mut report, h) = interval("a", 0, &vec![900; n as usize]);
+            report.start_unix_ms = 1_000_000 + start_ms;
+            report.duration_ms = duration_ms;
+            seconds.add(&report, &h);
+            total += n;
+        }
+        let series = seconds.series();
+        assert_eq!(
+            series.len(),
+            4,
+            "the tail is folded, not a point of its own"
+        );
+        assert_eq!(
+            series.iter().map(|p| p.requests).sum::<u64>(),
+            total,
+            "nothing lost"
+        );
+        // The tail alone would have been drawn at 6 / 0.013 s = 462 req/s; folded, every point is within 1 % of the
+        // step's rate.
+        let true_rate = total as f64 / 4.013;
+        for p in &series {
+            let rate = p.per_s(p.ok);
+            assert!(
+                (rate / true_rate - 1.0).abs() < 0.01,
+                "a point at {rate} req/s, the step ran at {true_rate}"
+            );
+        }
+        assert!(
+            (series[3].duration_s - 1.013).abs() < 1e-9,
+            "{}",
+            series[3].duration_s
+        );
+        // A sliver that opens a load goes into the point after it.
+        let mut opening = Seconds::new();
+        let (mut head, h) = interval("a", 0, &[500]);
+        head.duration_ms = 5;
+        opening.add(&head, &h);
+        let (report, h) = interval("a", 1, &vec![500; 100]);
+        opening.add(&report, &h);
+        let series = opening.series();
+        assert_eq!(series.len(), 1);
+        assert_eq!((series[0].t_s, series[0].requests), (0.0, 101));
     }
 }
