@@ -258,9 +258,13 @@ pub fn or_not_measured<T>(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     pub expr: String,
-    /// The measured figure; null when it was not measured (then the threshold fails).
+    /// The measured figure; null when it was not measured (then the threshold does not pass).
     pub actual: Option<f64>,
     pub passed: bool,
+    /// The figure was not measured (the scenario did not run, or its measurement failed): the threshold neither
+    /// passed nor failed on the target's account. Absent in reports made before it existed.
+    #[serde(default)]
+    pub not_measured: bool,
 }
 
 /// Latency summary in milliseconds, from one (merged) histogram.

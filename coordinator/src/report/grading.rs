@@ -34,6 +34,8 @@ pub fn judge_scenario(
                 expr: t.expr.clone(),
                 actual,
                 passed: t.holds(actual),
+                // Missing because the measurement failed (or never ran): neither passed nor failed by the target.
+                not_measured: actual.is_none() && (metrics.is_none() || unmeasured),
             }
         })
         .collect();
@@ -60,27 +62,17 @@ pub struct Judged {
 /// DEGRADED when one makes it partly so, FAIL when the grade is below the plan's bar, PASS otherwise.
 pub fn grade_run(plan: &Plan, scenarios: &[ScenarioReport], findings: &[Finding]) -> Judged {
     let total: usize = scenarios.iter().map(|s| s.thresholds.len()).sum();
-    let failed: usize = scenarios
+    // A threshold whose figure was not measured cannot pass: it counts against the grade like a failed one, and the
+    // reason says which it was.
+    let not_passed: usize = scenarios
         .iter()
         .flat_map(|s| &s.thresholds)
         .filter(|t| !t.passed)
         .count();
-    let grade = Grade::from_failures(failed, total);
-    let grade_reason = match (total, failed) {
-        (0, _) => "no thresholds set: grade A by default".to_owned(),
-        (t, 0) => format!("all {t} thresholds passed"),
-        (t, f) => format!(
-            "{f} of {t} thresholds failed: {}",
-            scenarios
-                .iter()
-                .flat_map(|s| s
-                    .thresholds
-                    .iter()
-                    .filter(|t| !t.passed)
-                    .map(move |t| format!("{}: {}", s.name, t.expr)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
+    let grade = Grade::from_failures(not_passed, total);
+    let grade_reason = match what_happened(findings) {
+        Some(happened) => format!("{happened}; {}", thresholds_summary(scenarios, total)),
+        None => thresholds_summary(scenarios, total),
     };
     let worst = findings.iter().map(Finding::severity).max();
     // Invalid findings first, then degraded ones, each in the order found.
@@ -113,6 +105,65 @@ pub fn grade_run(plan: &Plan, scenarios: &[ScenarioReport], findings: &[Finding]
         verdict,
         verdict_reasons,
     }
+}
+
+/// What happened to the run as a whole, when it did not run to its end: said before its thresholds.
+fn what_happened(findings: &[Finding]) -> Option<&'static str> {
+    let has = |kind: FindingKind| findings.iter().any(|f| f.kind == kind);
+    Some(if has(FindingKind::PreflightFailed) {
+        "no load was sent: a preflight check failed"
+    } else if has(FindingKind::NoAgents) {
+        "no load was sent: too few agents were ready"
+    } else if has(FindingKind::Interrupted) {
+        "interrupted: the coordinator stopped mid-run, and what it had stored was judged"
+    } else if has(FindingKind::Cancelled) {
+        "cancelled before its end, and what was measured until then was judged"
+    } else if has(FindingKind::RunFailed) {
+        "the run failed, and what was measured until then was judged"
+    } else {
+        return None;
+    })
+}
+
+/// The thresholds in words: how many passed, which failed, which were not measured.
+fn thresholds_summary(scenarios: &[ScenarioReport], total: usize) -> String {
+    if total == 0 {
+        return "no thresholds set: grade A by default".to_owned();
+    }
+    let listed = |pick: fn(&ThresholdResult) -> bool| {
+        scenarios
+            .iter()
+            .flat_map(|s| {
+                s.thresholds
+                    .iter()
+                    .filter(move |t| pick(t))
+                    .map(move |t| format!("{}: {}", s.name, t.expr))
+            })
+            .collect::<Vec<_>>()
+    };
+    let failed = listed(|t| !t.passed && !t.not_measured);
+    let unmeasured = listed(|t| t.not_measured);
+    if unmeasured.len() == total {
+        return format!("none of the {total} thresholds was measured");
+    }
+    if failed.is_empty() && unmeasured.is_empty() {
+        return format!("all {total} thresholds passed");
+    }
+    let mut parts = vec![format!(
+        "{} of {total} thresholds passed",
+        total - failed.len() - unmeasured.len()
+    )];
+    if !failed.is_empty() {
+        parts.push(format!("{} failed: {}", failed.len(), failed.join("; ")));
+    }
+    if !unmeasured.is_empty() {
+        parts.push(format!(
+            "{} not measured: {}",
+            unmeasured.len(),
+            unmeasured.join("; ")
+        ));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -180,6 +231,40 @@ thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
             "{judged:?}"
         );
         assert_eq!(findings[0].kind, FindingKind::NotMeasured);
+        assert!(
+            judged
+                .grade_reason
+                .contains("1 of 2 thresholds passed, 1 not measured: api: latency_ms.p95 < 100"),
+            "{judged:?}"
+        );
+    }
+
+    /// Regression (issue 21): a cancelled run printed "INVALID (all 1 thresholds passed)", and one stopped by a failed
+    /// preflight "4 of 4 thresholds failed" though nothing ran.
+    #[test]
+    fn the_reason_says_what_happened_and_what_was_not_measured() {
+        let plan = Plan::parse("p.toml", PLAN).expect("plan");
+        let mut findings = vec![Finding::new(FindingKind::PreflightFailed, "down")];
+        let report = judge_scenario(&plan.scenarios[0], None, &mut findings);
+        assert!(
+            report
+                .thresholds
+                .iter()
+                .all(|t| t.not_measured && !t.passed)
+        );
+        let judged = grade_run(&plan, &[report], &findings);
+        assert_eq!(
+            judged.grade_reason,
+            "no load was sent: a preflight check failed; none of the 2 thresholds was measured"
+        );
+        assert_eq!(judged.verdict, Verdict::Invalid);
+        let mut findings = vec![Finding::new(FindingKind::Cancelled, "cancelled")];
+        let report = judge_scenario(&plan.scenarios[0], Some(metrics(Some(5.0))), &mut findings);
+        let judged = grade_run(&plan, &[report], &findings);
+        assert_eq!(
+            judged.grade_reason,
+            "cancelled before its end, and what was measured until then was judged; all 2 thresholds passed"
+        );
     }
 
     #[test]
@@ -194,7 +279,9 @@ thresholds = ["latency_ms.p95 < 100", "success_rate >= 0.99"]
         let judged = grade_run(&plan, &[report], &findings);
         assert_eq!((judged.grade, judged.verdict), (Grade::C, Verdict::Fail));
         assert!(
-            judged.grade_reason.contains("1 of 2 thresholds failed"),
+            judged
+                .grade_reason
+                .contains("1 of 2 thresholds passed, 1 failed: api: latency_ms.p95 < 100"),
             "{judged:?}"
         );
     }

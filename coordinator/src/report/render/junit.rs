@@ -1,4 +1,5 @@
-//! junit.xml: one test case per threshold (failed thresholds are failures), plus one named `verdict` for the run's
+//! junit.xml: one test case per threshold (failed thresholds are failures; thresholds whose figure was not
+//! measured are errors: they could not be judged), plus one named `verdict` for the run's
 //! verdict (FAIL is a failure; DEGRADED or INVALID an error: the result could not be trusted), so CI systems show
 //! what failed and why, and keep one history per case whatever the outcome. Counts on every level include every
 //! case under it; each suite has the run's start as `timestamp`, and the whole run's length is the root's `time`.
@@ -13,9 +14,15 @@ pub fn junit(report: &Report) -> String {
         .scenarios
         .iter()
         .flat_map(|s| &s.thresholds)
-        .filter(|t| !t.passed)
+        .filter(|t| !t.passed && !t.not_measured)
         .count()
         + usize::from(report.verdict == Verdict::Fail);
+    let unmeasured: usize = report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.thresholds)
+        .filter(|t| t.not_measured)
+        .count();
     let tests: usize = report
         .scenarios
         .iter()
@@ -39,13 +46,18 @@ pub fn junit(report: &Report) -> String {
         "<testsuites name=\"loadgrade: {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\" \
          time=\"{seconds:.3}\" timestamp=\"{timestamp}\">",
         escape(&report.plan_name),
-        usize::from(untrusted)
+        usize::from(untrusted) + unmeasured
     );
     for s in &report.scenarios {
-        let failed = s.thresholds.iter().filter(|t| !t.passed).count();
+        let failed = s
+            .thresholds
+            .iter()
+            .filter(|t| !t.passed && !t.not_measured)
+            .count();
+        let errors = s.thresholds.iter().filter(|t| t.not_measured).count();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" timestamp=\"{timestamp}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" timestamp=\"{timestamp}\">",
             escape(&s.name),
             s.thresholds.len()
         );
@@ -64,6 +76,12 @@ pub fn junit(report: &Report) -> String {
                     out,
                     "><system-out>actual {}</system-out></testcase>",
                     escape(&actual)
+                );
+            } else if t.not_measured {
+                let _ = writeln!(
+                    out,
+                    "><error message=\"{}: not measured\" type=\"not_measured\"/></testcase>",
+                    escape(&t.expr)
                 );
             } else {
                 let _ = writeln!(

@@ -93,6 +93,8 @@ fn scenario(blocks: &mut Vec<Block>, s: &ScenarioReport) {
                         figure(t.actual),
                         if t.passed {
                             text("pass")
+                        } else if t.not_measured {
+                            Inline::Bad("not measured".into())
                         } else {
                             Inline::Bad("FAIL".into())
                         },
