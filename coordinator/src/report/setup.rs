@@ -1,6 +1,7 @@
-//! A scenario's setup as the report shows it: what the plan asked (the target without its query, the model, the
+//! A scenario's setup as the report shows it: what the plan asked (the target, its query's values withheld, the model, the
 //! rate or profile, connections, length, warm-up), so a reader sees what was measured without the plan at hand.
-//! Secrets never appear: URLs lose their query and credentials, headers are not shown.
+//! Secrets never appear: URLs lose their credentials and their query's values (its parameter names stay), headers
+//! are not shown.
 
 use loadgrade_common::plan::pagination::redacted_database_url;
 use loadgrade_common::plan::{HttpSpec, LoadModel, Scenario, ScenarioSpec};
@@ -119,16 +120,32 @@ fn http(h: &HttpSpec, put: &mut dyn FnMut(&str, String)) {
     put("timeout", seconds(h.request.timeout));
 }
 
-/// A URL without credentials, query or fragment.
+/// A URL without credentials or fragment, its query parameters named with their values withheld
+/// (`/work?ms=…&slots=…`): a value may be a key, and a report goes further than the plan's authors.
 fn shown(url: &str) -> String {
     let base = url.split(['?', '#']).next().unwrap_or_default();
-    match base.split_once("://") {
+    let base = match base.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let host = authority.rsplit('@').next().unwrap_or(authority);
             format!("{scheme}://{host}{path}")
         }
         None => base.to_owned(),
+    };
+    let query = url
+        .split_once('?')
+        .map(|(_, rest)| rest.split('#').next().unwrap_or_default())
+        .filter(|q| !q.is_empty());
+    match query {
+        None => base,
+        Some(q) => {
+            let names: Vec<String> = q
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{}=…", p.split('=').next().unwrap_or_default()))
+                .collect();
+            format!("{base}?{}", names.join("&"))
+        }
     }
 }
 
@@ -149,8 +166,14 @@ mod tests {
     fn urls_lose_credentials_and_queries() {
         assert_eq!(
             shown("http://u:p@127.0.0.1:8080/a?key=secret#x"),
-            "http://127.0.0.1:8080/a"
+            "http://127.0.0.1:8080/a?key=…"
         );
+        // Regression (issue 21): `/work?ms=10&slots=8` was shown as `/work`.
+        assert_eq!(
+            shown("http://127.0.0.1:8080/work?ms=10&slots=8"),
+            "http://127.0.0.1:8080/work?ms=…&slots=…"
+        );
+        assert_eq!(shown("http://h/a?"), "http://h/a");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
     }
 }
