@@ -16,8 +16,8 @@
 //! | `GET` or `POST /hangup?every=N` | the Nth request on each connection is read, counted, and the connection closed unanswered |
 //! | `POST /_testbed/allocate?mb=N`, `POST /_testbed/free` | hold (touched) memory, or drop it |
 //! | `GET /_testbed/stats` | `{"requests": N}` |
-//! | `GET /_testbed/sources` | `{"ADDRESS": N, ...}`: counted requests by source address (not zeroed by reset) |
-//! | `POST /_testbed/reset` | zero counters, 204 |
+//! | `GET /_testbed/sources` | `{"ADDRESS": N, ...}`: counted requests by source address |
+//! | `POST /_testbed/reset` | zero the request counters (total and by source), 204 |
 //! | `GET /_testbed/pid` | process id |
 //! | `GET /metrics` | Prometheus text exposition: counters, cache figures, `--metrics-series N` synthetic histogram series, and `loadgrade_testbed_exposed_series` (how many series the page holds) |
 //!

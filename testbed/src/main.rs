@@ -9,7 +9,27 @@ use tracing_subscriber::EnvFilter;
 
 /// loadgrade's reference HTTP target for load tests and demos.
 #[derive(Debug, Parser)]
-#[command(name = "loadgrade-testbed", version)]
+#[command(
+    name = "loadgrade-testbed",
+    version,
+    after_help = "Routes (anything else: 404, still counted):\n  \
+    GET /api/items?limit=N            JSON array of N items (default 20, max 1000)\n  \
+    GET /api/complete?key=K&ms=M&capacity=C&size=S   K's answer from an LRU cache of C entries before an origin of M ms; X-Cache: HIT or MISS\n  \
+    GET /health                       ok\n  \
+    GET /delay?ms=N                   sleep N ms (max 60000), then 200\n  \
+    GET /status/CODE                  respond with CODE\n  \
+    GET /stall?period_ms=P&pause_ms=S every P ms, hold all responses for S ms\n  \
+    GET /work?ms=N&slots=K            K slots of N ms each, requests beyond K queue\n  \
+    GET /slow?every=N&ms=M            every Nth request sleeps M ms\n  \
+    GET|POST /hangup?every=N          the Nth request on each connection is read, counted and left unanswered\n  \
+    POST /_testbed/allocate?mb=N, POST /_testbed/free   hold (touched) memory, or drop it\n  \
+    GET /_testbed/stats               {\"requests\": N}: counted requests since start or the last reset\n  \
+    GET /_testbed/sources             {\"ADDRESS\": N, ...}: counted requests by source address\n  \
+    POST /_testbed/reset              zero both, 204\n  \
+    GET /_testbed/pid                 process id\n  \
+    GET /metrics                      loadgrade_testbed_requests_total, loadgrade_testbed_in_flight, cache figures, synthetic series\n\
+Requests under /_testbed/ and to /metrics, and preflight probes (x-loadgrade-preflight: 1), are not counted."
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value_t = TestbedConfig::default().listen)]
@@ -49,6 +69,8 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal (issue 21: a redirected log was full of escapes).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let result = tls_identity(&args).and_then(|tls| {

@@ -239,6 +239,16 @@ pub(crate) async fn handle<B>(req: Request<B>, state: &AppState) -> Response<Ful
         )),
         "/_testbed/reset" => {
             state.stats.reset();
+            // Regression (issue 21): reset did not clear the counts by source. Entries stay (live connections keep
+            // counting into them); their counts start again from 0.
+            for counter in state
+                .by_source
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+            {
+                counter.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(body(StatusCode::NO_CONTENT, TEXT, Bytes::new()))
         }
         "/_testbed/pid" => Ok(text(StatusCode::OK, std::process::id().to_string())),

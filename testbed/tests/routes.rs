@@ -196,10 +196,16 @@ async fn stats_count_exactly_and_reset() {
         );
     }
 
+    let before = request(&tb, "GET", "/_testbed/sources").await;
+    assert!(before.body.contains("\"127.0.0.1\":"), "{}", before.body);
+    assert!(!before.body.contains("\"127.0.0.1\":0"), "{}", before.body);
     let reset = request(&tb, "POST", "/_testbed/reset").await;
     assert_eq!(reset.status, 204);
     assert_eq!(stats(&tb).await, 0);
     assert_eq!(tb.requests(), 0);
+    // Regression (issue 21): reset left the counts by source as they were.
+    let after = request(&tb, "GET", "/_testbed/sources").await;
+    assert!(after.body.contains("\"127.0.0.1\":0"), "{}", after.body);
 
     get(&tb, "/health").await;
     assert_eq!(tb.requests(), 1);

@@ -16,6 +16,41 @@ pub(super) async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
         out!("no runs in {database}");
         return Ok(0);
     }
+    print_runs(rows)
+}
+
+/// `runs --coordinator URL`: the coordinator's own list (ListRuns), with a read or submit token.
+pub(super) async fn remote_runs(
+    limit: u32,
+    remote: &super::security::Remote,
+) -> Result<i32, Failure> {
+    let mut client = remote.connect().await?;
+    let wire = client
+        .list_runs(loadgrade_proto::v1::ListRunsRequest { limit })
+        .await
+        .map_err(|s| {
+            Failure::Runtime(anyhow::anyhow!(
+                "coordinator {} refused to list runs: {}",
+                remote.coordinator,
+                loadgrade_common::text::escaped(s.message())
+            ))
+        })?
+        .into_inner();
+    let rows = wire
+        .runs
+        .into_iter()
+        .map(loadgrade_common::run::RunSummary::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the coordinator sent a run that does not convert")?;
+    if rows.is_empty() {
+        out!("no runs on {}", remote.coordinator);
+        return Ok(0);
+    }
+    print_runs(rows)
+}
+
+fn print_runs(rows: Vec<loadgrade_common::run::RunSummary>) -> Result<i32, Failure> {
+    let escaped = loadgrade_common::text::escaped;
     out!(
         "{:<24} {:<11} {:<9} {:<32} plan",
         "run",
@@ -26,11 +61,11 @@ pub(super) async fn runs(limit: u32, database: &str) -> Result<i32, Failure> {
     for r in rows {
         out!(
             "{:<24} {:<11} {:<9} {:<32} {}",
-            r.id,
+            escaped(&r.id),
             r.state.as_str(),
             r.verdict.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-            r.started_at,
-            r.plan_name
+            escaped(&r.started_at),
+            escaped(&r.plan_name)
         );
     }
     Ok(0)

@@ -164,8 +164,11 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
         /// Results store.
-        #[arg(long, default_value = DEFAULT_DATABASE_URL)]
+        #[arg(long, default_value = DEFAULT_DATABASE_URL, conflicts_with = "coordinator")]
         database: String,
+        /// List the runs of a coordinator server instead (a read or submit token).
+        #[command(flatten)]
+        remote: security::OptionalRemote,
     },
     /// Regression verdict between two stored runs.
     ///
@@ -283,7 +286,14 @@ pub async fn execute(cli: Cli) -> i32 {
             listen,
             metrics_series,
         } => local::testbed_process(listen, metrics_series).await,
-        Command::Runs { limit, database } => history::runs(limit, &database).await,
+        Command::Runs {
+            limit,
+            database,
+            remote,
+        } => match remote.get() {
+            Some(remote) => history::remote_runs(limit, &remote).await,
+            None => history::runs(limit, &database).await,
+        },
         Command::Compare {
             base,
             head,

@@ -13,6 +13,16 @@ pub enum Role {
     Submit,
 }
 
+impl Role {
+    /// Its name in a tokens file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Submit => "submit",
+        }
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -117,7 +127,9 @@ impl Tokens {
         }
         let Some(header) = request.metadata().get("authorization") else {
             return Err(Status::unauthenticated(
-                "this coordinator needs a token: authorization: Bearer TOKEN (loadgrade submit --token-file, or LOADGRADE_TOKEN)",
+                "this coordinator needs a token (`authorization: Bearer TOKEN`): give the command line --token-file \
+                 FILE, a file holding the bare token on one line (not the `ROLE TOKEN` line of serve's tokens file), \
+                 or LOADGRADE_TOKEN",
             ));
         };
         let presented = header.as_bytes().strip_prefix(b"Bearer ").ok_or_else(|| {
@@ -126,11 +138,13 @@ impl Tokens {
         match self.role_of(presented) {
             None => Err(Status::unauthenticated("the token is not valid here")),
             Some(role) if role < needed => Err(Status::permission_denied(format!(
-                "this token may {}; this call needs the {needed:?} role",
+                "this token may {}; this call needs a {} token (a `{}` line of serve's tokens file)",
                 match role {
                     Role::Read => "only read",
                     Role::Submit => "submit",
-                }
+                },
+                needed.as_str(),
+                needed.as_str()
             ))),
             Some(_) => Ok(()),
         }
