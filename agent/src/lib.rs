@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod probe;
 pub mod procfs;
 pub mod recorder;
+pub mod redis_conn;
 pub mod scrape;
 pub mod session;
 pub mod signal;

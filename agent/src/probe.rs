@@ -91,33 +91,85 @@ fn cgroup(path: &str) -> Result<ProbeReading, ProbeError> {
         Path::new("/sys/fs/cgroup").join(path)
     };
     let shown = dir.display().to_string();
-    let text = std::fs::read_to_string(dir.join("memory.current")).map_err(|source| {
-        ProbeError::Cgroup {
+    let text =
+        read_cgroup_file(&dir.join("memory.current")).map_err(|source| ProbeError::Cgroup {
             path: shown.clone(),
             source,
-        }
-    })?;
+        })?;
     let memory_bytes = text.trim().parse().map_err(|_| ProbeError::CgroupValue {
         path: shown,
         text: text.trim().to_owned(),
     })?;
-    let cpu_seconds = std::fs::read_to_string(dir.join("cpu.stat"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(|us| us / 1e6)
-        });
+    let cpu_seconds = read_cgroup_file(&dir.join("cpu.stat")).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|us| us / 1e6)
+    });
     Ok(ProbeReading {
         memory_bytes,
         cpu_seconds,
     })
 }
 
+/// The most of a cgroup file read: `cpu.stat` is a few hundred bytes.
+const MAX_CGROUP_FILE: u64 = 64 << 10;
+
+/// A cgroup file's text: a regular file only (cgroupfs files are), opened without blocking and checked again once
+/// open, at most [`MAX_CGROUP_FILE`] bytes. The path comes from a plan: a FIFO there must not hang the reader (the
+/// coordinator reads ramp probes on its own host), nor /dev/zero fill its memory.
+fn read_cgroup_file(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let refuse = || io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(refuse());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(refuse());
+    }
+    let mut text = String::new();
+    file.take(MAX_CGROUP_FILE).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 20, attack round 2): a ramp's cgroup probe whose files were FIFOs hung the coordinator,
+    /// and symlinks to /dev/zero took it past 2 GB.
+    #[test]
+    fn a_cgroup_of_fifos_or_devices_is_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("loadgrade-cgroup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("memory.current");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", dir.join("cpu.stat")).expect("symlink");
+        let began = std::time::Instant::now();
+        let e = cgroup(&dir.display().to_string()).expect_err("refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(read_cgroup_file(&dir.join("cpu.stat")).is_err());
+        assert!(began.elapsed() < std::time::Duration::from_secs(1));
+        std::fs::remove_file(&fifo).expect("rm");
+        std::fs::write(&fifo, "4096\n").expect("write");
+        assert_eq!(
+            cgroup(&dir.display().to_string())
+                .expect("read")
+                .memory_bytes,
+            4096
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn long_names_match_past_the_kernels_15_byte_comm() {

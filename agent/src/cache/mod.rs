@@ -37,13 +37,12 @@ pub struct CacheLookup {
 #[derive(Debug)]
 pub enum Mode {
     Redis {
-        client: redis::Client,
+        /// Reached at the address the allowlist admitted, every reply bounded.
+        client: crate::redis_conn::BoundedRedis,
         ttl_s: u64,
     },
     /// A response with this header (lower-case name, value) is a hit.
-    Http {
-        watch: (Vec<u8>, Vec<u8>),
-    },
+    Http { watch: (Vec<u8>, Vec<u8>) },
 }
 
 /// Why a cache shard is refused.
@@ -142,13 +141,13 @@ pub async fn prepare(
     Ok(spec)
 }
 
-/// A Redis client for `url` (its password, or the one in `password_env`), its host checked against the allowlist.
-/// Errors never repeat the URL: it may hold a password.
+/// A Redis client for `url` (its password, or the one in `password_env`), its host checked against the allowlist
+/// and connected at the address checked, every reply bounded. Errors never repeat the URL: it may hold a password.
 async fn redis_client(
     url: &str,
     password_env: Option<&str>,
     allowlist: &Allowlist,
-) -> Result<redis::Client, Refusal> {
+) -> Result<crate::redis_conn::BoundedRedis, Refusal> {
     use redis::IntoConnectionInfo as _;
     let mut info = url
         .into_connection_info()
@@ -183,30 +182,34 @@ async fn redis_client(
             host: host.clone(),
             why: e.to_string(),
         })?;
-    redis::Client::open(info).map_err(|e| Refusal::RedisUrl(format!("{:?}", e.kind())))
+    let addr = *addrs.first().ok_or_else(|| Refusal::RedisHost {
+        host: host.clone(),
+        why: "resolves to no address".to_owned(),
+    })?;
+    crate::redis_conn::BoundedRedis::new(&info, addr).map_err(|e| Refusal::RedisUrl(e.to_string()))
 }
 
 /// Connects once and sends PING, so a wrong address or password refuses the shard with its reason instead of
 /// failing every lookup.
-async fn check_redis(client: &redis::Client, url: &str, timeout: Duration) -> Result<(), Refusal> {
+async fn check_redis(
+    client: &crate::redis_conn::BoundedRedis,
+    url: &str,
+    timeout: Duration,
+) -> Result<(), Refusal> {
     let fail = |why: String| Refusal::RedisConnect {
         url: loadgrade_common::plan::cache::redacted_url(url),
         why,
     };
     // The error's own text (the socket's error, or the server's reply such as WRONGPASS); redis errors never hold
     // the URL or the password.
-    let describe = |e: redis::RedisError| e.to_string();
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
     let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
+        .connect(timeout)
         .await
-        .map_err(|e| fail(describe(e)))?;
+        .map_err(|e| fail(e.to_string()))?;
     redis::cmd("PING")
         .query_async::<String>(&mut conn)
         .await
-        .map_err(|e| fail(describe(e)))?;
+        .map_err(|e| fail(e.to_string()))?;
     Ok(())
 }
 
@@ -250,7 +253,7 @@ impl ThreadCache {
     /// [`Self::give_back`] when the lookup went well; a failed one is dropped.
     pub async fn take_redis(
         &self,
-        client: &redis::Client,
+        client: &crate::redis_conn::BoundedRedis,
         timeout: Duration,
     ) -> Result<redis::aio::MultiplexedConnection, ()> {
         let idle = self
@@ -261,13 +264,10 @@ impl ThreadCache {
         if let Some(conn) = idle {
             return Ok(conn);
         }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
         client
-            .get_multiplexed_async_connection_with_config(&config)
+            .connect(timeout)
             .await
-            .map_err(|e| tracing::debug!("redis connection failed: {:?}", e.kind()))
+            .map_err(|e| tracing::debug!("redis connection failed: {e}"))
     }
 
     pub fn give_back(&self, conn: redis::aio::MultiplexedConnection) {

@@ -46,8 +46,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Connects where `outbound` allows: a plain TCP Redis at the address just checked (never the name again), a
-    /// TLS one by its name (the certificate is for it) after its addresses were checked.
+    /// Connects where `outbound` allows, to the address it has just checked (never the name again; a TLS Redis
+    /// by its name for its certificate), every reply bounded ([`loadgrade_agent::redis_conn`]): a hostile Redis can
+    /// fill neither the coordinator's memory nor its time.
     pub async fn connect(cache: &RedisCache, outbound: &Outbound) -> Result<Server, ServerError> {
         use redis::IntoConnectionInfo as _;
         let mut info = cache
@@ -55,36 +56,27 @@ impl Server {
             .as_str()
             .into_connection_info()
             .map_err(redis_error)?;
-        const WHAT: &str = "the cache's Redis";
-        info = match info.addr().clone() {
-            redis::ConnectionAddr::Tcp(host, port) => {
-                let addrs = outbound.resolve(WHAT, &host, port).await?;
-                let addr = addrs[0];
-                info.set_addr(redis::ConnectionAddr::Tcp(
-                    addr.ip().to_string(),
-                    addr.port(),
-                ))
-            }
-            redis::ConnectionAddr::TcpTls { host, port, .. } => {
-                outbound.resolve(WHAT, &host, port).await?;
-                info
-            }
-            // A local socket: this host's own.
-            _ => info,
-        };
         if let Some(var) = &cache.password_env {
             let password = std::env::var(var).map_err(|_| ServerError::NoPassword(var.clone()))?;
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(redis_error)?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
+        let (host, port) = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+            _ => {
+                return Err(ServerError::Redis(
+                    "a unix socket Redis is not supported".to_owned(),
+                ));
+            }
+        };
+        let addrs = outbound.resolve("the cache's Redis", &host, port).await?;
+        let target = loadgrade_agent::redis_conn::BoundedRedis::new(&info, addrs[0])
+            .map_err(|e| ServerError::Redis(e.to_string()))?;
+        let conn = target
+            .connect(COMMAND_TIMEOUT)
             .await
-            .map_err(redis_error)?;
+            .map_err(|e| ServerError::Redis(e.to_string()))?;
         Ok(Server { conn })
     }
 
