@@ -25,6 +25,8 @@ pub enum Hostility {
     ChunkExtensionBomb,
     /// 20,000 header lines of 10 bytes, then an empty body.
     ManyHeaders,
+    /// A chunked body of one-byte chunks that never ends.
+    EndlessBody,
 }
 
 impl std::str::FromStr for Hostility {
@@ -36,9 +38,11 @@ impl std::str::FromStr for Hostility {
             "slow-header" => Hostility::SlowHeader,
             "chunk-extension-bomb" => Hostility::ChunkExtensionBomb,
             "many-headers" => Hostility::ManyHeaders,
+            "endless-body" => Hostility::EndlessBody,
             other => {
                 return Err(format!(
-                    "unknown hostility {other:?}: header-bomb, slow-header, chunk-extension-bomb or many-headers"
+                    "unknown hostility {other:?}: header-bomb, slow-header, chunk-extension-bomb, many-headers or \
+                     endless-body"
                 ));
             }
         })
@@ -118,6 +122,11 @@ async fn serve(mut socket: TcpStream, hostility: Hostility, written: &AtomicU64)
         Hostility::ChunkExtensionBomb => (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;",
             vec![b'e'; 16 << 10],
+            None,
+        ),
+        Hostility::EndlessBody => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"1\r\na\r\n".repeat(4096),
             None,
         ),
         Hostility::ManyHeaders => {

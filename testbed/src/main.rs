@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     metrics_series: u64,
     /// Serve a hostile target instead of the testbed, for the load engine's bounds (bench/hostile_rss.sh):
-    /// header-bomb, slow-header, chunk-extension-bomb or many-headers.
+    /// header-bomb, slow-header, chunk-extension-bomb, many-headers or endless-body.
     #[arg(long, value_name = "KIND")]
     hostile: Option<loadgrade_testbed::hostile::Hostility>,
 }

@@ -35,9 +35,10 @@ pub async fn lookup(
         )
     };
     let result = tokio::select! {
+        // The timer first (see http::exchange::send): an endless reply cannot starve it.
         biased;
-        r = run(spec, thread, conn, &key, began) => Some(r),
         () = timer.as_mut() => None,
+        r = run(spec, thread, conn, &key, began) => Some(r),
     };
     match result {
         Some(Ok(done)) => {

@@ -23,9 +23,10 @@ pub async fn open(
     }
     timer.as_mut().reset(began + spec.timeout);
     let result = tokio::select! {
+        // The timer first: a handshake that keeps the task busy (a TLS peer trickling records) cannot starve it.
         biased;
-        r = spec.transport.connect(spec.target.addr()) => r,
         () = timer.as_mut() => Err(ConnectFailure::Connect),
+        r = spec.transport.connect(spec.target.addr()) => r,
     };
     match result {
         Ok(conn) => {
@@ -66,9 +67,11 @@ pub async fn send(
         let sent = Instant::now();
         timer.as_mut().reset(sent + spec.timeout);
         let result = tokio::select! {
+            // The timer first: a response that streams without end keeps the exchange busy on every poll (it
+            // spends the task's budget, and a timer polled after it could never fire), yet ends at its timeout.
             biased;
-            r = conn.exchange(&spec.target) => Some(r),
             () = timer.as_mut() => None,
+            r = conn.exchange(&spec.target) => Some(r),
         };
         match result {
             Some(Ok((status, bytes))) => {

@@ -150,6 +150,12 @@ async fn connection(
         };
         idle.fetch_sub(1, Ordering::Relaxed);
         let Some(arrival) = next else { break };
+        // Past the window, what still waits is not sent (issue 20: a 1 s plan at an impossible rate drained a
+        // million queued arrivals for 13 s after it): this one and the rest are counted as discarded at the stop.
+        if ctx.limits.deadline().is_some_and(|d| Instant::now() >= d) {
+            ctx.recorder.discarded_at_stop();
+            break;
+        }
         let late = Instant::now().saturating_duration_since(arrival.intended);
         if arrival.connection_free {
             ctx.recorder.send_late(late);

@@ -124,6 +124,9 @@ pub async fn run(
         format!("{:?}", scenario.name),
     );
     let aggregate = run_part_as(ctx, &part, &spec.load, &work).await;
+    if let Some(a) = &aggregate {
+        super::http::only_timeouts(ctx, &part.label, &a.metrics());
+    }
     if let (Some(s), CacheTarget::Redis(redis)) = (server.as_mut(), &spec.target) {
         match s.info().await {
             Ok(info) => view.after = Some(info),
