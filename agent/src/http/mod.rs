@@ -5,6 +5,7 @@
 mod closed;
 mod exchange;
 pub(crate) mod h1;
+mod h2_budget;
 mod limits;
 mod open;
 mod precise;

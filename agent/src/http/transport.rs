@@ -171,21 +171,23 @@ impl Transport {
 }
 
 /// An HTTP/2 connection whose peer may send header lists of at most `max_head` bytes (h2 refuses larger ones and
-/// fails the stream, so they never reach memory whole).
+/// fails the stream, so they never reach memory whole), and at most `max_head` bytes in all between a request and
+/// its final response head ([`super::h2_budget`]: endless 1xx responses grew hyper's memory without bound).
 async fn h2_handshake<S>(io: S, max_head: u32) -> Result<Conn, ConnectFailure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let budget = super::h2_budget::HeadBudget::new(usize::try_from(max_head).unwrap_or(usize::MAX));
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
         .max_header_list_size(max_head)
-        .handshake(TokioIo::new(io))
+        .handshake(TokioIo::new(budget.wrap(io)))
         .await
         .map_err(|_| ConnectFailure::Connect)?;
     tokio::spawn(async move {
         // Ends when the sender is dropped or the peer goes away; either is normal here.
         let _ = connection.await;
     });
-    Ok(Conn::H2(sender))
+    Ok(Conn::H2(sender, budget))
 }
 
 /// How a failed HTTP/2 request is classified: a response head over `max_header_list_size` is refused by h2 itself
@@ -218,7 +220,10 @@ pub struct Exchanged {
 pub enum Conn {
     Plain(H1Conn<TcpStream>),
     Tls(Box<H1Conn<TlsStream<TcpStream>>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(
+        http2::SendRequest<Full<Bytes>>,
+        super::h2_budget::HeadBudget,
+    ),
 }
 
 impl Conn {
@@ -228,12 +233,18 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.exchange(&target.request, target.head).await,
             Conn::Tls(c) => c.exchange(&target.request, target.head).await,
-            Conn::H2(sender) => {
+            Conn::H2(sender, budget) => {
                 sender.ready().await.map_err(|_| Outcome::Other)?;
-                let response = sender
-                    .send_request(target.h2_request())
-                    .await
-                    .map_err(|e| h2_outcome(&e))?;
+                budget.arm();
+                let response = sender.send_request(target.h2_request()).await;
+                budget.disarm();
+                let response = response.map_err(|e| {
+                    if budget.tripped() {
+                        Outcome::TooLarge
+                    } else {
+                        h2_outcome(&e)
+                    }
+                })?;
                 let status = response.status().as_u16();
                 let mut body = response.into_body();
                 let mut bytes = 0u64;
@@ -284,7 +295,7 @@ impl Conn {
             Conn::Plain(c) => exchange!(c),
             Conn::Tls(c) => exchange!(c.as_mut()),
             // Cache lookups are refused over HTTP/2 when the shard is prepared.
-            Conn::H2(_) => Err(Outcome::Other),
+            Conn::H2(..) => Err(Outcome::Other),
         }
     }
 
@@ -293,7 +304,7 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.is_reusable(),
             Conn::Tls(c) => c.is_reusable(),
-            Conn::H2(sender) => !sender.is_closed(),
+            Conn::H2(sender, _) => !sender.is_closed(),
         }
     }
 }
@@ -301,6 +312,66 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An h2c target that answers stream 1 with `103` HEADERS frames and nothing else, without end (or for 10 s).
+    async fn endless_interim_h2() -> SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            // SETTINGS (empty), then SETTINGS ACK.
+            let _ = socket.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+            let _ = socket.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await;
+            // HEADERS, END_HEADERS, stream 1: `:status: 103` (literal, indexed name 8), repeated.
+            let frame = [0, 0, 5, 1, 4, 0, 0, 0, 1, 0x08, 3, b'1', b'0', b'3'];
+            let batch = frame.repeat(1024);
+            let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while tokio::time::Instant::now() < give_up {
+                if socket.write_all(&batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        addr
+    }
+
+    /// Regression (issue 20, attack round 2): endless interim (103) responses over HTTP/2 took an agent past 2 GB
+    /// at 512 connections (hyper keeps reading them). The bytes before the final head are bounded.
+    #[tokio::test]
+    async fn endless_interim_responses_over_http2_are_too_large() {
+        let addr = endless_interim_h2().await;
+        let request = loadgrade_common::plan::HttpRequest {
+            url: format!("http://{addr}/"),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            http2: true,
+            ca_file: None,
+            timeout: std::time::Duration::from_secs(10),
+            idempotent: true,
+            max_response_header_bytes: 16 << 10,
+        };
+        let target = HttpTarget::resolve(&request).await.expect("target");
+        let transport =
+            Transport::new(false, "127.0.0.1", Version::Http2, None, 16 << 10).expect("transport");
+        let mut conn = transport.connect(addr).await.expect("h2 handshake");
+        let began = std::time::Instant::now();
+        let outcome =
+            tokio::time::timeout(std::time::Duration::from_secs(5), conn.exchange(&target))
+                .await
+                .expect("ends before the 5 s this test allows");
+        assert_eq!(outcome, Err(Outcome::TooLarge));
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+    }
 
     /// Whatever is wrong with a ca_file, the refusal reads the same (but for the path the plan gave), so a plan
     /// cannot probe which files exist on an agent's host.
