@@ -33,6 +33,12 @@ pub fn escaped(text: &str) -> String {
     out
 }
 
+/// [`escaped`], but a newline stays a newline: for messages of several lines (a plan's located errors) whose
+/// words may come from a peer.
+pub fn escaped_lines(text: &str) -> String {
+    text.split('\n').map(escaped).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +54,6 @@ mod tests {
             "\\u{1b}[2J\\u{1b}]0;owned\\u{7}done\\u{202e}gnp.exe\\u{2028}next\\u{d}\\u{a}"
         );
         assert_eq!(escaped("plain, ünïcode ✓"), "plain, ünïcode ✓");
+        assert_eq!(escaped_lines("a\u{1b}[2J\nb\r"), "a\\u{1b}[2J\nb\\u{d}");
     }
 }

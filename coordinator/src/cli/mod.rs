@@ -306,14 +306,17 @@ pub async fn execute(cli: Cli) -> i32 {
             database,
         } => history::stored_report(&run_id, out, &database).await,
     };
+    // Messages may carry a coordinator's words (a refusal, a report that does not parse): whatever the path, they
+    // are printed with control characters escaped, lines kept.
+    let escaped = loadgrade_common::text::escaped_lines;
     match result {
         Ok(code) => code,
         Err(Failure::Usage(message)) => {
-            note!("{message}");
+            note!("{}", escaped(&message));
             EXIT_USAGE
         }
         Err(Failure::Runtime(e)) => {
-            note!("loadgrade: error: {e:#}");
+            note!("loadgrade: error: {}", escaped(&format!("{e:#}")));
             EXIT_RUNTIME
         }
         // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.

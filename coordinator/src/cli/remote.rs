@@ -58,10 +58,13 @@ pub(super) async fn submit(
         .into_inner();
     let stored = StoredReport::try_from(wire)
         .context("the coordinator sent a report that does not convert")?;
-    let dir = report_dir(out, &run_id)?;
+    // Parsed before any folder is made or `latest` moved: a report that does not parse leaves nothing behind.
     let parsed: Report = serde_json::from_str(&stored.json)
         .context("the coordinator sent a report that does not parse")?;
-    deliver(&dir, &parsed, &stored.json, &stored.markdown)
+    let dir = report_dir(out, &run_id)?;
+    // Markdown rendered here from the parsed report: a coordinator's own text could carry what no report holds.
+    let markdown = loadgrade_coordinator::report::render::markdown(&parsed);
+    deliver(&dir, &parsed, &stored.json, &markdown)
 }
 
 async fn start(client: &mut RunClient, path: &Path, key: Option<&str>) -> Result<String, Failure> {

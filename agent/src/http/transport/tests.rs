@@ -50,10 +50,9 @@ async fn endless_interim_responses_over_http2_are_too_large() {
         Transport::new(false, "127.0.0.1", Version::Http2, None, 16 << 10).expect("transport");
     let mut conn = transport.connect(addr).await.expect("h2 handshake");
     let began = std::time::Instant::now();
-    let outcome =
-        tokio::time::timeout(std::time::Duration::from_secs(5), conn.exchange(&target))
-            .await
-            .expect("ends before the 5 s this test allows");
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), conn.exchange(&target))
+        .await
+        .expect("ends before the 5 s this test allows");
     assert_eq!(outcome, Err(Outcome::TooLarge));
     assert!(
         began.elapsed() < std::time::Duration::from_secs(2),

@@ -15,19 +15,40 @@ const THROUGHPUT_SHARE: f64 = 0.9;
 /// An alert fires when the hit rate falls this far below the measured one (a share of it).
 const HIT_RATE_SHARE: f64 = 0.9;
 
-/// A YAML string (double-quoted, escaped).
+/// A YAML string (double-quoted, escaped). Line breaks of every kind YAML knows (CR, LF, NEL, U+2028, U+2029) and
+/// other controls become spaces.
 fn yaml(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push(' '),
+            c if loadgrade_common::text::is_deceptive(c) => out.push(' '),
             c => out.push(c),
         }
     }
     out.push('"');
     out
+}
+
+/// A YAML string for an annotation, which Prometheus expands as a Go template: braces are kept apart, so a name
+/// such as `{{ with query "up" }}` is shown, never run (attack round 2 on issue 20).
+fn annotation(text: &str) -> String {
+    yaml(&text.replace("{{", "{ {").replace("}}", "} }"))
+}
+
+/// Text for a `#` comment: one line whatever it holds (a hostile coordinator's run id could otherwise start rules of
+/// its own on the next line).
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if loadgrade_common::text::is_deceptive(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// An alert name from a scenario name: letters and digits, each word capitalised.
@@ -166,10 +187,13 @@ pub fn alert_rules(report: &Report) -> String {
          # Thresholds come from figures measured in that run; each rule says which. Metric names are the\n\
          # testbed's (loadgrade_testbed_*) and the conventional http_request_duration_seconds histogram:\n\
          # rename them to your service's. Check with: promtool check rules alerts.yml\n",
-        report.run_id, report.plan_name, report.verdict, report.started_at
+        comment(&report.run_id),
+        comment(&report.plan_name),
+        report.verdict,
+        comment(&report.started_at)
     );
     for s in &skipped {
-        let _ = writeln!(out, "# no rule: {s}");
+        let _ = writeln!(out, "# no rule: {}", comment(s));
     }
     let _ = writeln!(
         out,
@@ -185,13 +209,13 @@ pub fn alert_rules(report: &Report) -> String {
             out,
             "      # from {}\n      - alert: {}\n        expr: {}\n        for: {}\n        labels:\n          \
              severity: {}\n        annotations:\n          summary: {}\n          source: {}\n",
-            r.source.replace('\n', " "),
+            comment(&r.source),
             r.alert,
             yaml(&r.expr),
             r.duration,
             r.severity,
-            yaml(&r.summary),
-            yaml(&format!("loadgrade run {}: {}", report.run_id, r.source)),
+            annotation(&r.summary),
+            annotation(&format!("loadgrade run {}: {}", report.run_id, r.source)),
         );
     }
     out
@@ -280,5 +304,21 @@ mod tests {
     fn names_and_strings_are_safe() {
         assert_eq!(alert_name("At", "items-ramp 2"), "AtItemsRamp2");
         assert_eq!(yaml("a \"b\"\n\\"), "\"a \\\"b\\\" \\\\\"");
+    }
+
+    /// Regression (issue 20, attack round 2): a scenario named with a Go template ran the plan's PromQL in
+    /// Prometheus's annotation expansion, and a coordinator's run id with newlines wrote rules of its own.
+    #[test]
+    fn templates_are_shown_and_comments_stay_one_line() {
+        let named =
+            annotation("scenario \"api {{ with query `up` }}{{ . | first | value }}{{ end }}\"");
+        assert!(!named.contains("{{") && !named.contains("}}"), "{named}");
+        assert!(named.contains("{ { with query `up` } }"), "{named}");
+        let forged = comment("20261127T001530Z-3f9a\ngroups:\n  - name: injected\r\u{2028}\u{85}x");
+        assert!(
+            !forged.contains(['\n', '\r', '\u{2028}', '\u{85}']),
+            "{forged:?}"
+        );
+        assert!(!yaml("a\u{2028}b\u{85}c").contains(['\u{2028}', '\u{85}']));
     }
 }
