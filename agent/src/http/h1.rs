@@ -339,7 +339,13 @@ fn parse_head(
         }
         if h.name.eq_ignore_ascii_case("content-length") {
             let text = std::str::from_utf8(h.value).map_err(|_| Outcome::Other)?;
-            length = Some(text.trim().parse::<u64>().map_err(|_| Outcome::Other)?);
+            let this = text.trim().parse::<u64>().map_err(|_| Outcome::Other)?;
+            // Two lengths that disagree: the framing is unknowable (RFC 9112, 6.3), an error at once rather than a
+            // wait for bytes that never come.
+            if length.is_some_and(|l| l != this) {
+                return Err(Outcome::Other);
+            }
+            length = Some(this);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h
                 .value

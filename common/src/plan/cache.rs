@@ -291,6 +291,10 @@ fn check_redis_url(url: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("the redis URL has no host".to_owned());
     }
+    // Parsed as agents and the coordinator parse it (the redis crate reads URLs with the url crate), so a port past
+    // 65535 is an error here rather than an agent's refusal (attack round 2 on issue 20). url's messages never quote
+    // the URL.
+    url::Url::parse(url).map_err(|e| format!("the redis URL does not parse: {e}"))?;
     if let Some(db) = rest
         .split_once('/')
         .map(|(_, db)| db.split(['?', '#']).next().unwrap_or(""))
@@ -334,6 +338,7 @@ mod tests {
             "redis://",
             "redis://:s3cret@/",
             "redis://h:1/db-s3cret",
+            "redis://:s3cret@127.0.0.1:99999/1",
         ] {
             let e = check_redis_url(bad).expect_err(bad);
             assert!(!e.contains("s3cret"), "{e}");

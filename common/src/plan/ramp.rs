@@ -387,13 +387,19 @@ pub(super) fn probe(value: &Spanned<toml::Value>, issues: &mut Issues<'_>) -> Op
             }
         },
         Some("prometheus") => match (text("url"), text("query")) {
-            (Some(url), Some(query)) if url.starts_with("http://") => {
+            // One URL parser for all (attack round 2 on issue 20: `http://h:9091@h2:9093` validated and failed
+            // at run time); a query or fragment has no place in a base URL the API path is added to.
+            (Some(url), Some(query))
+                if super::target_url::TargetUrl::parse(&url).is_ok_and(|u| !u.https)
+                    && !url.contains(['?', '#']) =>
+            {
                 ProbeSpec::Prometheus { url, query }
             }
             _ => {
                 issues.at(
                     value.span(),
-                    "a prometheus probe needs `url` (http://HOST[:PORT], https is not supported) and `query`",
+                    "a prometheus probe needs `url` (http://HOST[:PORT][/PREFIX], no credentials, query or fragment; \
+                     https is not supported) and `query`",
                 );
                 return None;
             }

@@ -10,7 +10,7 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Parts of header and query parameter names that mark a credential. Redacting a harmless header costs nothing;
 /// missing a secret one leaks it.
-pub const CREDENTIAL_WORDS: [&str; 45] = [
+pub const CREDENTIAL_WORDS: [&str; 47] = [
     "auth",
     "token",
     "tok",
@@ -58,6 +58,9 @@ pub const CREDENTIAL_WORDS: [&str; 45] = [
     "subscription",
     "credential",
     "signature",
+    // Attack round 2: `X-Jenkins-Crumb`, `X-Ovh-Consumer`.
+    "crumb",
+    "consumer",
 ];
 
 /// Whether the header `name` carries a secret, given the scenario's own `secret_headers`.
@@ -95,8 +98,12 @@ pub fn redact_plan_text(text: &str) -> String {
             if let Some(toml::Value::String(database)) = scenario.get_mut("database") {
                 *database = super::pagination::redacted_database_url(database);
             }
-            if let Some(toml::Value::String(url)) = scenario.get_mut("url") {
-                *url = redact_query(url, &listed);
+            // A cache scenario's origin is a request URL like `url` (attack round 2 on issue 20: its `token=` was
+            // stored in clear).
+            for field in ["url", "origin"] {
+                if let Some(toml::Value::String(url)) = scenario.get_mut(field) {
+                    *url = redact_query(url, &listed);
+                }
             }
             // A metrics target or a probe's URL has no request to replay: every query value is withheld.
             if let Some(toml::Value::String(url)) = scenario.get_mut("target") {
@@ -125,7 +132,6 @@ pub fn redact_plan_text(text: &str) -> String {
         .unwrap_or_else(|_| "# plan withheld: it could not be written back\n".to_owned())
 }
 
-/// The url with the values of secret query parameters replaced by `redacted`.
 /// The url with the value of every query parameter replaced by `redacted`.
 fn redact_all_query(url: &str) -> String {
     let Some((base, rest)) = url.split_once('?') else {
@@ -142,6 +148,36 @@ fn redact_all_query(url: &str) -> String {
     format!("{base}?{}", params.join("&"))
 }
 
+/// A query parameter's name as a server reads it: `%74oken` is `token`.
+fn decoded_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The url with the values of secret query parameters (by their decoded name) replaced by `redacted`.
 fn redact_query(url: &str, listed: &[String]) -> String {
     let Some((base, rest)) = url.split_once('?') else {
         return url.to_owned();
@@ -153,7 +189,9 @@ fn redact_query(url: &str, listed: &[String]) -> String {
     let params: Vec<String> = query
         .split('&')
         .map(|param| match param.split_once('=') {
-            Some((name, _)) if is_secret_header(name, listed) => format!("{name}=redacted"),
+            Some((name, _)) if is_secret_header(&decoded_name(name), listed) => {
+                format!("{name}=redacted")
+            }
             _ => param.to_owned(),
         })
         .collect();
@@ -258,6 +296,8 @@ headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" =
             "X-Nonce",
             "X-Session-Id",
             "X-Upload-Credential",
+            "Jenkins-Crumb",
+            "X-Ovh-Consumer",
         ];
         let missed: Vec<&str> = names
             .iter()
@@ -269,6 +309,31 @@ headers = { authorization = "Bearer abc123", "X-Api-Key" = "k-999", "x-tenant" =
         for plain in ["Accept", "Content-Type", "User-Agent", "X-Request-Id"] {
             assert!(!is_secret_header(plain, &[]), "{plain}");
         }
+    }
+
+    /// Regression (issue 20, attack round 2): a cache origin's `token=` and a percent-encoded `%74oken=` were stored
+    /// in clear.
+    #[test]
+    fn origins_and_encoded_names_are_redacted() {
+        let text = r#"
+name = "c"
+[[scenario]]
+name = "cache"
+kind = "cache"
+mode = "redis"
+redis = "redis://127.0.0.1:6379/0"
+origin = "http://127.0.0.1:8080/item?id={key}&token=SEC_ORIGIN_TOK"
+url = "http://127.0.0.1:8080/x?%74oken=SEC_PCTNAME1&api%5Fkey=SEC2&plain=kept"
+key_space = 10
+requests = 10
+"#;
+        let stored = redact_plan_text(text);
+        for secret in ["SEC_ORIGIN_TOK", "SEC_PCTNAME1", "SEC2"] {
+            assert!(!stored.contains(secret), "{secret} stored: {stored}");
+        }
+        assert!(stored.contains("plain=kept"), "{stored}");
+        assert_eq!(decoded_name("%74o%6Ben"), "token");
+        assert_eq!(decoded_name("bad%zz%"), "bad%zz%");
     }
 
     #[test]

@@ -103,8 +103,9 @@ impl TargetUrl {
                     80
                 }
             }
+            // Digits only (u16's parser takes "+80"), at least 1.
             Some(p) => match p.parse::<u16>() {
-                Ok(n) if n >= 1 => n,
+                Ok(n) if n >= 1 && p.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => {
                     return Err(UrlError::Port {
                         url: shown(url).to_owned(),
@@ -113,14 +114,24 @@ impl TargetUrl {
                 }
             },
         };
+        // The Host header as a server expects it: the port as a number (":0008080" is sent as ":8080"), and a
+        // request target that starts with '/' ("http://h?x=1" asks for "/?x=1", never "?x=1").
+        let authority = match port_text {
+            None => authority.as_str().to_owned(),
+            Some(_) if host.contains(':') => format!("[{host}]:{port}"),
+            Some(_) => format!("{host}:{port}"),
+        };
+        let path_and_query = match uri.path_and_query().map(|p| p.as_str()) {
+            None | Some("") => "/".to_owned(),
+            Some(p) if p.starts_with('/') => p.to_owned(),
+            Some(p) => format!("/{p}"),
+        };
         Ok(TargetUrl {
             https,
             host: host.to_owned(),
             port,
-            authority: authority.as_str().to_owned(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            authority,
+            path_and_query,
             uri: uri.clone(),
         })
     }
@@ -169,6 +180,26 @@ mod tests {
                 .expect("valid")
                 .path_and_query,
             "/"
+        );
+        // Attack round 2: "+80" was port 80, leading zeros went raw into the Host header, "?x=1" raw into the
+        // request line.
+        assert!(TargetUrl::parse("http://127.0.0.1:+80/").is_err());
+        let padded = TargetUrl::parse("http://127.0.0.1:0008080/a").expect("valid");
+        assert_eq!(
+            (padded.port, padded.authority.as_str()),
+            (8080, "127.0.0.1:8080")
+        );
+        assert_eq!(
+            TargetUrl::parse("http://h?x=1")
+                .expect("valid")
+                .path_and_query,
+            "/?x=1"
+        );
+        assert_eq!(
+            TargetUrl::parse("http://[::1]:09/")
+                .expect("valid")
+                .authority,
+            "[::1]:9"
         );
     }
 

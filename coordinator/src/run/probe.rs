@@ -143,21 +143,24 @@ fn encode(value: &str) -> String {
 }
 
 async fn prometheus(base: &str, query: &str, outbound: &Outbound) -> Result<f64, PrometheusError> {
-    let rest = base
-        .strip_prefix("http://")
+    // The plan's one URL parser: the Host header and the prefix are what it read, never the raw text.
+    let parsed = loadgrade_common::plan::target_url::TargetUrl::parse(base)
+        .ok()
+        .filter(|u| !u.https)
         .ok_or_else(|| PrometheusError::Url(base.to_owned()))?;
-    let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
+    let authority = parsed.authority.clone();
+    let prefix = parsed
+        .path_and_query
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("/")
+        .trim_matches('/');
     let path = format!(
         "/{}api/v1/query?query={}",
         if prefix.is_empty() {
             String::new()
         } else {
-            format!("{}/", prefix.trim_end_matches('/'))
+            format!("{prefix}/")
         },
         encode(query)
     );

@@ -292,3 +292,17 @@ async fn endless_interim_responses_are_too_large() {
         .with_head_limit(4 << 10);
     assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::TooLarge));
 }
+
+/// Attack round 2 (issue 20): two Content-Length values that disagree waited for the larger until the timeout.
+#[tokio::test]
+async fn conflicting_lengths_are_an_error_at_once() {
+    let addr = scripted(
+        vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 1000000000\r\n\r\nok"],
+        1000,
+    )
+    .await;
+    let mut conn = H1Conn::connect(addr).await.expect("connect");
+    let began = std::time::Instant::now();
+    assert_eq!(conn.exchange(REQUEST, false).await, Err(Outcome::Other));
+    assert!(began.elapsed() < std::time::Duration::from_secs(1));
+}
