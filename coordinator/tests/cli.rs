@@ -226,7 +226,9 @@ fn unreachable_target_gives_a_report_with_connect_errors() {
     );
     let junit = std::fs::read_to_string(dir.join("report/junit.xml")).expect("junit.xml");
     assert!(
-        junit.contains("<failure message=\"latency_ms.p95 &lt; 300 (actual not measured)\""),
+        junit.contains(
+            "<error message=\"latency_ms.p95 &lt; 300: not measured\" type=\"not_measured\""
+        ),
         "{junit}"
     );
     assert!(

@@ -78,15 +78,15 @@ async fn an_endless_body_ends_at_the_request_timeout() {
 }
 
 /// Regression: `rate = 10000000` for 1 s drained a backlog of a million arrivals for 13 s after the window, and the
-/// intervals of that time were refused. Past the window, nothing more is sent: the waiting arrivals are counted as
-/// discarded and the run ends on time.
+/// intervals of that time were refused. Past the window, what waits is sent for one request timeout at most; the
+/// rest is counted as discarded and the run ends on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impossible_rate_stops_sending_at_the_window_end() {
     let testbed = support::testbed().await;
     let embedded = support::embedded(1).await;
     let plan = format!(
         "name = \"fast\"\n[[scenario]]\nname = \"f\"\nkind = \"http\"\nurl = \"{}\"\nrate = 2000000\n\
-         connections = 8\nduration = \"1s\"\n",
+         connections = 8\nduration = \"1s\"\ntimeout = \"1s\"\n",
         testbed.url("/health")
     );
     let began = Instant::now();
