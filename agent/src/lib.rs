@@ -158,6 +158,10 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         {
             refusal = session::tls_check::certificate_refused(&config.coordinator, tls).await;
         }
+        // A session that was welcomed worked: the next one is tried at once, not after the pauses before it.
+        if welcomed {
+            backoff = Duration::from_millis(200);
+        }
         let refused_now = refusal.is_some();
         match refusal {
             Some(why) => refusals = (why, refusals.1 + 1),
@@ -174,10 +178,10 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         match result {
             Ok(()) => tracing::info!("coordinator closed the session"),
             Err(e) if !config.reconnect || e.is_permanent() => return Err(e.into()),
+            // The coordinator's refusal names the agent and the fix; this adds only why it dials again.
             Err(e) if e.is_name_taken() => tracing::error!(
-                "{e}: another agent uses the name {:?} (give each agent its own --name); dialing again in {backoff:?} \
-                 in case it is this agent's previous session",
-                config.name
+                "{e}; dialing again in {backoff:?} in case the holder is this agent's own previous session, not yet \
+                 timed out"
             ),
             Err(_) if refused_now => tracing::warn!(
                 "TLS with the coordinator failed: {} ({} of {MAX_TLS_REFUSALS} before this agent gives up); dialing \

@@ -39,6 +39,44 @@ pub fn escaped_lines(text: &str) -> String {
     text.split('\n').map(escaped).collect::<Vec<_>>().join("\n")
 }
 
+/// A TLS failure in the words of the one who fixes it: rustls names a certificate that does not match the name
+/// dialed as `certificate not valid for name "X"; certificate is only valid for DnsName("a"), ..` (Rust debug
+/// notation); this says which names the certificate holds and what to do. Any other text is returned as it is.
+pub fn tls_in_words(message: &str) -> String {
+    const NOT_FOR: &str = "certificate not valid for name \"";
+    const ONLY: &str = "certificate is only valid for ";
+    let Some(at) = message.find(NOT_FOR) else {
+        return message.to_owned();
+    };
+    let rest = &message[at + NOT_FOR.len()..];
+    let Some(end) = rest.find('"') else {
+        return message.to_owned();
+    };
+    let dialed = &rest[..end];
+    let after = &rest[end + 1..];
+    // The names the certificate holds: the quoted ones of the list, up to where the message goes on (rustls's
+    // text repeated by the error's next cause, left out).
+    let held = match after.find(ONLY) {
+        Some(only) => {
+            let list = &after[only + ONLY.len()..];
+            let list = &list[..list.find(": ").unwrap_or(list.len())];
+            let names: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+            if names.is_empty() {
+                list.to_owned()
+            } else {
+                names.join(", ")
+            }
+        }
+        None => "other names".to_owned(),
+    };
+    // rustls's own prefix is kept out: the sentence starts with what happened.
+    let head = message[..at].trim_end_matches("invalid peer certificate: ");
+    format!(
+        "{head}the coordinator's certificate is for {held}, not for {dialed:?}, the name dialed: dial it by a name \
+         its certificate holds, or make the certificate again with `loadgrade certs --coordinator-name {dialed}`"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +93,23 @@ mod tests {
         );
         assert_eq!(escaped("plain, ünïcode ✓"), "plain, ünïcode ✓");
         assert_eq!(escaped_lines("a\u{1b}[2J\nb\r"), "a\\u{1b}[2J\nb\\u{d}");
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_is_said_in_words() {
+        let rustls = "transport error: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
+                      certificate is only valid for DnsName(\"coord.example\"), DnsName(\"box\")";
+        let words = super::tls_in_words(rustls);
+        assert_eq!(
+            words,
+            "transport error: the coordinator's certificate is for coord.example, box, not for \"127.0.0.1\", the \
+             name dialed: dial it by a name its certificate holds, or make the certificate again with `loadgrade \
+             certs --coordinator-name 127.0.0.1`"
+        );
+        assert!(!words.contains("DnsName"), "{words}");
+        assert_eq!(
+            super::tls_in_words("connection refused"),
+            "connection refused"
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! validates its plan, stores it and spawns its task; the task's end (normal, error or panic) is always recorded.
 
 mod ended;
+mod late;
+
+pub use ended::Recovered;
+pub use late::{LATE_GRACE, LATE_QUIET};
 
 use crate::clock;
 use crate::run::context::{RunDeps, RunSignals};
@@ -269,15 +273,23 @@ impl Coordinator {
                     FindingKind::RunFailed,
                     format!("the run failed and its load was stopped: {e}"),
                 );
+                // Its figures are what was stored before it failed.
+                let intervals = coordinator
+                    .store
+                    .intervals_of(&run_id)
+                    .await
+                    .unwrap_or_default();
+                let none = std::collections::BTreeSet::new();
+                let ending = ended::Ending {
+                    state: RunState::Error,
+                    findings: vec![finding],
+                    agents: ended::RunAgents {
+                        assigned: &none,
+                        lost: &none,
+                    },
+                };
                 let stored = coordinator
-                    .store_ended_run(
-                        &run_id,
-                        &failed_plan,
-                        started_at,
-                        vec![finding],
-                        &[],
-                        RunState::Error,
-                    )
+                    .store_ended_run(&run_id, &failed_plan, started_at, &intervals, ending)
                     .await;
                 if let Err(store_error) = stored {
                     tracing::error!(run = %run_id, "the failed run's report could not be stored: {store_error}");

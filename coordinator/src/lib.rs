@@ -21,7 +21,8 @@ pub mod server;
 pub mod store;
 
 pub use coordinator::{
-    CancelOutcome, Coordinator, MAX_KEY, RunControl, StartError, StartedRun, Submitted,
+    CancelOutcome, Coordinator, LATE_GRACE, LATE_QUIET, MAX_KEY, Recovered, RunControl, StartError,
+    StartedRun, Submitted,
 };
 pub use server::{
     ServeOptions, ServerSecurity, serve, spawn_secure_server, spawn_server, spawn_service,

@@ -6,9 +6,16 @@ mod cli;
 use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() {
+    // Warnings by default; `serve` also says when agents connect and leave (an operator's first question).
+    let default_filter = if serving(&std::env::args_os().collect::<Vec<_>>()) {
+        "warn,loadgrade_coordinator::server::agent_service=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: a log written to a file or the journal stays plain text.
@@ -35,12 +42,7 @@ fn main() {
 fn parse() -> cli::Cli {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = cli::Cli::command();
-    let serving = argv
-        .iter()
-        .skip(1)
-        .find(|a| !a.to_string_lossy().starts_with('-'))
-        .is_some_and(|a| a == "serve");
-    if serving
+    if serving(&argv)
         && let Some(path) = loadgrade_common::config_file::named(&argv, "LOADGRADE_CONFIG")
         && let Some(serve) = command.find_subcommand("serve").cloned()
     {
@@ -59,4 +61,12 @@ fn parse() -> cli::Cli {
     }
     let matches = command.get_matches_from(argv);
     cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Whether the command is `serve`: its first word that is not an option.
+fn serving(argv: &[std::ffi::OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "serve")
 }

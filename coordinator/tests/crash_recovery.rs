@@ -1,6 +1,7 @@
-//! A coordinator killed with SIGKILL mid-run, then started again on the same store: its agent stops the load by
-//! itself, the restarted coordinator ends the run INTERRUPTED with a report of the intervals stored before the
-//! crash, and nothing is run again.
+//! A coordinator killed with SIGKILL mid-run, then started again on the same store: its agents stop the load by
+//! themselves, the restarted coordinator takes the intervals they still held in their spools (marked late), ends the
+//! run INTERRUPTED with a report whose requests are the target's own count, to the request, and nothing is run
+//! again.
 
 mod support;
 
@@ -51,13 +52,13 @@ async fn serve(port: u16, db: &std::path::Path) -> Child {
     child
 }
 
-fn agent(coordinator: &str, home: &std::path::Path) -> Child {
+fn agent(coordinator: &str, home: &std::path::Path, name: &str) -> Child {
     Command::new(support::agent_binary())
         .args([
             "--coordinator",
             coordinator,
             "--name",
-            "crash-1",
+            name,
             "--allow-loopback",
         ])
         .env("HOME", home)
@@ -116,7 +117,7 @@ async fn load_stops(testbed: &Testbed, quiet: Duration, within: Duration) -> Dur
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load() {
+async fn a_coordinator_killed_mid_run_loses_no_interval_and_runs_nothing_again() {
     let dir = std::env::temp_dir().join(format!("loadgrade-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -127,11 +128,33 @@ async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load()
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut coordinator = serve(port, &db).await;
-    let mut agent = agent(&url, &dir);
+    let mut agents = [
+        agent(&url, &dir.join("a"), "crash-1"),
+        agent(&url, &dir.join("b"), "crash-2"),
+    ];
     let mut runs = client(&url).await;
+    // Both agents connected before the run asks for two.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = runs
+            .list_agents(v1::ListAgentsRequest {})
+            .await
+            .expect("list agents")
+            .into_inner()
+            .agents
+            .len();
+        if listed == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two agents never connected ({listed})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let plan = format!(
-        "name = \"crash\"\nready_timeout = \"30s\"\norphan_timeout = \"2s\"\n[[scenario]]\nname = \"long\"\n\
-         kind = \"http\"\nurl = \"{}\"\nconnections = 2\nduration = \"60s\"\n",
+        "name = \"crash\"\nready_timeout = \"30s\"\norphan_timeout = \"2s\"\nmin_agents = 2\n[[scenario]]\n\
+         name = \"long\"\nkind = \"http\"\nurl = \"{}\"\nconnections = 4\nduration = \"60s\"\n",
         testbed.url("/delay?ms=2")
     );
     let run_id = runs
@@ -153,9 +176,8 @@ async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load()
     }
     tokio::time::sleep(Duration::from_millis(3500)).await;
     coordinator.kill().await.expect("SIGKILL the coordinator");
-    let served_at_kill = testbed.requests();
 
-    // The agent stops its load by itself (within orphan_timeout at the latest).
+    // The agents stop their load by themselves (within orphan_timeout at the latest).
     let stopped_after = load_stops(
         &testbed,
         Duration::from_millis(1500),
@@ -166,12 +188,29 @@ async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load()
         stopped_after <= Duration::from_secs(3),
         "load went on {stopped_after:?} after the coordinator died (orphan_timeout 2 s)"
     );
-    let served_before_restart = testbed.requests();
+    let served = testbed.requests();
 
-    // Restarted on the same store: the run is ended INTERRUPTED, with what was stored.
+    // Restarted on the same store: the run waits for the agents' spools, then ends INTERRUPTED.
     let mut coordinator = serve(port, &db).await;
     let mut runs = client(&url).await;
-    let s = summary(&mut runs, &run_id).await;
+    let waiting = summary(&mut runs, &run_id).await;
+    assert_eq!(
+        waiting.state,
+        RunState::Running,
+        "the run waits for its agents' spooled intervals"
+    );
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let s = loop {
+        let s = summary(&mut runs, &run_id).await;
+        if s.state.is_final() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run still waits after orphan_timeout + 30 s + 13 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(s.state, RunState::Interrupted);
     assert_eq!(s.verdict, Some(Verdict::Invalid));
     let stored = runs
@@ -183,30 +222,45 @@ async fn a_coordinator_killed_mid_run_leaves_an_interrupted_report_and_no_load()
         .into_inner();
     let report: Report = serde_json::from_str(&stored.report_json).expect("report parses");
     support::assert_schema_valid(&stored.report_json);
-    assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Interrupted),
-        "{:?}",
+    let m = support::http_metrics(&report, "long");
+    assert_eq!(
+        m.requests, served,
+        "the report's requests are the target's count, to the request (findings: {:?})",
         report.findings
     );
-    let m = support::http_metrics(&report, "long");
+    let interrupted = report
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Interrupted)
+        .unwrap_or_else(|| panic!("no interrupted finding: {:?}", report.findings));
     assert!(
-        m.requests > 0 && m.requests <= served_at_kill,
-        "the report holds the stored intervals' requests ({}), no more than were served by the kill ({served_at_kill})",
-        m.requests
+        interrupted.message.contains("late (")
+            && !interrupted.message.contains("none arrived late")
+            && interrupted
+                .message
+                .contains("every agent of the run came back"),
+        "{}",
+        interrupted.message
     );
+    let names: Vec<&str> = report.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["crash-1", "crash-2"], "the agents table is filled");
+    assert_eq!(
+        report.agents.iter().map(|a| a.requests).sum::<u64>(),
+        served,
+        "the agents' requests add up to the target's count"
+    );
+    assert!(report.agents.iter().all(|a| !a.lost && a.intervals > 0));
 
-    // The agent dials the new coordinator; no load starts again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing was run again after the restart.
     assert_eq!(
         testbed.requests(),
-        served_before_restart,
+        served,
         "nothing was run again after the restart"
     );
 
-    let _ = agent.kill().await;
+    for agent in &mut agents {
+        let _ = agent.kill().await;
+    }
     let _ = coordinator.kill().await;
     testbed.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

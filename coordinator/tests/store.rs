@@ -7,7 +7,7 @@ use loadgrade_common::grade::Verdict;
 use loadgrade_common::interval::{Counters, IntervalReport};
 use loadgrade_common::run::RunState;
 use loadgrade_common::shard::PartId;
-use loadgrade_coordinator::store::Store;
+use loadgrade_coordinator::store::{LateIntervals, Store, StoredShard};
 
 async fn store_contract(store: &Store) {
     store
@@ -72,12 +72,45 @@ async fn store_contract(store: &Store) {
         "a re-sent report is ignored"
     );
     assert_eq!(store.interval_count("r1").await.expect("count"), 1);
+    // Shards as assigned, read back for a restarted coordinator; intervals stored late are counted per agent.
+    let shard = StoredShard {
+        agent: "a".into(),
+        part: report.part.clone(),
+        start_unix_ms: 1000,
+        bound_ms: 60_000,
+        connections: 4,
+    };
+    store
+        .insert_shards("r1", &[shard.clone(), shard.clone()])
+        .await
+        .expect("shards, a second copy ignored");
+    assert_eq!(store.shards_of("r1").await.expect("shards"), vec![shard]);
+    let late = IntervalReport {
+        seq: 1,
+        ..report.clone()
+    };
+    assert_eq!(
+        store
+            .insert_intervals_marked(&[&late], true)
+            .await
+            .expect("late"),
+        vec![true]
+    );
+    let per_agent = store.late_intervals("r1").await.expect("late ones");
+    assert_eq!(
+        per_agent,
+        vec![LateIntervals {
+            agent: "a".into(),
+            count: 1,
+            requests: 7
+        }]
+    );
     assert_eq!(
         store
             .interval_requests("r1", "s")
             .await
             .expect("per second"),
-        vec![(1000, 7)]
+        vec![(1000, 14)]
     );
     assert!(
         store.report("r1").await.expect("query").is_none(),

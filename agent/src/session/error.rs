@@ -57,14 +57,14 @@ impl SessionError {
         let mut cause = Some(first);
         while let Some(e) = cause {
             if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-                return Some(tls.to_string());
+                return Some(loadgrade_common::text::tls_in_words(&tls.to_string()));
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 if let Some(tls) = io
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                 {
-                    return Some(tls.to_string());
+                    return Some(loadgrade_common::text::tls_in_words(&tls.to_string()));
                 }
                 if io.kind() == std::io::ErrorKind::InvalidData {
                     return Some(io.to_string());

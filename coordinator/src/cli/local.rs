@@ -106,15 +106,25 @@ impl TestbedProcess {
 }
 
 /// Ends the runs a coordinator on this store left in progress (it stopped mid-run), saying which.
-async fn recover(coordinator: &Coordinator) -> Result<(), Failure> {
+async fn recover(coordinator: &std::sync::Arc<Coordinator>) -> Result<(), Failure> {
     let ended = coordinator
         .recover_unfinished()
         .await
         .context("ending the runs a stopped coordinator left in progress")?;
     for run in ended {
-        note!(
-            "loadgrade: run {run} was in progress when its coordinator stopped: ended INTERRUPTED, its report holds what was stored"
-        );
+        match run.waiting {
+            Some(limit) => note!(
+                "loadgrade: run {} was in progress when its coordinator stopped: waiting at most {} s for its agents' \
+                 spooled intervals, then it ends INTERRUPTED with a report of everything stored",
+                run.id,
+                limit.as_secs()
+            ),
+            None => note!(
+                "loadgrade: run {} was in progress when its coordinator stopped: ended INTERRUPTED, its report holds \
+                 what was stored",
+                run.id
+            ),
+        }
     }
     Ok(())
 }
@@ -283,6 +293,11 @@ pub(super) async fn serve(serving: Serving<'_>) -> Result<i32, Failure> {
         }
     }
     // Health turns NOT_SERVING at once and new runs are refused while the runs in progress wind down.
+    let in_progress = coordinator.states_in_progress().len();
+    note!(
+        "loadgrade serve: stopping (ctrl-c or SIGTERM): new runs refused; {in_progress} runs in progress stop their load and \
+         write their reports (at most 30 s)"
+    );
     coordinator.drain();
     // Runs in progress stop their load and store their reports (INVALID: cancelled) before the server goes.
     coordinator
@@ -296,5 +311,6 @@ pub(super) async fn serve(serving: Serving<'_>) -> Result<i32, Failure> {
     {
         note!("loadgrade serve: connections still open 10 s after shutdown; exiting anyway");
     }
+    note!("loadgrade serve: stopped");
     Ok(0)
 }

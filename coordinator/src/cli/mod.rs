@@ -316,7 +316,7 @@ pub async fn execute(cli: Cli) -> i32 {
             EXIT_USAGE
         }
         Err(Failure::Runtime(e)) => {
-            note!("loadgrade: error: {}", escaped(&format!("{e:#}")));
+            note!("loadgrade: error: {}", escaped(&output::error_text(&e)));
             EXIT_RUNTIME
         }
         // Whoever read our output stopped reading (`loadgrade runs | head -3`): nothing left to say.

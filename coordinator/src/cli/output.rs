@@ -1,5 +1,6 @@
 //! What the command line prints on standard output, and where reports go: a reader that stops reading ends the
-//! command quietly instead of panicking; report folders default to loadgrade-report/<run-id>/ with a `latest` link.
+//! command quietly instead of panicking; report folders default to loadgrade-report/<run-id>/ with a `latest` link;
+//! an error's causes said once each.
 
 use super::Failure;
 use anyhow::Context as _;
@@ -111,4 +112,21 @@ pub(super) fn report_dir(out: Option<PathBuf>, run_id: &str) -> anyhow::Result<P
     std::os::unix::fs::symlink(run_id, &latest)
         .with_context(|| format!("linking {}", latest.display()))?;
     Ok(dir)
+}
+
+/// An error and its causes on one line, a cause that only repeats what is said already left out (a TLS error comes
+/// once as the I/O error that carries it and once as itself), TLS failures in words.
+pub(super) fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    loadgrade_common::text::tls_in_words(&text)
 }

@@ -323,6 +323,18 @@ impl Registry {
         Reservation::Reserved(reserved)
     }
 
+    /// Routes the late messages of an interrupted run's `agents` (their spooled intervals, after a coordinator
+    /// restart) to `route`, reserving none of them: they are free for new runs meanwhile.
+    pub fn route_late(
+        &self,
+        run: &str,
+        agents: std::collections::BTreeSet<String>,
+        route: mpsc::UnboundedSender<RunInput>,
+    ) {
+        let route = RunRoute { tx: route, agents };
+        self.lock().routes.insert(run.to_owned(), route);
+    }
+
     /// Frees the run's agents and drops its route.
     pub fn release(&self, run: &str) {
         let mut inner = self.lock();

@@ -42,10 +42,19 @@ impl Store {
         &self,
         reports: &[&IntervalReport],
     ) -> Result<Vec<bool>, StoreError> {
+        self.insert_intervals_marked(reports, false).await
+    }
+
+    /// [`Self::insert_intervals`], each marked `late` when it arrived after a coordinator restart.
+    pub async fn insert_intervals_marked(
+        &self,
+        reports: &[&IntervalReport],
+        late: bool,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut stored = Vec::with_capacity(reports.len());
         for report in reports {
-            stored.push(self.insert_in(&mut tx, report).await?);
+            stored.push(self.insert_in(&mut tx, report, late).await?);
         }
         tx.commit().await?;
         Ok(stored)
@@ -55,6 +64,7 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         report: &IntervalReport,
+        late: bool,
     ) -> Result<bool, StoreError> {
         let c = &report.counters;
         let mut counters_json = serde_json::json!({
@@ -103,8 +113,8 @@ impl Store {
         });
         let done = sqlx::query(&self.sql(
             "INSERT INTO intervals (run_id, agent, epoch, seq, scenario, stage, start_unix_ms, duration_ms, \
-             warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw, after_window) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             warmup, requests, errors, dropped, counters_json, health_json, hdr_corrected, hdr_raw, after_window, \
+             late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         ))
         .bind(&report.run_id)
         .bind(&report.agent)
@@ -124,6 +134,7 @@ impl Store {
         .bind(&report.hdr_corrected)
         .bind(&report.hdr_raw)
         .bind(i64::from(report.after_window))
+        .bind(i64::from(late))
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -10,8 +10,10 @@ use sqlx::{AnyPool, Row};
 use std::borrow::Cow;
 
 mod intervals;
+mod shards;
 
 pub use intervals::UnfinishedRun;
+pub use shards::{LateIntervals, StoredShard};
 
 /// Default database URL: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://loadgrade.db";

@@ -22,6 +22,16 @@ pub struct Ledger {
     intervals: u64,
 }
 
+impl Ledger {
+    /// Books an interval accepted before (one read back from the store after a restart) without judging it.
+    pub fn book(&mut self, report: &IntervalReport) {
+        self.claimed_ms = self
+            .claimed_ms
+            .saturating_add(u64::from(report.duration_ms));
+        self.intervals += 1;
+    }
+}
+
 /// Checks an interval against what its shard can have done, and books it in `ledger` when it passes:
 /// - it lies between the shard's start and now, and not past the shard's bound (within [`TIME_SLACK_MS`]);
 /// - with it, the agent's intervals add up to no more time, and no more intervals (one a second, a few cuts more),

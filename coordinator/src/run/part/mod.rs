@@ -12,6 +12,7 @@ use super::shards::shard_http;
 use crate::report::agent_health::AgentHealth;
 use crate::report::aggregate::HttpAggregate;
 use crate::server::registry::AgentInfo;
+use crate::store::StoredShard;
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::plan::{HttpSpec, LoadModel};
 use loadgrade_common::protocol::ToAgent;
@@ -121,7 +122,7 @@ pub async fn run_part_as(
         coverage: BTreeMap::new(),
         bounds: BTreeMap::new(),
     };
-    run.assign(ctx, &live);
+    run.assign(ctx, &live).await;
     ctx.shards_running.send_replace(run.pending.len());
     // Agents are told to stop at `deadline` if they have not finished; whatever happens, the part ends at `bound`
     // (the stop's own grace included), never later.
@@ -228,13 +229,34 @@ fn describe(spec: &HttpSpec) -> String {
 // === impl PartRun ===
 
 impl PartRun<'_> {
-    /// Sends every live agent its shard, all with one start instant.
-    fn assign(&mut self, ctx: &mut RunContext, live: &[AgentInfo]) {
+    /// Sends every live agent its shard, all with one start instant, each recorded in the store first (a restarted
+    /// coordinator judges late intervals by it).
+    async fn assign(&mut self, ctx: &mut RunContext, live: &[AgentInfo]) {
         let refs: Vec<&AgentInfo> = live.iter().collect();
         let start_at =
             unix_ms().saturating_add(i64::try_from(START_DELAY.as_millis()).unwrap_or(i64::MAX));
         self.start_at_unix_ms = start_at;
-        for share in shard_http(self.spec, &refs) {
+        let bounds = intake::ShardBounds {
+            start_unix_ms: start_at,
+            bound_ms: i64::try_from(self.spec.load_bound().as_millis()).unwrap_or(i64::MAX),
+            // The whole part's connections bound any one agent's (its share is never more).
+            connections: self.spec.max_connections(),
+        };
+        let shares = shard_http(self.spec, &refs);
+        let recorded: Vec<StoredShard> = shares
+            .iter()
+            .map(|share| StoredShard {
+                agent: share.agent.clone(),
+                part: self.part.id.clone(),
+                start_unix_ms: bounds.start_unix_ms,
+                bound_ms: bounds.bound_ms,
+                connections: bounds.connections,
+            })
+            .collect();
+        if let Err(e) = ctx.deps.store.insert_shards(&ctx.id, &recorded).await {
+            tracing::warn!(run = %ctx.id, "the part's shards could not be recorded ({e}): after a coordinator restart its late intervals would be refused");
+        }
+        for share in shares {
             let assignment = Assignment {
                 run_id: ctx.id.clone(),
                 part: self.part.id.clone(),
@@ -250,12 +272,6 @@ impl PartRun<'_> {
                 if self.spec.model == LoadModel::Open {
                     ctx.open_model_agents.insert(share.agent.clone());
                 }
-                let bounds = intake::ShardBounds {
-                    start_unix_ms: start_at,
-                    bound_ms: i64::try_from(self.spec.load_bound().as_millis()).unwrap_or(i64::MAX),
-                    // The whole part's connections bound any one agent's (its share is never more).
-                    connections: self.spec.max_connections(),
-                };
                 self.bounds
                     .insert(share.agent.clone(), (bounds, intake::Ledger::default()));
                 self.pending.insert(share.agent);

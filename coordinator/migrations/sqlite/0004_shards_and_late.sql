@@ -1,0 +1,14 @@
+-- Each agent's shard of each part as assigned (start, the longest it may last, its connections): after a
+-- coordinator restart, the intervals agents send late from their spools are judged against it.
+CREATE TABLE shards (
+    run_id        TEXT    NOT NULL REFERENCES runs (id),
+    agent         TEXT    NOT NULL,
+    scenario      TEXT    NOT NULL,
+    stage         INTEGER NOT NULL,
+    start_unix_ms INTEGER NOT NULL,
+    bound_ms      INTEGER NOT NULL,
+    connections   INTEGER NOT NULL,
+    PRIMARY KEY (run_id, agent, scenario, stage)
+);
+-- 1: the interval arrived after a coordinator restart, from its agent's spool.
+ALTER TABLE intervals ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
