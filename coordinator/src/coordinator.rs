@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 /// Handles on a run in progress.
 #[derive(Clone)]
 pub struct RunControl {
-    pub events: watch::Receiver<RunEvent>,
+    pub events: crate::run::events::EventReceiver,
     pub cancel: CancellationToken,
     /// Agents still running a shard of the run's current part.
     pub shards_running: watch::Receiver<usize>,
@@ -223,7 +223,7 @@ impl Coordinator {
                 key,
             )
             .await?;
-        let (events, receiver) = watch::channel(RunEvent {
+        let (events, receiver) = crate::run::events::channel(RunEvent {
             run_id: id.clone(),
             state: RunState::Queued,
             message: format!("run {id} of plan {:?} accepted", plan.name),
@@ -295,15 +295,20 @@ impl Coordinator {
                     tracing::error!(run = %run_id, "the failed run's report could not be stored: {store_error}");
                     let _ = coordinator.store.set_state(&run_id, RunState::Error).await;
                 }
-                let _ = events.send(RunEvent {
-                    run_id: run_id.clone(),
-                    state: RunState::Error,
-                    message: e.to_string(),
-                    verdict: Some(Verdict::Invalid),
-                    progress: false,
-                });
+                crate::run::events::publish(
+                    &events,
+                    RunEvent {
+                        run_id: run_id.clone(),
+                        state: RunState::Error,
+                        message: e.to_string(),
+                        verdict: Some(Verdict::Invalid),
+                        progress: false,
+                    },
+                );
             }
-            coordinator.metrics.run_ended(events.borrow().state);
+            coordinator
+                .metrics
+                .run_ended(events.borrow().latest().state);
             result
         });
         Ok(StartedRun { id, finished })
@@ -340,7 +345,7 @@ impl Coordinator {
     pub fn states_in_progress(&self) -> Vec<RunState> {
         self.lock_runs()
             .values()
-            .map(|c| c.events.borrow().state)
+            .map(|c| c.events.borrow().latest().state)
             .collect()
     }
 

@@ -86,13 +86,12 @@ async fn a_part_whose_agent_never_finishes_ends_at_its_stated_bound() {
         .await
         .expect("accepted");
     let control = coordinator.run_control(&started.id).expect("in progress");
-    let mut events = control.events;
+    let mut watcher = loadgrade_coordinator::run::events::Watcher::new(control.events);
     let running = tokio::spawn(async move {
         // When the part starts running, and every progress line after it.
         let mut began = None;
         let mut lines = Vec::new();
-        while events.changed().await.is_ok() {
-            let event = events.borrow().clone();
+        while let Some(event) = watcher.next().await {
             if event.message.starts_with("scenario \"s\":") && began.is_none() {
                 began = Some(Instant::now());
             }

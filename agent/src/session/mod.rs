@@ -137,9 +137,14 @@ pub async fn run_once(
         welcome.server_time_unix_ms,
         unix_ms(),
     )));
+    // The opening exchange includes the stream's setup, so this first estimate can be off by up to half its round
+    // trip: it is said with that bound, and the heartbeats' round trips refine it.
+    let first = read_clock(&clock);
     tracing::info!(
-        coordinator = %config.coordinator, name = %config.name, clock_offset_ms = read_clock(&clock).offset_ms,
-        "session open"
+        coordinator = %config.coordinator, name = %config.name,
+        "session open; clock offset {:.1} ms ± {:.1} ms (first estimate, from the opening exchange; heartbeats \
+         refine it)",
+        first.offset_ms, first.rtt_ms / 2.0
     );
     let heartbeat = spawn_heartbeat(
         tx.clone(),

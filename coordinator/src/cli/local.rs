@@ -181,11 +181,12 @@ async fn run_embedded(
     );
     let progress = std::sync::Arc::new(super::progress::Progress::new());
     if let Some(control) = embedded.coordinator.run_control(&started.id) {
-        let mut events = control.events;
+        let mut watcher = loadgrade_coordinator::run::events::Watcher::new(control.events);
         let shown = progress.clone();
         tokio::spawn(async move {
-            while events.changed().await.is_ok() {
-                let event = events.borrow_and_update().clone();
+            // The first event is the run's acceptance, said above already.
+            let _ = watcher.next().await;
+            while let Some(event) = watcher.next().await {
                 shown.event(&event);
             }
         });

@@ -55,7 +55,7 @@ impl Coordinator {
     pub(super) fn collect_late(self: &Arc<Self>, late: LateRun) -> Duration {
         let limit = late.plan.orphan_timeout + LATE_GRACE;
         let agents: BTreeSet<String> = late.shards.iter().map(|s| s.agent.clone()).collect();
-        let (events, receiver) = watch::channel(RunEvent {
+        let (events, receiver) = crate::run::events::channel(RunEvent {
             run_id: late.run.id.clone(),
             state: RunState::Running,
             message: waiting_message(&agents, limit),
@@ -83,13 +83,17 @@ impl Coordinator {
             coordinator.registry.release(&id);
             let state = match coordinator.end_late(late, &agents, collected).await {
                 Ok(verdict) => {
-                    let _ = events.send(RunEvent {
-                        run_id: id.clone(),
-                        state: RunState::Interrupted,
-                        message: "interrupted: the report holds every interval stored".to_owned(),
-                        verdict: Some(verdict),
-                        progress: false,
-                    });
+                    crate::run::events::publish(
+                        &events,
+                        RunEvent {
+                            run_id: id.clone(),
+                            state: RunState::Interrupted,
+                            message: "interrupted: the report holds every interval stored"
+                                .to_owned(),
+                            verdict: Some(verdict),
+                            progress: false,
+                        },
+                    );
                     RunState::Interrupted
                 }
                 Err(e) => {

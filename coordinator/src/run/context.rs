@@ -26,7 +26,7 @@ pub struct RunDeps {
 /// What watchers of a run see: its events, and how many agents are still running a shard of it.
 #[derive(Clone)]
 pub struct RunSignals {
-    pub events: Arc<watch::Sender<RunEvent>>,
+    pub events: Arc<super::events::EventSender>,
     pub shards_running: Arc<watch::Sender<usize>>,
 }
 
@@ -36,7 +36,7 @@ pub const MAX_FINDINGS_PER_KIND: usize = 20;
 pub struct RunContext {
     pub deps: RunDeps,
     pub id: String,
-    events: Arc<watch::Sender<RunEvent>>,
+    events: Arc<super::events::EventSender>,
     /// Agents still running a shard of the current part.
     pub shards_running: Arc<watch::Sender<usize>>,
     pub cancel: CancellationToken,
@@ -120,13 +120,16 @@ impl RunContext {
 
     fn send(&self, state: RunState, message: String, progress: bool) {
         tracing::info!(run = %self.id, "{message}");
-        let _ = self.events.send(RunEvent {
-            run_id: self.id.clone(),
-            state,
-            message,
-            verdict: None,
-            progress,
-        });
+        super::events::publish(
+            &self.events,
+            RunEvent {
+                run_id: self.id.clone(),
+                state,
+                message,
+                verdict: None,
+                progress,
+            },
+        );
     }
 
     /// Notes something wrong with the measurement. The first [`MAX_FINDINGS_PER_KIND`] of a kind are kept word for

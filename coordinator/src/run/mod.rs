@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod coverage;
+pub mod events;
 pub mod guard;
 pub mod intake;
 pub mod outbound;
@@ -170,13 +171,16 @@ pub async fn execute(
             &markdown,
         )
         .await?;
-    let _ = events.send(RunEvent {
-        run_id: id,
-        state,
-        message: format!("verdict {}, grade {}", report.verdict, report.grade),
-        verdict: Some(report.verdict),
-        progress: false,
-    });
+    events::publish(
+        &events,
+        RunEvent {
+            run_id: id,
+            state,
+            message: format!("verdict {}, grade {}", report.verdict, report.grade),
+            verdict: Some(report.verdict),
+            progress: false,
+        },
+    );
     Ok(FinishedRun {
         report,
         json,

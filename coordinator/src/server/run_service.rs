@@ -32,12 +32,10 @@ impl Runs {
     async fn watch(&self, run_id: String) -> Result<mpsc::Receiver<RunEvent>, ServiceError> {
         let (tx, rx) = mpsc::channel(16);
         if let Some(control) = self.coordinator.run_control(&run_id) {
-            let mut events = control.events;
+            let mut watcher = crate::run::events::Watcher::new(control.events);
             tokio::spawn(async move {
-                loop {
-                    let event = events.borrow_and_update().clone();
-                    let done = event.state.is_final();
-                    if tx.send(event).await.is_err() || done || events.changed().await.is_err() {
+                while let Some(event) = watcher.next().await {
+                    if tx.send(event).await.is_err() {
                         break;
                     }
                 }
