@@ -261,7 +261,9 @@ impl Coordinator {
             ));
             let result = match task.await {
                 Ok(result) => result,
-                Err(e) if e.is_panic() => Err(RunError::Panicked(panic_text(e.into_panic()))),
+                Err(e) if e.is_panic() => {
+                    Err(RunError::Panicked(ended::panic_text(e.into_panic())))
+                }
                 Err(_) => Err(RunError::Aborted),
             };
             coordinator.lock_runs().remove(&run_id);
@@ -392,13 +394,4 @@ impl Coordinator {
     fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunControl>> {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The message of a panic payload.
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned())
 }

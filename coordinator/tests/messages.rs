@@ -147,8 +147,10 @@ fn a_certificate_for_another_name_is_said_in_words_once() {
         Duration::from_secs(20),
     );
     assert!(!log.contains("DnsName"), "no Rust debug notation: {log}");
-    let _ = box1.kill();
-    let _ = coordinator.kill();
+    for child in [&mut box1, &mut coordinator] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -174,8 +176,10 @@ fn serve_says_who_connects_and_when_it_stops_and_a_taken_name_is_advised_once() 
             "the advice once a line: {line}"
         );
     }
-    let _ = second.kill();
-    let _ = first.kill();
+    for child in [&mut second, &mut first] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     wait_for(&serve_log, "agent disconnected", Duration::from_secs(20));
 
     let term = Command::new("kill")

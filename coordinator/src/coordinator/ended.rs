@@ -178,3 +178,12 @@ impl Coordinator {
             .collect()
     }
 }
+
+/// The message of a panic payload.
+pub(super) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
