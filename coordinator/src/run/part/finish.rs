@@ -11,8 +11,8 @@ impl PartRun<'_> {
     /// The part's progress so far, for watchers (every second) and the coordinator's /metrics. `bound`: the most
     /// the part may last from its start, the stop's grace included.
     pub(super) fn progress(&mut self, ctx: &RunContext, bound: Duration) {
-        // Before the common start instant there is nothing to say beyond the part's own start line.
-        if unix_ms() < self.start_at_unix_ms {
+        // Before the first second of load has ended there is nothing to say beyond the part's own start line.
+        if unix_ms() < self.start_at_unix_ms.saturating_add(1000) {
             return;
         }
         if let Some((rate, p95)) = self.aggregate.last_second() {
