@@ -54,35 +54,66 @@ pub fn read_private_file(path: &Path, max: u64, insecure: bool) -> std::io::Resu
     read_regular_file(path, max)
 }
 
+/// A config file that cannot be read or is not a flat table of flag values. Messages never quote its lines: a
+/// tokens file given as a config by mistake would be printed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {0} is not UTF-8 text")]
+    NotText(String),
+    #[error("config file {path}: {source}")]
+    In {
+        path: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("{0}")]
+    SyntaxNoLine(String),
+    #[error("a key is not a flag name (letters, digits and '-', at most 64)")]
+    NotAFlag,
+    #[error("`{0}`: a string, a number, a boolean or a list of them")]
+    NotAValue(String),
+}
+
 /// Reads `path`: every top-level key with its values as text. Nested tables are refused.
-pub fn read(path: &Path) -> Result<Vec<Setting>, String> {
-    let shown = path.display();
-    let bytes = read_regular_file(path, MAX_CONFIG_BYTES)
-        .map_err(|e| format!("config file {shown}: {e}"))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| format!("config file {shown} is not UTF-8 text"))?;
-    parse(&text).map_err(|e| format!("config file {shown}: {e}"))
+pub fn read(path: &Path) -> Result<Vec<Setting>, ConfigError> {
+    let shown = path.display().to_string();
+    let bytes = read_regular_file(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotText(shown.clone()))?;
+    parse(&text).map_err(|e| ConfigError::In {
+        path: shown,
+        source: Box::new(e),
+    })
 }
 
 /// Parses config text.
-pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
+pub fn parse(text: &str) -> Result<Vec<Setting>, ConfigError> {
     // The error's message and line only: its usual rendering quotes the line, which may hold a secret (a tokens
     // file given as a config by mistake).
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim().to_owned();
         match line {
-            Some(line) => format!("line {line}: {}", e.message().trim()),
-            None => e.message().trim().to_owned(),
+            Some(line) => ConfigError::Syntax { line, message },
+            None => ConfigError::SyntaxNoLine(message),
         }
     })?;
     let mut settings = Vec::new();
     for (flag, value) in table {
         if flag.len() > 64 || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(
-                "a key is not a flag name (letters, digits and '-', at most 64)".to_owned(),
-            );
+            return Err(ConfigError::NotAFlag);
         }
         let values = match value {
             toml::Value::Array(items) => items
@@ -96,15 +127,13 @@ pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
     Ok(settings)
 }
 
-fn scalar(flag: &str, value: toml::Value) -> Result<String, String> {
+fn scalar(flag: &str, value: toml::Value) -> Result<String, ConfigError> {
     match value {
         toml::Value::String(s) => Ok(s),
         toml::Value::Integer(n) => Ok(n.to_string()),
         toml::Value::Float(x) => Ok(x.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
-        _ => Err(format!(
-            "`{flag}`: a string, a number, a boolean or a list of them"
-        )),
+        _ => Err(ConfigError::NotAValue(flag.to_owned())),
     }
 }
 
@@ -160,7 +189,9 @@ mod tests {
         std::fs::write(&path, "submit s3cret\n").expect("write");
         for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-            let e = read_private_file(&path, 1024, false).expect_err("refused");
+            let e = read_private_file(&path, 1024, false)
+                .expect_err("refused")
+                .to_string();
             let text = e.to_string();
             assert!(
                 text.contains(&format!("chmod 600 {}", path.display())),
@@ -184,7 +215,9 @@ mod tests {
     #[test]
     fn only_a_bounded_regular_file_is_read_and_errors_do_not_quote_it() {
         // /dev/zero never ends: refused before any read.
-        let e = read(Path::new("/dev/zero")).expect_err("not a regular file");
+        let e = read(Path::new("/dev/zero"))
+            .expect_err("not a regular file")
+            .to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let dir = std::env::temp_dir().join(format!("loadgrade-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -192,16 +225,23 @@ mod tests {
         let fifo = dir.join("fifo.toml");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if made.is_ok_and(|s| s.success()) {
-            let e = read(&fifo).expect_err("a FIFO is not a regular file");
+            let e = read(&fifo)
+                .expect_err("a FIFO is not a regular file")
+                .to_string();
             assert!(e.contains("not a regular file"), "{e}");
         }
         let big = dir.join("big.toml");
         std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 1) as usize]).expect("write");
-        assert!(read(&big).expect_err("too large").contains("larger than"));
+        assert!(
+            read(&big)
+                .expect_err("too large")
+                .to_string()
+                .contains("larger than")
+        );
         // A tokens file given by mistake: the error names the line, never its secret.
         let tokens = dir.join("tokens");
         std::fs::write(&tokens, "submit s3cret-token-value\n").expect("write");
-        let e = read(&tokens).expect_err("not TOML");
+        let e = read(&tokens).expect_err("not TOML").to_string();
         assert!(e.contains("line 1") && !e.contains("s3cret"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

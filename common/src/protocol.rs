@@ -10,16 +10,27 @@ pub const MAX_AGENT_NAME: usize = 63;
 /// The longest agent version text in a hello.
 pub const MAX_AGENT_VERSION: usize = 64;
 
+/// An agent name or label that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error(
+        "agent name {0:?} must be 1 to {MAX_AGENT_NAME} lower-case letters, digits, '-', '_' or '.', starting and \
+         ending with a letter or digit"
+    )]
+    AgentName(String),
+    #[error(
+        "label {key:?}={value:?}: key and value must each be 1 to 63 lower-case letters, digits, '-', '_' or '.'"
+    )]
+    Label { key: String, value: String },
+    #[error("label {0:?} is not key=value")]
+    NotKeyValue(String),
+}
+
 /// Checks an agent name: 1 to 63 lower-case letters, digits, `-`, `_` and `.`, starting and ending with a letter or
 /// digit. One spelling per agent, so two names never differ only in case or a trailing dot (both of which a
 /// certificate's DNS names ignore), and a name is safe to print and log as it is.
-pub fn check_agent_name(name: &str) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "agent name {name:?} must be 1 to {MAX_AGENT_NAME} lower-case letters, digits, '-', '_' or '.', starting \
-             and ending with a letter or digit"
-        )
-    };
+pub fn check_agent_name(name: &str) -> Result<(), NameError> {
+    let bad = || NameError::AgentName(name.to_owned());
     let allowed =
         |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
@@ -37,7 +48,7 @@ pub const MAX_LABELS: usize = 16;
 
 /// Checks an agent label (`--label zone=a`, and a plan's `agents = { zone = "a" }`): key and value each 1 to 63
 /// lower-case letters, digits, `-`, `_` or `.`.
-pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+pub fn check_label(key: &str, value: &str) -> Result<(), NameError> {
     let ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 63
@@ -48,17 +59,18 @@ pub fn check_label(key: &str, value: &str) -> Result<(), String> {
     if ok(key) && ok(value) {
         Ok(())
     } else {
-        Err(format!(
-            "label {key:?}={value:?}: key and value must each be 1 to 63 lower-case letters, digits, '-', '_' or '.'"
-        ))
+        Err(NameError::Label {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
     }
 }
 
 /// Parses `key=value` as given to `--label`.
-pub fn parse_label(text: &str) -> Result<(String, String), String> {
+pub fn parse_label(text: &str) -> Result<(String, String), NameError> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("label {text:?} is not key=value"))?;
+        .ok_or_else(|| NameError::NotKeyValue(text.to_owned()))?;
     check_label(key, value)?;
     Ok((key.to_owned(), value.to_owned()))
 }

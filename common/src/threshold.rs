@@ -58,15 +58,18 @@ pub struct Threshold {
     pub limit: f64,
 }
 
+/// A threshold expression that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid threshold {0:?}: expected \"<metric path> <op> <number>\" with op one of < <= > >= ==, such as \
+     \"latency_ms.p95 < 300\""
+)]
+pub struct ThresholdError(pub String);
+
 impl Threshold {
     /// Parses `"<metric path> <op> <number>"`.
-    pub fn parse(expr: &str) -> Result<Threshold, String> {
-        let expected = || {
-            format!(
-                "invalid threshold {expr:?}: expected \"<metric path> <op> <number>\" with op one of < <= > >= ==, \
-                 such as \"latency_ms.p95 < 300\""
-            )
-        };
+    pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
+        let expected = || ThresholdError(expr.to_owned());
         let parts: Vec<&str> = expr.split_whitespace().collect();
         let [metric, op, limit] = parts.as_slice() else {
             return Err(expected());

@@ -2,25 +2,39 @@
 
 use std::time::Duration;
 
+/// A duration or size a plan or flag spells in a way that does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    #[error(
+        "invalid duration {text:?} ({why}): expected a number with a unit, such as \"250ms\", \"30s\", \"2m\""
+    )]
+    Duration {
+        text: String,
+        #[source]
+        why: humantime::DurationError,
+    },
+    #[error(
+        "invalid size {0:?}: expected a number with a unit, such as \"512MiB\", \"4GiB\", \"100MB\""
+    )]
+    Size(String),
+}
+
 /// Parses "250ms", "30s", "2m", "1h 30m". A bare number is rejected: the unit is part of the meaning.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?} ({e}): expected a number with a unit, such as \"250ms\", \"30s\", \"2m\"")
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    humantime::parse_duration(text.trim()).map_err(|why| UnitError::Duration {
+        text: text.to_owned(),
+        why,
     })
 }
 
 /// Parses a byte size: a number and one of B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let expected = || {
-        format!(
-            "invalid size {text:?}: expected a number with a unit, such as \"512MiB\", \"4GiB\", \"100MB\""
-        )
-    };
+    let expected = || UnitError::Size(text.to_owned());
     let value: f64 = number.parse().map_err(|_| expected())?;
     let factor: f64 = match unit.trim() {
         "B" => 1.0,

@@ -46,8 +46,12 @@ fn parse() -> cli::Cli {
         && let Some(path) = loadgrade_common::config_file::named(&argv, "LOADGRADE_CONFIG")
         && let Some(serve) = command.find_subcommand("serve").cloned()
     {
+        // Either error is said the same way: the file, then what is wrong with it.
         let applied = loadgrade_common::config_file::read(&path)
-            .and_then(|settings| loadgrade_agent::config_flags::apply(serve, &settings));
+            .map_err(|e| e.to_string())
+            .and_then(|settings| {
+                loadgrade_agent::config_flags::apply(serve, &settings).map_err(|e| e.to_string())
+            });
         match applied {
             Ok(serve) => command = command.mut_subcommand("serve", |_| serve),
             Err(e) => {

@@ -281,7 +281,7 @@ fn redis_target(
 }
 
 /// A `redis://` or `rediss://` URL with a host. Errors never repeat the URL: it may hold a password.
-fn check_redis_url(url: &str) -> Result<(), String> {
+fn check_redis_url(url: &str) -> Result<(), super::Problem> {
     let rest = url
         .strip_prefix("redis://")
         .or_else(|| url.strip_prefix("rediss://"))
@@ -289,7 +289,7 @@ fn check_redis_url(url: &str) -> Result<(), String> {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
     if host.is_empty() {
-        return Err("the redis URL has no host".to_owned());
+        return Err(super::Problem::from("the redis URL has no host".to_owned()));
     }
     // Parsed as agents and the coordinator parse it (the redis crate reads URLs with the url crate), so a port past
     // 65535 is an error here rather than an agent's refusal (attack round 2 on issue 20). url's messages never quote
@@ -301,7 +301,9 @@ fn check_redis_url(url: &str) -> Result<(), String> {
         && !db.is_empty()
         && db.parse::<u32>().is_err()
     {
-        return Err("the redis URL's database must be a number (redis://host:6379/N)".to_owned());
+        return Err(super::Problem::from(
+            "the redis URL's database must be a number (redis://host:6379/N)".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -341,7 +343,7 @@ mod tests {
             "redis://:s3cret@127.0.0.1:99999/1",
         ] {
             let e = check_redis_url(bad).expect_err(bad);
-            assert!(!e.contains("s3cret"), "{e}");
+            assert!(!e.0.contains("s3cret"), "{e}");
         }
         assert_eq!(database_index("redis://h:1/5"), Some(5));
         assert_eq!(redacted_url("redis://:s3cret@h:1/2"), "redis://***@h:1/2");

@@ -57,12 +57,12 @@ impl<'a> Issues<'a> {
         }
     }
 
-    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl std::fmt::Display) {
         let (line, column) = line_column(self.text, span.start);
         self.found.push(PlanIssue {
             line,
             column,
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 }
@@ -77,5 +77,23 @@ mod tests {
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 6), (2, 1));
         assert_eq!(line_column(text, 9), (2, 4));
+    }
+}
+
+/// What is wrong with one value of a plan (or of a spec that came over the wire), said for its author; the caller
+/// adds where it is. Never repeats a URL or a value that may hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(pub String);
+
+impl From<&str> for Problem {
+    fn from(text: &str) -> Self {
+        Problem(text.to_owned())
+    }
+}
+
+impl From<String> for Problem {
+    fn from(text: String) -> Self {
+        Problem(text)
     }
 }

@@ -121,10 +121,10 @@ pub(crate) fn whole(
 }
 
 /// An http:// or https:// URL that agents accept ([`super::target_url::TargetUrl::parse`]).
-pub(crate) fn check_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_url(url: &str) -> Result<(), super::Problem> {
     super::target_url::TargetUrl::parse(url)
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| super::Problem(e.to_string()))
 }
 
 /// The span of an optional field, or `fallback`.

@@ -19,7 +19,7 @@ mod validate;
 
 pub use crate::kind::ScenarioKind;
 pub use cache::{CacheSpec, CacheTarget, RedisCache};
-pub use errors::{PlanError, PlanIssue};
+pub use errors::{PlanError, PlanIssue, Problem};
 pub use http::{Arrivals, HttpSpec, LoadModel};
 pub use pagination::{Backend, PaginationSpec};
 pub use ramp::{CliffRule, LocalTarget, ProbeSpec, RampSpec};

@@ -111,16 +111,20 @@ pub struct PaginationSpec {
 
 impl PaginationSpec {
     /// Checks again what validation checked, for a spec that came over the wire.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), super::Problem> {
         check_database_url(&self.database)?;
         if !is_plain_name(&self.table, true) || !is_plain_name(&self.key, false) {
-            return Err("the table and key must be plain names".to_owned());
+            return Err(super::Problem::from(
+                "the table and key must be plain names".to_owned(),
+            ));
         }
         if !self.columns.iter().all(|c| is_plain_name(c, false)) || self.columns.len() > 256 {
-            return Err("columns must be plain names".to_owned());
+            return Err(super::Problem::from(
+                "columns must be plain names".to_owned(),
+            ));
         }
         if let Some(problem) = self.filter.as_deref().and_then(where_problem) {
-            return Err(problem);
+            return Err(super::Problem::from(problem));
         }
         let ascending = self.pages.windows(2).all(|w| w[0] < w[1]);
         let deepest_ok = self
@@ -133,9 +137,9 @@ impl PaginationSpec {
             || self.pages[0] < 1
             || !deepest_ok
         {
-            return Err(format!(
+            return Err(super::Problem::from(format!(
                 "pages must be 1 to {MAX_DEPTHS} ascending page numbers from 1"
-            ));
+            )));
         }
         for (what, value, max) in [
             ("page_size", self.page_size, MAX_PAGE_SIZE),
@@ -145,7 +149,9 @@ impl PaginationSpec {
             ("seed_rows", self.seed_rows.unwrap_or(1), MAX_SEED_ROWS),
         ] {
             if !(1..=max).contains(&value) {
-                return Err(format!("{what} must be 1 to {max}, got {value}"));
+                return Err(super::Problem::from(format!(
+                    "{what} must be 1 to {max}, got {value}"
+                )));
             }
         }
         if let Some(problem) = self
@@ -153,10 +159,12 @@ impl PaginationSpec {
             .as_deref()
             .and_then(super::password_env_problem)
         {
-            return Err(problem);
+            return Err(super::Problem::from(problem));
         }
         if self.seed_rows.is_some() && self.backend == Backend::Sqlite && self.table.contains('.') {
-            return Err("a SQLite scratch table is named without a schema".to_owned());
+            return Err(super::Problem::from(
+                "a SQLite scratch table is named without a schema".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -436,7 +444,7 @@ pub fn split_user_part(rest: &str) -> (Option<&str>, &str) {
 }
 
 /// A database URL loadgrade can page through. Errors never repeat the URL: it may hold a password.
-pub fn check_database_url(url: &str) -> Result<Backend, String> {
+pub fn check_database_url(url: &str) -> Result<Backend, super::Problem> {
     let backend = Backend::of_url(url).ok_or(
         "the database URL must start with postgres://, mysql:// (mariadb://) or sqlite://",
     )?;
@@ -445,7 +453,9 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
         "the database URL does not parse (percent-encode any `@ : / ? #` in the user name or password)".to_owned()
     })?;
     if backend == Backend::Sqlite && url.contains('?') {
-        return Err("a SQLite URL takes no parameters".to_owned());
+        return Err(super::Problem::from(
+            "a SQLite URL takes no parameters".to_owned(),
+        ));
     }
     if backend != Backend::Sqlite {
         for (name, value) in parsed.query_pairs() {
@@ -454,11 +464,11 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if !URL_PARAMETERS.contains(&name.as_ref()) || !plain {
                 // Neither name nor value is echoed: either may be a password.
-                return Err(format!(
+                return Err(super::Problem::from(format!(
                     "the database URL may only carry the parameters {} with plain values (letters, digits, _ - .): \
                      a password goes in the URL's user part or in password_env",
                     URL_PARAMETERS.join(", ")
-                ));
+                )));
             }
         }
     }
@@ -471,41 +481,45 @@ pub fn check_database_url(url: &str) -> Result<Backend, String> {
             let path = path.split('?').next().unwrap_or("");
             if path.is_empty() || path == ":memory:" {
                 return Err(
-                    "a SQLite database must be a file (sqlite://PATH): an in-memory one is private to one connection"
-                        .to_owned(),
+                    super::Problem::from("a SQLite database must be a file (sqlite://PATH): an in-memory one is private to one connection"
+                        .to_owned()),
                 );
             }
             if path.starts_with("file:") || path.contains('%') {
                 // sqlx opens SQLite in URI mode: a file: URI or an encoded `?` would carry parameters.
-                return Err(
+                return Err(super::Problem::from(
                     "a SQLite URL is a plain path (no file: URI, no %-encoding): sqlite://PATH"
                         .to_owned(),
-                );
+                ));
             }
             if path
                 .split('/')
                 .next()
                 .is_some_and(|first| first.contains('@'))
             {
-                return Err("a SQLite URL has no user or password: sqlite://PATH".to_owned());
+                return Err(super::Problem::from(
+                    "a SQLite URL has no user or password: sqlite://PATH".to_owned(),
+                ));
             }
             if ![".db", ".sqlite", ".sqlite3"]
                 .iter()
                 .any(|ext| path.ends_with(ext))
             {
-                return Err(
+                return Err(super::Problem::from(
                     "a SQLite database file's name must end in .db, .sqlite or .sqlite3".to_owned(),
-                );
+                ));
             }
         }
         Backend::Postgres | Backend::Mysql => {
             if parsed.host_str().is_none_or(str::is_empty) {
-                return Err("the database URL has no host".to_owned());
+                return Err(super::Problem::from(
+                    "the database URL has no host".to_owned(),
+                ));
             }
             if parsed.fragment().is_some() {
-                return Err(
+                return Err(super::Problem::from(
                     "the database URL has a `#` part: percent-encode it in a password".to_owned(),
-                );
+                ));
             }
         }
     }
@@ -583,7 +597,7 @@ mod tests {
         ] {
             assert_eq!(redacted_database_url(odd), "postgres://u:***@h/db", "{odd}");
             if let Err(e) = check_database_url(odd) {
-                assert!(!e.contains("RET") && !e.contains("SEC"), "{e}");
+                assert!(!e.0.contains("RET") && !e.0.contains("SEC"), "{e}");
             }
         }
         assert_eq!(
@@ -613,7 +627,7 @@ mod tests {
             "postgres://u:pw@/db",
         ] {
             let e = check_database_url(bad).expect_err(bad);
-            assert!(!e.contains("pw"), "{e}");
+            assert!(!e.0.contains("pw"), "{e}");
         }
     }
 }

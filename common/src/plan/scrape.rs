@@ -95,25 +95,31 @@ impl ScrapeSpec {
     }
 
     /// Checks again what validation checked, for a spec that came over the wire.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), super::Problem> {
         check_target(&self.target)?;
         if self.intervals.is_empty() || self.intervals.len() > MAX_INTERVALS {
-            return Err(format!(
+            return Err(super::Problem::from(format!(
                 "intervals must hold 1 to {MAX_INTERVALS} durations"
-            ));
+            )));
         }
         if let Some(bad) = self
             .intervals
             .iter()
             .find(|i| !(MIN_INTERVAL..=MAX_INTERVAL).contains(i))
         {
-            return Err(format!("interval {bad:?} is not within 100ms to 10m"));
+            return Err(super::Problem::from(format!(
+                "interval {bad:?} is not within 100ms to 10m"
+            )));
         }
         if !(1..=MAX_REPLICAS).contains(&self.replicas) {
-            return Err(format!("replicas must be 1 to {MAX_REPLICAS}"));
+            return Err(super::Problem::from(format!(
+                "replicas must be 1 to {MAX_REPLICAS}"
+            )));
         }
         if self.duration > MAX_DURATION || self.settle.is_some_and(|s| s > MAX_DURATION) {
-            return Err("duration and settle are at most 24h".to_owned());
+            return Err(super::Problem::from(
+                "duration and settle are at most 24h".to_owned(),
+            ));
         }
         if let Some(p) = &self.prometheus {
             prometheus_problem(p).map_or(Ok(()), Err)?;
@@ -139,15 +145,17 @@ pub fn prometheus_problem(binary: &str) -> Option<String> {
 }
 
 /// The target URL: http:// with a host (scrapes over TLS are not supported yet).
-fn check_target(url: &str) -> Result<(), String> {
+fn check_target(url: &str) -> Result<(), super::Problem> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("target must be a URL without spaces or control characters".to_owned());
+        return Err(super::Problem::from(
+            "target must be a URL without spaces or control characters".to_owned(),
+        ));
     }
     fields::check_url(url)?;
     if !url.starts_with("http://") {
-        return Err(
+        return Err(super::Problem::from(
             "target must be an http:// URL: scraping over https is not supported yet".to_owned(),
-        );
+        ));
     }
     Ok(())
 }

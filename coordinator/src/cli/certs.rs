@@ -64,7 +64,8 @@ fn leaf(
 
 pub(super) fn make(args: &CertsArgs) -> Result<i32, Failure> {
     for name in &args.agents {
-        loadgrade_common::protocol::check_agent_name(name).map_err(Failure::Usage)?;
+        loadgrade_common::protocol::check_agent_name(name)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         let dns = rustls_pki_types::ServerName::try_from(name.as_str())
             .is_ok_and(|n| matches!(n, rustls_pki_types::ServerName::DnsName(_)));
         if !dns || name.contains('_') {

@@ -325,12 +325,21 @@ pub async fn execute(cli: Cli) -> i32 {
 }
 
 /// A first-call timeout: from 100 ms (a handshake over a slow link needs some) to 10 minutes.
-fn parse_first_call_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+fn parse_first_call_timeout(text: &str) -> Result<std::time::Duration, FirstCallTimeoutError> {
+    let d = humantime::parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(600) {
-        return Err("expected a duration from 100ms to 10m".to_owned());
+        return Err(FirstCallTimeoutError::OutOfRange);
     }
     Ok(d)
+}
+
+/// A `--first-call-timeout` that is not a duration from 100 ms to 10 minutes.
+#[derive(Debug, thiserror::Error)]
+enum FirstCallTimeoutError {
+    #[error(transparent)]
+    NotADuration(#[from] humantime::DurationError),
+    #[error("expected a duration from 100ms to 10m")]
+    OutOfRange,
 }
 
 enum Failure {

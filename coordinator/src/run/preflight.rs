@@ -142,7 +142,7 @@ pub async fn check(
             Ok((agent, Err(why))) => answered.push(
                 CheckRow::fail(
                     "agent answer",
-                    why,
+                    why.to_string(),
                     "check the agent is running and connected (loadgrade-agent logs), then check again",
                 )
                 .on_agent(&agent),

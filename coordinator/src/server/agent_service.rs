@@ -66,7 +66,7 @@ async fn hello(inbound: &mut Streaming<v1::AgentMessage>) -> Result<Hello, Servi
             ours: loadgrade_proto::PROTOCOL_VERSION,
         });
     }
-    check_agent_name(&hello.name).map_err(ServiceError::BadName)?;
+    check_agent_name(&hello.name).map_err(|e| ServiceError::BadName(e.to_string()))?;
     if hello.version.len() > MAX_AGENT_VERSION
         || !hello.version.chars().all(|c| c.is_ascii_graphic())
     {

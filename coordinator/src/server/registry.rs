@@ -90,6 +90,10 @@ pub struct DuplicateName(pub String);
 pub enum AgentProbeError {
     #[error("no probe agent named {0:?} is connected (loadgrade-agent --probe-only)")]
     NotConnected(String),
+    #[error("agent {0:?} is not connected")]
+    AgentNotConnected(String),
+    #[error("agent {agent:?} did not answer the preflight within {timeout:?}")]
+    PreflightSilent { agent: String, timeout: Duration },
     #[error("probe agent {agent:?} did not answer within {timeout:?}")]
     Silent { agent: String, timeout: Duration },
     #[error("probe agent {agent:?}: {why}")]

@@ -325,8 +325,17 @@ fn scrape(f: &serde_json::Value) -> ScrapeFigures {
     }
 }
 
+/// A stored histogram that is not base64.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {source}")]
+struct BlobError {
+    key: String,
+    #[source]
+    source: base64::DecodeError,
+}
+
 /// A pagination interval's figures as `insert_interval` wrote them.
-fn pagination(p: &serde_json::Value) -> Result<PaginationFigures, String> {
+fn pagination(p: &serde_json::Value) -> Result<PaginationFigures, BlobError> {
     let number = |v: &serde_json::Value, key: &str| {
         v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
     };
@@ -337,9 +346,10 @@ fn pagination(p: &serde_json::Value) -> Result<PaginationFigures, String> {
             .to_owned()
     };
     let blob = |v: &serde_json::Value, key: &str| {
-        BASE64
-            .decode(text(v, key))
-            .map_err(|e| format!("{key}: {e}"))
+        BASE64.decode(text(v, key)).map_err(|source| BlobError {
+            key: key.to_owned(),
+            source,
+        })
     };
     let depths = p
         .get("depths")
@@ -355,7 +365,7 @@ fn pagination(p: &serde_json::Value) -> Result<PaginationFigures, String> {
                 hdr_cursor: blob(d, "hdr_cursor")?,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, BlobError>>()?;
     let table = p
         .get("table")
         .filter(|t| t.is_object())

@@ -32,6 +32,12 @@ pub enum StoreError {
     Corrupt { run: String, what: String },
     #[error("stored interval of run {run}: {what}")]
     CorruptInterval { run: String, what: String },
+    #[error("{folder}: {source}")]
+    Disk {
+        folder: String,
+        #[source]
+        source: rustix::io::Errno,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +103,7 @@ impl Store {
     }
 
     /// Free disk where the store's file is: `None` when it has no file here (in memory, PostgreSQL).
-    pub fn free_disk(&self) -> Option<Result<(std::path::PathBuf, u64), String>> {
+    pub fn free_disk(&self) -> Option<Result<(std::path::PathBuf, u64), StoreError>> {
         let file = self.file.as_ref()?;
         let folder = file
             .parent()
@@ -106,7 +112,10 @@ impl Store {
         Some(
             rustix::fs::statvfs(folder)
                 .map(|s| (file.clone(), s.f_bavail.saturating_mul(s.f_frsize)))
-                .map_err(|e| format!("{}: {e}", folder.display())),
+                .map_err(|source| StoreError::Disk {
+                    folder: folder.display().to_string(),
+                    source,
+                }),
         )
     }
 

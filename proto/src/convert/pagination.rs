@@ -85,7 +85,7 @@ impl TryFrom<v1::PaginationShard> for PaginationShard {
                 s.max_duration_ms.max(1),
             )?,
         };
-        spec.check().map_err(invalid)?;
+        spec.check().map_err(|p| invalid(p.to_string()))?;
         Ok(PaginationShard { spec, phase })
     }
 }

@@ -52,7 +52,7 @@ impl TryFrom<v1::ScrapeShard> for ScrapeShard {
             // The target is probed by the coordinator, never by the scraping agent.
             probe: None,
         };
-        spec.check().map_err(invalid)?;
+        spec.check().map_err(|p| invalid(p.to_string()))?;
         let interval = usize::try_from(s.interval_index).unwrap_or(usize::MAX);
         if interval >= spec.intervals.len() {
             return Err(invalid(format!(

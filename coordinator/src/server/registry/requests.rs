@@ -18,7 +18,7 @@ impl Registry {
         agent: &str,
         items: Vec<loadgrade_common::shard::Assignment>,
         timeout: Duration,
-    ) -> Result<Vec<CheckRow>, String> {
+    ) -> Result<Vec<CheckRow>, AgentProbeError> {
         let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let sender = {
@@ -27,7 +27,7 @@ impl Registry {
                 .agents
                 .get(agent)
                 .map(|e| e.tx.clone())
-                .ok_or_else(|| format!("agent {agent:?} is not connected"))?;
+                .ok_or_else(|| AgentProbeError::AgentNotConnected(agent.to_owned()))?;
             inner.preflights.insert(id, tx);
             sender
         };
@@ -44,9 +44,12 @@ impl Registry {
             None
         };
         self.lock().preflights.remove(&id);
-        reply.map(|r| r.rows).ok_or_else(|| {
-            format!("agent {agent:?} did not answer the preflight within {timeout:?}")
-        })
+        reply
+            .map(|r| r.rows)
+            .ok_or_else(|| AgentProbeError::PreflightSilent {
+                agent: agent.to_owned(),
+                timeout,
+            })
     }
 
     /// An agent's preflight answer arrived.
