@@ -4,19 +4,31 @@
 
 use loadgrade_common::config_file::Setting;
 
+/// A config file key that is not a long flag of the command (or is `config` itself).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "config file: `{flag}` is not a flag of `{command}` (keys are long flag names, e.g. `listen`)"
+)]
+pub struct UnknownKey {
+    /// The key as the file writes it.
+    pub flag: String,
+    /// The command's name, e.g. `loadgrade-agent` or `serve`.
+    pub command: String,
+}
+
 /// `command` with the file's `settings` as defaults; an unknown key, or `config` itself, is an error.
-pub fn apply(mut command: clap::Command, settings: &[Setting]) -> Result<clap::Command, String> {
+pub fn apply(
+    mut command: clap::Command,
+    settings: &[Setting],
+) -> Result<clap::Command, UnknownKey> {
     for setting in settings {
         let id = command
             .get_arguments()
             .find(|a| a.get_long() == Some(setting.flag.as_str()) && setting.flag != "config")
             .map(|a| a.get_id().clone())
-            .ok_or_else(|| {
-                format!(
-                    "config file: `{}` is not a flag of `{}` (keys are long flag names, e.g. `listen`)",
-                    setting.flag,
-                    command.get_name()
-                )
+            .ok_or_else(|| UnknownKey {
+                flag: setting.flag.clone(),
+                command: command.get_name().to_owned(),
             })?;
         let values: Vec<clap::builder::OsStr> = setting
             .values
@@ -69,6 +81,10 @@ mod tests {
             Some("b")
         );
         let unknown = loadgrade_common::config_file::parse("lisen = \"a\"\n").expect("parses");
-        assert!(apply(command(), &unknown).is_err());
+        let e = apply(command(), &unknown).expect_err("an unknown key");
+        assert_eq!(
+            e.to_string(),
+            "config file: `lisen` is not a flag of `t` (keys are long flag names, e.g. `listen`)"
+        );
     }
 }

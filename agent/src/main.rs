@@ -63,7 +63,7 @@ struct Args {
     prometheus: Option<std::path::PathBuf>,
     /// A label plans select agents by (`agents = { zone = "a" }` in a plan), repeatable: `--label zone=a`.
     #[arg(long = "label", env = "LOADGRADE_LABELS", value_delimiter = ',', value_name = "KEY=VALUE",
-          value_parser = parse_label)]
+          value_parser = loadgrade_common::protocol::parse_label)]
     labels: Vec<(String, String)>,
     /// Accept a --tls-key file that its group or others may read (refused otherwise, as ssh refuses such keys).
     #[arg(long, env = "LOADGRADE_INSECURE")]
@@ -74,18 +74,16 @@ struct Args {
     config: Option<std::path::PathBuf>,
 }
 
-fn parse_label(text: &str) -> Result<(String, String), String> {
-    loadgrade_common::protocol::parse_label(text)
-}
-
 /// The command line, with `--config FILE` (or `LOADGRADE_CONFIG`) applied beneath flags and environment.
 fn parse_args() -> Args {
     use clap::{CommandFactory as _, FromArgMatches as _};
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = Args::command();
     if let Some(path) = loadgrade_common::config_file::named(&argv, "LOADGRADE_CONFIG") {
+        // Either error is said the same way: the file, then what is wrong with it.
         let applied = loadgrade_common::config_file::read(&path)
-            .and_then(|settings| loadgrade_agent::config_flags::apply(command, &settings));
+            .map_err(anyhow::Error::from)
+            .and_then(|settings| Ok(loadgrade_agent::config_flags::apply(command, &settings)?));
         command = match applied {
             Ok(command) => command,
             Err(e) => {
@@ -198,22 +196,40 @@ fn main() {
     }
 }
 
+/// Why the coordinator URL and the TLS flags do not go together.
+#[derive(Debug, thiserror::Error)]
+enum TransportError {
+    #[error("{url} is https://: give this agent its certificate (--tls-cert, --tls-key, --tls-ca)")]
+    HttpsWithoutCertificate { url: String },
+    #[error("--tls-* given but {url} is not https://")]
+    TlsWithoutHttps { url: String },
+    #[error("invalid coordinator URL {url:?}: {source}")]
+    InvalidUrl {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+}
+
 /// https:// needs this agent's certificate; plain http:// off loopback is allowed but warned (assignments, with
 /// the plan's headers, would cross the network readable and the coordinator could not know who this agent is).
-fn check_transport(url: &str, tls: bool) -> Result<(), String> {
+fn check_transport(url: &str, tls: bool) -> Result<(), TransportError> {
     let https = url.starts_with("https://");
     if https && !tls {
-        return Err(format!(
-            "{url} is https://: give this agent its certificate (--tls-cert, --tls-key, --tls-ca)"
-        ));
+        return Err(TransportError::HttpsWithoutCertificate {
+            url: url.to_owned(),
+        });
     }
     if !https && tls {
-        return Err(format!("--tls-* given but {url} is not https://"));
+        return Err(TransportError::TlsWithoutHttps {
+            url: url.to_owned(),
+        });
     }
     if !https {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("invalid coordinator URL {url:?}: {e}"))?;
+        let uri: http::Uri = url.parse().map_err(|source| TransportError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
         let host = uri.host().unwrap_or_default();
         let loopback = host == "localhost"
             || host

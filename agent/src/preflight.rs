@@ -6,7 +6,7 @@
 use crate::AgentConfig;
 use crate::executor::{Prepared, Refusal, prepare};
 use loadgrade_common::plan::LoadModel;
-use loadgrade_common::preflight::{CheckRow, CheckStatus};
+use loadgrade_common::preflight::{CheckKind, CheckRow, CheckStatus};
 use loadgrade_common::shard::{Assignment, CacheShard, CacheShardTarget, HttpShard, Work};
 use std::path::Path;
 
@@ -21,11 +21,12 @@ pub enum Probed {
     Failed(String),
 }
 
-impl From<Result<String, String>> for Probed {
-    fn from(r: Result<String, String>) -> Self {
+/// A probe's answer, or why it failed (its message is the row's value).
+impl<E: std::error::Error> From<Result<String, E>> for Probed {
+    fn from(r: Result<String, E>) -> Self {
         match r {
             Ok(answer) => Probed::Answered(answer),
-            Err(why) => Probed::Failed(why),
+            Err(why) => Probed::Failed(why.to_string()),
         }
     }
 }
@@ -116,7 +117,10 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
     match prepare(work, config).await {
         Err(refusal) => rows.push(refused(&refusal)),
         Ok(prepared) => {
-            rows.push(CheckRow::ok("accepted", "allowlist, caps and credentials"));
+            rows.push(CheckRow::ok(
+                CheckKind::Accepted,
+                "allowlist, caps and credentials",
+            ));
             let probed = match &prepared {
                 Prepared::Http(_) if redis => Probed::Answered("Redis answered PING".to_owned()),
                 Prepared::Http(spec) => spec.probe().await,
@@ -124,15 +128,15 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
                 Prepared::Scrape(p) => p.probe().await.into(),
             };
             rows.push(match probed {
-                Probed::Answered(answer) => CheckRow::ok("reachability", answer),
+                Probed::Answered(answer) => CheckRow::ok(CheckKind::Reachability, answer),
                 Probed::Doubtful(why) => CheckRow::warn(
-                    "reachability",
+                    CheckKind::Reachability,
                     why,
                     "the run will record these as timeouts or errors: check the target is healthy, or the plan's \
                      timeout",
                 ),
                 Probed::Failed(why) => CheckRow::fail(
-                    "reachability",
+                    CheckKind::Reachability,
                     why,
                     "start the target or fix its address, credentials or table in the plan; check it answers from \
                      this agent's host",
@@ -147,19 +151,20 @@ async fn check_item(mut work: Work, config: &AgentConfig) -> Vec<CheckRow> {
 fn refused(refusal: &Refusal) -> CheckRow {
     let text = refusal.to_string();
     let (check, hint) = match refusal {
-        Refusal::Http(crate::http::Refusal::Allowlist(_)) => {
-            ("allowlist", "the agent's operator decides what it may load")
-        }
+        Refusal::Http(crate::http::Refusal::Allowlist(_)) => (
+            CheckKind::Allowlist,
+            "the agent's operator decides what it may load",
+        ),
         Refusal::Cache(crate::cache::Refusal::RedisConnect { .. }) => (
-            "reachability",
+            CheckKind::Reachability,
             "start Redis or fix its URL, password_env or password; check it answers from this agent's host",
         ),
         Refusal::Http(crate::http::Refusal::OverCap { .. }) => (
-            "caps",
+            CheckKind::Caps,
             "lower the plan's load for this agent, add agents, or raise the agent's --max-* cap",
         ),
         _ => (
-            "accepted",
+            CheckKind::Accepted,
             "fix the plan or this agent's flags as the value says",
         ),
     };
@@ -188,7 +193,7 @@ pub fn needed_connections(work: &Work) -> u64 {
 fn open_files(connections: u64) -> CheckRow {
     let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return CheckRow::warn(
-            "open files",
+            CheckKind::OpenFiles,
             "not measured: the open-file limit cannot be read",
             FILES_HINT,
         );
@@ -202,11 +207,11 @@ fn open_files(connections: u64) -> CheckRow {
         crate::http::SPARE_FILES
     );
     if needed > soft {
-        CheckRow::fail("open files", value, FILES_HINT)
+        CheckRow::fail(CheckKind::OpenFiles, value, FILES_HINT)
     } else if needed.saturating_mul(5) > soft.saturating_mul(4) {
-        CheckRow::warn("open files", value, FILES_HINT)
+        CheckRow::warn(CheckKind::OpenFiles, value, FILES_HINT)
     } else {
-        CheckRow::ok("open files", value)
+        CheckRow::ok(CheckKind::OpenFiles, value)
     }
 }
 
@@ -223,7 +228,7 @@ fn ephemeral_ports(connections: u64) -> CheckRow {
     });
     let Some((lo, hi)) = bounds else {
         return CheckRow::warn(
-            "ephemeral ports",
+            CheckKind::EphemeralPorts,
             "not measured: /proc/sys/net/ipv4/ip_local_port_range cannot be read",
             PORTS_HINT,
         );
@@ -235,11 +240,11 @@ fn ephemeral_ports(connections: u64) -> CheckRow {
         "{connections} connection(s) to one address; {ports} ports ({lo}-{hi}); tcp_tw_reuse={tw_reuse}"
     );
     if connections > ports {
-        CheckRow::fail("ephemeral ports", value, PORTS_HINT)
+        CheckRow::fail(CheckKind::EphemeralPorts, value, PORTS_HINT)
     } else if connections.saturating_mul(2) > ports {
-        CheckRow::warn("ephemeral ports", value, PORTS_HINT)
+        CheckRow::warn(CheckKind::EphemeralPorts, value, PORTS_HINT)
     } else {
-        CheckRow::ok("ephemeral ports", value)
+        CheckRow::ok(CheckKind::EphemeralPorts, value)
     }
 }
 
@@ -247,7 +252,7 @@ fn ephemeral_ports(connections: u64) -> CheckRow {
 fn spool_space(spool: Option<&Path>) -> CheckRow {
     let Some(dir) = spool else {
         return CheckRow::ok(
-            "spool disk",
+            CheckKind::SpoolDisk,
             "no spool: reports wait in memory until acknowledged",
         );
     };
@@ -260,15 +265,15 @@ fn spool_space(spool: Option<&Path>) -> CheckRow {
             let hint =
                 "free disk space where the agent's spool is (--spool), or point --spool elsewhere";
             if free < SPOOL_FAIL_BYTES {
-                CheckRow::fail("spool disk", value, hint)
+                CheckRow::fail(CheckKind::SpoolDisk, value, hint)
             } else if free < SPOOL_WARN_BYTES {
-                CheckRow::warn("spool disk", value, hint)
+                CheckRow::warn(CheckKind::SpoolDisk, value, hint)
             } else {
-                CheckRow::ok("spool disk", value)
+                CheckRow::ok(CheckKind::SpoolDisk, value)
             }
         }
         Err(e) => CheckRow::warn(
-            "spool disk",
+            CheckKind::SpoolDisk,
             format!("not measured: {}: {e}", dir.display()),
             "check the spool folder (--spool) exists and is readable",
         ),

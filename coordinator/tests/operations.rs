@@ -506,7 +506,7 @@ async fn an_agent_with_too_few_files_for_its_share_fails_check_with_the_numbers(
         .expect("valid plan");
     let files = rows
         .iter()
-        .find(|r| r.check == "open files")
+        .find(|r| r.check == loadgrade_common::preflight::CheckKind::OpenFiles)
         .expect("an open-files row");
     assert_eq!(files.status, CheckStatus::Fail, "{files:?}");
     assert_eq!(files.agent, "small-box");

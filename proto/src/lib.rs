@@ -13,7 +13,8 @@ pub use convert::ConvertError;
 /// verdicts are enums.
 /// Revision 3: shards bound a response's head (`max_response_header_bytes`) and intervals count
 /// `errors_response_too_large`; an older agent would read neither.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Revision 4: a preflight row names what it checked as an enum (`CheckRow.kind`), no longer as text.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The `loadgrade.v1` file descriptor set: what gRPC reflection serves (`loadgrade serve --reflection`).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/loadgrade.v1.bin");

@@ -16,27 +16,27 @@ pub(super) async fn check_table(
         .await
         .map_err(|e| Failure::NoTable {
             table: spec.table.clone(),
-            why: e.0,
+            why: e.to_string(),
         })?;
     conn.fetch(&s.probe_key, &[])
         .await
         .map_err(|e| Failure::NoKey {
             table: spec.table.clone(),
             key: spec.key.clone(),
-            why: e.0,
+            why: e.to_string(),
         })?;
     conn.fetch(&s.probe_columns, &[])
         .await
         .map_err(|e| Failure::Columns {
             table: spec.table.clone(),
-            why: e.0,
+            why: e.to_string(),
         })?;
     let counts = conn
         .integers(&s.count, &[])
         .await
         .map_err(|e| Failure::Query {
             what: "counting the rows".to_owned(),
-            why: e.0,
+            why: e.to_string(),
         })?;
     let [rows, keyed, distinct] = counts[..] else {
         return Err(Failure::Query {

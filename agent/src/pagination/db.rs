@@ -15,10 +15,24 @@ pub enum Value {
     Text(String),
 }
 
-/// A database error, its text already free of the URL's password.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct DbError(pub String);
+/// Why a database operation failed. Texts are already free of the URL's password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    /// What the driver or the server said (the server's own message where there is one), the password replaced
+    /// by `***`. Kept as text, not as the sqlx error, so no chain can print the password.
+    #[error("{0}")]
+    Database(String),
+    #[error(
+        "the key column is neither an integer nor text: pagination needs one of those to compare pages"
+    )]
+    KeyType,
+    #[error("{0:?} is not a count")]
+    NotACount(String),
+    #[error("the row count did not come back")]
+    NoRowCount,
+    #[error("COPY is PostgreSQL's")]
+    CopyNotPostgres,
+}
 
 /// A pool of connections to the scenario's database.
 #[derive(Debug, Clone)]
@@ -70,12 +84,7 @@ macro_rules! key_at {
             .or_else(|_| row.try_get::<i32, _>($i).map(|v| Value::Int(i64::from(v))))
             .or_else(|_| row.try_get::<i16, _>($i).map(|v| Value::Int(i64::from(v))))
             .or_else(|_| row.try_get::<String, _>($i).map(Value::Text))
-            .map_err(|_| {
-                DbError(
-                    "the key column is neither an integer nor text: pagination needs one of those to compare pages"
-                        .to_owned(),
-                )
-            })
+            .map_err(|_| DbError::KeyType)
     }};
 }
 
@@ -228,7 +237,7 @@ impl Conn {
             (0..row.len())
                 .map(|i| match key_at!(&row, i)? {
                     Value::Int(v) => Ok(v),
-                    Value::Text(t) => t.parse().map_err(|_| DbError(format!("{t:?} is not a count"))),
+                    Value::Text(t) => t.parse().map_err(|_| DbError::NotACount(t)),
                 })
                 .collect()
         })
@@ -259,7 +268,7 @@ impl Conn {
     /// PostgreSQL: rows in COPY text format, sent in one COPY.
     pub async fn copy_in(&mut self, statement: &str, data: Vec<u8>) -> Result<(), DbError> {
         let Conn::Postgres(c) = self else {
-            return Err(DbError("COPY is PostgreSQL's".to_owned()));
+            return Err(DbError::CopyNotPostgres);
         };
         let mut copy = c
             .copy_in_raw(statement)
@@ -311,7 +320,7 @@ fn describe(e: &sqlx::Error, secrets: &[&str]) -> DbError {
     for secret in secrets.iter().filter(|s| s.len() >= 3) {
         text = text.replace(secret, "***");
     }
-    DbError(text)
+    DbError::Database(text)
 }
 
 /// The password a `scheme://user:password@host` URL holds, percent-decoded as sqlx reads it.

@@ -10,6 +10,8 @@ mod probe;
 mod seed;
 mod timing;
 
+pub use probe::ProbeError;
+
 use crate::Allowlist;
 use crate::cutting::Ended;
 use crate::http::ShardOutput;
@@ -245,16 +247,19 @@ async fn execute(
         .await
         .map_err(|e| Failure::Connect {
             database: p.shown.clone(),
-            why: e.0,
+            why: e.to_string(),
         })?;
     let result = async {
         let mut conn = pool.acquire().await.map_err(|e| Failure::Connect {
             database: p.shown.clone(),
-            why: e.0,
+            why: e.to_string(),
         })?;
         let query = |what: &str| {
             let what = what.to_owned();
-            move |e: db::DbError| Failure::Query { what, why: e.0 }
+            move |e: db::DbError| Failure::Query {
+                what,
+                why: e.to_string(),
+            }
         };
         let version = conn
             .texts(sql::version_query(spec.backend), &[], 0)

@@ -50,7 +50,7 @@ pub async fn ensure(
     };
     let seed = |why: DbError| Failure::Seed {
         table: spec.table.clone(),
-        why: why.0,
+        why: why.to_string(),
     };
     match existing(conn, spec).await.map_err(seed)? {
         None => conn
@@ -100,7 +100,7 @@ pub async fn ensure(
         .map_err(seed)?;
     let (rows, min_key, max_key) = match counts[..] {
         [rows, min, max] => (u64::try_from(rows).unwrap_or(0), min, max),
-        _ => return Err(seed(DbError("the row count did not come back".into()))),
+        _ => return Err(seed(DbError::NoRowCount)),
     };
     // Ours holds keys 1..=rows: reused when that is 1..=wanted, filled up when it is fewer.
     let dense = rows == 0 || (min_key == 1 && i64::try_from(rows).ok() == Some(max_key));

@@ -81,7 +81,7 @@ pub(super) async fn time_depth(
                     why: format!(
                         "{} (while opening {} connections: concurrency {} and one for the checks; does the server's \
                          max_connections allow them?)",
-                        e.0,
+                        e,
                         spec.concurrency + 1,
                         spec.concurrency
                     ),

@@ -7,12 +7,14 @@
 pub mod exposition;
 mod fetch;
 mod figures;
+mod probe;
 mod prometheus;
 mod relay;
 mod scraper;
 
 pub use exposition::{Counted, Format, count};
-pub use prometheus::{prometheus_on_path, trusted_binary};
+pub use probe::ProbeError;
+pub use prometheus::{BinaryError, prometheus_on_path, trusted_binary};
 
 use crate::Allowlist;
 use crate::cutting::Ended;
@@ -67,7 +69,7 @@ pub struct Prepared {
     interval: Duration,
     addr: SocketAddr,
     /// The Prometheus to run, or why none is run.
-    prometheus: Result<prometheus::Binary, String>,
+    prometheus: Result<prometheus::Binary, BinaryError>,
     /// For logs: the target without its query.
     pub shown: String,
 }
@@ -128,7 +130,7 @@ pub async fn prepare(
         why: "resolves to no address".to_owned(),
     })?;
     let prometheus = match &spec.prometheus {
-        None => Err("the plan names no prometheus binary".to_owned()),
+        None => Err(BinaryError::NotNamed),
         Some(name) => prometheus::locate(name, allowed_prometheus).await,
     };
     Ok(Prepared {
@@ -203,7 +205,7 @@ async fn execute(
     let binary = match &p.prometheus {
         Ok(binary) => binary.clone(),
         Err(why) => {
-            figures.prometheus_not_measured(why.clone());
+            figures.prometheus_not_measured(why.to_string());
             return scrape_alone(&scraper, p, figures, stop).await;
         }
     };
@@ -226,7 +228,7 @@ async fn execute(
         Ok(prometheus) => prometheus,
         Err(why) => {
             drop(relay);
-            figures.prometheus_not_measured(why);
+            figures.prometheus_not_measured(why.to_string());
             return scrape_alone(&scraper, p, figures, stop).await;
         }
     };
@@ -290,6 +292,7 @@ async fn with_prometheus(
         target: p.shown.clone(),
         why,
     };
+    let prometheus_failed = |e: prometheus::PrometheusError| not_measured(e.to_string());
     let pause = |d: Duration| async move {
         tokio::select! {
             () = tokio::time::sleep(d) => Ok(()),
@@ -318,14 +321,20 @@ async fn with_prometheus(
         pause(p.interval / 2).await
     };
     after_scrape(&mut relay).await?;
-    prometheus.scrape_health().await.map_err(not_measured)?;
-    let first = prometheus.read().await.map_err(not_measured)?;
+    prometheus
+        .scrape_health()
+        .await
+        .map_err(prometheus_failed)?;
+    let first = prometheus.read().await.map_err(prometheus_failed)?;
     figures.set_phase(Phase::Window);
     pause(spec.duration.saturating_sub(p.interval / 2)).await?;
     after_scrape(&mut relay).await?;
     figures.set_phase(Phase::After);
-    prometheus.scrape_health().await.map_err(not_measured)?;
-    let last = prometheus.read().await.map_err(not_measured)?;
+    prometheus
+        .scrape_health()
+        .await
+        .map_err(prometheus_failed)?;
+    let last = prometheus.read().await.map_err(prometheus_failed)?;
     drop(relay);
     let window = last.at.duration_since(first.at).as_secs_f64();
     if window <= 0.0 {
@@ -347,31 +356,4 @@ async fn with_prometheus(
         cpu_seconds: (last.cpu_seconds - first.cpu_seconds).max(0.0),
         heap_inuse_bytes: whole(last.heap_inuse_bytes),
     })
-}
-
-impl Prepared {
-    /// Preflight: one scrape of the target, checked as an exposition; no Prometheus is started. Returns what
-    /// answered, e.g. "HTTP 200, 5,012 series in 3.1 ms".
-    pub async fn probe(&self) -> Result<String, String> {
-        let timeout = Duration::from_secs(10).min(self.interval.max(Duration::from_secs(1)));
-        let mut fetcher = fetch::Fetcher::new(&self.shard.spec.target, self.addr);
-        let fetched = fetcher
-            .fetch(timeout)
-            .await
-            .map_err(|e| format!("{}: {e}", self.addr))?;
-        let counted =
-            scraper::check_exposition(fetched.status, &fetched.content_type, &fetched.body)
-                .map_err(|e| format!("{} (HTTP {})", e, fetched.status))?;
-        let prometheus = match &self.prometheus {
-            Ok(binary) => format!("; Prometheus {}", binary.path.display()),
-            Err(_) if self.shard.spec.prometheus.is_none() => String::new(),
-            Err(why) => format!("; Prometheus not usable: {why}"),
-        };
-        Ok(format!(
-            "HTTP {}, {} series in {:.1} ms{prometheus}",
-            fetched.status,
-            counted.series,
-            fetched.took.as_secs_f64() * 1e3
-        ))
-    }
 }

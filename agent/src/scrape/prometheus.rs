@@ -4,10 +4,12 @@
 //! then KILL) and its folder removed, also when the shard ends early.
 
 mod binary;
+mod error;
 
 use super::exposition::{self, Format};
 use super::fetch::Fetcher;
-pub use binary::{Binary, locate, prometheus_on_path, trusted_binary};
+pub use binary::{Binary, BinaryError, locate, prometheus_on_path, trusted_binary};
+pub use error::PrometheusError;
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -93,7 +95,7 @@ impl Prometheus {
         token: &str,
         interval: Duration,
         timeout: Duration,
-    ) -> Result<Prometheus, String> {
+    ) -> Result<Prometheus, PrometheusError> {
         remove_orphaned_folders();
         let dir = std::env::temp_dir().join(format!(
             "{FOLDER_PREFIX}{}-{}",
@@ -109,11 +111,14 @@ impl Prometheus {
             .and_then(|()| {
                 std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             })
-            .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+            .map_err(|source| PrometheusError::CreateFolder {
+                path: data.clone(),
+                source,
+            })?;
         let mut prometheus = Prometheus {
             child: None,
             dir: dir.clone(),
-            web: free_port().map_err(|e| format!("no free loopback port for Prometheus: {e}"))?,
+            web: free_port().map_err(PrometheusError::NoFreePort)?,
         };
         let config = format!(
             "# Written by loadgrade for one scrape interval; removed when the interval ends.\n\
@@ -124,13 +129,13 @@ impl Prometheus {
             timeout = prom_duration(timeout.min(interval)),
         );
         let config_file = dir.join("prometheus.yml");
-        std::fs::write(&config_file, config)
-            .map_err(|e| format!("cannot write {}: {e}", config_file.display()))?;
+        std::fs::write(&config_file, config).map_err(|source| PrometheusError::WriteConfig {
+            path: config_file.clone(),
+            source,
+        })?;
         let log = std::fs::File::create(dir.join("prometheus.log"))
-            .map_err(|e| format!("cannot create the log file: {e}"))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("cannot open the log file: {e}"))?;
+            .map_err(PrometheusError::CreateLog)?;
+        let log_err = log.try_clone().map_err(PrometheusError::OpenLog)?;
         // Where util-linux's setpriv is, Prometheus dies with this agent even if it is killed outright.
         let mut command = match setpriv() {
             Some(setpriv) => {
@@ -148,24 +153,27 @@ impl Prometheus {
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| format!("{} did not start: {e}", binary.path.display()))?;
+            .map_err(|source| PrometheusError::Spawn {
+                binary: binary.path.clone(),
+                source,
+            })?;
         prometheus.child = Some(child);
         prometheus.wait_ready().await?;
         Ok(prometheus)
     }
 
     /// Polls `/-/ready` until it answers 200, Prometheus exits, or [`START_TIMEOUT`].
-    async fn wait_ready(&mut self) -> Result<(), String> {
+    async fn wait_ready(&mut self) -> Result<(), PrometheusError> {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut fetcher = Fetcher::new(&format!("http://{}/-/ready", self.web), self.web);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                return Err(format!(
-                    "Prometheus exited at start ({status}): {}",
-                    self.log_tail()
-                ));
+                return Err(PrometheusError::ExitedAtStart {
+                    status,
+                    log: self.log_tail(),
+                });
             }
             if let Ok(r) = fetcher.fetch(Duration::from_secs(1)).await
                 && r.status == 200
@@ -174,10 +182,10 @@ impl Prometheus {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(format!(
-            "Prometheus was not ready within {START_TIMEOUT:?}: {}",
-            self.log_tail()
-        ))
+        Err(PrometheusError::NotReady {
+            within: START_TIMEOUT,
+            log: self.log_tail(),
+        })
     }
 
     /// The last lines of its log, for an error.
@@ -194,49 +202,51 @@ impl Prometheus {
 
     /// Whether its scrapes of the relay succeed (`/api/v1/targets`): the reason when the last one failed (a
     /// timeout, a value or label it rejected), so no figure is taken from a Prometheus that ingested nothing.
-    pub async fn scrape_health(&mut self) -> Result<(), String> {
+    pub async fn scrape_health(&mut self) -> Result<(), PrometheusError> {
         if let Some(child) = self.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
         {
-            return Err(format!("Prometheus exited ({status}): {}", self.log_tail()));
+            return Err(PrometheusError::Exited {
+                status,
+                log: self.log_tail(),
+            });
         }
         let mut fetcher = Fetcher::new(&format!("http://{}/api/v1/targets", self.web), self.web);
         let response = fetcher
             .fetch(READ_TIMEOUT)
             .await
-            .map_err(|e| format!("asking Prometheus for its targets: {e}"))?;
-        let json: serde_json::Value = serde_json::from_slice(&response.body)
-            .map_err(|e| format!("Prometheus's /api/v1/targets: {e}"))?;
+            .map_err(PrometheusError::Targets)?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&response.body).map_err(PrometheusError::TargetsJson)?;
         let target = json
             .pointer("/data/activeTargets/0")
-            .ok_or("Prometheus has no active target")?;
+            .ok_or(PrometheusError::NoActiveTarget)?;
         let text = |key: &str| target.get(key).and_then(|v| v.as_str()).unwrap_or_default();
         if text("health") == "up" {
             return Ok(());
         }
         let error: String = text("lastError").chars().take(300).collect();
-        Err(format!(
-            "Prometheus's scrapes of the target fail ({}): {}",
-            text("health"),
-            if error.is_empty() {
-                "no error given"
+        Err(PrometheusError::ScrapesFail {
+            health: text("health").to_owned(),
+            error: if error.is_empty() {
+                "no error given".to_owned()
             } else {
-                &error
-            }
-        ))
+                error
+            },
+        })
     }
 
     /// Reads its own /metrics.
-    pub async fn read(&self) -> Result<Own, String> {
+    pub async fn read(&self) -> Result<Own, PrometheusError> {
         let mut fetcher = Fetcher::new(&format!("http://{}/metrics", self.web), self.web);
         let response = fetcher
             .fetch(READ_TIMEOUT)
             .await
-            .map_err(|e| format!("reading Prometheus's own /metrics: {e}"))?;
+            .map_err(PrometheusError::OwnMetrics)?;
         let at = Instant::now();
         let format = Format::of_content_type(&response.content_type).unwrap_or(Format::Text);
-        let text = std::str::from_utf8(&response.body)
-            .map_err(|_| "Prometheus's own /metrics is not UTF-8".to_owned())?;
+        let text =
+            std::str::from_utf8(&response.body).map_err(|_| PrometheusError::OwnMetricsNotUtf8)?;
         own_figures(text, format, at)
     }
 
@@ -259,7 +269,7 @@ impl Prometheus {
 }
 
 /// The figures the scenario reads from a Prometheus's own exposition; each must be there.
-fn own_figures(text: &str, format: Format, at: Instant) -> Result<Own, String> {
+fn own_figures(text: &str, format: Format, at: Instant) -> Result<Own, PrometheusError> {
     let mut sums = [0.0f64; 5];
     let mut seen = [false; 5];
     const NAMES: [&str; 5] = [
@@ -270,7 +280,7 @@ fn own_figures(text: &str, format: Format, at: Instant) -> Result<Own, String> {
         "go_memstats_heap_inuse_bytes",
     ];
     for sample in exposition::samples_of(text, format) {
-        let sample = sample.map_err(|e| format!("Prometheus's own /metrics: {e}"))?;
+        let sample = sample.map_err(PrometheusError::OwnMetricsSyntax)?;
         if let Some(i) = NAMES.iter().position(|n| *n == sample.name) {
             // Newer releases split samples appended by type (float, histogram): the total is their sum.
             sums[i] += sample.value;
@@ -278,10 +288,7 @@ fn own_figures(text: &str, format: Format, at: Instant) -> Result<Own, String> {
         }
     }
     if let Some(i) = seen.iter().position(|s| !s) {
-        return Err(format!(
-            "Prometheus's own /metrics has no {}: is it Prometheus 2.x or later?",
-            NAMES[i]
-        ));
+        return Err(PrometheusError::MissingFigure(NAMES[i]));
     }
     Ok(Own {
         at,
@@ -357,7 +364,10 @@ mod tests {
             Instant::now(),
         )
         .expect_err("missing");
-        assert!(e.contains("prometheus_tsdb_head_series"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Prometheus's own /metrics has no prometheus_tsdb_head_series: is it Prometheus 2.x or later?"
+        );
     }
 
     #[test]

@@ -504,7 +504,7 @@ impl SimAgent {
                         .iter()
                         .map(|item| {
                             CheckRow::warn(
-                                "simulated agent",
+                                loadgrade_common::preflight::CheckKind::Accepted,
                                 "a simulated agent (coordinator benchmark): nothing checked, no load is sent",
                                 "never give a real plan to simulated agents",
                             )

@@ -80,7 +80,7 @@ pub(super) async fn check(
                 .iter()
                 .map(|r| {
                     serde_json::json!({
-                        "check": r.check,
+                        "check": r.check.as_str(),
                         "agent": r.agent,
                         "scenario": r.scenario,
                         "status": r.status.as_str(),
@@ -107,7 +107,6 @@ fn print_table(rows: &[CheckRow]) -> Result<(), Failure> {
     let rows: Vec<CheckRow> = rows
         .iter()
         .map(|r| CheckRow {
-            check: escaped(&r.check),
             agent: escaped(&r.agent),
             scenario: escaped(&r.scenario),
             value: escaped(&r.value),
@@ -126,7 +125,7 @@ fn print_table(rows: &[CheckRow]) -> Result<(), Failure> {
         rows.iter().map(f).max().unwrap_or(0).max(title)
     };
     let w_status = 6;
-    let w_check = width(&|r| r.check.len(), 5);
+    let w_check = width(&|r| r.check.as_str().len(), 5);
     let w_where = width(&|r| where_of(r).len(), 5);
     out!(
         "{:<w_status$}  {:<w_check$}  {:<w_where$}  value",

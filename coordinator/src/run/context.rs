@@ -64,7 +64,7 @@ impl RunContext {
     /// and for Redis a PING): the coordinator touches a target itself (a cache's FLUSHDB and INFO) only then,
     /// since it has no allowlist of its own and must not reach what the agents' operators did not allow.
     pub fn agents_accepted(&self, scenario: &str) -> bool {
-        use loadgrade_common::preflight::CheckStatus;
+        use loadgrade_common::preflight::{CheckKind, CheckStatus};
         let rows: Vec<_> = self
             .preflight
             .iter()
@@ -72,14 +72,10 @@ impl RunContext {
             .collect();
         let accepted = rows
             .iter()
-            .any(|r| r.check == "accepted" && r.status == CheckStatus::Ok);
-        let refused = rows.iter().any(|r| {
-            r.status == CheckStatus::Fail
-                && matches!(
-                    r.check.as_str(),
-                    "accepted" | "allowlist" | "caps" | "reachability"
-                )
-        });
+            .any(|r| r.check == CheckKind::Accepted && r.status == CheckStatus::Ok);
+        let refused = rows
+            .iter()
+            .any(|r| r.status == CheckStatus::Fail && r.check.refuses_target());
         accepted && !refused
     }
 

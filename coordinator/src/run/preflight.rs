@@ -7,7 +7,7 @@ use crate::scenario::cache::shard_target;
 use crate::server::registry::{AgentInfo, Registry};
 use crate::store::Store;
 use loadgrade_common::plan::{Plan, ScenarioSpec};
-use loadgrade_common::preflight::CheckRow;
+use loadgrade_common::preflight::{CheckKind, CheckRow};
 use loadgrade_common::shard::{
     Assignment, CacheShard, PaginationPhase, PaginationShard, PartId, ScrapeShard, Work,
 };
@@ -141,14 +141,14 @@ pub async fn check(
             Ok((_, Ok(agent_rows))) => answered.extend(agent_rows),
             Ok((agent, Err(why))) => answered.push(
                 CheckRow::fail(
-                    "agent answer",
+                    CheckKind::AgentAnswer,
                     why.to_string(),
                     "check the agent is running and connected (loadgrade-agent logs), then check again",
                 )
                 .on_agent(&agent),
             ),
             Err(e) => answered.push(CheckRow::fail(
-                "agent answer",
+                CheckKind::AgentAnswer,
                 format!("the preflight task failed: {e}"),
                 "check again",
             )),
@@ -169,7 +169,7 @@ fn coordinator_rows(
 ) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     rows.push(CheckRow::ok(
-        "plan",
+        CheckKind::Plan,
         format!(
             "{:?}: {} scenario(s), valid",
             plan.name,
@@ -199,25 +199,25 @@ fn coordinator_rows(
     );
     rows.push(if have < min {
         CheckRow::fail(
-            "agents",
+            CheckKind::Agents,
             value,
             "start more agents (loadgrade-agent --coordinator URL), give them the plan's labels (--label), or lower \
              min_agents",
         )
     } else if busy > 0 {
-        CheckRow::warn("agents", value, "the run starts when the busy agents' runs end")
+        CheckRow::warn(CheckKind::Agents, value, "the run starts when the busy agents' runs end")
     } else {
-        CheckRow::ok("agents", value)
+        CheckRow::ok(CheckKind::Agents, value)
     });
     let ours = env!("CARGO_PKG_VERSION");
     for agent in agents {
         let value = format!("version {}, {} core(s)", agent.version, agent.cores);
         rows.push(
             if agent.version == ours {
-                CheckRow::ok("agent version", value)
+                CheckRow::ok(CheckKind::AgentVersion, value)
             } else {
                 CheckRow::warn(
-                    "agent version",
+                    CheckKind::AgentVersion,
                     format!("{value}; the coordinator is {ours}"),
                     "install the same loadgrade version on agents and coordinator",
                 )
@@ -233,7 +233,7 @@ fn coordinator_rows(
 fn clock_row(agent: &AgentInfo) -> CheckRow {
     match agent.clock {
         None => CheckRow::warn(
-            "clock offset",
+            CheckKind::ClockOffset,
             "not measured yet: no heartbeat round trip from this agent",
             "wait a second after the agent connects, then check again",
         ),
@@ -241,12 +241,12 @@ fn clock_row(agent: &AgentInfo) -> CheckRow {
             let value = format!("{:+.1} ms (± {:.1} ms)", c.offset_ms, c.rtt_ms / 2.0);
             if c.offset_ms.abs() > CLOCK_WARN_MS {
                 CheckRow::warn(
-                    "clock offset",
+                    CheckKind::ClockOffset,
                     value,
                     "synchronise the clocks (chrony or systemd-timesyncd on agents and coordinator)",
                 )
             } else {
-                CheckRow::ok("clock offset", value)
+                CheckRow::ok(CheckKind::ClockOffset, value)
             }
         }
     }
@@ -255,11 +255,11 @@ fn clock_row(agent: &AgentInfo) -> CheckRow {
 fn store_row(store: &Store) -> CheckRow {
     match store.free_disk() {
         None => CheckRow::ok(
-            "store disk",
+            CheckKind::StoreDisk,
             "not measured: the store is not a file here (PostgreSQL or in memory)",
         ),
         Some(Err(e)) => CheckRow::warn(
-            "store disk",
+            CheckKind::StoreDisk,
             format!("not measured: {e}"),
             "check the store's folder",
         ),
@@ -267,11 +267,11 @@ fn store_row(store: &Store) -> CheckRow {
             let value = format!("{} MiB free at {}", free >> 20, file.display());
             let hint = "free disk space for the store, or move it (--database)";
             if free < STORE_FAIL_BYTES {
-                CheckRow::fail("store disk", value, hint)
+                CheckRow::fail(CheckKind::StoreDisk, value, hint)
             } else if free < STORE_WARN_BYTES {
-                CheckRow::warn("store disk", value, hint)
+                CheckRow::warn(CheckKind::StoreDisk, value, hint)
             } else {
-                CheckRow::ok("store disk", value)
+                CheckRow::ok(CheckKind::StoreDisk, value)
             }
         }
     }

@@ -3,7 +3,7 @@
 use super::{ConvertError, agent_text, known};
 use crate::v1;
 use loadgrade_common::grade::Verdict;
-use loadgrade_common::preflight::{CheckRow, CheckStatus};
+use loadgrade_common::preflight::{CheckKind, CheckRow, CheckStatus};
 use loadgrade_common::run::{AgentSummary, RunEvent, RunState, RunSummary, StoredReport};
 
 impl From<RunState> for v1::RunState {
@@ -129,7 +129,7 @@ mirror!(
 impl From<CheckRow> for v1::CheckRow {
     fn from(r: CheckRow) -> Self {
         v1::CheckRow {
-            check: r.check,
+            kind: check_kind_to_wire(r.check) as i32,
             agent: r.agent,
             scenario: r.scenario,
             status: match r.status {
@@ -158,8 +158,13 @@ impl TryFrom<v1::CheckRow> for CheckRow {
                 });
             }
         };
+        let kind = known::<v1::CheckKind>("CheckRow.kind", r.kind)?;
+        let check = check_kind_from_wire(kind).ok_or(ConvertError::UnknownEnum {
+            field: "CheckRow.kind",
+            value: r.kind,
+        })?;
         Ok(CheckRow {
-            check: agent_text(r.check),
+            check,
             agent: agent_text(r.agent),
             scenario: agent_text(r.scenario),
             status,
@@ -167,6 +172,44 @@ impl TryFrom<v1::CheckRow> for CheckRow {
             hint: agent_text(r.hint),
         })
     }
+}
+
+fn check_kind_to_wire(kind: CheckKind) -> v1::CheckKind {
+    match kind {
+        CheckKind::Plan => v1::CheckKind::Plan,
+        CheckKind::Agents => v1::CheckKind::Agents,
+        CheckKind::AgentVersion => v1::CheckKind::AgentVersion,
+        CheckKind::ClockOffset => v1::CheckKind::ClockOffset,
+        CheckKind::AgentAnswer => v1::CheckKind::AgentAnswer,
+        CheckKind::StoreDisk => v1::CheckKind::StoreDisk,
+        CheckKind::SpoolDisk => v1::CheckKind::SpoolDisk,
+        CheckKind::OpenFiles => v1::CheckKind::OpenFiles,
+        CheckKind::EphemeralPorts => v1::CheckKind::EphemeralPorts,
+        CheckKind::Accepted => v1::CheckKind::Accepted,
+        CheckKind::Allowlist => v1::CheckKind::Allowlist,
+        CheckKind::Caps => v1::CheckKind::Caps,
+        CheckKind::Reachability => v1::CheckKind::Reachability,
+    }
+}
+
+/// `None` for the unspecified kind: a row must say what it checked.
+fn check_kind_from_wire(kind: v1::CheckKind) -> Option<CheckKind> {
+    Some(match kind {
+        v1::CheckKind::Unspecified => return None,
+        v1::CheckKind::Plan => CheckKind::Plan,
+        v1::CheckKind::Agents => CheckKind::Agents,
+        v1::CheckKind::AgentVersion => CheckKind::AgentVersion,
+        v1::CheckKind::ClockOffset => CheckKind::ClockOffset,
+        v1::CheckKind::AgentAnswer => CheckKind::AgentAnswer,
+        v1::CheckKind::StoreDisk => CheckKind::StoreDisk,
+        v1::CheckKind::SpoolDisk => CheckKind::SpoolDisk,
+        v1::CheckKind::OpenFiles => CheckKind::OpenFiles,
+        v1::CheckKind::EphemeralPorts => CheckKind::EphemeralPorts,
+        v1::CheckKind::Accepted => CheckKind::Accepted,
+        v1::CheckKind::Allowlist => CheckKind::Allowlist,
+        v1::CheckKind::Caps => CheckKind::Caps,
+        v1::CheckKind::Reachability => CheckKind::Reachability,
+    })
 }
 
 impl From<StoredReport> for v1::GetReportResponse {
@@ -217,5 +260,27 @@ mod tests {
             RunEvent::try_from(v1::RunEvent::default()).is_err(),
             "no state"
         );
+    }
+
+    #[test]
+    fn every_check_kind_survives_the_wire_and_a_row_must_name_one() {
+        for kind in CheckKind::ALL {
+            let row = CheckRow::fail(kind, "v", "h").on_agent("box-1");
+            assert_eq!(CheckRow::try_from(v1::CheckRow::from(row.clone())), Ok(row));
+        }
+        let unnamed = v1::CheckRow {
+            status: v1::CheckStatus::Ok as i32,
+            ..v1::CheckRow::default()
+        };
+        assert!(
+            CheckRow::try_from(unnamed).is_err(),
+            "a row without a kind is refused, never read as some check"
+        );
+        let unknown = v1::CheckRow {
+            kind: 999,
+            status: v1::CheckStatus::Ok as i32,
+            ..v1::CheckRow::default()
+        };
+        assert!(CheckRow::try_from(unknown).is_err());
     }
 }

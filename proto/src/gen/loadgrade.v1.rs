@@ -674,13 +674,12 @@ pub struct Preflight {
     #[prost(message, repeated, tag = "2")]
     pub items: ::prost::alloc::vec::Vec<AssignShard>,
 }
-/// One preflight check's outcome.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CheckRow {
-    /// What was checked, e.g. "reachability", "open files".
-    #[prost(string, tag = "1")]
-    pub check: ::prost::alloc::string::String,
+    /// What was checked.
+    #[prost(enumeration = "CheckKind", tag = "7")]
+    pub kind: i32,
     /// The agent it ran on; empty: the coordinator.
     #[prost(string, tag = "2")]
     pub agent: ::prost::alloc::string::String,
@@ -871,6 +870,71 @@ impl CheckStatus {
             "CHECK_STATUS_OK" => Some(Self::Ok),
             "CHECK_STATUS_WARN" => Some(Self::Warn),
             "CHECK_STATUS_FAIL" => Some(Self::Fail),
+            _ => None,
+        }
+    }
+}
+/// One preflight check's outcome.
+/// What a preflight row checked (protocol 4; before, a free text in field 1).
+#[allow(clippy::all)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum CheckKind {
+    Unspecified = 0,
+    Plan = 1,
+    Agents = 2,
+    AgentVersion = 3,
+    ClockOffset = 4,
+    AgentAnswer = 5,
+    StoreDisk = 6,
+    SpoolDisk = 7,
+    OpenFiles = 8,
+    EphemeralPorts = 9,
+    Accepted = 10,
+    Allowlist = 11,
+    Caps = 12,
+    Reachability = 13,
+}
+impl CheckKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "CHECK_KIND_UNSPECIFIED",
+            Self::Plan => "CHECK_KIND_PLAN",
+            Self::Agents => "CHECK_KIND_AGENTS",
+            Self::AgentVersion => "CHECK_KIND_AGENT_VERSION",
+            Self::ClockOffset => "CHECK_KIND_CLOCK_OFFSET",
+            Self::AgentAnswer => "CHECK_KIND_AGENT_ANSWER",
+            Self::StoreDisk => "CHECK_KIND_STORE_DISK",
+            Self::SpoolDisk => "CHECK_KIND_SPOOL_DISK",
+            Self::OpenFiles => "CHECK_KIND_OPEN_FILES",
+            Self::EphemeralPorts => "CHECK_KIND_EPHEMERAL_PORTS",
+            Self::Accepted => "CHECK_KIND_ACCEPTED",
+            Self::Allowlist => "CHECK_KIND_ALLOWLIST",
+            Self::Caps => "CHECK_KIND_CAPS",
+            Self::Reachability => "CHECK_KIND_REACHABILITY",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "CHECK_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "CHECK_KIND_PLAN" => Some(Self::Plan),
+            "CHECK_KIND_AGENTS" => Some(Self::Agents),
+            "CHECK_KIND_AGENT_VERSION" => Some(Self::AgentVersion),
+            "CHECK_KIND_CLOCK_OFFSET" => Some(Self::ClockOffset),
+            "CHECK_KIND_AGENT_ANSWER" => Some(Self::AgentAnswer),
+            "CHECK_KIND_STORE_DISK" => Some(Self::StoreDisk),
+            "CHECK_KIND_SPOOL_DISK" => Some(Self::SpoolDisk),
+            "CHECK_KIND_OPEN_FILES" => Some(Self::OpenFiles),
+            "CHECK_KIND_EPHEMERAL_PORTS" => Some(Self::EphemeralPorts),
+            "CHECK_KIND_ACCEPTED" => Some(Self::Accepted),
+            "CHECK_KIND_ALLOWLIST" => Some(Self::Allowlist),
+            "CHECK_KIND_CAPS" => Some(Self::Caps),
+            "CHECK_KIND_REACHABILITY" => Some(Self::Reachability),
             _ => None,
         }
     }
