@@ -238,7 +238,7 @@ async fn a_coordinator_killed_mid_run_loses_no_interval_and_runs_nothing_again()
             && !interrupted.message.contains("none arrived late")
             && interrupted
                 .message
-                .contains("every agent of the run came back"),
+                .contains("every agent of the run reconnected"),
         "{}",
         interrupted.message
     );

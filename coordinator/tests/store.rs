@@ -79,6 +79,7 @@ async fn store_contract(store: &Store) {
         start_unix_ms: 1000,
         bound_ms: 60_000,
         connections: 4,
+        epoch: u64::MAX,
     };
     store
         .insert_shards("r1", &[shard.clone(), shard.clone()])

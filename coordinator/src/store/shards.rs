@@ -14,8 +14,10 @@ pub struct StoredShard {
     pub start_unix_ms: i64,
     /// The longest the shard may last from its start, ms.
     pub bound_ms: i64,
-    /// The part's connections (no agent's share is more).
+    /// This agent's connections at most.
     pub connections: u64,
+    /// The epoch of the session the shard was assigned in: every interval of the shard carries it.
+    pub epoch: u64,
 }
 
 /// The intervals one agent sent after a coordinator restart, for the report's finding.
@@ -37,8 +39,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for s in shards {
             sqlx::query(&self.sql(
-                "INSERT INTO shards (run_id, agent, scenario, stage, start_unix_ms, bound_ms, connections) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO shards (run_id, agent, scenario, stage, start_unix_ms, bound_ms, connections, epoch) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             ))
             .bind(run_id)
             .bind(&s.agent)
@@ -47,6 +49,8 @@ impl Store {
             .bind(s.start_unix_ms)
             .bind(s.bound_ms)
             .bind(i64::try_from(s.connections).unwrap_or(i64::MAX))
+            // Stored as its bit pattern: an epoch is any u64.
+            .bind(s.epoch as i64)
             .execute(&mut *tx)
             .await?;
         }
@@ -57,7 +61,7 @@ impl Store {
     /// Every shard the run assigned, in part then agent order.
     pub async fn shards_of(&self, run_id: &str) -> Result<Vec<StoredShard>, StoreError> {
         let rows = sqlx::query(&self.sql(
-            "SELECT agent, scenario, stage, start_unix_ms, bound_ms, connections FROM shards WHERE run_id = ? \
+            "SELECT agent, scenario, stage, start_unix_ms, bound_ms, connections, epoch FROM shards WHERE run_id = ? \
              ORDER BY scenario, stage, agent",
         ))
         .bind(run_id)
@@ -80,6 +84,7 @@ impl Store {
                     bound_ms: r.try_get("bound_ms")?,
                     connections: u64::try_from(r.try_get::<i64, _>("connections")?)
                         .map_err(|e| corrupt(format!("shard connections: {e}")))?,
+                    epoch: r.try_get::<i64, _>("epoch")? as u64,
                 })
             })
             .collect()

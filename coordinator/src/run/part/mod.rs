@@ -189,6 +189,18 @@ pub async fn run_part_as(
     Some(run.aggregate)
 }
 
+/// The most connections one agent's share opens: its cap in an open model, its part of the profile's peak in a
+/// closed one (one more for the largest-remainder split's rounding at other totals).
+fn share_connections(shard: &HttpShard) -> u64 {
+    match shard.model {
+        LoadModel::Open => shard.connections,
+        LoadModel::Closed => shard
+            .profile
+            .part_of(shard.profile.profile.max_total())
+            .saturating_add(1),
+    }
+}
+
 fn stop_agents(ctx: &RunContext, agents: &BTreeSet<String>, reason: &str) {
     for agent in agents {
         ctx.deps.registry.send(
@@ -250,7 +262,11 @@ impl PartRun<'_> {
                 part: self.part.id.clone(),
                 start_unix_ms: bounds.start_unix_ms,
                 bound_ms: bounds.bound_ms,
-                connections: bounds.connections,
+                connections: share_connections(&share.shard),
+                epoch: live
+                    .iter()
+                    .find(|a| a.name == share.agent)
+                    .map_or(0, |a| a.epoch),
             })
             .collect();
         if let Err(e) = ctx.deps.store.insert_shards(&ctx.id, &recorded).await {

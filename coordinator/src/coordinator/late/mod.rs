@@ -4,18 +4,18 @@
 //! stored before the stop is only acknowledged. The run closes when every agent of it is back and quiet, at the
 //! latest `orphan_timeout` + [`LATE_GRACE`] after the restart, and its report is rebuilt from everything stored.
 
+mod judge;
+
 use super::{Coordinator, RunControl};
-use crate::run::intake::{self, IntakeError, Ledger, ShardBounds};
 use crate::server::registry::RunInput;
 use crate::store::{StoreError, StoredShard, UnfinishedRun};
-use loadgrade_common::clock::unix_ms;
+use judge::{Judge, span};
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::Plan;
 use loadgrade_common::protocol::ToAgent;
 use loadgrade_common::report::{Finding, FindingKind};
 use loadgrade_common::run::{RunEvent, RunState};
-use loadgrade_common::shard::PartId;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -229,7 +229,11 @@ impl Coordinator {
                 .join(", ")
         };
         let back_text = if missing.is_empty() {
-            "every agent of the run came back".to_owned()
+            // A session under the name is all the coordinator sees: an agent restarted without a spool on disk since
+            // the stop, or (without TLS) another process under its name, sends nothing of the run.
+            "every agent of the run reconnected; how far each one's intervals reach says whether its spool held all \
+             it measured"
+                .to_owned()
         } else {
             format!(
                 "{} did not come back in time: what their spools still hold is not in it",
@@ -240,12 +244,13 @@ impl Coordinator {
                     .join(", ")
             )
         };
+        let reach = reach_text(&late.shards, &intervals);
         let mut findings = vec![Finding::new(
             FindingKind::Interrupted,
             format!(
                 "the coordinator stopped while this run was in progress (a restart or a crash); after the restart it \
                  waited for the agents' spooled intervals: the report holds {} intervals, {} of them late from the \
-                 agents' spools ({late_text}); {back_text}; nothing was run again",
+                 agents' spools ({late_text}); {back_text} ({reach}); nothing was run again",
                 intervals.len(),
                 per_agent.iter().map(|l| l.count).sum::<u64>(),
             ),
@@ -285,6 +290,41 @@ impl Coordinator {
     }
 }
 
+/// Per agent: how far into its last assigned part its stored intervals reach.
+fn reach_text(shards: &[StoredShard], intervals: &[IntervalReport]) -> String {
+    let mut last: BTreeMap<&str, &StoredShard> = BTreeMap::new();
+    for s in shards {
+        let later = last
+            .get(s.agent.as_str())
+            .is_none_or(|l| s.start_unix_ms >= l.start_unix_ms);
+        if later {
+            last.insert(&s.agent, s);
+        }
+    }
+    last.iter()
+        .map(|(agent, s)| {
+            let end = intervals
+                .iter()
+                .filter(|i| i.agent == *agent && i.part == s.part)
+                .map(|i| span(i).1)
+                .max();
+            match end {
+                Some(end) => format!(
+                    "{agent}'s intervals reach {:.1} s into {:?} stage {}",
+                    (end - s.start_unix_ms) as f64 / 1000.0,
+                    s.part.scenario,
+                    s.part.stage
+                ),
+                None => format!(
+                    "{agent} has no interval of {:?} stage {}",
+                    s.part.scenario, s.part.stage
+                ),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn waiting_message(agents: &BTreeSet<String>, limit: Duration) -> String {
     format!(
         "the coordinator restarted mid-run: waiting for the spooled intervals of its {} agents (at most {} s), then \
@@ -292,55 +332,4 @@ fn waiting_message(agents: &BTreeSet<String>, limit: Duration) -> String {
         agents.len(),
         limit.as_secs()
     )
-}
-
-/// Late intervals judged against the recorded shards, with what was stored before the stop booked.
-struct Judge {
-    shards: HashMap<(String, PartId), (ShardBounds, Ledger)>,
-    stored: HashSet<(String, u64, u64)>,
-}
-
-impl Judge {
-    fn new(shards: &[StoredShard], stored: &[IntervalReport]) -> Judge {
-        let mut judged: HashMap<(String, PartId), (ShardBounds, Ledger)> = shards
-            .iter()
-            .map(|s| {
-                let bounds = ShardBounds {
-                    start_unix_ms: s.start_unix_ms,
-                    bound_ms: s.bound_ms,
-                    connections: s.connections,
-                };
-                (
-                    (s.agent.clone(), s.part.clone()),
-                    (bounds, Ledger::default()),
-                )
-            })
-            .collect();
-        for report in stored {
-            if let Some((_, ledger)) = judged.get_mut(&(report.agent.clone(), report.part.clone()))
-            {
-                ledger.book(report);
-            }
-        }
-        Judge {
-            shards: judged,
-            stored: stored
-                .iter()
-                .map(|r| (r.agent.clone(), r.epoch, r.seq))
-                .collect(),
-        }
-    }
-
-    fn check(&mut self, report: &IntervalReport) -> Result<(), IntakeError> {
-        let decoded = intake::check(report)?;
-        match self
-            .shards
-            .get_mut(&(report.agent.clone(), report.part.clone()))
-        {
-            Some((bounds, ledger)) => {
-                intake::check_plausible(report, &decoded, bounds, unix_ms(), ledger)
-            }
-            None => Err(IntakeError::NotAssigned),
-        }
-    }
 }
