@@ -111,3 +111,74 @@ impl Judge {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(epoch: u64) -> StoredShard {
+        StoredShard {
+            agent: "a".into(),
+            part: PartId {
+                scenario: "s".into(),
+                stage: 0,
+            },
+            start_unix_ms: 1_000,
+            bound_ms: 60_000,
+            connections: 2,
+            epoch,
+        }
+    }
+
+    fn interval(epoch: u64, seq: u64, start_unix_ms: i64) -> IntervalReport {
+        IntervalReport {
+            run_id: "r".into(),
+            agent: "a".into(),
+            epoch,
+            seq,
+            part: shard(epoch).part,
+            start_unix_ms,
+            duration_ms: 1_000,
+            ..IntervalReport::default()
+        }
+    }
+
+    #[test]
+    fn a_late_interval_of_another_session_or_over_covered_time_is_refused() {
+        let stored = interval(7, 0, 1_000);
+        let mut judge = Judge::new(&[shard(7)], std::slice::from_ref(&stored));
+        // A forger that does not know the shard's epoch (or replays under a new one).
+        let other = interval(8, 0, 2_000);
+        assert!(matches!(
+            judge.check(&other),
+            Err(LateRefusal::OtherEpoch { epoch: 8 })
+        ));
+        // The same time again under a new sequence number.
+        let again = interval(7, 5, 1_400);
+        assert!(matches!(
+            judge.check(&again),
+            Err(LateRefusal::Overlaps { start_ms: 400 })
+        ));
+        // Another part is not this agent's.
+        let elsewhere = IntervalReport {
+            part: PartId {
+                scenario: "other".into(),
+                stage: 0,
+            },
+            ..interval(7, 6, 2_000)
+        };
+        assert!(matches!(
+            judge.check(&elsewhere),
+            Err(LateRefusal::Intake(IntakeError::NotAssigned))
+        ));
+        // The next second of the shard's own session passes these checks and is judged as any interval.
+        let next = interval(7, 1, 2_000);
+        assert!(
+            !matches!(
+                judge.check(&next),
+                Err(LateRefusal::OtherEpoch { .. } | LateRefusal::Overlaps { .. })
+            ),
+            "the next second is not refused for its epoch or its time"
+        );
+    }
+}
