@@ -91,8 +91,7 @@ impl Interval {
             (&mut self.connect, &other.connect),
             (&mut self.send_late, &other.send_late),
         ] {
-            // Auto-resizing histograms of the same precision always add.
-            let _ = mine.add(theirs);
+            add_counts(mine, theirs);
         }
         self.counters.add(&other.counters);
         self.backlog_max = self.backlog_max.max(other.backlog_max);
@@ -103,10 +102,18 @@ impl Interval {
             let mine = self.cache.get_or_insert_with(CacheInterval::new);
             mine.hits += theirs.hits;
             mine.misses += theirs.misses;
-            let _ = mine.hit.add(&theirs.hit);
-            let _ = mine.miss.add(&theirs.miss);
-            let _ = mine.lookup.add(&theirs.lookup);
+            add_counts(&mut mine.hit, &theirs.hit);
+            add_counts(&mut mine.miss, &theirs.miss);
+            add_counts(&mut mine.lookup, &theirs.lookup);
         }
+    }
+}
+
+/// Adds one thread's histogram into another. Auto-resizing histograms of one precision always add; a failure (a count
+/// past u64) would lose figures, so it is logged, never dropped silently.
+fn add_counts(mine: &mut LatencyHistogram, theirs: &LatencyHistogram) {
+    if let Err(e) = mine.add(theirs) {
+        tracing::error!("a thread's latency histogram did not merge into the interval: {e:?}");
     }
 }
 

@@ -157,8 +157,11 @@ impl Coordinator {
                 let mut health = AgentHealth::default();
                 let mut open_model = false;
                 for report in intervals.iter().filter(|i| i.agent == name) {
-                    if let Ok(decoded) = crate::run::intake::check(report) {
-                        let _ = health.add(report, &decoded);
+                    let added = crate::run::intake::check(report)
+                        .map_err(|e| e.to_string())
+                        .and_then(|decoded| health.add(report, &decoded).map_err(|e| e.to_string()));
+                    if let Err(why) = added {
+                        tracing::warn!(run = %report.run_id, agent = %name, seq = report.seq, "a stored interval was left out of the agent's rebuilt health: {why}");
                     }
                     open_model |= plan.scenarios.iter().any(|s| {
                         s.name == report.part.scenario

@@ -1,8 +1,6 @@
 //! The `http` kind: one part on every live agent; its metrics are the merged load's.
 
-use crate::report::aggregate::HttpAggregate;
 use crate::run::context::RunContext;
-use crate::run::intake;
 use crate::run::part::{Part, run_part};
 use loadgrade_common::interval::IntervalReport;
 use loadgrade_common::plan::{HttpSpec, Scenario};
@@ -64,14 +62,5 @@ pub fn replay(
 
 /// Merges stored intervals of one load, through the same intake checks as live ones.
 pub fn merge_stored(spec: &HttpSpec, intervals: &[&IntervalReport]) -> HttpMetrics {
-    let mut aggregate = HttpAggregate::new(spec.clone());
-    for report in intervals {
-        if report.warmup {
-            aggregate.add_warmup(report);
-        } else if let Ok(decoded) = intake::check(report) {
-            // A stored interval passed intake when it arrived; decoding again cannot fail differently.
-            let _ = aggregate.add(report, &decoded);
-        }
-    }
-    aggregate.metrics()
+    super::replayed(spec.clone(), intervals.iter().copied()).metrics()
 }

@@ -65,3 +65,29 @@ pub async fn run(
             .map(ScenarioMetrics::Scrape),
     }
 }
+
+/// Stored intervals of one load merged again, through the same intake checks as live ones (warm-up ones counted
+/// apart). A stored interval passed intake when it arrived, so one that no longer decodes or merges means a damaged
+/// store: it is left out and said in the log with its agent and sequence, never dropped silently.
+pub fn replayed<'a>(
+    spec: loadgrade_common::plan::HttpSpec,
+    intervals: impl IntoIterator<Item = &'a IntervalReport>,
+) -> crate::report::aggregate::HttpAggregate {
+    let mut aggregate = crate::report::aggregate::HttpAggregate::new(spec);
+    for report in intervals {
+        if report.warmup {
+            aggregate.add_warmup(report);
+            continue;
+        }
+        let merged = crate::run::intake::check(report)
+            .map_err(|e| e.to_string())
+            .and_then(|decoded| aggregate.add(report, &decoded).map_err(|e| e.to_string()));
+        if let Err(why) = merged {
+            tracing::warn!(
+                run = %report.run_id, agent = %report.agent, seq = report.seq,
+                "a stored interval was left out of the rebuilt figures: {why}"
+            );
+        }
+    }
+    aggregate
+}

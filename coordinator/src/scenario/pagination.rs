@@ -4,7 +4,6 @@
 
 use crate::report::aggregate::HttpAggregate;
 use crate::run::context::RunContext;
-use crate::run::intake;
 use crate::run::part::{Part, run_part_as};
 use loadgrade_common::histogram::encode_base64;
 use loadgrade_common::interval::IntervalReport;
@@ -100,12 +99,7 @@ pub fn replay(
         .map(|i| i.agent.as_str())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let mut aggregate = HttpAggregate::new(load(spec, agents.max(1)));
-    for report in of_scenario {
-        if let Ok(decoded) = intake::check(report) {
-            let _ = aggregate.add(report, &decoded);
-        }
-    }
+    let aggregate = super::replayed(load(spec, agents.max(1)), of_scenario);
     Some(metrics(spec, &aggregate, agents as u64))
 }
 

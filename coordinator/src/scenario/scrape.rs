@@ -5,7 +5,6 @@
 
 use crate::report::aggregate::HttpAggregate;
 use crate::run::context::RunContext;
-use crate::run::intake;
 use crate::run::part::{Part, run_part_as};
 use crate::run::probe::{Sampler, StepProbe};
 use loadgrade_common::histogram::encode_base64;
@@ -96,14 +95,7 @@ pub fn replay(
         if of_part.is_empty() {
             break;
         }
-        let mut aggregate = HttpAggregate::new(load(spec, interval));
-        for report in of_part {
-            if report.warmup {
-                aggregate.add_warmup(report);
-            } else if let Ok(decoded) = intake::check(report) {
-                let _ = aggregate.add(report, &decoded);
-            }
-        }
+        let aggregate = super::replayed(load(spec, interval), of_part);
         measured.push(interval_metrics(spec, interval, Some(&aggregate), None));
         version = version.or_else(|| prometheus_version(&aggregate));
     }

@@ -6,7 +6,6 @@ mod server;
 
 use crate::report::aggregate::HttpAggregate;
 use crate::run::context::RunContext;
-use crate::run::intake;
 use crate::run::part::{Part, run_part_as};
 use loadgrade_common::histogram::encode_base64;
 use loadgrade_common::interval::IntervalReport;
@@ -164,14 +163,7 @@ pub fn replay(
     if of_scenario.is_empty() {
         return None;
     }
-    let mut aggregate = HttpAggregate::new(spec.load.clone());
-    for report in of_scenario {
-        if report.warmup {
-            aggregate.add_warmup(report);
-        } else if let Ok(decoded) = intake::check(report) {
-            let _ = aggregate.add(report, &decoded);
-        }
-    }
+    let aggregate = crate::scenario::replayed(spec.load.clone(), of_scenario);
     let mut view = ServerView::default();
     let why = "the coordinator stopped mid-run: the cache server was not read after it";
     view.note(&SERVER_FIGURES, why);
