@@ -14,7 +14,7 @@ pub struct StoredShard {
     pub start_unix_ms: i64,
     /// The longest the shard may last from its start, ms.
     pub bound_ms: i64,
-    /// This agent's connections at most.
+    /// The part's connections (no agent's share is more).
     pub connections: u64,
     /// The epoch of the session the shard was assigned in: every interval of the shard carries it.
     pub epoch: u64,

@@ -127,11 +127,11 @@ pub async fn run_part_as(
     // Agents are told to stop at `deadline` if they have not finished; whatever happens, the part ends at `bound`
     // (the stop's own grace included), never later.
     let began = Instant::now();
-    let mut deadline = began + START_DELAY + spec.load_bound() + FINISH_GRACE;
-    let bound = deadline + spec.request.timeout + STOP_GRACE;
+    let stop_at = began + START_DELAY + spec.load_bound() + FINISH_GRACE;
+    let bound = stop_at + spec.request.timeout + STOP_GRACE;
+    let mut phase = Phase::Running { stop_at };
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = false;
     while !run.pending.is_empty() {
         tokio::select! {
             input = ctx.route.recv() => match input {
@@ -154,8 +154,8 @@ pub async fn run_part_as(
                 }
                 None => break,
             },
-            () = sleep_until(deadline) => {
-                if stopping {
+            () = sleep_until(phase.wakes_at()) => {
+                if let Phase::Stopping { .. } = phase {
                     for agent in std::mem::take(&mut run.pending) {
                         ctx.lost.insert(agent.clone());
                         ctx.find(FindingKind::AgentUnresponsive, format!(
@@ -166,21 +166,21 @@ pub async fn run_part_as(
                         "scenario {} overran its time bound ({:.0} s: {:.0} s planned, one request timeout and {} s \
                          grace) and was stopped; its agents got {:.0} s more to end",
                         part.label,
-                        (deadline - began - START_DELAY).as_secs_f64(),
+                        (stop_at - began - START_DELAY).as_secs_f64(),
                         spec.planned_length().unwrap_or_default().as_secs_f64(),
                         FINISH_GRACE.as_secs(),
-                        (bound - deadline).as_secs_f64()));
+                        (bound - stop_at).as_secs_f64()));
                     stop_agents(ctx, &run.pending, "scenario overran its time bound");
-                    stopping = true;
-                    deadline = bound;
+                    phase = Phase::Stopping { give_up_at: bound };
                 }
             }
             // Watchers hear every second, whether or not an interval just arrived.
             _ = progress.tick() => run.progress(ctx, bound - began - START_DELAY),
-            () = ctx.cancel.cancelled(), if !stopping => {
+            () = ctx.cancel.cancelled(), if matches!(phase, Phase::Running { .. }) => {
                 stop_agents(ctx, &run.pending, "run cancelled");
-                stopping = true;
-                deadline = (Instant::now() + spec.request.timeout + STOP_GRACE).min(bound);
+                phase = Phase::Stopping {
+                    give_up_at: (Instant::now() + spec.request.timeout + STOP_GRACE).min(bound),
+                };
             }
         }
     }
@@ -189,15 +189,20 @@ pub async fn run_part_as(
     Some(run.aggregate)
 }
 
-/// The most connections one agent's share opens: its cap in an open model, its part of the profile's peak in a
-/// closed one (one more for the largest-remainder split's rounding at other totals).
-fn share_connections(shard: &HttpShard) -> u64 {
-    match shard.model {
-        LoadModel::Open => shard.connections,
-        LoadModel::Closed => shard
-            .profile
-            .part_of(shard.profile.profile.max_total())
-            .saturating_add(1),
+/// Where a part's loop is: its agents running until they are told to stop at `stop_at` (the part overran), or told
+/// to stop and given until `give_up_at` to end before they count as lost.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Running { stop_at: Instant },
+    Stopping { give_up_at: Instant },
+}
+
+impl Phase {
+    fn wakes_at(self) -> Instant {
+        match self {
+            Phase::Running { stop_at } => stop_at,
+            Phase::Stopping { give_up_at } => give_up_at,
+        }
     }
 }
 
@@ -262,7 +267,9 @@ impl PartRun<'_> {
                 part: self.part.id.clone(),
                 start_unix_ms: bounds.start_unix_ms,
                 bound_ms: bounds.bound_ms,
-                connections: share_connections(&share.shard),
+                // The part's connections, as the live intake judges: a pagination or scrape part describes its load
+                // as a total that its agents' weights do not split the way they run it.
+                connections: bounds.connections,
                 epoch: live
                     .iter()
                     .find(|a| a.name == share.agent)
