@@ -2,6 +2,7 @@
 //! findings for generator faults, silent and lost agents, and a target that never answered.
 
 use super::PartRun;
+use super::agents::ShardState;
 use crate::run::context::RunContext;
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::report::FindingKind;
@@ -27,14 +28,18 @@ impl PartRun<'_> {
             self.aggregate.progress(),
             (unix_ms() - self.start_at_unix_ms).max(0) as f64 / 1000.0,
             bound.as_secs_f64(),
-            self.pending.len(),
-            self.assigned.len()
+            self.running().len(),
+            self.agents.len()
         ));
     }
 
     /// Adds this part's health to the run's, and notes faults, silent agents and a target that never answered.
     pub(super) fn finish(&self, ctx: &mut RunContext) {
-        for (agent, health) in &self.health {
+        let healths = self
+            .agents
+            .iter()
+            .filter_map(|(agent, a)| a.health.as_ref().map(|h| (agent, h)));
+        for (agent, health) in healths {
             if let Err(e) = ctx.health.entry(agent.clone()).or_default().absorb(health) {
                 ctx.find(
                     FindingKind::BadInterval,
@@ -53,9 +58,9 @@ impl PartRun<'_> {
                 );
             }
         }
-        for agent in &self.assigned {
-            let count = self.reported.get(agent).copied().unwrap_or(0);
-            if count == 0 && !self.refused.contains(agent) {
+        for (agent, a) in &self.agents {
+            let count = a.reported;
+            if count == 0 && a.state != ShardState::Refused {
                 ctx.find(
                     FindingKind::AgentNeverReported,
                     format!(
@@ -64,7 +69,7 @@ impl PartRun<'_> {
                     ),
                 );
             } else if ctx.lost.contains(agent) {
-                let coverage = self.coverage.get(agent).copied().unwrap_or_default();
+                let coverage = a.coverage;
                 let message = coverage.lost_message(
                     agent,
                     &self.part.label,

@@ -2,6 +2,8 @@
 //! acknowledged and merged; shard ends, refusals and lost agents noted.
 
 use super::PartRun;
+use super::agents::ShardState;
+use crate::report::agent_health::AgentHealth;
 use crate::run::context::RunContext;
 use crate::run::intake;
 use crate::server::registry::RunInput;
@@ -40,7 +42,7 @@ impl PartRun<'_> {
                         format!("agent {agent:?} failed scenario {}: {why}", self.part.label),
                     );
                 }
-                self.pending.remove(&agent);
+                self.end(&agent, ShardState::Ended);
             }
             RunInput::Done { .. } => {}
             RunInput::Refused { agent, refused } => {
@@ -51,14 +53,13 @@ impl PartRun<'_> {
                         refused.part.scenario, refused.reason
                     ),
                 );
-                self.refused.insert(agent.clone());
-                self.pending.remove(&agent);
+                self.end(&agent, ShardState::Refused);
             }
             RunInput::Gone { agent } => {
-                if self.assigned.contains(&agent) || ctx.agents.iter().any(|a| a.name == agent) {
+                if self.agents.contains_key(&agent) || ctx.agents.iter().any(|a| a.name == agent) {
                     ctx.lost.insert(agent.clone());
                 }
-                self.pending.remove(&agent);
+                self.end(&agent, ShardState::Gone);
             }
         }
     }
@@ -115,7 +116,7 @@ impl PartRun<'_> {
 
     /// An interval's checks before it is stored; `None` when it is let go (acknowledged or refused for good).
     fn admit(&mut self, ctx: &mut RunContext, report: &IntervalReport) -> Option<intake::Decoded> {
-        if report.part != self.part.id || !self.assigned.contains(&report.agent) {
+        if report.part != self.part.id || !self.agents.contains_key(&report.agent) {
             tracing::warn!(
                 run = %ctx.id, agent = ?report.agent, part = ?report.part,
                 "interval not of the part in progress or of an agent not assigned it: not stored"
@@ -124,9 +125,9 @@ impl PartRun<'_> {
             return None;
         }
         let checked =
-            intake::check(report).and_then(|decoded| match self.bounds.get_mut(&report.agent) {
-                Some((shard, ledger)) => {
-                    intake::check_plausible(report, &decoded, shard, unix_ms(), ledger)
+            intake::check(report).and_then(|decoded| match self.agents.get_mut(&report.agent) {
+                Some(a) => {
+                    intake::check_plausible(report, &decoded, &a.bounds, unix_ms(), &mut a.ledger)
                         .map(|()| decoded)
                 }
                 None => Err(intake::IntakeError::NotAssigned),
@@ -148,15 +149,15 @@ impl PartRun<'_> {
     /// A newly stored interval: acknowledged, counted and merged.
     fn merge(&mut self, ctx: &mut RunContext, report: &IntervalReport, decoded: &intake::Decoded) {
         self.acknowledge(ctx, report);
-        *self.reported.entry(report.agent.clone()).or_default() += 1;
-        self.coverage
-            .entry(report.agent.clone())
-            .or_default()
-            .add(report, ctx.lost.contains(&report.agent));
-        let merged = self
+        // Only an assigned agent's intervals get here (admit).
+        let Some(agent) = self.agents.get_mut(&report.agent) else {
+            return;
+        };
+        agent.reported += 1;
+        agent.coverage.add(report, ctx.lost.contains(&report.agent));
+        let merged = agent
             .health
-            .entry(report.agent.clone())
-            .or_default()
+            .get_or_insert_with(AgentHealth::default)
             .add(report, decoded)
             .and_then(|()| {
                 if report.warmup {

@@ -2,17 +2,17 @@
 //! shards with one start instant, store and merge what comes back, stop agents that overrun or on cancel, and note
 //! what went wrong with the measurement.
 
+mod agents;
 mod finish;
 mod intervals;
 
 use super::context::RunContext;
-use super::coverage::Coverage;
 use super::intake;
 use super::shards::shard_http;
-use crate::report::agent_health::AgentHealth;
 use crate::report::aggregate::HttpAggregate;
 use crate::server::registry::AgentInfo;
 use crate::store::StoredShard;
+use agents::{AgentShard, ShardState};
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::plan::{HttpSpec, LoadModel};
 use loadgrade_common::protocol::ToAgent;
@@ -66,19 +66,11 @@ struct PartRun<'a> {
     spec: &'a HttpSpec,
     /// What each agent's share becomes: an http shard, or a cache shard around it.
     work: &'a (dyn Fn(HttpShard) -> Work + Sync),
-    assigned: BTreeSet<String>,
-    pending: BTreeSet<String>,
-    refused: BTreeSet<String>,
-    reported: BTreeMap<String, u64>,
-    /// Generator health of this part alone: a fault in one scenario is not diluted by the others.
-    health: BTreeMap<String, AgentHealth>,
+    /// Every agent its shard was sent to, with where that shard is and what arrived from it.
+    agents: BTreeMap<String, AgentShard>,
     aggregate: HttpAggregate,
     /// The common start instant, coordinator clock, Unix ms.
     start_at_unix_ms: i64,
-    /// Per agent: how far into the part its intervals reach, and how many arrived after it was taken as lost.
-    coverage: BTreeMap<String, Coverage>,
-    /// Per agent: what its shard can have done, and what its accepted intervals add up to.
-    bounds: BTreeMap<String, (intake::ShardBounds, intake::Ledger)>,
 }
 
 /// Runs `part` with the load of `spec` on every live agent and merges what they report. `None` when no agent was
@@ -112,18 +104,12 @@ pub async fn run_part_as(
         part,
         spec,
         work,
-        assigned: BTreeSet::new(),
-        pending: BTreeSet::new(),
-        refused: BTreeSet::new(),
-        reported: BTreeMap::new(),
-        health: BTreeMap::new(),
+        agents: BTreeMap::new(),
         aggregate: HttpAggregate::new(spec.clone()),
         start_at_unix_ms: 0,
-        coverage: BTreeMap::new(),
-        bounds: BTreeMap::new(),
     };
     run.assign(ctx, &live).await;
-    ctx.shards_running.send_replace(run.pending.len());
+    ctx.shards_running.send_replace(run.running().len());
     // Agents are told to stop at `deadline` if they have not finished; whatever happens, the part ends at `bound`
     // (the stop's own grace included), never later.
     let began = Instant::now();
@@ -132,7 +118,7 @@ pub async fn run_part_as(
     let mut phase = Phase::Running { stop_at };
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !run.pending.is_empty() {
+    while !run.running().is_empty() {
         tokio::select! {
             input = ctx.route.recv() => match input {
                 Some(input) => {
@@ -146,7 +132,7 @@ pub async fn run_part_as(
                         }
                     }
                     run.handle_all(ctx, inputs).await;
-                    ctx.shards_running.send_replace(run.pending.len());
+                    ctx.shards_running.send_replace(run.running().len());
                     #[cfg(feature = "fault-injection")]
                     if run.aggregate.requests() > 0 && ctx.deps.faults.panic_under_load() {
                         panic!("injected fault: the run task panics under load");
@@ -156,7 +142,8 @@ pub async fn run_part_as(
             },
             () = sleep_until(phase.wakes_at()) => {
                 if let Phase::Stopping { .. } = phase {
-                    for agent in std::mem::take(&mut run.pending) {
+                    for agent in run.running() {
+                        run.end(&agent, ShardState::Gone);
                         ctx.lost.insert(agent.clone());
                         ctx.find(FindingKind::AgentUnresponsive, format!(
                             "agent {agent:?} did not finish scenario {} after being stopped", part.label));
@@ -170,14 +157,14 @@ pub async fn run_part_as(
                         spec.planned_length().unwrap_or_default().as_secs_f64(),
                         FINISH_GRACE.as_secs(),
                         (bound - stop_at).as_secs_f64()));
-                    stop_agents(ctx, &run.pending, "scenario overran its time bound");
+                    stop_agents(ctx, &run.running(), "scenario overran its time bound");
                     phase = Phase::Stopping { give_up_at: bound };
                 }
             }
             // Watchers hear every second, whether or not an interval just arrived.
             _ = progress.tick() => run.progress(ctx, bound - began - START_DELAY),
             () = ctx.cancel.cancelled(), if matches!(phase, Phase::Running { .. }) => {
-                stop_agents(ctx, &run.pending, "run cancelled");
+                stop_agents(ctx, &run.running(), "run cancelled");
                 phase = Phase::Stopping {
                     give_up_at: (Instant::now() + spec.request.timeout + STOP_GRACE).min(bound),
                 };
@@ -246,6 +233,22 @@ fn describe(spec: &HttpSpec) -> String {
 // === impl PartRun ===
 
 impl PartRun<'_> {
+    /// The agents whose shard still runs.
+    fn running(&self) -> BTreeSet<String> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.state == ShardState::Running)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Ends `agent`'s shard as `state` (see [`AgentShard::end`]).
+    fn end(&mut self, agent: &str, state: ShardState) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.end(state);
+        }
+    }
+
     /// Sends every live agent its shard, all with one start instant, each recorded in the store first (a restarted
     /// coordinator judges late intervals by it).
     async fn assign(&mut self, ctx: &mut RunContext, live: &[AgentInfo]) {
@@ -295,9 +298,7 @@ impl PartRun<'_> {
                 if self.spec.model == LoadModel::Open {
                     ctx.open_model_agents.insert(share.agent.clone());
                 }
-                self.bounds
-                    .insert(share.agent.clone(), (bounds, intake::Ledger::default()));
-                self.pending.insert(share.agent);
+                self.agents.insert(share.agent, AgentShard::new(bounds));
             } else {
                 ctx.lost.insert(share.agent.clone());
                 ctx.find(
@@ -309,7 +310,6 @@ impl PartRun<'_> {
                 );
             }
         }
-        self.assigned = self.pending.clone();
         ctx.event(
             RunState::Running,
             format!(
@@ -319,7 +319,7 @@ impl PartRun<'_> {
                     .what
                     .clone()
                     .unwrap_or_else(|| describe(self.spec)),
-                self.pending.len()
+                self.agents.len()
             ),
         );
     }
