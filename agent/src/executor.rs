@@ -2,7 +2,8 @@
 //! shard runs on the HTTP executor), tied together here. A shard is prepared (checked against this agent's allowlist and limits, refused with a reason if it cannot run) and then run.
 
 use crate::AgentConfig;
-use crate::http::{self, HttpShardSpec, ShardOutput};
+use crate::http;
+use crate::shard_io::{HttpShardSpec, ShardOutput};
 use loadgrade_common::shard::Work;
 use std::sync::Arc;
 use tokio::time::Instant;

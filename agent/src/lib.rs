@@ -8,6 +8,7 @@ pub mod config_flags;
 pub mod cpu;
 mod cutting;
 pub mod executor;
+pub mod file_budget;
 pub mod http;
 pub mod identity;
 pub mod pagination;
@@ -18,6 +19,7 @@ pub mod recorder;
 pub mod redis_conn;
 pub mod scrape;
 pub mod session;
+pub mod shard_io;
 pub mod signal;
 pub mod spool;
 

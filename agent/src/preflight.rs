@@ -5,6 +5,7 @@
 
 use crate::AgentConfig;
 use crate::executor::{Prepared, Refusal, prepare};
+use crate::file_budget::{FileBudget, SPARE_FILES};
 use loadgrade_common::plan::LoadModel;
 use loadgrade_common::preflight::{CheckKind, CheckRow, CheckStatus};
 use loadgrade_common::shard::{Assignment, CacheShard, CacheShardTarget, HttpShard, Work};
@@ -191,20 +192,21 @@ pub fn needed_connections(work: &Work) -> u64 {
 
 /// The open-file limit against `connections` plus the files open now and a spare.
 fn open_files(connections: u64) -> CheckRow {
-    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+    let Ok(FileBudget {
+        soft,
+        hard,
+        open_now,
+        needed,
+    }) = FileBudget::measure(connections)
+    else {
         return CheckRow::warn(
             CheckKind::OpenFiles,
             "not measured: the open-file limit cannot be read",
             FILES_HINT,
         );
     };
-    let open_now = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let needed = connections
-        .saturating_add(open_now)
-        .saturating_add(crate::http::SPARE_FILES);
     let value = format!(
-        "limit {soft} (hard {hard}); needs {needed}: {connections} connection(s) + {open_now} open + {} spare",
-        crate::http::SPARE_FILES
+        "limit {soft} (hard {hard}); needs {needed}: {connections} connection(s) + {open_now} open + {SPARE_FILES} spare"
     );
     if needed > soft {
         CheckRow::fail(CheckKind::OpenFiles, value, FILES_HINT)

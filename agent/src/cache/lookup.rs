@@ -3,10 +3,9 @@
 //! in the open model, from the lookup's start otherwise; a lookup given up at the timeout is recorded at the time
 //! given up, as any request.
 
-use super::{Mode, ThreadCache};
-use crate::http::HttpShardSpec;
 use crate::http::transport::Conn;
 use crate::recorder::{Outcome, Recorder};
+use crate::shard_io::{HttpShardSpec, Mode, ThreadCache};
 use redis::AsyncCommands as _;
 use std::pin::Pin;
 use std::time::Duration;

@@ -11,7 +11,7 @@ pub use keys::KeySampler;
 pub use lookup::lookup;
 
 use crate::allowlist::Allowlist;
-use crate::http::HttpShardSpec;
+use crate::shard_io::{CacheLookup, HttpShardSpec, Mode};
 use crate::{Caps, executor};
 use loadgrade_common::shard::{CacheShard, CacheShardTarget};
 use std::sync::Arc;
@@ -19,31 +19,6 @@ use std::time::Duration;
 
 /// Put in place of `{key}` while the request is built, then cut out.
 const MARKER: &str = "LOADGRADEKEYMARKER";
-
-/// How a shard's lookups go.
-#[derive(Debug)]
-pub struct CacheLookup {
-    /// The request's bytes before and after its key.
-    pub request_prefix: Vec<u8>,
-    pub request_suffix: Vec<u8>,
-    pub key_prefix: String,
-    pub key_space: u64,
-    pub zipf: f64,
-    pub seed: u64,
-    pub agent_index: u64,
-    pub mode: Mode,
-}
-
-#[derive(Debug)]
-pub enum Mode {
-    Redis {
-        /// Reached at the address the allowlist admitted, every reply bounded.
-        client: crate::redis_conn::BoundedRedis,
-        ttl_s: u64,
-    },
-    /// A response with this header (lower-case name, value) is a hit.
-    Http { watch: (Vec<u8>, Vec<u8>) },
-}
 
 /// Why a cache shard is refused.
 #[derive(Debug, thiserror::Error)]
@@ -64,23 +39,6 @@ pub enum Refusal {
     RedisHost { host: String, why: String },
     #[error("cannot use the cache at {url}: {why}")]
     RedisConnect { url: String, why: String },
-}
-
-impl CacheLookup {
-    /// The request bytes of a lookup of `key`.
-    pub fn request(&self, key: &str) -> Vec<u8> {
-        let mut r =
-            Vec::with_capacity(self.request_prefix.len() + key.len() + self.request_suffix.len());
-        r.extend_from_slice(&self.request_prefix);
-        r.extend_from_slice(key.as_bytes());
-        r.extend_from_slice(&self.request_suffix);
-        r
-    }
-
-    /// This run's name of key number `n`.
-    pub fn key(&self, n: u64) -> String {
-        format!("{}{n}", self.key_prefix)
-    }
 }
 
 /// Checks a cache shard can run here: its HTTP side as an http shard is checked (allowlist, caps, files), its
@@ -211,71 +169,6 @@ async fn check_redis(
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(())
-}
-
-/// What one load thread keeps for its lookups: its key stream and its idle Redis connections. A lookup takes one
-/// for itself and gives it back, so each connection carries one command at a time (no pipelining), and a thread
-/// holds as many as it has lookups in flight: the plan's connections, as for HTTP.
-#[derive(Debug)]
-pub struct ThreadCache {
-    pub lookup: Arc<CacheLookup>,
-    pub sampler: std::sync::Mutex<KeySampler>,
-    idle: std::sync::Mutex<Vec<redis::aio::MultiplexedConnection>>,
-}
-
-impl ThreadCache {
-    pub fn new(lookup: Arc<CacheLookup>, thread: u64) -> Self {
-        let sampler = KeySampler::new(
-            lookup.seed,
-            lookup.agent_index,
-            thread,
-            lookup.key_space,
-            lookup.zipf,
-        );
-        ThreadCache {
-            lookup,
-            sampler: std::sync::Mutex::new(sampler),
-            idle: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The next key of this thread's stream.
-    pub fn next_key(&self) -> String {
-        let n = self
-            .sampler
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .next_key();
-        self.lookup.key(n)
-    }
-
-    /// An idle Redis connection of this thread for one lookup, or a new one (within `timeout`). Give it back with
-    /// [`Self::give_back`] when the lookup went well; a failed one is dropped.
-    pub async fn take_redis(
-        &self,
-        client: &crate::redis_conn::BoundedRedis,
-        timeout: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection, ()> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
-        }
-        client
-            .connect(timeout)
-            .await
-            .map_err(|e| tracing::debug!("redis connection failed: {e}"))
-    }
-
-    pub fn give_back(&self, conn: redis::aio::MultiplexedConnection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(conn);
-    }
 }
 
 impl From<Refusal> for executor::Refusal {

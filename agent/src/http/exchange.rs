@@ -1,10 +1,10 @@
 //! What every load thread does per connection: open it (timed, failures classified) and send one request on it
 //! under a timeout, recording the outcome. The timeout timer is one per connection, reset per request.
 
-use super::HttpShardSpec;
 use super::h1::ConnectFailure;
 use super::transport::Conn;
 use crate::recorder::{Outcome, Recorder};
+use crate::shard_io::{HttpShardSpec, ThreadCache};
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -53,7 +53,7 @@ pub async fn open(
 /// error.
 pub async fn send(
     spec: &HttpShardSpec,
-    cache: Option<&crate::cache::ThreadCache>,
+    cache: Option<&ThreadCache>,
     recorder: &Recorder,
     conn: &mut Conn,
     timer: &mut Pin<&mut Sleep>,

@@ -21,25 +21,20 @@ pub use target::{HttpTarget, TargetError};
 pub use transport::TlsError;
 
 use crate::cpu::LoadThreads;
-use crate::recorder::{IntervalCutter, Recorder, ShardId};
+use crate::recorder::{IntervalCutter, Recorder};
+use crate::shard_io::{HttpShardSpec, INTERVAL, ShardOutput, ThreadCache};
 use limits::Limits;
-use loadgrade_common::interval::IntervalReport;
-use loadgrade_common::shard::ShardProfile;
+use loadgrade_common::plan::LoadModel;
 use loadgrade_common::shares::split_by_weight;
 use share::Slot;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-/// Length of one interval report.
-pub const INTERVAL: Duration = Duration::from_secs(1);
 /// Period of the event-loop lag probe on every load thread.
 const LAG_PROBE_PERIOD: Duration = Duration::from_millis(5);
-/// File descriptors kept free beyond the shard's connections (logs, the coordinator session, DNS).
-pub const SPARE_FILES: u64 = 64;
 /// Open model: fewest connections a load thread's pool gets. Arrivals wait for a free connection of their own
 /// thread, so many small pools queue (and drop) more than one large pool at the same load: pools this large keep
 /// the result nearly independent of the agent's core count, and one thread sends far beyond 100,000 requests/s.
@@ -54,39 +49,6 @@ pub enum Failure {
     ThreadsEnded { ended: usize, of: usize },
     #[error("{0}; this shard's figures are incomplete")]
     Task(&'static str),
-}
-
-/// A shard checked and ready to run.
-#[derive(Debug)]
-pub struct HttpShardSpec {
-    pub target: HttpTarget,
-    pub transport: transport::Transport,
-    pub open_model: bool,
-    pub poisson: bool,
-    pub profile: ShardProfile,
-    /// Open model: this agent's connection cap.
-    pub connections: u64,
-    pub warmup: Duration,
-    /// Open model: this agent's backlog.
-    pub max_backlog: u64,
-    pub timeout: Duration,
-    pub max_requests: Option<u64>,
-    /// Load threads (each its own current-thread runtime).
-    pub threads: usize,
-    /// How the agent's part is split over its threads: for the open model each thread's connections (so a thread
-    /// gets rate and backlog in proportion to the connections it has), else equal weights.
-    pub thread_weights: Vec<u64>,
-    /// A stale kept-alive connection may be retried once (the request is idempotent).
-    pub idempotent: bool,
-    /// What connections are checked against when they are made.
-    pub allowed: crate::allowlist::Resolved,
-    /// Longest the shard may run (the agent's `--max-duration`).
-    pub max_duration: Option<Duration>,
-    /// A cache shard: each request is a lookup of a key (crate::cache).
-    pub cache: Option<Arc<crate::cache::CacheLookup>>,
-    /// Injected fault: block every load thread for `.1` once every `.0`.
-    #[cfg(feature = "fault-injection")]
-    pub block: Option<(Duration, Duration)>,
 }
 
 /// What one load thread needs.
@@ -104,7 +66,7 @@ pub struct ThreadContext {
     /// Open model: this thread's backlog.
     pub backlog: u64,
     /// A cache shard: this thread's key stream and Redis connection.
-    pub cache: Option<crate::cache::ThreadCache>,
+    pub cache: Option<ThreadCache>,
 }
 
 impl ThreadContext {
@@ -123,15 +85,6 @@ impl ThreadContext {
     }
 }
 
-/// Where a shard's reports go and who it is.
-pub struct ShardOutput {
-    pub shard: ShardId,
-    pub seq: Arc<AtomicU64>,
-    /// Coordinator wall clock (Unix ms) of the start instant.
-    pub start_unix_ms: i64,
-    pub reports: mpsc::Sender<IntervalReport>,
-}
-
 /// Runs the shard from `start`. Returns the number of reports sent, or why the load threads could not start.
 pub async fn run(
     spec: Arc<HttpShardSpec>,
@@ -140,7 +93,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<u64, Failure> {
     let recorders: Vec<Recorder> = (0..spec.threads)
-        .map(|_| Recorder::new(spec.open_model))
+        .map(|_| Recorder::new(spec.model == LoadModel::Open))
         .collect();
     let load_threads = LoadThreads::default();
     let mut cutter = IntervalCutter::new(
@@ -196,7 +149,7 @@ pub async fn run(
             cache: spec
                 .cache
                 .clone()
-                .map(|lookup| crate::cache::ThreadCache::new(lookup, t as u64)),
+                .map(|lookup| ThreadCache::new(lookup, t as u64)),
         });
         let done = done_tx.clone();
         let load_threads = load_threads.clone();
@@ -300,10 +253,9 @@ async fn load_thread(ctx: Arc<ThreadContext>) {
             }
         })
     });
-    if ctx.spec.open_model {
-        open::run(ctx).await;
-    } else {
-        closed::run(ctx).await;
+    match ctx.spec.model {
+        LoadModel::Open => open::run(ctx).await,
+        LoadModel::Closed => closed::run(ctx).await,
     }
     #[cfg(feature = "fault-injection")]
     if let Some(blocker) = blocker {

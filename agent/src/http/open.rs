@@ -11,6 +11,7 @@
 use super::ThreadContext;
 use super::exchange::{open, send};
 use super::precise::PreciseTimer;
+use loadgrade_common::plan::Arrivals;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -88,7 +89,7 @@ async fn schedule(
             let mut j: u128 = 0;
             let mut poisson_at = slot.begin;
             loop {
-                let intended = if ctx.spec.poisson {
+                let intended = if ctx.spec.arrivals == Arrivals::Poisson {
                     let gap = -(1.0 - rng.random::<f64>()).ln() / slot.value as f64;
                     poisson_at += Duration::from_secs_f64(gap);
                     poisson_at

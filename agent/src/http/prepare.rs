@@ -2,13 +2,12 @@
 //! plan's bounds and this agent's caps, its connections within the open-file limit; and how its load is split over
 //! the load threads.
 
-use super::{
-    HttpShardSpec, HttpTarget, MIN_OPEN_POOL, SPARE_FILES, TargetError, ThreadShare, TlsError,
-    transport,
-};
+use super::{HttpTarget, MIN_OPEN_POOL, TargetError, ThreadShare, TlsError, transport};
 use crate::allowlist::OutsideAllowlist;
+use crate::file_budget::{FileBudget, SPARE_FILES};
+use crate::shard_io::HttpShardSpec;
 use crate::{Allowlist, Caps};
-use loadgrade_common::plan::{Arrivals, LoadModel};
+use loadgrade_common::plan::LoadModel;
 use loadgrade_common::shard::HttpShard;
 use loadgrade_common::shares::split_by_weight;
 
@@ -111,8 +110,8 @@ impl HttpShardSpec {
         Ok(HttpShardSpec {
             target,
             transport,
-            open_model,
-            poisson: shard.arrivals == Arrivals::Poisson,
+            model: shard.model,
+            arrivals: shard.arrivals,
             profile: shard.profile,
             connections,
             warmup: shard.warmup,
@@ -195,17 +194,13 @@ fn check_caps(shard: &HttpShard, connections: u64, caps: &Caps) -> Result<(), Re
 
 /// Refuses a shard whose connections would not fit under this process's open-file limit.
 fn check_open_files(connections: u64) -> Result<(), Refusal> {
-    let (soft, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).map_err(Refusal::FileLimit)?;
-    let open_now = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let needed = connections
-        .saturating_add(open_now)
-        .saturating_add(SPARE_FILES);
-    if needed > soft {
+    let budget = FileBudget::measure(connections).map_err(Refusal::FileLimit)?;
+    if budget.exceeded() {
         return Err(Refusal::OpenFiles {
-            soft,
+            soft: budget.soft,
             connections,
-            open_now,
-            needed,
+            open_now: budget.open_now,
+            needed: budget.needed,
         });
     }
     Ok(())
@@ -214,7 +209,7 @@ fn check_open_files(connections: u64) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadgrade_common::plan::HttpRequest;
+    use loadgrade_common::plan::{Arrivals, HttpRequest};
     use loadgrade_common::profile::Profile;
     use loadgrade_common::shard::ShardProfile;
     use std::time::Duration;

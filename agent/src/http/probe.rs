@@ -1,6 +1,6 @@
 //! Preflight's probe of an HTTP target: one TCP connect and one request of the shard, never load.
 
-use super::HttpShardSpec;
+use crate::shard_io::{HttpShardSpec, Mode};
 use std::time::Duration;
 
 impl HttpShardSpec {
@@ -39,7 +39,7 @@ impl HttpShardSpec {
         };
         let exchange = async {
             let answered = match &self.cache {
-                Some(lookup) if matches!(lookup.mode, crate::cache::Mode::Http { .. }) => conn
+                Some(lookup) if matches!(lookup.mode, Mode::Http { .. }) => conn
                     .exchange_bytes(&lookup.request(&lookup.key(0)), None, false)
                     .await
                     .map(|e| e.status),

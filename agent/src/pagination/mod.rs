@@ -14,7 +14,7 @@ pub use probe::ProbeError;
 
 use crate::Allowlist;
 use crate::cutting::Ended;
-use crate::http::ShardOutput;
+use crate::shard_io::ShardOutput;
 use db::{Pool, Value};
 use figures::{Cutter, Figures};
 use loadgrade_common::interval::TableFacts;

@@ -18,7 +18,7 @@ pub use prometheus::{BinaryError, prometheus_on_path, trusted_binary};
 
 use crate::Allowlist;
 use crate::cutting::Ended;
-use crate::http::ShardOutput;
+use crate::shard_io::ShardOutput;
 use figures::{Cutter, Figures, Phase};
 use loadgrade_common::interval::PrometheusFigures;
 use loadgrade_common::shard::ScrapeShard;

@@ -4,8 +4,8 @@
 use super::MAX_START_AHEAD_MS;
 use crate::AgentConfig;
 use crate::executor::{self, Refusal};
-use crate::http::ShardOutput;
 use crate::recorder::ShardId;
+use crate::shard_io::ShardOutput;
 use crate::spool::Spool;
 use loadgrade_common::clock::unix_ms;
 use loadgrade_common::protocol::{FromAgent, ShardDone, ShardOutcome, ShardRefused};
