@@ -155,3 +155,73 @@ async fn the_store_contract_holds_on_postgres() {
     store_contract(&store).await;
     guard.drop_schema().await;
 }
+
+/// A scrape interval's figures come back as they went in; one whose stored figures lost a field is an error naming
+/// it, never a zero.
+#[tokio::test]
+async fn scrape_figures_round_trip_and_a_missing_field_is_an_error() {
+    use loadgrade_common::interval::{PrometheusFigures, ScrapeFigures};
+    let dir = std::env::temp_dir().join(format!("loadgrade-store-scrape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    let store = Store::open(&url).await.expect("store");
+    store
+        .insert_run("r", "p", "p.toml", "", "2026-12-08T00:00:00Z", None)
+        .await
+        .expect("run");
+    let report = IntervalReport {
+        run_id: "r".into(),
+        agent: "a".into(),
+        part: PartId {
+            scenario: "s".into(),
+            stage: 0,
+        },
+        scrape: Some(ScrapeFigures {
+            target_series: 5,
+            series: 10,
+            samples: 20,
+            prometheus: Some(PrometheusFigures {
+                version: "prometheus, version 2.42.0".into(),
+                window_ms: 3_000,
+                head_series: 10,
+                samples_appended_per_s: 9.5,
+                rss_bytes: 1 << 20,
+                cpu_seconds: 0.25,
+                heap_inuse_bytes: 1 << 19,
+            }),
+            prometheus_not_measured: String::new(),
+            window_ms: 3_000,
+        }),
+        ..IntervalReport::default()
+    };
+    store.insert_interval(&report).await.expect("stored");
+    let back = store.intervals_of("r").await.expect("read back");
+    assert_eq!(back[0].scrape, report.scrape);
+
+    // Damage the stored figures: the series count goes missing.
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("raw connection");
+    let json: String = sqlx::query_scalar("SELECT counters_json FROM intervals")
+        .fetch_one(&pool)
+        .await
+        .expect("counters");
+    let mut value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    value["scrape"]
+        .as_object_mut()
+        .expect("scrape figures")
+        .remove("series");
+    sqlx::query("UPDATE intervals SET counters_json = ?")
+        .bind(value.to_string())
+        .execute(&pool)
+        .await
+        .expect("damaged");
+    let error = store
+        .intervals_of("r")
+        .await
+        .expect_err("a missing figure is an error")
+        .to_string();
+    assert!(error.contains("series is missing"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -283,46 +283,58 @@ fn interval(run_id: &str, row: &AnyRow) -> Result<IntervalReport, StoreError> {
             None => None,
             Some(p) => Some(pagination(p).map_err(|e| corrupt(format!("pagination: {e}")))?),
         },
-        scrape: counters.get("scrape").map(scrape),
+        scrape: match counters.get("scrape") {
+            None => None,
+            Some(f) => Some(scrape(f).map_err(|e| corrupt(format!("scrape: {e}")))?),
+        },
         health: Default::default(),
     })
 }
 
-/// A scrape interval's figures as `insert_interval` wrote them.
-fn scrape(f: &serde_json::Value) -> ScrapeFigures {
-    let number = |v: &serde_json::Value, key: &str| {
-        v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+/// A figure `insert_interval` always writes, missing from a stored interval: the store was damaged or written by
+/// something else. Read back as an error, never as a default.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is missing or not of its type")]
+struct MissingField(&'static str);
+
+/// A scrape interval's figures as `insert_interval` wrote them; every field must be there.
+fn scrape(f: &serde_json::Value) -> Result<ScrapeFigures, MissingField> {
+    let number = |v: &serde_json::Value, key: &'static str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(MissingField(key))
     };
-    let real = |v: &serde_json::Value, key: &str| {
+    let real = |v: &serde_json::Value, key: &'static str| {
         v.get(key)
             .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.0)
+            .ok_or(MissingField(key))
     };
-    let text = |v: &serde_json::Value, key: &str| {
+    let text = |v: &serde_json::Value, key: &'static str| {
         v.get(key)
             .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+            .map(str::to_owned)
+            .ok_or(MissingField(key))
     };
-    ScrapeFigures {
-        target_series: number(f, "target_series"),
-        series: number(f, "series"),
-        samples: number(f, "samples"),
-        prometheus_not_measured: text(f, "prometheus_not_measured"),
-        window_ms: number(f, "window_ms"),
-        prometheus: f
-            .get("prometheus")
-            .filter(|p| p.is_object())
-            .map(|p| PrometheusFigures {
-                version: text(p, "version"),
-                window_ms: number(p, "window_ms"),
-                head_series: number(p, "head_series"),
-                samples_appended_per_s: real(p, "samples_appended_per_s"),
-                rss_bytes: number(p, "rss_bytes"),
-                cpu_seconds: real(p, "cpu_seconds"),
-                heap_inuse_bytes: number(p, "heap_inuse_bytes"),
-            }),
-    }
+    let prometheus = match f.get("prometheus").filter(|p| !p.is_null()) {
+        None => None,
+        Some(p) => Some(PrometheusFigures {
+            version: text(p, "version")?,
+            window_ms: number(p, "window_ms")?,
+            head_series: number(p, "head_series")?,
+            samples_appended_per_s: real(p, "samples_appended_per_s")?,
+            rss_bytes: number(p, "rss_bytes")?,
+            cpu_seconds: real(p, "cpu_seconds")?,
+            heap_inuse_bytes: number(p, "heap_inuse_bytes")?,
+        }),
+    };
+    Ok(ScrapeFigures {
+        target_series: number(f, "target_series")?,
+        series: number(f, "series")?,
+        samples: number(f, "samples")?,
+        prometheus_not_measured: text(f, "prometheus_not_measured")?,
+        window_ms: number(f, "window_ms")?,
+        prometheus,
+    })
 }
 
 /// A stored histogram that is not base64.
