@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
-/// A loopback port free at the time of asking (the restarted coordinator must listen where the agent dials).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// `loadgrade serve` on `port` over the SQLite file `db`, once it says it listens.
 async fn serve(port: u16, db: &std::path::Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgrade"))
@@ -125,7 +116,7 @@ async fn a_coordinator_killed_mid_run_loses_no_interval_and_runs_nothing_again()
     let testbed = Testbed::start(TestbedConfig::plain(([127, 0, 0, 1], 0).into()))
         .await
         .expect("testbed");
-    let port = free_port();
+    let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut coordinator = serve(port, &db).await;
     let mut agents = [

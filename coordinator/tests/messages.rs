@@ -18,14 +18,6 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// `loadgrade serve` with `extra` flags, its log (stderr) in `log`, once it says it listens.
 fn serve(dir: &Path, port: u16, extra: &[String], log: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgrade"))
@@ -100,7 +92,7 @@ fn a_certificate_for_another_name_is_said_in_words_once() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let port = free_port();
+    let port = support::free_port();
     let tls: Vec<String> = [
         ("--tls-cert", "coordinator.pem"),
         ("--tls-key", "coordinator.key"),
@@ -157,7 +149,7 @@ fn a_certificate_for_another_name_is_said_in_words_once() {
 #[test]
 fn serve_says_who_connects_and_when_it_stops_and_a_taken_name_is_advised_once() {
     let dir = temp_dir("serve");
-    let port = free_port();
+    let port = support::free_port();
     let serve_log = dir.join("serve.log");
     let mut coordinator = serve(&dir, port, &[], &serve_log);
     let url = format!("http://127.0.0.1:{port}");

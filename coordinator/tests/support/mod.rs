@@ -186,3 +186,13 @@ pub fn finding_about(
         .message
         .clone()
 }
+
+/// A loopback port free at the time of asking (for a process that must listen where others dial, again after a
+/// restart).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

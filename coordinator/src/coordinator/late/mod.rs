@@ -44,7 +44,6 @@ struct Collected {
     /// Agents of the run seen connected since the restart, and when first.
     back: BTreeMap<String, Instant>,
     last_late: Option<Instant>,
-    stored: usize,
     refusals: Vec<String>,
     refused: usize,
 }
@@ -179,7 +178,6 @@ impl Coordinator {
             Ok(()) => match self.store.insert_intervals_marked(&[report], true).await {
                 Ok(_) => {
                     judge.stored.insert(key);
-                    collected.stored += 1;
                     ack();
                 }
                 // Not acknowledged: the agent's spool keeps it for its next session.
